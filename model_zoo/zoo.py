@@ -1,0 +1,508 @@
+"""The checkpoint registry: add, list, compare, promote, roll back and load trained models.
+
+Promises:
+
+* A checkpoint is a folder ``<workspace>/models/<kind>/<model_id>/`` holding ``config.json``,
+  ``model.safetensors`` and ``card.json``. It is written in a staging folder and renamed into
+  place in one step, so a crash mid-write never leaves a half checkpoint in :meth:`Zoo.list`.
+* Each kind has its own current model, kept in ``<workspace>/models/<kind>/current.json``.
+  The pointer is replaced atomically (temp file, fsync, ``os.replace``) under an exclusive
+  ``fcntl`` lock, so concurrent promoters in different processes never corrupt it or lose an
+  update. Every change is appended to the pointer's event log.
+* The first checkpoint added for a kind becomes current; after that only :meth:`Zoo.promote`
+  and :meth:`Zoo.rollback` move the pointer.
+* Loading never unpickles: weights are read from safetensors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from model_zoo.card import KINDS, MODEL_ID_RE, ModelCard, flat_metrics, new_model_id
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "ClassMismatchError",
+    "NothingToRollBackError",
+    "PointerEvent",
+    "UnknownModelError",
+    "Zoo",
+    "ZooError",
+    "load_segmentation_model",
+    "metric_columns",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+POINTER_FILE = "current.json"
+_STAGING = ".staging"
+_LOCK = ".lock"
+# Files that would need unpickling to load; a zoo checkpoint never carries them.
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# Metrics shown first in lists, per kind; anything else follows alphabetically.
+_KEY_METRICS = {
+    "segmentation": ("mean_iou", "iou/", "dice", "mean_dice", "accuracy", "loss"),
+    "diagnosis": ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"),
+}
+
+
+class ZooError(Exception):
+    """A model-zoo request that cannot be carried out; the message says why and what to do."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    """No checkpoint has the requested model id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ClassMismatchError(ZooError):
+    """The model's classes differ from the workspace's class schema."""
+
+
+class NothingToRollBackError(ZooError):
+    """There is no earlier current model to return to."""
+
+
+class PointerEvent(BaseModel):
+    """One change of a kind's current model."""
+
+    at: datetime
+    action: Literal["add", "promote", "rollback"]
+    model_id: str
+    previous: str | None = None
+
+
+class _Pointer(BaseModel):
+    """Contents of ``current.json``: the current model and how it got there."""
+
+    kind: str
+    model_id: str | None = None
+    # Previously current models, most recent last: what rollback returns to.
+    history: list[str] = Field(default_factory=list)
+    events: list[PointerEvent] = Field(default_factory=list)
+
+
+class Zoo:
+    """Registry of trained checkpoints inside one workspace.
+
+    Args:
+        workspace: The SmearLab workspace folder; models live under ``<workspace>/models``.
+    """
+
+    def __init__(self, workspace: Path | str) -> None:
+        self.workspace = Path(workspace).expanduser().resolve()
+        self.root = self.workspace / "models"
+
+    # ------------------------------------------------------------------ writing
+
+    def staging_dir(self, kind: str) -> Path:
+        """Make an empty folder to write a checkpoint into before :meth:`add`.
+
+        It sits on the same file system as the final folder, so :meth:`add` can move it into
+        place atomically. Folders under ``.staging`` are never listed as models.
+        """
+        staging_root = self._kind_dir(kind) / _STAGING
+        staging_root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = staging_root / f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
+        path.mkdir()
+        return path
+
+    def add(self, kind: str, staging_dir: Path | str, card: ModelCard) -> ModelCard:
+        """Register the checkpoint written in ``staging_dir`` under ``card``.
+
+        The folder must hold ``config.json`` and ``model.safetensors``; ``card.json`` is written
+        here. A folder from :meth:`staging_dir` is moved into place; any other folder is copied
+        first and left untouched. The model becomes current when the kind has no current model.
+
+        Args:
+            kind: ``"segmentation"`` or ``"diagnosis"``.
+            staging_dir: Folder holding the checkpoint files.
+            card: The model card; an empty ``model_id`` gets a fresh one.
+
+        Returns:
+            The card as stored, with its final ``model_id``.
+
+        Raises:
+            ZooError: When the kind or card disagree, files are missing, pickled weights are
+                present, or the model id is taken.
+        """
+        kind_dir = self._kind_dir(kind)
+        if card.kind != kind:
+            raise ZooError(f"card says kind {card.kind!r} but it is being added as {kind!r}")
+        staging = Path(staging_dir).resolve()
+        _check_checkpoint_files(staging)
+        model_id = card.model_id or new_model_id(kind)
+        card = card.model_copy(update={"model_id": model_id})
+        if self._find(model_id) is not None:
+            raise ZooError(
+                f"model id {model_id!r} already exists; leave model_id empty for a new one"
+            )
+
+        if staging.parent != kind_dir / _STAGING:
+            copy = self.staging_dir(kind)
+            shutil.copytree(staging, copy, dirs_exist_ok=True)
+            staging = copy
+        _atomic_write_text(staging / CARD_FILE, card.model_dump_json(indent=2))
+        for item in staging.iterdir():
+            if item.is_file():
+                _fsync_file(item)
+        _fsync_dir(staging)
+
+        final = kind_dir / model_id
+        with self._locked(kind):
+            if final.exists():
+                raise ZooError(f"model id {model_id!r} already exists; leave model_id empty")
+            os.rename(staging, final)
+            _fsync_dir(kind_dir)
+            pointer = self._read_pointer(kind)
+            if pointer.model_id is None or not (kind_dir / pointer.model_id).is_dir():
+                pointer.events.append(
+                    PointerEvent(at=_now(), action="add", model_id=model_id, previous=None)
+                )
+                pointer.model_id = model_id
+                self._write_pointer(kind, pointer)
+        return card
+
+    def promote(self, model_id: str, classes: Sequence[str] | None = None) -> ModelCard:
+        """Make ``model_id`` the current model of its kind.
+
+        Args:
+            model_id: The checkpoint to promote.
+            classes: The workspace's class names in index order. When given, promotion is
+                refused unless the model was trained on exactly these classes.
+
+        Returns:
+            The promoted model's card.
+
+        Raises:
+            UnknownModelError: No such model (the message lists valid ids).
+            ClassMismatchError: The classes differ (the message names both lists).
+        """
+        card = self.get(model_id)
+        if classes is not None and list(classes) != list(card.classes):
+            raise ClassMismatchError(
+                f"model {model_id} was trained on classes {list(card.classes)} but the workspace "
+                f"schema has {list(classes)}; retrain on the current schema or promote a model "
+                "that matches it"
+            )
+        with self._locked(card.kind):
+            pointer = self._read_pointer(card.kind)
+            previous = pointer.model_id
+            if previous is not None and previous != model_id:
+                pointer.history.append(previous)
+            pointer.model_id = model_id
+            pointer.events.append(
+                PointerEvent(at=_now(), action="promote", model_id=model_id, previous=previous)
+            )
+            self._write_pointer(card.kind, pointer)
+        return card
+
+    def rollback(self, kind: str) -> ModelCard:
+        """Return ``kind`` to the model that was current before the present one.
+
+        Models that have since been deleted are skipped. The rolled-back-from model stays in the
+        zoo and in the event log.
+
+        Returns:
+            The card of the model that is now current.
+
+        Raises:
+            NothingToRollBackError: No earlier model exists.
+        """
+        kind_dir = self._kind_dir(kind)
+        with self._locked(kind):
+            pointer = self._read_pointer(kind)
+            while pointer.history:
+                candidate = pointer.history.pop()
+                if candidate != pointer.model_id and (kind_dir / candidate / CARD_FILE).is_file():
+                    previous, pointer.model_id = pointer.model_id, candidate
+                    pointer.events.append(
+                        PointerEvent(
+                            at=_now(), action="rollback", model_id=candidate, previous=previous
+                        )
+                    )
+                    self._write_pointer(kind, pointer)
+                    return self.get(candidate)
+        raise NothingToRollBackError(
+            f"there is no earlier {kind} model to roll back to; promote one by id instead"
+        )
+
+    def discard_stale_staging(self, max_age_s: float = 24 * 3600) -> list[Path]:
+        """Delete staging folders older than ``max_age_s`` (left by crashed runs).
+
+        Returns:
+            The folders removed.
+        """
+        removed = []
+        now = datetime.now(UTC).timestamp()
+        for kind in KINDS:
+            staging_root = self.root / kind / _STAGING
+            if not staging_root.is_dir():
+                continue
+            for item in staging_root.iterdir():
+                if item.is_dir() and now - item.stat().st_mtime > max_age_s:
+                    shutil.rmtree(item, ignore_errors=True)
+                    removed.append(item)
+        return removed
+
+    # ------------------------------------------------------------------ reading
+
+    def list(self, kind: str | None = None) -> list[ModelCard]:
+        """Cards of all complete checkpoints, oldest first; all kinds when ``kind`` is None."""
+        kinds = KINDS if kind is None else (self._kind_name(kind),)
+        cards = []
+        for name in kinds:
+            kind_dir = self.root / name
+            if not kind_dir.is_dir():
+                continue
+            for item in kind_dir.iterdir():
+                if item.name.startswith(".") or not item.is_dir():
+                    continue
+                card = _read_card(item)
+                if card is not None:
+                    cards.append(card)
+        return sorted(cards, key=lambda c: (c.created_at, c.model_id))
+
+    def get(self, model_id: str) -> ModelCard:
+        """The card of ``model_id``.
+
+        Raises:
+            UnknownModelError: No such model; the message lists the valid ids.
+        """
+        folder = self._find(model_id)
+        card = _read_card(folder) if folder is not None else None
+        if card is None:
+            known = [c.model_id for c in self.list()]
+            listing = ", ".join(known[-20:]) if known else "none yet; train a model first"
+            raise UnknownModelError(f"no model with id {model_id!r}; valid ids: {listing}")
+        return card
+
+    def path(self, model_id: str) -> Path:
+        """The checkpoint folder of ``model_id`` (raises :class:`UnknownModelError`)."""
+        card = self.get(model_id)
+        return self.root / card.kind / card.model_id
+
+    def current(self, kind: str) -> ModelCard | None:
+        """The current model of ``kind``, or None when there is none yet."""
+        pointer = self._read_pointer(kind)
+        if pointer.model_id is None:
+            return None
+        return _read_card(self.root / kind / pointer.model_id)
+
+    def history(self, kind: str) -> list[PointerEvent]:
+        """Every change of ``kind``'s current model, oldest first."""
+        return list(self._read_pointer(kind).events)
+
+    # ------------------------------------------------------------------ internals
+
+    def _kind_name(self, kind: str) -> str:
+        if kind not in KINDS:
+            raise ZooError(f"unknown model kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        return kind
+
+    def _kind_dir(self, kind: str) -> Path:
+        kind_dir = self.root / self._kind_name(kind)
+        kind_dir.mkdir(parents=True, exist_ok=True)
+        return kind_dir
+
+    def _find(self, model_id: str) -> Path | None:
+        if not MODEL_ID_RE.match(model_id):
+            return None
+        for kind in KINDS:
+            folder = self.root / kind / model_id
+            if (folder / CARD_FILE).is_file():
+                return folder
+        return None
+
+    @contextlib.contextmanager
+    def _locked(self, kind: str) -> Iterator[None]:
+        with _flock(self._kind_dir(kind) / _LOCK):
+            yield
+
+    def _read_pointer(self, kind: str) -> _Pointer:
+        path = self.root / self._kind_name(kind) / POINTER_FILE
+        try:
+            return _Pointer.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return _Pointer(kind=kind)
+        except ValidationError as exc:
+            raise ZooError(
+                f"{path} is not a valid current-model pointer ({exc.error_count()} errors); "
+                "restore it from a backup or delete it and promote a model again"
+            ) from exc
+
+    def _write_pointer(self, kind: str, pointer: _Pointer) -> None:
+        _atomic_write_text(self.root / kind / POINTER_FILE, pointer.model_dump_json(indent=2))
+
+
+def metric_columns(cards: Sequence[ModelCard]) -> list[str]:
+    """Metric names to show side by side for ``cards``, key metrics of their kind first.
+
+    Names are those of :func:`model_zoo.card.flat_metrics`, e.g. ``"mean_iou"``, ``"iou/rbc"``.
+    """
+    names: set[str] = set()
+    for card in cards:
+        names.update(flat_metrics(card.metrics))
+    preferred: list[str] = []
+    for card in cards:
+        for key in _KEY_METRICS.get(card.kind, ()):
+            if key not in preferred:
+                preferred.append(key)
+
+    def rank(name: str) -> tuple[int, str]:
+        for position, key in enumerate(preferred):
+            if name == key or (key.endswith("/") and name.startswith(key)):
+                return position, name
+        return len(preferred), name
+
+    return sorted(names, key=rank)
+
+
+def load_segmentation_model(
+    zoo: Zoo, model_id: str | None = None, device: str = "cpu"
+) -> tuple[torch.nn.Module, ModelCard]:
+    """Load a segmentation checkpoint in eval mode, from safetensors only.
+
+    The architecture is rebuilt from ``config.json`` as written by smp's ``save_pretrained``
+    (``_model_class`` plus init arguments). ``smp.from_pretrained`` is not used because it would
+    build the encoder with the saved ``encoder_weights`` first, which downloads ImageNet weights
+    that the checkpoint then overwrites; here the encoder is built empty and filled from the file.
+
+    Args:
+        zoo: The zoo to load from.
+        model_id: Which model; the current segmentation model when None.
+        device: Torch device to put the model on.
+
+    Returns:
+        The model (in eval mode) and its card.
+
+    Raises:
+        ZooError: No current model, the id is not a segmentation model, or the files disagree.
+    """
+    import segmentation_models_pytorch as smp  # lazy: heavy, and only loaders need it
+    import torch
+    from safetensors.torch import load_file
+
+    if model_id is None:
+        card = zoo.current("segmentation")
+        if card is None:
+            raise ZooError("there is no current segmentation model yet; train one first")
+    else:
+        card = zoo.get(model_id)
+    if card.kind != "segmentation":
+        raise ZooError(f"model {card.model_id} is a {card.kind} model, not a segmentation model")
+    folder = zoo.path(card.model_id)
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    class_name = config.get("_model_class")
+    model_class = getattr(smp, str(class_name), None)
+    if not isinstance(model_class, type) or not issubclass(model_class, torch.nn.Module):
+        raise ZooError(
+            f"{folder / CONFIG_FILE} names model class {class_name!r}, which "
+            "segmentation_models_pytorch does not have; save checkpoints with smp's save_pretrained"
+        )
+    kwargs = {key: value for key, value in config.items() if not key.startswith("_")}
+    kwargs["encoder_weights"] = None  # every weight comes from the checkpoint file
+    if kwargs.get("classes") not in (None, len(card.classes)):
+        raise ZooError(
+            f"model {card.model_id} predicts {kwargs['classes']} classes but its card lists "
+            f"{len(card.classes)} ({card.classes}); the checkpoint is inconsistent"
+        )
+    model = model_class(**kwargs)
+    state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), card
+
+
+# ---------------------------------------------------------------------- file helpers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_card(folder: Path) -> ModelCard | None:
+    path = folder / CARD_FILE
+    try:
+        return ModelCard.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValidationError, OSError) as exc:
+        log.warning("skipping %s: unreadable model card (%s)", folder, exc)
+        return None
+
+
+def _check_checkpoint_files(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ZooError(f"checkpoint folder {folder} does not exist")
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ZooError(
+            f"checkpoint folder {folder} lacks {', '.join(missing)}; save the model with "
+            "save_pretrained (config.json + model.safetensors) before adding it"
+        )
+    pickled = sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in _PICKLE_SUFFIXES)
+    if pickled:
+        raise ZooError(
+            f"checkpoint folder {folder} holds pickled files {pickled}; the zoo stores "
+            "safetensors only, so remove them"
+        )
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
