@@ -45,6 +45,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -192,7 +193,7 @@ class Measurements:
         for name in MEASUREMENTS:
             value = getattr(self, name)
             if value is not None:
-                _check_possible(name, value, self.unit_of(name))
+                check_possible(name, value, self.unit_of(name))
 
     def unit_of(self, name: str) -> str:
         """The unit measurement ``name`` was entered in."""
@@ -212,8 +213,13 @@ class Measurements:
         )
 
 
-def _check_possible(name: str, value: object, unit: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def check_possible(name: str, value: object, unit: str) -> None:
+    """Refuse a value that cannot be real (see the module docstring); ``name`` is the field.
+
+    Raises:
+        MeasurementError: naming ``name``, with what is wrong and what to do.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise MeasurementError(name, f"{value!r} is not a number.")
     if not math.isfinite(value):
         raise MeasurementError(name, f"{value!r} is not a finite number.")
