@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +218,15 @@ def test_figure_draws_thresholds_band_and_points() -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=40)
     assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_importing_forecast_leaves_matplotlib_and_streamlit_out() -> None:
+    code = (
+        "import sys, training.diagnosis.forecast;"
+        "print('matplotlib' in sys.modules, 'streamlit' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.split() == ["False", "False"]
