@@ -1,0 +1,172 @@
+"""Training loop: learns a trivially learnable set, is repeatable, refuses bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dataset.schema import UNLABELLED
+from training.inference import predict_proba
+from training.model import load_model
+from training.segment import (
+    NonFiniteLossError,
+    Sample,
+    SegTrainConfig,
+    TrainingCancelled,
+    train_segmentation,
+)
+
+CLASSES = ["background", "erythrocyte"]
+
+
+def _discs(n: int, seed: int, smear: str, size: tuple[int, int] = (64, 64)) -> list[Sample]:
+    """Red discs on pale plasma; a quarter of every mask left unlabelled."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    out = []
+    for i in range(n):
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = (228, 224, 210)
+        mask = np.zeros((h, w), np.uint8)
+        for _ in range(3):
+            cy, cx = rng.integers(8, h - 8), rng.integers(8, w - 8)
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(25, 80)
+            image[disc] = (190, 60, 70)
+            mask[disc] = 1
+        image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+        mask[: h // 4] = UNLABELLED
+        out.append(Sample(image, mask, f"{smear}-t{i}", f"{smear}-{i // 2}"))
+    return out
+
+
+def _config(**overrides) -> SegTrainConfig:
+    base = dict(
+        epochs=1, batch_size=4, patch_size=64, steps_per_epoch=2, lr=3e-3, num_threads=1,
+        patience=None,
+    )  # fmt: skip
+    return SegTrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    events: list[dict] = []
+    result = train_segmentation(
+        _discs(4, 0, "a"),
+        _discs(2, 1, "b"),
+        CLASSES,
+        _config(epochs=4, steps_per_epoch=3),
+        on_progress=events.append,
+        out_dir=out,
+    )
+    return result, events, out
+
+
+@pytest.mark.slow
+def test_a_few_steps_lower_the_loss(trained):
+    result, _, _ = trained
+    first, last = result.history[0], result.history[-1]
+    assert last.train_loss < first.train_loss
+    assert min(r.val_loss for r in result.history[1:]) < first.val_loss
+    assert result.epochs_run == 4 and result.stopped == "epochs"
+    best = max(result.history, key=lambda r: r.val_miou)
+    assert result.best_epoch == best.epoch
+    assert result.metrics.miou == pytest.approx(best.val_miou)
+    assert set(result.card_metrics()["iou"]) == set(CLASSES)
+
+
+@pytest.mark.slow
+def test_progress_reports_steps_and_validations(trained):
+    _, events, _ = trained
+    phases = [e["phase"] for e in events]
+    assert phases.count("train") == 4 * 3 and phases.count("validate") == 4
+    last = events[-1]
+    assert last["phase"] == "validate" and last["epoch"] == 4
+    assert set(last["val_iou"]) == set(CLASSES)
+
+
+@pytest.mark.slow
+def test_checkpoint_round_trips_through_save_pretrained(trained):
+    result, _, out = trained
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert result.checkpoint_dir == out
+    image = _discs(1, 5, "c")[0].image
+    loaded = predict_proba(load_model(out), image)
+    kept = predict_proba(result.build_model(), image)
+    np.testing.assert_allclose(loaded, kept, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_same_weights():
+    train, val = _discs(2, 0, "a"), _discs(1, 1, "b")
+    a = train_segmentation(train, val, CLASSES, _config(seed=3))
+    b = train_segmentation(train, val, CLASSES, _config(seed=3))
+    c = train_segmentation(train, val, CLASSES, _config(seed=4))
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert not all(torch.equal(a.state_dict[k], c.state_dict[k]) for k in a.state_dict)
+
+
+def test_odd_sized_tiles_train(tmp_path):
+    train = _discs(1, 0, "a", (88, 100)) + _discs(1, 2, "a2", (120, 120))
+    val = _discs(1, 1, "b", (100, 88))
+    result = train_segmentation(train, val, CLASSES, _config(steps_per_epoch=1, batch_size=2))
+    assert result.epochs_run == 1 and result.metrics.n_pixels == int((val[0].mask != 255).sum())
+
+
+def test_non_finite_loss_raises_and_saves_nothing(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="learning rate"):
+        train_segmentation(
+            _discs(2, 0, "a"),
+            _discs(1, 1, "b"),
+            CLASSES,
+            _config(ce_weight=float("inf")),
+            out_dir=tmp_path / "ckpt",
+        )
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_time_budget_stops_after_one_validated_epoch():
+    result = train_segmentation(
+        _discs(2, 0, "a"), _discs(1, 1, "b"), CLASSES, _config(epochs=50, time_budget_min=1e-6)
+    )
+    assert result.stopped == "time_budget" and result.epochs_run == 1
+    assert result.history[0].steps == 1
+
+
+def test_stop_before_first_epoch_is_cancelled():
+    with pytest.raises(TrainingCancelled):
+        train_segmentation(
+            _discs(2, 0, "a"), _discs(1, 1, "b"), CLASSES, _config(), should_stop=lambda: True
+        )
+
+
+def test_smear_in_both_splits_is_refused():
+    tiles = _discs(2, 0, "a")
+    with pytest.raises(ValueError, match="both train and validation"):
+        train_segmentation(tiles[:1], tiles[1:], CLASSES, _config())
+
+
+def test_class_index_beyond_the_class_list_is_refused():
+    bad = _discs(1, 0, "a")[0]
+    mask = bad.mask.copy()
+    mask[-1, -1] = 5
+    with pytest.raises(ValueError, match="a-t0"):
+        train_segmentation(
+            [Sample(bad.image, mask, bad.tile_id, "a")], _discs(1, 1, "b"), CLASSES, _config()
+        )
+
+
+def test_validation_without_labels_is_refused():
+    val = _discs(1, 1, "b")[0]
+    empty = Sample(val.image, np.full_like(val.mask, UNLABELLED), val.tile_id, val.smear_id)
+    with pytest.raises(ValueError, match="validation"):
+        train_segmentation(_discs(1, 0, "a"), [empty], CLASSES, _config())
+
+
+def test_sample_checks_shapes():
+    with pytest.raises(ValueError, match="t1"):
+        Sample(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), "t1", "s")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        SegTrainConfig(patch_size=100)

@@ -1,0 +1,135 @@
+"""Training crops and augmentation for (image, mask) pairs, in plain NumPy.
+
+The promise of this module: every random choice comes from the ``numpy.random.Generator``
+passed in, so a seed fixes the whole sequence of crops and jitters; geometric changes are
+applied identically to image and mask; colour changes touch the image only; and padding
+never invents labels (padded mask pixels are unlabelled, 255).
+
+Colour jitter (brightness, contrast, saturation, hue) is there so a model trained on one
+lab's stain survives another's: Giemsa and Wright smears vary mostly in hue and intensity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataset.schema import UNLABELLED
+
+__all__ = ["AugmentConfig", "augment", "pad_to_size", "sample_crop"]
+
+# RGB <-> YIQ: hue is a rotation of the (I, Q) chroma plane, luminance Y stays put.
+_RGB2YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32
+)
+_YIQ2RGB = np.linalg.inv(_RGB2YIQ).astype(np.float32)
+
+
+class AugmentConfig(BaseModel):
+    """Which augmentations to apply and how strong the colour jitter is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flips: bool = True
+    rotate90: bool = True
+    brightness: float = Field(0.15, ge=0, le=1, description="max +- shift, fraction of 255")
+    contrast: float = Field(0.15, ge=0, le=1, description="max +- relative contrast change")
+    saturation: float = Field(0.15, ge=0, le=1, description="max +- relative chroma change")
+    hue_deg: float = Field(10.0, ge=0, le=180, description="max +- hue rotation in degrees")
+
+
+def pad_to_size(
+    image: np.ndarray, mask: np.ndarray | None, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reflect-pad an image (and pad its mask with unlabelled) at the bottom/right.
+
+    Sides already at least as large are left alone.
+
+    Shape:
+        image: (H, W, 3); mask: (H, W). Returns (max(H, height), max(W, width), ...).
+    """
+    h, w = image.shape[:2]
+    ph, pw = max(0, height - h), max(0, width - w)
+    if ph == 0 and pw == 0:
+        return image, mask
+    # NumPy's "symmetric" handles pads longer than the image by reflecting repeatedly,
+    # and unlike "reflect" it is defined for 1-pixel images.
+    image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+    if mask is not None:
+        mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=UNLABELLED)
+    return image, mask
+
+
+def sample_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    balanced: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` crop; small tiles are padded first.
+
+    With probability ``balanced`` the crop is centred (as far as the borders allow) on a
+    random pixel of a class drawn uniformly from the labelled classes present, so rare
+    classes such as platelets are seen about as often as red cells.
+
+    Shape:
+        image: (H, W, 3) uint8; mask: (H, W) uint8. Returns (size, size, 3) and (size, size).
+    """
+    image, mask = pad_to_size(image, mask, size, size)
+    h, w = mask.shape
+    if balanced > 0 and rng.random() < balanced:
+        present = np.unique(mask)
+        present = present[present != UNLABELLED]
+        if present.size:
+            cls = rng.choice(present)
+            ys, xs = np.nonzero(mask == cls)
+            i = rng.integers(ys.size)
+            top = int(np.clip(ys[i] - size // 2, 0, h - size))
+            left = int(np.clip(xs[i] - size // 2, 0, w - size))
+            return image[top : top + size, left : left + size], mask[
+                top : top + size, left : left + size
+            ]
+    top = int(rng.integers(h - size + 1))
+    left = int(rng.integers(w - size + 1))
+    return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
+
+
+def augment(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips, 90-degree rotations and colour jitter.
+
+    Rotations by 90 degrees are only applied to square inputs so the batch keeps its shape.
+
+    Shape:
+        image: (H, W, 3) uint8; mask: (H, W) uint8; same shapes out (contiguous copies).
+    """
+    if config.flips:
+        if rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        if rng.random() < 0.5:
+            image, mask = image[::-1], mask[::-1]
+    if config.rotate90 and image.shape[0] == image.shape[1]:
+        k = int(rng.integers(4))
+        image, mask = np.rot90(image, k), np.rot90(mask, k)
+    image = _jitter_colour(image, rng, config)
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def _jitter_colour(
+    image: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
+    b = rng.uniform(-config.brightness, config.brightness) * 255.0
+    c = 1.0 + rng.uniform(-config.contrast, config.contrast)
+    s = 1.0 + rng.uniform(-config.saturation, config.saturation)
+    angle = np.deg2rad(rng.uniform(-config.hue_deg, config.hue_deg))
+    if b == 0 and c == 1 and s == 1 and angle == 0:
+        return image
+    cos, sin = np.cos(angle) * s, np.sin(angle) * s
+    chroma = np.array([[1, 0, 0], [0, cos, -sin], [0, sin, cos]], dtype=np.float32)
+    colour = _YIQ2RGB @ chroma @ _RGB2YIQ
+    x = image.astype(np.float32) @ colour.T
+    mean = x.mean()
+    x = (x - mean) * c + mean + b
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,163 @@
+"""Building, normalising for and loading the segmentation U-Net.
+
+The promise of this module: one place decides how a model is built from a few plain
+settings, how a uint8 RGB image becomes the tensor the model sees, and how a saved
+checkpoint folder (smp's ``config.json`` + ``model.safetensors``) becomes a model again.
+Training and inference both go through :func:`to_model_input`, so they can never disagree
+about normalisation. Nothing here downloads weights unless asked for by name.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ENCODERS",
+    "SegModel",
+    "build_model",
+    "input_multiple",
+    "load_model",
+    "model_classes_count",
+    "seed_everything",
+    "to_model_input",
+]
+
+# Encoders offered in the UI; smp knows many more and build_model accepts any of them.
+ENCODERS = ("mobilenet_v2", "resnet18", "resnet34", "efficientnet-b0")
+DECODER_CHANNELS = (256, 128, 64, 32, 16)
+
+# ImageNet statistics: harmless for randomly initialised encoders and right for pretrained ones.
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+SegModel = torch.nn.Module  # an smp SegmentationModel; aliased so callers need not import smp
+
+
+def build_model(
+    n_classes: int,
+    encoder: str = "mobilenet_v2",
+    encoder_weights: str | Path | None = None,
+    encoder_depth: int = 5,
+) -> SegModel:
+    """A fresh ``smp.Unet`` with ``n_classes`` output channels (raw logits, no activation).
+
+    Args:
+        n_classes: Number of mask classes (unlabelled is not a class).
+        encoder: Any smp encoder name; :data:`ENCODERS` are the tested ones.
+        encoder_weights: ``None`` for random initialisation; a path to a local
+            ``.safetensors`` file holding an encoder state dict; or an smp weight name such
+            as ``"imagenet"``, which smp fetches (works offline only if already cached).
+        encoder_depth: Number of encoder stages (3-5); fewer is faster and coarser.
+
+    Raises:
+        ValueError: The encoder name is unknown or the weights cannot be used.
+    """
+    import segmentation_models_pytorch as smp
+
+    if n_classes < 1:
+        raise ValueError(f"A model needs at least one class, got n_classes={n_classes}.")
+    known = smp.encoders.get_encoder_names()
+    if encoder not in known:
+        raise ValueError(
+            f"Unknown encoder {encoder!r}. Tested encoders: {', '.join(ENCODERS)} "
+            f"(smp knows {len(known)} in all, see segmentation_models_pytorch.encoders)."
+        )
+    if not 3 <= encoder_depth <= 5:
+        raise ValueError(f"encoder_depth must be 3, 4 or 5, got {encoder_depth}.")
+    local = encoder_weights is not None and Path(str(encoder_weights)).suffix == ".safetensors"
+    smp_weights = None if encoder_weights is None or local else str(encoder_weights)
+    try:
+        model = smp.Unet(
+            encoder_name=encoder,
+            encoder_weights=smp_weights,
+            encoder_depth=encoder_depth,
+            decoder_channels=DECODER_CHANNELS[:encoder_depth],
+            classes=n_classes,
+        )
+    except Exception as err:  # smp raises KeyError/OSError/HTTP errors for weights it cannot get
+        if smp_weights is None:
+            raise
+        raise ValueError(
+            f"Could not get encoder weights {smp_weights!r} for {encoder!r}: {err}. Use "
+            "encoder_weights=None (random start) or a local .safetensors file of encoder weights."
+        ) from err
+    if local:
+        _load_encoder_weights(model, Path(str(encoder_weights)))
+    return model
+
+
+def _load_encoder_weights(model: SegModel, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ValueError(f"Encoder weights file {path} does not exist.")
+    state = load_file(str(path))
+    state = {k.removeprefix("encoder."): v for k, v in state.items()}
+    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+    if unexpected or len(missing) == len(model.encoder.state_dict()):
+        raise ValueError(
+            f"{path} does not hold weights for this encoder ({len(unexpected)} unknown keys, "
+            f"{len(missing)} missing); check that it was saved from the same encoder."
+        )
+
+
+def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel:
+    """Load a checkpoint folder written by ``model.save_pretrained`` and put it in eval mode.
+
+    Only ``config.json`` and ``model.safetensors`` are read; nothing is unpickled.
+    """
+    import segmentation_models_pytorch as smp
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a segmentation checkpoint: it needs config.json and "
+            "model.safetensors (written by model.save_pretrained)."
+        )
+    model = smp.from_pretrained(str(folder))
+    return model.to(device).eval()
+
+
+def model_classes_count(model: SegModel) -> int:
+    """Number of output classes of an smp model."""
+    return int(model.segmentation_head[0].out_channels)
+
+
+def input_multiple(model: SegModel) -> int:
+    """Side lengths the model accepts must be multiples of this (its output stride)."""
+    encoder = getattr(model, "encoder", None)
+    return int(getattr(encoder, "output_stride", 32))
+
+
+def to_model_input(images: np.ndarray | Sequence[np.ndarray], device: torch.device | str = "cpu"):
+    """Normalised float tensor from uint8 RGB images of one size.
+
+    Args:
+        images: One image or a stack/list of images, uint8 RGB.
+        device: Where the tensor should live.
+
+    Shape:
+        images: (H, W, 3) or (N, H, W, 3); returns (N, 3, H, W) float32.
+    """
+    batch = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+        raise ValueError(
+            f"Expected uint8 RGB images of shape (N, H, W, 3), got {batch.dtype} {batch.shape}."
+        )
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - _MEAN.to(x.device)) / _STD.to(x.device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a run can be repeated on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
