@@ -109,8 +109,14 @@ def _plan(image: np.ndarray, config: InferenceConfig, multiple: int) -> _Pending
     return pending
 
 
+def _device(model: SegModel) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def _forward(model: SegModel, crops: np.ndarray, config: InferenceConfig) -> np.ndarray:
-    device = next(model.parameters()).device
+    device = _device(model)
     x = to_model_input(crops, device)
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
