@@ -1,0 +1,211 @@
+"""Thin layer over Delta Lake tables: typed schemas, locked appends, durable commits.
+
+Every table lives in ``<workspace>/tables/<name>`` and is append-only from SmearLab's side:
+history is never rewritten, so every version stays readable. Appends that must check
+something first (a duplicate smear, the next revision number) hold an ``fcntl`` lock on
+``<workspace>/locks/<name>.lock`` for the read-check-write, which makes them safe across
+processes of one machine. Small commits are compacted and checkpointed as they pile up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+from deltalake import DeltaTable, write_deltalake
+
+TS = pa.timestamp("us", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "config": pa.schema(
+        [
+            ("key", pa.string()),
+            ("value", pa.string()),
+            ("created_at", TS),
+        ]
+    ),
+    "smears": pa.schema(
+        [
+            ("smear_id", pa.string()),
+            ("label", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("patient", pa.string()),
+            ("stain", pa.string()),
+            ("magnification", pa.string()),
+            ("um_per_px", pa.float64()),
+            ("note", pa.string()),
+            ("n_tiles", pa.int32()),
+            ("tile_size", pa.int32()),
+            ("created_at", TS),
+            ("image_png", pa.binary()),
+        ]
+    ),
+    "tiles": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("smear_id", pa.string()),
+            ("x", pa.int32()),
+            ("y", pa.int32()),
+            ("w", pa.int32()),
+            ("h", pa.int32()),
+        ]
+    ),
+    "revisions": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("revision", pa.int32()),
+            ("annotator", pa.string()),
+            ("created_at", TS),
+            ("source", pa.string()),
+            ("base_revision", pa.int32()),
+            ("seconds", pa.float64()),
+            ("model_id", pa.string()),
+            ("n_labelled_px", pa.int64()),
+            ("mask_png", pa.binary()),
+        ]
+    ),
+    "skips": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("skipped", pa.bool_()),
+            ("annotator", pa.string()),
+            ("created_at", TS),
+        ]
+    ),
+    "splits": pa.schema(
+        [
+            ("group_key", pa.string()),
+            ("split", pa.string()),
+            ("seed", pa.int64()),
+            ("created_at", TS),
+        ]
+    ),
+    "releases": pa.schema(
+        [
+            ("version", pa.string()),
+            ("message", pa.string()),
+            ("seed", pa.int64()),
+            ("created_at", TS),
+            ("n_tiles", pa.int64()),
+            ("manifest_sha256", pa.string()),
+        ]
+    ),
+}
+
+COMPACT_EVERY = 64  # commits between compactions; each small commit adds one Parquet file
+
+
+class DeltaTables:
+    """The workspace's tables, opened lazily and refreshed before each read."""
+
+    def __init__(self, root: Path, schemas: dict[str, pa.Schema] | None = None) -> None:
+        self.root = root
+        self.schemas = dict(SCHEMAS if schemas is None else schemas)
+        self._tables: dict[str, DeltaTable] = {}
+        (root / "tables").mkdir(parents=True, exist_ok=True)
+        (root / "locks").mkdir(parents=True, exist_ok=True)
+
+    def register(self, name: str, schema: pa.Schema) -> None:
+        """Add a table definition (used by parts that keep their own tables)."""
+        self.schemas[name] = schema
+
+    def path(self, name: str) -> Path:
+        return self.root / "tables" / name
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive cross-process lock for a read-check-write on table ``name``."""
+        with open(self.root / "locks" / f"{name}.lock", "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def table(self, name: str) -> DeltaTable:
+        """The table, created empty on first use, updated to its latest version."""
+        dt = self._tables.get(name)
+        if dt is None:
+            path = self.path(name)
+            if not DeltaTable.is_deltatable(str(path)):
+                with self.lock(f"{name}.create"):
+                    if not DeltaTable.is_deltatable(str(path)):
+                        DeltaTable.create(str(path), schema=self.schemas[name], name=name)
+            dt = DeltaTable(str(path))
+            self._tables[name] = dt
+        else:
+            dt.update_incremental()
+        return dt
+
+    def version(self, name: str) -> int:
+        return self.table(name).version()
+
+    def dataset(self, name: str) -> pads.Dataset:
+        """A pyarrow dataset over the latest version (streams; nothing loaded yet)."""
+        return self.table(name).to_pyarrow_dataset()
+
+    def read(
+        self, name: str, columns: list[str] | None = None, filter: pads.Expression | None = None
+    ) -> pa.Table:
+        return self.dataset(name).to_table(columns=columns, filter=filter)
+
+    def append(self, name: str, rows: list[dict] | pa.Table) -> int:
+        """Append rows in one durable commit; returns the new table version.
+
+        The commit is atomic (Delta's log entry is written last), and the new data and log
+        files are fsynced before returning, so a save reported done survives a crash.
+        """
+        schema = self.schemas[name]
+        data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+        dt = self.table(name)
+        started = time.time_ns()
+        write_deltalake(dt, data, mode="append")
+        dt.update_incremental()
+        version = dt.version()
+        self._fsync_commit(name, version, started)
+        if version > 0 and version % COMPACT_EVERY == 0:
+            self.compact(name)
+        return version
+
+    def _fsync_commit(self, name: str, version: int, since_ns: int) -> None:
+        base = self.path(name)
+        log = base / "_delta_log"
+        paths = [log / f"{version:020d}.json"]
+        with os.scandir(base) as entries:
+            for e in entries:
+                if e.name.endswith(".parquet") and e.stat().st_mtime_ns >= since_ns - 2_000_000_000:
+                    paths.append(Path(e.path))
+        for p in paths:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for d in (base, log):
+            fd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def compact(self, name: str) -> None:
+        """Merge small files and write a checkpoint so reads stay fast as commits pile up.
+
+        Old files stay referenced by old versions (no vacuum), so history remains readable.
+        """
+        with self.lock(f"{name}.compact"):
+            dt = self.table(name)
+            try:
+                dt.optimize.compact()
+                dt.update_incremental()
+                dt.create_checkpoint()
+            except Exception:  # a lost race with a concurrent writer only delays compaction
+                dt.update_incremental()

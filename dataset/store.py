@@ -1,0 +1,669 @@
+"""The workspace store: smears, tiles, mask revisions, the class schema and the split.
+
+This is the one interface the pages, the CLI and training use; nothing else touches Delta.
+Promises:
+- Every mask save is a new revision (numbered per tile from 1); nothing is overwritten.
+- A save returns only after its commit is durable; a process killed at any moment leaves a
+  store that opens with every revision whose save had returned.
+- A smear is stored once per distinct pixel content (its id is a hash of the pixels).
+- A group (patient, else smear) is assigned to train / validation / test once and for ever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from dataset._delta import DeltaTables
+from dataset.schema import UNLABELLED, ClassSchema, SchemaError
+from dataset.tiling import TileBox, assemble, tile_grid, tile_id
+
+SPLITS = ("train", "validation", "test")
+SPLIT_SHARES = (0.8, 0.1, 0.1)
+
+
+class StoreError(ValueError):
+    """A request the store refuses, with what to do instead."""
+
+
+class RevisionConflict(StoreError):
+    """Someone saved the tile after the revision this save was based on."""
+
+    def __init__(self, tile_id: str, base: int | None, latest: Revision) -> None:
+        self.tile_id, self.base, self.latest = tile_id, base, latest
+        super().__init__(
+            f"Tile {tile_id} was saved as revision {latest.revision} by "
+            f"{latest.annotator or 'someone'} at {latest.created_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"after you opened revision {base or 0}. Reload theirs, or save yours on top."
+        )
+
+
+@dataclass(frozen=True)
+class SmearInfo:
+    smear_id: str
+    label: str
+    width: int
+    height: int
+    patient: str | None
+    stain: str | None
+    magnification: str | None
+    um_per_px: float | None
+    note: str | None
+    n_tiles: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TileInfo:
+    tile_id: str
+    smear_id: str
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def box(self) -> TileBox:
+        return TileBox(self.x, self.y, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class Revision:
+    tile_id: str
+    revision: int
+    annotator: str
+    created_at: dt.datetime
+    source: str
+    base_revision: int | None
+    seconds: float | None
+    model_id: str | None
+    n_labelled_px: int
+
+
+@dataclass(frozen=True)
+class NewSmear:
+    """A decoded smear ready to store (pixels already stripped of all metadata)."""
+
+    smear_id: str
+    image_png: bytes
+    width: int
+    height: int
+    label: str = ""
+    patient: str | None = None
+    stain: str | None = None
+    magnification: str | None = None
+    um_per_px: float | None = None
+    note: str | None = None
+
+
+_REV_COLUMNS = [
+    "tile_id",
+    "revision",
+    "annotator",
+    "created_at",
+    "source",
+    "base_revision",
+    "seconds",
+    "model_id",
+    "n_labelled_px",
+]
+SOURCES = ("manual", "import", "prefill")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im).copy()
+
+
+def _encode_png(arr: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def split_for_group(group_key: str, seed: int) -> str:
+    """Deterministic 80/10/10 assignment of a group by a hash of seed and group."""
+    h = hashlib.sha256(f"{seed}:{group_key}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2**64
+    edge = 0.0
+    for name, share in zip(SPLITS, SPLIT_SHARES, strict=True):
+        edge += share
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def group_key(patient: str | None, smear_id: str) -> str:
+    """The unit that never straddles two splits: the patient, else the smear."""
+    return f"patient:{patient}" if patient else f"smear:{smear_id}"
+
+
+class Store:
+    """A SmearLab workspace (see the module docstring for its promises)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tables = DeltaTables(self.root)
+        self._latest: dict[str, Revision] = {}
+        self._latest_files: set[str] = set()
+        self._image_cache = lru_cache(maxsize=8)(self._load_smear_image)
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, workspace: Path | str | None = None) -> Store:
+        """Open (creating if needed) the workspace; defaults to the settings' workspace."""
+        if workspace is None:
+            from dataset.settings import get_settings
+
+            workspace = get_settings().workspace
+        root = Path(workspace)
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"Workspace {root} is a file; give a folder path.")
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    # ----------------------------------------------------------------- config
+    def _config(self) -> dict[str, str]:
+        t = self.tables.read("config")
+        out: dict[str, str] = {}
+        for row in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
+            out[row["key"]] = row["value"]
+        return out
+
+    def _set_config(self, values: dict[str, str]) -> None:
+        now = _now()
+        self.tables.append(
+            "config", [{"key": k, "value": v, "created_at": now} for k, v in values.items()]
+        )
+
+    def is_initialised(self) -> bool:
+        return "classes" in self._config()
+
+    def init(
+        self,
+        classes: list[str] | tuple[str, ...] | None = None,
+        tile_size: int | None = None,
+        colors: list[str] | None = None,
+        split_seed: int = 0,
+    ) -> ClassSchema:
+        """Set the class list and tile size of a new workspace (or change them before labelling).
+
+        Raises:
+            SchemaError: if the class list is invalid or a revision has been saved already.
+        """
+        from dataset.schema import DEFAULT_CLASSES
+
+        with self.tables.lock("config"):
+            cfg = self._config()
+            names = list(classes or DEFAULT_CLASSES)
+            schema = ClassSchema.from_names(names)
+            if colors:
+                schema = ClassSchema(schema.names, tuple(c.lower() for c in colors))
+            if "classes" in cfg:
+                old = self.schema()
+                if old.names == schema.names and old.colors == schema.colors:
+                    if tile_size and int(cfg["tile_size"]) != tile_size:
+                        self._check_tile_size_change()
+                        self._set_config({"tile_size": str(tile_size)})
+                    return old
+                if self.tables.version("revisions") > 0:
+                    raise SchemaError(
+                        "The class list is frozen: masks have been saved with "
+                        f"{', '.join(old.names)}. Start a new workspace to use other classes."
+                    )
+                schema = ClassSchema(schema.names, schema.colors, old.version + 1)
+            size = tile_size or int(cfg.get("tile_size", 0)) or self._default_tile_size()
+            if "tile_size" in cfg and size != int(cfg["tile_size"]):
+                self._check_tile_size_change()
+            self._set_config(
+                {
+                    "classes": json.dumps(list(schema.names)),
+                    "colors": json.dumps(list(schema.colors)),
+                    "schema_version": str(schema.version),
+                    "tile_size": str(size),
+                    "split_seed": cfg.get("split_seed", str(split_seed)),
+                }
+            )
+            return schema
+
+    def _check_tile_size_change(self) -> None:
+        if self.tables.version("smears") > 0:
+            raise StoreError(
+                "The tile size cannot change once smears are stored; start a new workspace."
+            )
+
+    @staticmethod
+    def _default_tile_size() -> int:
+        from dataset.settings import get_settings
+
+        return get_settings().tile_size
+
+    def ensure_initialised(self) -> ClassSchema:
+        """The schema, initialising the workspace with the defaults if it is new."""
+        return self.schema() if self.is_initialised() else self.init()
+
+    def schema(self) -> ClassSchema:
+        cfg = self._config()
+        if "classes" not in cfg:
+            raise StoreError(
+                f"Workspace {self.root} has no class list yet: run "
+                "`python -m dataset init --classes background,erythrocyte,leukocyte,platelet`."
+            )
+        return ClassSchema(
+            tuple(json.loads(cfg["classes"])),
+            tuple(json.loads(cfg["colors"])),
+            int(cfg.get("schema_version", "1")),
+        )
+
+    def schema_frozen(self) -> bool:
+        return self.tables.version("revisions") > 0
+
+    def tile_size(self) -> int:
+        cfg = self._config()
+        return int(cfg.get("tile_size") or self._default_tile_size())
+
+    def split_seed(self) -> int:
+        return int(self._config().get("split_seed", "0"))
+
+    def table_versions(self) -> dict[str, int]:
+        return {name: self.tables.version(name) for name in self.tables.schemas}
+
+    # ----------------------------------------------------------------- smears
+    def has_smear(self, smear_id: str) -> bool:
+        t = self.tables.read("smears", ["smear_id"], pc.field("smear_id") == smear_id)
+        return t.num_rows > 0
+
+    def add_smear(self, smear: NewSmear) -> tuple[bool, list[TileInfo]]:
+        """Store a smear and its tiles, unless the same pixels are stored already.
+
+        Returns:
+            ``(added, tiles)``: ``added`` is False for a duplicate, whose stored tiles are given.
+        """
+        self.ensure_initialised()
+        size = self.tile_size()
+        with self.tables.lock("smears"):
+            if self.has_smear(smear.smear_id):
+                return False, self.tiles(smear.smear_id)
+            boxes = tile_grid(smear.width, smear.height, size)
+            tiles = [
+                TileInfo(tile_id(smear.smear_id, b.x, b.y), smear.smear_id, b.x, b.y, b.w, b.h)
+                for b in boxes
+            ]
+            # Tiles first: a crash between the two commits leaves orphan tiles that a retry
+            # reuses, never a smear without tiles.
+            self.tables.append("tiles", [t.__dict__ for t in tiles])
+            self.tables.append(
+                "smears",
+                [
+                    {
+                        "smear_id": smear.smear_id,
+                        "label": smear.label,
+                        "width": smear.width,
+                        "height": smear.height,
+                        "patient": smear.patient or None,
+                        "stain": smear.stain or None,
+                        "magnification": smear.magnification or None,
+                        "um_per_px": smear.um_per_px,
+                        "note": smear.note or None,
+                        "n_tiles": len(tiles),
+                        "tile_size": size,
+                        "created_at": _now(),
+                        "image_png": smear.image_png,
+                    }
+                ],
+            )
+            return True, tiles
+
+    def smears(self) -> list[SmearInfo]:
+        cols = [f for f in SmearInfo.__dataclass_fields__]
+        rows = self.tables.read("smears", cols).to_pylist()
+        return sorted((SmearInfo(**r) for r in rows), key=lambda s: (s.created_at, s.smear_id))
+
+    def smear(self, smear_id: str) -> SmearInfo:
+        cols = [f for f in SmearInfo.__dataclass_fields__]
+        rows = self.tables.read("smears", cols, pc.field("smear_id") == smear_id).to_pylist()
+        if not rows:
+            raise StoreError(f"No smear {smear_id!r} in workspace {self.root}.")
+        return SmearInfo(**rows[0])
+
+    def _load_smear_image(self, smear_id: str) -> np.ndarray:
+        t = self.tables.read("smears", ["image_png"], pc.field("smear_id") == smear_id)
+        if t.num_rows == 0:
+            raise StoreError(f"No smear {smear_id!r} in workspace {self.root}.")
+        img = _decode_png(t.column("image_png")[0].as_py())
+        img.setflags(write=False)
+        return img
+
+    def smear_image(self, smear_id: str) -> np.ndarray:
+        """The smear's pixels, exactly as uploaded after orientation.
+
+        Shape:
+            (H, W, 3) uint8, read-only.
+        """
+        return self._image_cache(smear_id)
+
+    # ----------------------------------------------------------------- tiles
+    def tiles(self, smear_id: str | None = None) -> list[TileInfo]:
+        """Tiles of one smear (or all), ordered by smear, then row, then column."""
+        flt = None if smear_id is None else pc.field("smear_id") == smear_id
+        rows = self.tables.read("tiles", None, flt).to_pylist()
+        known = {s.smear_id for s in self.smears()}
+        out = {r["tile_id"]: TileInfo(**r) for r in rows if r["smear_id"] in known}
+        return sorted(out.values(), key=lambda t: (t.smear_id, t.y, t.x))
+
+    def tile(self, tile_id_: str) -> TileInfo:
+        rows = self.tables.read("tiles", None, pc.field("tile_id") == tile_id_).to_pylist()
+        if not rows:
+            raise StoreError(f"No tile {tile_id_!r} in workspace {self.root}.")
+        return TileInfo(**rows[0])
+
+    def tile_image(self, tile_id_: str) -> np.ndarray:
+        """Pixels of one tile.
+
+        Shape:
+            (h, w, 3) uint8.
+        """
+        t = self.tile(tile_id_)
+        img = self.smear_image(t.smear_id)
+        return img[t.y : t.y + t.h, t.x : t.x + t.w]
+
+    # ----------------------------------------------------------------- revisions
+    def latest_revisions(self) -> dict[str, Revision]:
+        """Latest revision of every tile that has one (no mask bytes are read).
+
+        Reads only the Parquet files added since the last call, so it stays cheap as the
+        table grows; a compaction (files removed) triggers one full re-read.
+        """
+        dtab = self.tables.table("revisions")
+        files = set(dtab.file_uris())
+        if not self._latest_files <= files:
+            self._latest, self._latest_files = {}, set()
+        new = sorted(files - self._latest_files)
+        if new:
+            t = (
+                pq.ParquetDataset(new).read(columns=_REV_COLUMNS)
+                if len(new) > 1
+                else (pq.read_table(new[0], columns=_REV_COLUMNS))
+            )
+            for row in t.to_pylist():
+                cur = self._latest.get(row["tile_id"])
+                if cur is None or row["revision"] > cur.revision:
+                    self._latest[row["tile_id"]] = Revision(**row)
+            self._latest_files |= set(new)
+        return dict(self._latest)
+
+    def latest(self, tile_id_: str) -> Revision | None:
+        return self.latest_revisions().get(tile_id_)
+
+    def history(self, tile_id_: str) -> list[Revision]:
+        t = self.tables.read("revisions", _REV_COLUMNS, pc.field("tile_id") == tile_id_)
+        return sorted((Revision(**r) for r in t.to_pylist()), key=lambda r: r.revision)
+
+    def mask(self, tile_id_: str, revision: int | None = None) -> np.ndarray:
+        """A tile's mask at ``revision`` (default the latest); all unlabelled if none saved.
+
+        Shape:
+            (h, w) uint8, 255 = unlabelled.
+        """
+        if revision is None:
+            rev = self.latest(tile_id_)
+            if rev is None:
+                t = self.tile(tile_id_)
+                return np.full((t.h, t.w), UNLABELLED, dtype=np.uint8)
+            revision = rev.revision
+        flt = (pc.field("tile_id") == tile_id_) & (pc.field("revision") == revision)
+        t = self.tables.read("revisions", ["mask_png"], flt)
+        if t.num_rows == 0:
+            raise StoreError(f"Tile {tile_id_} has no revision {revision}.")
+        return _decode_png(t.column("mask_png")[0].as_py())
+
+    def save_mask(
+        self,
+        tile_id_: str,
+        mask: np.ndarray,
+        *,
+        annotator: str,
+        source: str = "manual",
+        base_revision: int | None = None,
+        seconds: float | None = None,
+        model_id: str | None = None,
+        force: bool = False,
+        check_base: bool = True,
+    ) -> Revision:
+        """Save a new revision of a tile's mask; returns once the commit is durable.
+
+        Args:
+            base_revision: the revision the user started from (None or 0: a blank tile).
+            force: save on top even when someone saved after ``base_revision``.
+            check_base: False for imports, which never conflict.
+
+        Raises:
+            RevisionConflict: the tile's latest revision is newer than ``base_revision``.
+            StoreError: the mask does not fit the tile or uses values outside the schema.
+        """
+        tile = self.tile(tile_id_)
+        mask = np.asarray(mask)
+        if mask.dtype != np.uint8 or mask.shape != (tile.h, tile.w):
+            raise StoreError(
+                f"The mask for {tile_id_} must be a {tile.w}x{tile.h} single-channel image of "
+                f"class indices (uint8); got shape {mask.shape}, dtype {mask.dtype}."
+            )
+        n_classes = len(self.schema().names)
+        bad = (mask >= n_classes) & (mask != UNLABELLED)
+        if bad.any():
+            raise StoreError(
+                f"The mask for {tile_id_} has values {sorted(set(np.unique(mask[bad]).tolist()))}"
+                f" that are no class: use 0..{n_classes - 1}, or 255 for unlabelled."
+            )
+        if source not in SOURCES:
+            raise StoreError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
+        png = _encode_png(mask)
+        with self.tables.lock("revisions"):
+            latest = self.latest(tile_id_)
+            stale = latest is not None and (base_revision or 0) != latest.revision
+            if check_base and not force and stale:
+                raise RevisionConflict(tile_id_, base_revision, latest)
+            rev = Revision(
+                tile_id=tile_id_,
+                revision=(latest.revision if latest else 0) + 1,
+                annotator=annotator,
+                created_at=_now(),
+                source=source,
+                base_revision=base_revision,
+                seconds=seconds,
+                model_id=model_id,
+                n_labelled_px=int((mask != UNLABELLED).sum()),
+            )
+            self.tables.append("revisions", [{**rev.__dict__, "mask_png": png}])
+            self._latest[tile_id_] = rev
+        if self.is_skipped(tile_id_):
+            self._set_skip(tile_id_, False, annotator)
+        return rev
+
+    # ----------------------------------------------------------------- skips
+    def _skips(self) -> dict[str, bool]:
+        t = self.tables.read("skips")
+        out: dict[str, bool] = {}
+        for r in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
+            out[r["tile_id"]] = r["skipped"]
+        return out
+
+    def _set_skip(self, tile_id_: str, skipped: bool, annotator: str) -> None:
+        self.tables.append(
+            "skips",
+            [
+                {
+                    "tile_id": tile_id_,
+                    "skipped": skipped,
+                    "annotator": annotator,
+                    "created_at": _now(),
+                }
+            ],
+        )
+
+    def skip(self, tile_id_: str, annotator: str = "") -> None:
+        """Mark a tile as not worth labelling (blurred, empty); saving a mask un-skips it."""
+        self.tile(tile_id_)
+        self._set_skip(tile_id_, True, annotator)
+
+    def skipped_tile_ids(self) -> set[str]:
+        return {t for t, s in self._skips().items() if s}
+
+    def is_skipped(self, tile_id_: str) -> bool:
+        return self._skips().get(tile_id_, False)
+
+    def labelled_tile_ids(self, split: str | None = None) -> list[str]:
+        """Tiles whose latest revision has a labelled pixel and that are not skipped."""
+        skipped = self.skipped_tile_ids()
+        ids = sorted(
+            t
+            for t, r in self.latest_revisions().items()
+            if r.n_labelled_px > 0 and t not in skipped
+        )
+        if split is None:
+            return ids
+        tiles = {t.tile_id: t for t in self.tiles()}
+        splits = self.splits_of({tiles[t].smear_id for t in ids if t in tiles})
+        return [t for t in ids if t in tiles and splits[tiles[t].smear_id] == split]
+
+    def smear_mask(self, smear_id: str) -> np.ndarray:
+        """Whole-smear mask from its tiles' latest masks, the most recently saved winning.
+
+        Shape:
+            (H, W) uint8, 255 = unlabelled.
+        """
+        info = self.smear(smear_id)
+        latest = self.latest_revisions()
+        tiles = [t for t in self.tiles(smear_id) if t.tile_id in latest]
+        tiles.sort(key=lambda t: latest[t.tile_id].created_at)
+        return assemble(info.width, info.height, ((t.box, self.mask(t.tile_id)) for t in tiles))
+
+    def iter_latest_masks(self, tile_ids: list[str]) -> Iterator[tuple[str, Revision, bytes]]:
+        """Stream ``(tile_id, revision, mask_png)`` of the latest revisions, a batch at a time."""
+        latest = self.latest_revisions()
+        wanted = {t: latest[t].revision for t in tile_ids if t in latest}
+        ds = self.tables.dataset("revisions")
+        ids = list(wanted)
+        for i in range(0, len(ids), 512):
+            chunk = ids[i : i + 512]
+            t = ds.to_table(
+                columns=["tile_id", "revision", "mask_png"],
+                filter=pc.field("tile_id").isin(chunk),
+            )
+            for row in t.to_pylist():
+                if wanted[row["tile_id"]] == row["revision"]:
+                    yield row["tile_id"], latest[row["tile_id"]], row["mask_png"]
+
+    # ----------------------------------------------------------------- splits
+    def splits_of(self, smear_ids: set[str] | list[str], seed: int | None = None) -> dict[str, str]:
+        """Split of each smear, assigning (and storing) groups seen for the first time."""
+        smears = {s.smear_id: s for s in self.smears()}
+        missing = [s for s in smear_ids if s not in smears]
+        if missing:
+            raise StoreError(f"No smear {missing[0]!r} in workspace {self.root}.")
+        keys = {s: group_key(smears[s].patient, s) for s in smear_ids}
+        known = self._split_table()
+        todo = sorted(set(keys.values()) - known.keys())
+        if todo:
+            with self.tables.lock("splits"):
+                known = self._split_table()
+                todo = sorted(set(keys.values()) - known.keys())
+                if todo:
+                    seed = self.split_seed() if seed is None else seed
+                    now = _now()
+                    rows = [
+                        {
+                            "group_key": g,
+                            "split": split_for_group(g, seed),
+                            "seed": seed,
+                            "created_at": now,
+                        }
+                        for g in todo
+                    ]
+                    self.tables.append("splits", rows)
+                    known.update({r["group_key"]: r["split"] for r in rows})
+        return {s: known[k] for s, k in keys.items()}
+
+    def split_of(self, smear_id: str) -> str:
+        return self.splits_of([smear_id])[smear_id]
+
+    def _split_table(self) -> dict[str, str]:
+        t = self.tables.read("splits", ["group_key", "split", "created_at"])
+        out: dict[str, str] = {}
+        # First assignment wins for ever, even if a racing writer appended a second one.
+        for r in sorted(t.to_pylist(), key=lambda r: r["created_at"], reverse=True):
+            out[r["group_key"]] = r["split"]
+        return out
+
+    def split_assignment(self) -> dict[str, str]:
+        """Every stored group → split (recorded in model cards and releases)."""
+        return self._split_table()
+
+    # ----------------------------------------------------------------- queries
+    def scan(self, name: str) -> pads.Dataset:
+        """Read-only pyarrow dataset of a table, for DuckDB or pandas analysis."""
+        return self.tables.dataset(name)
+
+    def stats(self) -> dict:
+        """Counts for the Dataset page and ``python -m dataset stats``."""
+        latest = self.latest_revisions()
+        skipped = self.skipped_tile_ids()
+        tiles = self.tiles()
+        labelled = [t for t, r in latest.items() if r.n_labelled_px > 0 and t not in skipped]
+        seconds = [r.seconds for r in latest.values() if r.seconds is not None]
+        return {
+            "smears": len(self.smears()),
+            "tiles": len(tiles),
+            "labelled": len(labelled),
+            "skipped": len(skipped),
+            "revisions": sum(r.revision for r in latest.values()),
+            "median_seconds_per_tile": float(np.median(seconds)) if seconds else None,
+        }
+
+    def class_pixel_counts(self, tile_ids: list[str] | None = None) -> dict[str, int]:
+        """Pixels per class over the latest masks of labelled tiles (streamed)."""
+        names = self.schema().names
+        counts = np.zeros(256, dtype=np.int64)
+        ids = self.labelled_tile_ids() if tile_ids is None else tile_ids
+        for _, _, png in self.iter_latest_masks(ids):
+            counts += np.bincount(_decode_png(png).ravel(), minlength=256)
+        out = {n: int(counts[i]) for i, n in enumerate(names)}
+        out["unlabelled"] = int(counts[UNLABELLED])
+        return out
+
+
+__all__ = [
+    "SPLITS",
+    "NewSmear",
+    "Revision",
+    "RevisionConflict",
+    "SchemaError",
+    "SmearInfo",
+    "Store",
+    "StoreError",
+    "TileInfo",
+    "group_key",
+    "split_for_group",
+]
