@@ -1,0 +1,67 @@
+"""Crops and augmentation keep image and mask aligned and never invent labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataset.schema import UNLABELLED
+from training.augment import AugmentConfig, augment, pad_to_size, sample_crop
+
+NO_COLOUR = AugmentConfig(brightness=0, contrast=0, saturation=0, hue_deg=0)
+
+
+def _encoded(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.random.default_rng(seed).integers(0, 4, (h, w)).astype(np.uint8)
+    image = np.repeat((mask * 50)[..., None], 3, axis=2).astype(np.uint8)
+    return image, mask
+
+
+def test_geometry_moves_image_and_mask_together():
+    image, mask = _encoded(32, 32)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        out_image, out_mask = augment(image, mask, rng, NO_COLOUR)
+        assert (out_image[..., 0] == out_mask * 50).all()
+        assert out_image.flags.c_contiguous and out_mask.flags.c_contiguous
+
+
+def test_colour_jitter_touches_the_image_only():
+    image, mask = _encoded(16, 16)
+    config = AugmentConfig(flips=False, rotate90=False, brightness=0.3, hue_deg=30)
+    out_image, out_mask = augment(image, mask, np.random.default_rng(2), config)
+    assert (out_mask == mask).all() and out_image.dtype == np.uint8
+    assert not (out_image == image).all()
+
+
+def test_small_tiles_are_padded_with_unlabelled_mask():
+    image, mask = _encoded(20, 30)
+    padded, padded_mask = pad_to_size(image, mask, 32, 32)
+    assert padded.shape == (32, 32, 3) and padded_mask.shape == (32, 32)
+    assert (padded_mask[20:] == UNLABELLED).all() and (padded_mask[:, 30:] == UNLABELLED).all()
+    assert (padded[:20, :30] == image).all()
+    crop, crop_mask = sample_crop(image, mask, 64, np.random.default_rng(0))
+    assert crop.shape == (64, 64, 3) and (crop_mask == UNLABELLED).sum() == 64 * 64 - 20 * 30
+
+
+def test_balanced_crops_find_a_rare_class():
+    mask = np.zeros((256, 256), np.uint8)
+    mask[200:204, 10:14] = 3
+    image = np.zeros((256, 256, 3), np.uint8)
+
+    def hits(balanced: float) -> int:
+        rng = np.random.default_rng(0)
+        return sum((sample_crop(image, mask, 32, rng, balanced)[1] == 3).any() for _ in range(100))
+
+    # Classes are drawn uniformly among those present (here 0 and 3): about half the crops.
+    assert hits(1.0) > 35 and hits(0.0) < 10
+
+
+def test_same_seed_same_crops():
+    image, mask = _encoded(64, 64)
+
+    def run(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        crop = sample_crop(image, mask, 32, rng, 0.5)
+        return augment(*crop, rng, AugmentConfig())[0]
+
+    assert (run(5) == run(5)).all() and not (run(5) == run(6)).all()
