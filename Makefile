@@ -1,0 +1,40 @@
+# Two commands: `make run` starts the app, `make test` runs the whole test suite.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Optional: a PyTorch wheel index for a CPU-only torch build (see README).
+TORCH_INDEX_URL ?=
+
+.PHONY: run test lint install install-dev bench clean-venv
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+ifneq ($(TORCH_INDEX_URL),)
+	$(PY) -m pip install --index-url $(TORCH_INDEX_URL) torch==2.14.1 torchvision==0.29.1
+endif
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: $(VENV)/.runtime
+	$(PY) -m streamlit run app.py
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: $(VENV)/.dev lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.dev
+	for f in bench/*.py; do $(PY) $$f || exit 1; done

@@ -1,0 +1,197 @@
+"""``python -m training``: train, follow jobs, suggest tiles, analyse smears, evaluate models.
+
+The workspace comes from ``--workspace``, else ``SMEARLAB_WORKSPACE``, else ``./workspace``.
+``--json`` prints one JSON document. Exit codes: 0 success, 1 refused input or a failed job,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dataset.settings import get_settings
+
+
+def _workspace(args: argparse.Namespace) -> Path:
+    return get_settings(workspace=args.workspace).workspace
+
+
+def _print(args: argparse.Namespace, payload: object, text: str) -> None:
+    print(json.dumps(payload, default=str) if args.json else text)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from training.jobs import JobRunner, JobState
+    from training.service import submit_training
+
+    settings = {
+        k: v
+        for k, v in {
+            "encoder": args.encoder,
+            "epochs": args.epochs,
+            "time_budget_min": args.time_budget_min,
+            "seed": args.seed,
+            "batch_size": args.batch_size,
+            "patch_size": args.patch_size,
+            "lr": args.lr,
+        }.items()
+        if v is not None
+    }
+    ws = _workspace(args)
+    job_id = submit_training(ws, settings)
+    if not args.wait:
+        _print(args, {"job_id": job_id, "state": "queued"}, f"queued training job {job_id}")
+        return 0
+
+    def show(status) -> None:
+        if not args.json:
+            p = status.progress
+            fields = ", ".join(
+                f"{k}={p[k]}" for k in ("epoch", "step", "loss", "val_miou") if k in p
+            )
+            print(f"[{status.state}] {fields}", flush=True)
+
+    status = JobRunner(ws).wait(job_id, on_progress=show, poll_s=1.0)
+    payload = status.model_dump(mode="json", exclude={"history"})
+    _print(args, payload, f"job {job_id} {status.state}: {status.error or status.result}")
+    return 0 if status.state == JobState.DONE else 1
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from training.jobs import cli_jobs
+
+    return cli_jobs(_workspace(args), as_json=args.json)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from training.jobs import cli_cancel
+
+    return cli_cancel(_workspace(args), args.job_id, wait_s=args.wait_s)
+
+
+def _loaded(args: argparse.Namespace, ws: Path):
+    from training.service import load_model
+
+    return load_model(ws, getattr(args, "model", None))
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from dataset.store import Store
+    from training.service import suggest
+
+    ws = _workspace(args)
+    loaded = None if args.strategy == "random" else _loaded(args, ws)
+    rows = suggest(
+        Store.open(ws), args.strategy, args.top, loaded=loaded, diversity=args.diversity or None
+    )
+    text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in rows) or "no unlabelled tiles"
+    _print(args, {"strategy": args.strategy, "tiles": [r.to_json() for r in rows]}, text)
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from dataset.store import Store
+    from training.service import analyze_smear
+
+    ws = _workspace(args)
+    loaded = None if args.labels else _loaded(args, ws)
+    analysis, _, model_id = analyze_smear(Store.open(ws), args.smear_id, loaded)
+    rows = analysis.to_rows()
+    text = "\n".join(
+        f"{r['class_name']:>14}  pixels {r['pixel_share'] or 0:6.1%}  count {r['count']}"
+        for r in rows
+    )
+    source = f"model {model_id}" if model_id else "saved labels"
+    _print(
+        args,
+        {"smear_id": args.smear_id, "source": source, "model_id": model_id, "classes": rows},
+        f"{args.smear_id} ({source})\n{text}",
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dataset.imports import read_pairs_csv
+    from training.service import evaluate_pairs
+
+    ws = _workspace(args)
+    loaded = _loaded(args, ws)
+    if loaded is None:
+        print("error: no segmentation model yet; train one first.", file=sys.stderr)
+        return 1
+    report = evaluate_pairs(read_pairs_csv(Path(args.pairs)), args.levels, loaded)
+    lines = [
+        f"{c:>14}  IoU {v['iou'] if v['iou'] is not None else float('nan'):.3f}"
+        f"  Dice {v['dice'] if v['dice'] is not None else float('nan'):.3f}"
+        for c, v in report["per_class"].items()
+    ]
+    lines.append(f"{'mean':>14}  IoU {report['mean_iou']:.3f}  Dice {report['mean_dice']:.3f}")
+    _print(args, report, "\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", type=Path, default=None, help="workspace folder")
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("segment", parents=[common], help="train the segmentation U-Net (a job)")
+    p.add_argument("--encoder", help="mobilenet_v2 (default), resnet18, resnet34, efficientnet-b0")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--time-budget-min", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--wait", action="store_true", help="block until the job ends")
+    p.set_defaults(func=_segment)
+
+    p = sub.add_parser("jobs", parents=[common], help="list recent jobs")
+    p.set_defaults(func=_jobs)
+    p = sub.add_parser("cancel", parents=[common], help="cancel a queued or running job")
+    p.add_argument("job_id")
+    p.add_argument("--wait-s", type=float, default=None, help="wait this long for it to stop")
+    p.set_defaults(func=_cancel)
+
+    p = sub.add_parser("suggest", parents=[common], help="next tiles to label")
+    p.add_argument("--strategy", default="entropy", help="random, entropy, margin, tta")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--diversity", default="per_smear", help="per_smear, feature_spread or ''")
+    p.add_argument("--model", help="model id (default: the current model)")
+    p.set_defaults(func=_suggest)
+
+    p = sub.add_parser("analyze", parents=[common], help="cell counts and class shares")
+    p.add_argument("smear_id")
+    p.add_argument("--model", help="model id (default: the current model)")
+    p.add_argument("--labels", action="store_true", help="analyse saved labels, not a model")
+    p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("evaluate", parents=[common], help="IoU/Dice on external image/mask pairs")
+    p.add_argument("--pairs", required=True, help="CSV with columns image,mask")
+    p.add_argument("--levels", required=True, help='e.g. "0=background,128=cytoplasm"')
+    p.add_argument("--model", help="model id (default: the current model)")
+    p.set_defaults(func=_evaluate)
+
+    try:
+        from training.diagnosis.cli import add_parser as add_diagnosis
+    except ImportError:  # the diagnosis group is optional while it is being built
+        add_diagnosis = None
+    if add_diagnosis is not None:
+        add_diagnosis(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 1

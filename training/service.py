@@ -1,0 +1,499 @@
+"""Segmentation as the workspace sees it: training jobs, pre-fill, scoring, analysis, evaluation.
+
+This module joins the store (labelled tiles, split assignment), the model zoo (checkpoints,
+the current model) and the job runner to the plain-data functions of :mod:`training.segment`,
+:mod:`training.inference`, :mod:`training.strategies` and :mod:`training.analysis`. The CLI
+and the pages call these functions; nothing here imports Streamlit.
+
+Promises:
+- Training reads only the train split and selects on validation; test tiles are never read.
+- A run registers its checkpoint only when it ends ``done`` (the job runner's ``add_model``),
+  so a failed or cancelled run never changes the current model.
+- Scores are cached per (checkpoint, strategy, tile) in the ``scores`` table and analyses per
+  (checkpoint, smear) in the ``analyses`` table, both append-only Delta tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataset._delta import TS
+from dataset.masks import decode_mask_png
+from dataset.store import Store, StoreError
+
+SEGMENT_TARGET = "training.service:segment_job"
+SCORE_TARGET = "training.service:score_job"
+
+_SCORES = pa.schema(
+    [
+        ("model_id", pa.string()),
+        ("strategy", pa.string()),
+        ("tile_id", pa.string()),
+        ("smear_id", pa.string()),
+        ("score", pa.float64()),
+        ("features", pa.list_(pa.float32())),
+        ("created_at", TS),
+    ]
+)
+_ANALYSES = pa.schema(
+    [
+        ("smear_id", pa.string()),
+        ("model_id", pa.string()),
+        ("created_at", TS),
+        ("rows_json", pa.string()),
+        ("features_json", pa.string()),
+    ]
+)
+
+
+def _register_tables(store: Store) -> None:
+    store.tables.register("scores", _SCORES)
+    store.tables.register("analyses", _ANALYSES)
+
+
+# --------------------------------------------------------------------------- data
+def load_samples(store: Store, split: str) -> list:
+    """Labelled tiles of one split as training samples (latest revision of each).
+
+    Args:
+        split: ``train`` or ``validation``; the test split is refused, so no model ever
+            trains or selects on it.
+    """
+    from training.segment import Sample
+
+    if split not in ("train", "validation"):
+        raise ValueError(f"Training reads the train and validation splits only, not {split!r}.")
+    ids = store.labelled_tile_ids(split)
+    tiles = {t.tile_id: t for t in store.tiles()}
+    out = []
+    for tile_id, _, png in store.iter_latest_masks(ids):
+        t = tiles[tile_id]
+        out.append(
+            Sample(
+                image=np.ascontiguousarray(store.tile_image(tile_id)),
+                mask=decode_mask_png(png),
+                tile_id=tile_id,
+                smear_id=t.smear_id,
+            )
+        )
+    return sorted(out, key=lambda s: s.tile_id)
+
+
+def split_counts(store: Store) -> dict[str, int]:
+    """Labelled tiles per split (for the Train page and the refusal message)."""
+    ids = store.labelled_tile_ids()
+    tiles = {t.tile_id: t.smear_id for t in store.tiles()}
+    splits = store.splits_of({tiles[t] for t in ids if t in tiles})
+    counts = {"train": 0, "validation": 0, "test": 0}
+    for t in ids:
+        if t in tiles:
+            counts[splits[tiles[t]]] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------- training
+def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
+    """Queue a segmentation training run; returns the job id.
+
+    Args:
+        settings: Fields of :class:`training.segment.SegTrainConfig` (validated here so a
+            bad value is refused before anything is queued).
+    """
+    from training.jobs import JobRunner
+    from training.segment import SegTrainConfig
+
+    config = SegTrainConfig(**settings)
+    status = JobRunner(workspace).submit(
+        "train-segmentation", SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
+    )
+    return status.job_id
+
+
+def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """Job target: train on the workspace's train split and stage the best checkpoint."""
+    from model_zoo import ModelCard, Zoo
+    from model_zoo.card import describe_machine
+    from training.segment import SegTrainConfig, train_segmentation
+
+    config = SegTrainConfig(**params.get("config", {}))
+    store = Store.open(ctx.workspace)
+    schema = store.schema()
+    versions = store.table_versions()
+    train = load_samples(store, "train")
+    val = load_samples(store, "validation")
+    counts = split_counts(store)
+    if not train or not val:
+        raise StoreError(
+            "Training needs labelled tiles in both the train and the validation split; "
+            f"labelled tiles now: {counts['train']} train, {counts['validation']} validation, "
+            f"{counts['test']} test. Label tiles of more smears (the Dataset page shows each "
+            "smear's split)."
+        )
+    ctx.log(
+        f"Training {config.encoder} on {len(train)} train / {len(val)} validation tiles, "
+        f"classes {', '.join(schema.names)}"
+    )
+    zoo = Zoo(ctx.workspace)
+    staging = zoo.staging_dir("segmentation")
+
+    def on_progress(fields: dict) -> None:
+        ctx.progress(**fields)
+
+    result = train_segmentation(
+        train,
+        val,
+        schema.names,
+        config,
+        on_progress=on_progress,
+        should_stop=lambda: ctx.cancelled,
+        out_dir=staging,
+    )
+    metrics = result.card_metrics()
+    # The zoo lists compare runs by these names (model_zoo.card's metric convention).
+    metrics["mean_iou"] = result.metrics.miou
+    metrics["mean_dice"] = _mean(result.metrics.dice)
+    card = ModelCard(
+        kind="segmentation",
+        classes=list(schema.names),
+        schema_version=schema.version,
+        metrics=metrics,
+        settings=config.model_dump(mode="json"),
+        data={
+            "table_versions": versions,
+            "release": None,
+            "splits": store.split_assignment(),
+            "train_tiles": sorted(s.tile_id for s in train),
+            "validation_tiles": sorted(s.tile_id for s in val),
+        },
+        seed=config.seed,
+        duration_s=result.duration_s,
+        machine=describe_machine(config.device),
+    )
+    ctx.add_model("segmentation", staging, card)
+    ctx.log(f"Best validation mIoU {result.metrics.miou} at epoch {result.best_epoch}")
+    return {"mean_iou": result.metrics.miou, "best_epoch": result.best_epoch}
+
+
+# --------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class LoadedModel:
+    """A segmentation model ready for inference, with its card."""
+
+    model: Any
+    card: Any
+
+    @property
+    def model_id(self) -> str:
+        return self.card.model_id
+
+    def inference_config(self):
+        from training.inference import InferenceConfig
+
+        return InferenceConfig(**self.card.settings.get("inference", {}))
+
+
+def load_model(workspace: Path, model_id: str | None = None) -> LoadedModel | None:
+    """The current segmentation model (or ``model_id``); None when no model exists yet."""
+    from model_zoo import Zoo, load_segmentation_model
+
+    zoo = Zoo(workspace)
+    if model_id is None and zoo.current("segmentation") is None:
+        return None
+    model, card = load_segmentation_model(zoo, model_id)
+    return LoadedModel(model, card)
+
+
+def _check_classes(store: Store, loaded: LoadedModel) -> None:
+    names = list(store.schema().names)
+    if list(loaded.card.classes) != names:
+        raise StoreError(
+            f"Model {loaded.model_id} predicts {', '.join(loaded.card.classes)} but the "
+            f"workspace classes are {', '.join(names)}; promote a model trained on this schema."
+        )
+
+
+# --------------------------------------------------------------------------- pre-fill
+@dataclass(frozen=True)
+class Prefill:
+    """A starting mask for the Label page and where it came from."""
+
+    mask: np.ndarray
+    source: str  # "model" or "rules"
+    model_id: str | None
+
+
+def prefill(store: Store, tile_id: str, loaded: LoadedModel | None = None) -> Prefill:
+    """The current model's prediction of a tile, or the colour-rule pre-fill without a model.
+
+    Shape:
+        mask: (h, w) uint8, 255 where the rules are unsure.
+    """
+    image = np.ascontiguousarray(store.tile_image(tile_id))
+    if loaded is not None:
+        from training.inference import predict_mask
+
+        _check_classes(store, loaded)
+        mask = predict_mask(loaded.model, image, loaded.inference_config())
+        return Prefill(mask, "model", loaded.model_id)
+    from training.prefill import prefill_mask
+
+    return Prefill(prefill_mask(image, store.schema().names), "rules", None)
+
+
+# --------------------------------------------------------------------------- scoring
+def unlabelled_tile_ids(store: Store) -> list[str]:
+    """Tiles worth suggesting: not labelled, not skipped, and not in the test split."""
+    labelled = set(store.labelled_tile_ids())
+    skipped = store.skipped_tile_ids()
+    tiles = [t for t in store.tiles() if t.tile_id not in labelled and t.tile_id not in skipped]
+    splits = store.splits_of({t.smear_id for t in tiles}) if tiles else {}
+    return [t.tile_id for t in tiles if splits[t.smear_id] != "test"]
+
+
+def _candidates(store: Store, tile_ids: Iterable[str]) -> Iterator:
+    from training.strategies import Candidate
+
+    tiles = {t.tile_id: t for t in store.tiles()}
+    for tile_id in tile_ids:
+        yield Candidate(
+            tile_id, tiles[tile_id].smear_id, np.ascontiguousarray(store.tile_image(tile_id))
+        )
+
+
+def cached_scores(store: Store, model_id: str, strategy: str) -> dict[str, tuple]:
+    """Stored scores of one (checkpoint, strategy): tile → (smear, score, features)."""
+    _register_tables(store)
+    flt = (pc.field("model_id") == model_id) & (pc.field("strategy") == strategy)
+    t = store.tables.read("scores", ["tile_id", "smear_id", "score", "features"], flt)
+    return {r["tile_id"]: (r["smear_id"], r["score"], r["features"]) for r in t.to_pylist()}
+
+
+def score_unlabelled(
+    store: Store,
+    strategy: str,
+    loaded: LoadedModel | None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch: int = 64,
+) -> int:
+    """Score every unlabelled tile not yet scored by this checkpoint and strategy.
+
+    Returns:
+        The number of tiles newly scored (cached tiles are skipped).
+    """
+    from training.strategies import get_strategy, iter_scores
+
+    get_strategy(strategy)  # unknown names fail here, with the list of valid ones
+    _register_tables(store)
+    model_id = loaded.model_id if loaded else "none"
+    if loaded is not None:
+        _check_classes(store, loaded)
+    done = cached_scores(store, model_id, strategy)
+    todo = [t for t in unlabelled_tile_ids(store) if t not in done]
+    model = loaded.model if loaded else None
+    inference = loaded.inference_config() if loaded else None
+    rows: list[dict] = []
+    for n, s in enumerate(iter_scores(_candidates(store, todo), strategy, model, inference), 1):
+        rows.append(
+            {
+                "model_id": model_id,
+                "strategy": strategy,
+                "tile_id": s.tile_id,
+                "smear_id": s.smear_id,
+                "score": float(s.score),
+                "features": None if s.features is None else s.features.astype(np.float32),
+                "created_at": dt.datetime.now(dt.UTC),
+            }
+        )
+        if len(rows) >= batch or n == len(todo):
+            store.tables.append("scores", rows)
+            rows = []
+        if on_progress:
+            on_progress(n, len(todo))
+    return len(todo)
+
+
+def submit_scoring(workspace: Path, strategy: str) -> str:
+    """Queue a scoring job for the current model; returns the job id."""
+    from training.jobs import JobRunner
+    from training.strategies import get_strategy
+
+    get_strategy(strategy)
+    return JobRunner(workspace).submit("score", SCORE_TARGET, {"strategy": strategy}).job_id
+
+
+def score_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """Job target: score unlabelled tiles with the current model (cached per checkpoint)."""
+    store = Store.open(ctx.workspace)
+    strategy = params.get("strategy", "entropy")
+    loaded = load_model(ctx.workspace) if strategy != "random" else None
+    started = time.monotonic()
+    n = score_unlabelled(
+        store, strategy, loaded, on_progress=lambda i, total: ctx.progress(step=i, total=total)
+    )
+    seconds = time.monotonic() - started
+    ctx.log(f"Scored {n} tiles with {strategy} in {seconds:.1f} s")
+    return {"scored": n, "seconds": seconds, "model_id": loaded.model_id if loaded else None}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    tile_id: str
+    smear_id: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tile_id": self.tile_id, "smear_id": self.smear_id, "score": self.score}
+
+
+def suggest(
+    store: Store,
+    strategy: str = "entropy",
+    top: int = 10,
+    *,
+    loaded: LoadedModel | None = None,
+    diversity: str | None = "per_smear",
+    score_missing: bool = True,
+) -> list[Suggestion]:
+    """The next tiles to label, best first, spread over smears by ``diversity``.
+
+    Scores come from the cache; tiles not yet scored by this checkpoint are scored first
+    when ``score_missing`` (the CLI), or left out (the page, which queues a scoring job).
+    """
+    from training.strategies import TileScore, get_diversity
+
+    if strategy != "random" and loaded is None:
+        raise StoreError(
+            f"The {strategy!r} strategy needs a segmentation model; train one first, "
+            "or use --strategy random."
+        )
+    model_id = loaded.model_id if loaded and strategy != "random" else "none"
+    if score_missing:
+        score_unlabelled(store, strategy, loaded if strategy != "random" else None)
+    cached = cached_scores(store, model_id, strategy)
+    open_ids = set(unlabelled_tile_ids(store))
+    ranked = sorted(
+        (
+            TileScore(t, smear, score, None, None if f is None else np.asarray(f, np.float32))
+            for t, (smear, score, f) in cached.items()
+            if t in open_ids
+        ),
+        key=lambda s: (-s.score, s.tile_id),
+    )
+    if diversity:
+        ranked = get_diversity(diversity).order(ranked, top)
+    return [Suggestion(s.tile_id, s.smear_id, float(s.score)) for s in ranked[:top]]
+
+
+# --------------------------------------------------------------------------- analysis
+def analyze_smear(store: Store, smear_id: str, loaded: LoadedModel | None = None):
+    """Cell counts and class shares of one smear, from the model's segmentation.
+
+    Without a model, the smear's saved labels are analysed instead (``model_id`` None).
+
+    Returns:
+        ``(analysis, mask, model_id)``; the result is also stored in the ``analyses`` table.
+    """
+    from training.analysis import analyse_image, analyse_mask
+
+    info = store.smear(smear_id)
+    names = store.schema().names
+    if loaded is not None:
+        _check_classes(store, loaded)
+        image = np.ascontiguousarray(store.smear_image(smear_id))
+        analysis, mask = analyse_image(
+            loaded.model, image, names, loaded.inference_config(), um_per_px=info.um_per_px
+        )
+        model_id = loaded.model_id
+    else:
+        mask = store.smear_mask(smear_id)
+        analysis = analyse_mask(mask, names, um_per_px=info.um_per_px)
+        model_id = None
+    _register_tables(store)
+    store.tables.append(
+        "analyses",
+        [
+            {
+                "smear_id": smear_id,
+                "model_id": model_id,
+                "created_at": dt.datetime.now(dt.UTC),
+                "rows_json": json.dumps(analysis.to_rows()),
+                "features_json": json.dumps(
+                    {k: (None if v != v else v) for k, v in analysis.features().items()}
+                ),
+            }
+        ],
+    )
+    return analysis, mask, model_id
+
+
+def latest_smear_features(store: Store, smear_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Newest stored analysis features of each smear that has one (for the classifier)."""
+    _register_tables(store)
+    ids = list(smear_ids)
+    if not ids:
+        return {}
+    t = store.tables.read(
+        "analyses", ["smear_id", "created_at", "features_json"], pc.field("smear_id").isin(ids)
+    )
+    out: dict[str, dict[str, float]] = {}
+    for r in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
+        feats = json.loads(r["features_json"])
+        out[r["smear_id"]] = {k: float("nan") if v is None else v for k, v in feats.items()}
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_pairs(pairs: list, levels: str, loaded: LoadedModel) -> dict[str, Any]:
+    """IoU and Dice per class of the model on image/mask pairs outside the workspace.
+
+    Masks are mapped to the model's classes by nearest grey level, as ``import-masks`` does.
+    """
+    from dataset.images import decode_image
+    from dataset.masks import apply_levels, load_mask_file, parse_levels
+    from training.inference import iter_proba, probs_to_mask
+    from training.metrics import confusion_matrix, metrics_from_confusion
+
+    classes = list(loaded.card.classes)
+    level_map = parse_levels(levels, classes)
+    images, masks = [], []
+    for p in pairs:
+        rgb = decode_image(p.image_bytes, p.image_name).rgb
+        mask = apply_levels(load_mask_file(p.mask_bytes, p.mask_name), level_map, name=p.mask_name)
+        if mask.shape != rgb.shape[:2]:
+            raise ValueError(
+                f"Mask {p.mask_name} is {mask.shape[1]}x{mask.shape[0]} but image {p.image_name} "
+                f"is {rgb.shape[1]}x{rgb.shape[0]}; pair each image with its own mask."
+            )
+        images.append(rgb)
+        masks.append(mask)
+    cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for probs, truth in zip(
+        iter_proba(loaded.model, images, loaded.inference_config()), masks, strict=True
+    ):
+        cm += confusion_matrix(probs_to_mask(probs), truth, len(classes))
+    metrics = metrics_from_confusion(cm, classes)
+    return {
+        "model_id": loaded.model_id,
+        "images": len(images),
+        "per_class": {
+            c: {"iou": metrics.iou[i], "dice": metrics.dice[i]} for i, c in enumerate(classes)
+        },
+        "mean_iou": metrics.miou,
+        "mean_dice": _mean(metrics.dice),
+    }
+
+
+def _mean(values: tuple[float | None, ...]) -> float | None:
+    scored = [v for v in values if v is not None]
+    return float(np.mean(scored)) if scored else None
