@@ -12,6 +12,7 @@ from model_zoo.zoo import (
     UnknownModelError,
     Zoo,
     ZooError,
+    default_workspace,
     load_segmentation_model,
     metric_columns,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "UnknownModelError",
     "Zoo",
     "ZooError",
+    "default_workspace",
     "describe_machine",
     "flat_metrics",
     "load_segmentation_model",

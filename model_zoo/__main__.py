@@ -14,30 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from model_zoo.card import KINDS, ModelCard, flat_metrics
-from model_zoo.zoo import Zoo, ZooError, metric_columns
+from model_zoo.zoo import Zoo, ZooError, default_workspace, metric_columns
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-
-
-def resolve_workspace(arg: str | Path | None = None) -> Path:
-    """The workspace to use: ``arg``, else the settings' workspace.
-
-    Settings come from ``dataset.settings.get_settings()`` when that module exists; otherwise
-    from ``SMEARLAB_WORKSPACE``, else ``./workspace``.
-    """
-    if arg:
-        return Path(arg).expanduser().resolve()
-    try:
-        from dataset.settings import get_settings
-    except ImportError:
-        return Path(os.environ.get("SMEARLAB_WORKSPACE", "workspace")).expanduser().resolve()
-    return Path(get_settings().workspace).expanduser().resolve()
 
 
 def workspace_classes(workspace: Path) -> list[str] | None:
@@ -139,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     as_json = getattr(args, "json", False)
     kind = getattr(args, "kind", None)
-    zoo = Zoo(resolve_workspace(getattr(args, "workspace", None)))
+    zoo = Zoo(default_workspace(getattr(args, "workspace", None)))
     try:
         if args.command == "list":
             kinds = (kind,) if kind else KINDS

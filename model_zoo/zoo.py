@@ -42,6 +42,7 @@ __all__ = [
     "UnknownModelError",
     "Zoo",
     "ZooError",
+    "default_workspace",
     "load_segmentation_model",
     "metric_columns",
 ]
@@ -353,6 +354,21 @@ class Zoo:
 
     def _write_pointer(self, kind: str, pointer: _Pointer) -> None:
         _atomic_write_text(self.root / kind / POINTER_FILE, pointer.model_dump_json(indent=2))
+
+
+def default_workspace(path: str | Path | None = None) -> Path:
+    """The workspace to use: ``path`` when given, else the one from the settings.
+
+    Settings come from ``dataset.settings.get_settings()`` when that module exists; otherwise
+    from the ``SMEARLAB_WORKSPACE`` environment variable, else ``./workspace``.
+    """
+    if path:
+        return Path(path).expanduser().resolve()
+    try:
+        from dataset.settings import get_settings  # lazy: optional, and reads the environment
+    except ImportError:
+        return Path(os.environ.get("SMEARLAB_WORKSPACE", "workspace")).expanduser().resolve()
+    return Path(get_settings().workspace).expanduser().resolve()
 
 
 def metric_columns(cards: Sequence[ModelCard]) -> list[str]:
