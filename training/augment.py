@@ -7,6 +7,9 @@ never invents labels (padded mask pixels are unlabelled, 255).
 
 Colour jitter (brightness, contrast, saturation, hue) is there so a model trained on one
 lab's stain survives another's: Giemsa and Wright smears vary mostly in hue and intensity.
+
+Class-balanced crops are drawn here from in-memory masks rather than with petroscope's
+balancer, which reads images from disk and keeps a pickled cache (SmearLab loads no pickle).
 """
 
 from __future__ import annotations

@@ -98,12 +98,16 @@ def _load_encoder_weights(model: SegModel, path: Path) -> None:
         raise ValueError(f"Encoder weights file {path} does not exist.")
     state = load_file(str(path))
     state = {k.removeprefix("encoder."): v for k, v in state.items()}
-    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
-    if unexpected or len(missing) == len(model.encoder.state_dict()):
+    own = model.encoder.state_dict()
+    missing = own.keys() - state.keys()
+    wrong = [k for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
+    if missing or wrong:
         raise ValueError(
-            f"{path} does not hold weights for this encoder ({len(unexpected)} unknown keys, "
-            f"{len(missing)} missing); check that it was saved from the same encoder."
+            f"{path} does not hold weights for this encoder ({len(missing)} missing, "
+            f"{len(wrong)} of the wrong shape); check that it was saved from the same encoder."
         )
+    # Extra keys (e.g. an ImageNet classifier head) are ignored.
+    model.encoder.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
 def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel:

@@ -1,0 +1,40 @@
+"""Model construction: clear errors, local encoder weights, checkpoint folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from training.model import build_model, input_multiple, load_model, model_classes_count
+
+
+def test_unknown_encoder_lists_the_tested_ones():
+    with pytest.raises(ValueError, match="mobilenet_v2, resnet18, resnet34, efficientnet-b0"):
+        build_model(4, "mobilenet_v9")
+
+
+def test_shape_and_stride():
+    model = build_model(4, encoder_depth=4)
+    assert model_classes_count(model) == 4 and input_multiple(model) == 16
+
+
+def test_local_encoder_weights_are_loaded(tmp_path):
+    torch.manual_seed(1)
+    source = build_model(2)
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in source.encoder.state_dict().items()}, str(path))
+    torch.manual_seed(2)
+    model = build_model(3, encoder_weights=path)
+    for key, value in source.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value)
+    with pytest.raises(ValueError, match="does not exist"):
+        build_model(3, encoder_weights=tmp_path / "missing.safetensors")
+    save_file({"nothing": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="same encoder"):
+        build_model(3, encoder_weights=tmp_path / "other.safetensors")
+
+
+def test_load_model_wants_a_checkpoint_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="save_pretrained"):
+        load_model(tmp_path)
