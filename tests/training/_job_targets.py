@@ -94,3 +94,16 @@ def train_then_add_directly(ctx, params):
     ctx.progress(step=1, loss=float("inf"))
     Zoo(ctx.workspace).add("segmentation", staging, card)
     return {}
+
+
+def cooperative_stop(ctx, params):
+    """Like a training loop with ``should_stop=lambda: ctx.cancelled``: return early, normally."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # rely on the flag alone
+    staging, card = _stage_model(ctx)
+    ctx.add_model("segmentation", staging, card)
+    step = 0
+    while not ctx.cancelled:
+        ctx.progress(step=step, staged=str(staging))
+        step += 1
+        time.sleep(0.02)
+    return {"stopped_at": step}

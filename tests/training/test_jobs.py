@@ -215,6 +215,20 @@ def test_failed_or_cancelled_jobs_never_touch_the_zoo(runner: JobRunner) -> None
     assert zoo.current("segmentation").model_id == first.model_id
 
 
+def test_target_that_stops_on_ctx_cancelled_ends_cancelled_without_a_model(
+    runner: JobRunner,
+) -> None:
+    job = runner.submit("t", f"{T}:cooperative_stop", cancel_grace_s=30)
+    running = runner.wait(job.job_id, until=lambda s: "staged" in s.progress, timeout=TIMEOUT)
+    runner.cancel(job.job_id)
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.CANCELLED
+    assert final.exit_code == 128 + 15  # returned on its own, long before the SIGKILL
+    assert final.result is None
+    assert Zoo(runner.workspace).list() == []
+    assert not Path(running.progress["staged"]).exists()
+
+
 def test_running_job_whose_process_vanished_is_failed(runner: JobRunner) -> None:
     job = runner.submit("test", f"{T}:count", start_worker=False)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
