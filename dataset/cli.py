@@ -1,0 +1,417 @@
+"""Command line for the workspace: ``python -m dataset COMMAND ...``.
+
+Usage::
+
+    python -m dataset init --classes background,erythrocyte,leukocyte,platelet [--tile-size 256]
+    python -m dataset ingest FILE_OR_DIR... [--patient ID] [--stain S] [--magnification M]
+                                            [--um-per-px X] [--note N]
+    python -m dataset import-masks --pairs PAIRS.csv --levels "0=unlabelled,155=leukocyte"
+    python -m dataset annotate TILE_ID MASK.png [--annotator NAME]
+                                                [--base-revision N [--force]] [--seconds S]
+    python -m dataset skip TILE_ID
+    python -m dataset stats
+    python -m dataset demo
+    python -m dataset release VERSION -m MESSAGE [--seed N]
+    python -m dataset verify VERSION
+    python -m dataset export VERSION --format zip|png-masks --out PATH
+
+Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
+``--json`` (print one JSON document). Exit status: 0 done, 1 some input was refused,
+2 usage error, 3 a revision conflict. Errors go to stderr as one sentence, no traceback.
+This module only parses, calls the dataset package and formats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from dataset.ingest import IngestResult, MetaError, SmearMeta
+from dataset.schema import SchemaError
+from dataset.store import RevisionConflict, Store, StoreError
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+
+
+class CliError(Exception):
+    """A refusal to report in one sentence with an exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------- helpers
+def _open_store(args: argparse.Namespace) -> Store:
+    from dataset.settings import get_settings
+
+    try:
+        settings = get_settings(workspace=getattr(args, "workspace", None))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CliError(
+            f"The SMEARLAB_ settings are invalid ({problems}); fix the environment.", EXIT_USAGE
+        ) from None
+    args.settings = settings
+    return Store.open(settings.workspace)
+
+
+def _emit(args: argparse.Namespace, document: object, text: str) -> None:
+    print(json.dumps(document, default=str) if getattr(args, "json", False) else text)
+
+
+def _jsonable(obj: object) -> object:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")  # type: ignore[union-attr]
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)  # type: ignore[arg-type]
+    return obj if isinstance(obj, str | int | float | bool | None) else str(obj)
+
+
+def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done == total else ""
+        print(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end, file=sys.stderr
+        )
+
+    return show
+
+
+def _report_results(args: argparse.Namespace, results: list[IngestResult]) -> int:
+    """Print one row per file; exit 1 when any was rejected."""
+    lines = []
+    for r in results:
+        if r.status == "rejected":
+            lines.append(f"rejected   {r.input}: {r.reason}")
+            continue
+        what = f"{r.smear_id}, {r.tiles} tiles"
+        if r.revisions is not None:
+            what += f", {r.revisions} import revisions"
+        lines.append(f"{r.status:<10} {r.input} ({what})")
+        lines.extend(f"           warning: {w}" for w in r.warnings)
+    counts = {s: sum(r.status == s for r in results) for s in ("added", "duplicate", "rejected")}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    _emit(args, {"files": [r.to_json() for r in results]}, "\n".join(lines))
+    return EXIT_REFUSED if counts["rejected"] else EXIT_OK
+
+
+def _read_index_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(
+            f"Cannot read mask file {str(path)!r} ({exc.strerror}); check the path."
+        ) from None
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
+            img.load()
+            if img.mode not in ("L", "P"):
+                raise CliError(
+                    f"Mask file {str(path)!r} is a {img.mode} image; save it as a single-channel "
+                    "8-bit PNG of class indices (255 = unlabelled)."
+                )
+            return np.array(img, dtype=np.uint8)
+    except CliError:
+        raise
+    except Exception as exc:  # Pillow raises many types on damaged files
+        raise CliError(
+            f"Mask file {str(path)!r} is not a readable PNG ({exc}); save it as a "
+            "single-channel 8-bit PNG of class indices."
+        ) from None
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_init(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    classes = [c for c in args.classes.split(",") if c.strip()] if args.classes else None
+    schema = store.init(classes, tile_size=args.tile_size)
+    size = store.tile_size()
+    _emit(
+        args,
+        {
+            "workspace": str(store.root),
+            "classes": list(schema.names),
+            "colors": list(schema.colors),
+            "schema_version": schema.version,
+            "tile_size": size,
+        },
+        f"Workspace {store.root}: classes {', '.join(schema.names)} "
+        f"(schema version {schema.version}), tiles of {size} px.",
+    )
+    return EXIT_OK
+
+
+def _meta(args: argparse.Namespace) -> SmearMeta:
+    try:
+        return SmearMeta(
+            patient=args.patient,
+            stain=args.stain,
+            magnification=args.magnification,
+            um_per_px=args.um_per_px,
+            note=args.note,
+        )
+    except MetaError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from dataset.ingest import ingest_paths
+
+    meta = _meta(args)
+    store = _open_store(args)
+    results = ingest_paths(store, [Path(p) for p in args.inputs], meta, _progress(args))
+    return _report_results(args, results)
+
+
+def cmd_import_masks(args: argparse.Namespace) -> int:
+    from dataset.imports import import_masks, read_pairs_csv
+
+    store = _open_store(args)
+    pairs = read_pairs_csv(args.pairs)
+    annotator = args.annotator or args.settings.annotator or "import"
+    results = import_masks(
+        store, pairs, args.levels, annotator=annotator, on_progress=_progress(args)
+    )
+    return _report_results(args, results)
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.force and args.base_revision is None:
+        raise CliError("--force only applies with --base-revision N.", EXIT_USAGE)
+    store = _open_store(args)
+    mask = _read_index_png(Path(args.mask))
+    tile = store.tile(args.tile_id)
+    base = args.base_revision
+    if base is None:
+        # No base given: the user means "on top of what is there now".
+        latest = store.latest(tile.tile_id)
+        base = latest.revision if latest else None
+    try:
+        rev = store.save_mask(
+            tile.tile_id,
+            mask,
+            annotator=args.annotator or args.settings.annotator,
+            source="manual",
+            base_revision=base,
+            seconds=args.seconds,
+            force=args.force,
+        )
+    except RevisionConflict as exc:
+        raise CliError(
+            f"{exc} (To save yours on top anyway, add --force.)", EXIT_CONFLICT
+        ) from None
+    _emit(
+        args,
+        {"tile_id": rev.tile_id, "revision": rev.revision, "n_labelled_px": rev.n_labelled_px},
+        f"Saved revision {rev.revision} of {rev.tile_id} ({rev.n_labelled_px} labelled pixels).",
+    )
+    return EXIT_OK
+
+
+def cmd_skip(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    store.skip(args.tile_id, annotator=args.settings.annotator)
+    _emit(args, {"tile_id": args.tile_id, "skipped": True}, f"Skipped {args.tile_id}.")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    stats = dict(store.stats())
+    if store.is_initialised():
+        stats["classes"] = list(store.schema().names)
+        stats["tile_size"] = store.tile_size()
+        stats["schema_frozen"] = store.schema_frozen()
+    stats["workspace"] = str(store.root)
+    text = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in stats.items())
+    _emit(args, stats, text)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dataset.demo import load_demo
+
+    store = _open_store(args)
+    return _report_results(args, load_demo(store, _progress(args)))
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from dataset.release import create_release
+
+    store = _open_store(args)
+    info = create_release(store, args.version, args.message, seed=args.seed)
+    doc = _jsonable(info)
+    _emit(
+        args,
+        doc,
+        f"Release {info.version}: {info.n_tiles} tiles "
+        f"({', '.join(f'{k} {v}' for k, v in dict(info.counts).items())}) in {info.path}.",
+    )
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from dataset.release import verify_release
+
+    store = _open_store(args)
+    report = verify_release(store, args.version)
+    mismatches = [_jsonable(m) for m in report.mismatches]
+    if getattr(args, "json", False):
+        print(
+            json.dumps({"version": args.version, "ok": bool(report.ok), "mismatches": mismatches})
+        )
+    elif report.ok:
+        print(f"Release {args.version} verified: every checksum matches.")
+    else:
+        for m in mismatches:
+            print(f"mismatch: {m if isinstance(m, str) else json.dumps(m)}", file=sys.stderr)
+        print(
+            f"Release {args.version} does not match its manifest ({len(mismatches)} "
+            "mismatches); do not use it, and recreate it under a new version.",
+            file=sys.stderr,
+        )
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dataset.release import export_release
+
+    store = _open_store(args)
+    out = export_release(store, args.version, args.format, Path(args.out))
+    _emit(
+        args,
+        {"version": args.version, "format": args.format, "path": str(out)},
+        f"Exported release {args.version} as {args.format} to {out}.",
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parser
+def _tile_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 32 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{value} is outside 32..4096")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; --workspace and --json may come before or after the command."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS so a subcommand's copy of an option does not reset one given before it.
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m dataset",
+        description="The SmearLab workspace: smears, tiles, masks and releases.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str):
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("init", cmd_init, "set the class list and tile size of the workspace")
+    p.add_argument("--classes", help="comma-separated class names, in index order")
+    p.add_argument("--tile-size", type=_tile_size, help="tile side in pixels (32..4096)")
+
+    p = command("ingest", cmd_ingest, "add smear photos (files or folders)")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--patient", help="patient pseudonym (never a real name)")
+    p.add_argument("--stain")
+    p.add_argument("--magnification")
+    p.add_argument("--um-per-px", type=float, help="micrometres per pixel")
+    p.add_argument("--note")
+
+    p = command("import-masks", cmd_import_masks, "import existing masks as labels")
+    p.add_argument("--pairs", required=True, help="CSV with columns image,mask")
+    p.add_argument(
+        "--levels", required=True, help='grey level map, e.g. "0=unlabelled,155=leukocyte"'
+    )
+    p.add_argument("--annotator", help="recorded as the author (default: import)")
+
+    p = command("annotate", cmd_annotate, "save a tile mask (PNG of class indices)")
+    p.add_argument("tile_id")
+    p.add_argument("mask", metavar="MASK.png")
+    p.add_argument("--annotator")
+    p.add_argument("--base-revision", type=int, help="the revision you started from")
+    p.add_argument("--force", action="store_true", help="save even if someone saved since")
+    p.add_argument("--seconds", type=_non_negative, help="time spent on the tile")
+
+    p = command("skip", cmd_skip, "mark a tile as not worth labelling")
+    p.add_argument("tile_id")
+
+    command("stats", cmd_stats, "counts of smears, tiles, labels and revisions")
+    command("demo", cmd_demo, "load the BCCD demo smears and white-cell masks")
+
+    p = command("release", cmd_release, "write an immutable release of the labelled tiles")
+    p.add_argument("version")
+    p.add_argument("-m", "--message", required=True)
+    p.add_argument("--seed", type=int)
+
+    p = command("verify", cmd_verify, "recompute every checksum of a release")
+    p.add_argument("version")
+
+    p = command("export", cmd_export, "export a release")
+    p.add_argument("version")
+    p.add_argument("--format", required=True, choices=("zip", "png-masks"))
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except RevisionConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFLICT
+    except (StoreError, SchemaError, ValueError) as exc:
+        # Library refusals (pairs CSV, schema, unknown tile, release errors) already name
+        # the input and what to do.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"error: cannot access{where} ({exc.strerror or exc}).", file=sys.stderr)
+        return EXIT_REFUSED

@@ -1,0 +1,332 @@
+"""Uploading smear photos into the workspace store.
+
+What this module promises:
+
+* Every upload gets exactly one :class:`IngestResult`: ``added`` (with its tile count),
+  ``duplicate`` (the same pixels are stored already; nothing is written) or ``rejected``
+  (with a reason that names the upload and says what to do).
+* Good files are stored even when others in the same call are bad, and a rejected file
+  writes nothing: the store is untouched by it.
+* What is stored is the upright pixels only, losslessly (EXIF orientation applied, then
+  EXIF, ICC and every other metadata dropped; see :mod:`dataset.images`).
+* An upload's name is kept only as a label in the workspace (its last path component);
+  it is never used as a path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dataset.images import (
+    ACCEPTED_FORMATS,
+    DecodedImage,
+    ImageRejected,
+    decode_image,
+    encode_png_lossless,
+    smear_id_for,
+)
+from dataset.store import NewSmear, Store
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "IngestResult",
+    "MetaError",
+    "SmearMeta",
+    "ingest_files",
+    "ingest_paths",
+    "store_decoded",
+    "upload_label",
+]
+
+Status = Literal["added", "duplicate", "rejected"]
+ProgressFn = Callable[[int, int], None]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_LABEL_MAX = 120
+_TEXT_LIMITS = {"patient": 64, "stain": 64, "magnification": 32, "note": 1000}
+
+
+class MetaError(ValueError):
+    """Smear metadata that cannot be stored, with the field and what to enter instead."""
+
+
+@dataclass(frozen=True)
+class SmearMeta:
+    """What the user tells about a batch of smears; every field is optional.
+
+    Text is stripped and empty text becomes None.
+
+    Attributes:
+        patient: A pseudonym (never a real name); smears of one patient share a split.
+        stain: E.g. ``Giemsa``, ``Wright``.
+        magnification: As written on the microscope, e.g. ``100x oil``.
+        um_per_px: Micrometres per pixel, > 0.
+        note: Free text.
+
+    Raises:
+        MetaError: A text too long or with control characters, or a scale that is not a
+            positive number.
+    """
+
+    patient: str | None = None
+    stain: str | None = None
+    magnification: str | None = None
+    um_per_px: float | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, limit in _TEXT_LIMITS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            text = str(value).strip()
+            allowed = "\n\t" if name == "note" else ""
+            if any(not ch.isprintable() and ch not in allowed for ch in text):
+                raise MetaError(f"The {name} contains control characters; type it as plain text.")
+            if len(text) > limit:
+                raise MetaError(f"The {name} is {len(text)} characters long; keep it to {limit}.")
+            object.__setattr__(self, name, text or None)
+        if self.um_per_px is not None:
+            try:
+                scale = float(self.um_per_px)
+            except (TypeError, ValueError):
+                scale = math.nan
+            if not math.isfinite(scale) or scale <= 0:
+                raise MetaError(
+                    f"Micrometres per pixel must be a positive number, got {self.um_per_px!r}; "
+                    "leave it empty if unknown."
+                )
+            object.__setattr__(self, "um_per_px", scale)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one upload (or one imported mask, see :mod:`dataset.imports`).
+
+    Attributes:
+        input: The upload's name (or path) as given, for the result row.
+        status: ``added``, ``duplicate`` or ``rejected``.
+        smear_id: The smear the pixels are stored as (None when rejected).
+        tiles: Tiles of that smear (0 when rejected).
+        reason: Why it was rejected, or what it duplicates.
+        warnings: What the user should know about what was done (first page of a TIFF
+            taken, transparency flattened, ...).
+        image: For mask imports: the image the mask belongs to.
+        revisions: For mask imports: tiles that got an ``import`` revision.
+    """
+
+    input: str
+    status: Status
+    smear_id: str | None = None
+    tiles: int = 0
+    reason: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+    image: str | None = None
+    revisions: int | None = None
+
+    def to_json(self) -> dict:
+        """The result row of ``--json`` output (mask-import keys only for mask imports)."""
+        out: dict = {
+            "input": self.input,
+            "status": self.status,
+            "smear_id": self.smear_id,
+            "tiles": self.tiles,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+        }
+        if self.image is not None:
+            out["image"] = self.image
+        if self.revisions is not None:
+            out["revisions"] = self.revisions
+        return out
+
+
+def upload_label(name: str) -> str:
+    """The label kept for an upload: its last path component, printable, at most 120 chars.
+
+    ``../../etc/x.png`` becomes ``x.png``; the label is only ever shown, never opened.
+    """
+    last = re.split(r"[\\/]", str(name))[-1]
+    text = "".join(ch for ch in last if ch.isprintable()).strip()
+    return text[:_LABEL_MAX] or "upload"
+
+
+def resolve_max_pixels(max_pixels: int | None) -> int:
+    """``max_pixels`` if given, else the settings' limit."""
+    if max_pixels is not None:
+        return max_pixels
+    from dataset.settings import get_settings
+
+    return get_settings().max_pixels
+
+
+def store_decoded(
+    store: Store, decoded: DecodedImage, name: str, meta: SmearMeta | None = None
+) -> IngestResult:
+    """Store decoded pixels as a smear (or find them stored already).
+
+    Args:
+        store: The workspace.
+        decoded: Pixels from :func:`dataset.images.decode_image`.
+        name: The upload's name; kept only as a label.
+        meta: Metadata for a newly added smear (a duplicate keeps what it had).
+
+    Returns:
+        ``added`` or ``duplicate``, with the smear id and its tile count.
+    """
+    meta = meta or SmearMeta()
+    smear_id = smear_id_for(decoded.rgb)
+    smear = NewSmear(
+        smear_id=smear_id,
+        image_png=encode_png_lossless(decoded.rgb),
+        width=decoded.width,
+        height=decoded.height,
+        label=upload_label(name),
+        patient=meta.patient,
+        stain=meta.stain,
+        magnification=meta.magnification,
+        um_per_px=meta.um_per_px,
+        note=meta.note,
+    )
+    added, tiles = store.add_smear(smear)
+    if added:
+        return IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
+    existing = store.smear(smear_id).label
+    return IngestResult(
+        name,
+        "duplicate",
+        smear_id,
+        len(tiles),
+        reason=f"the same pixels are stored already as {existing!r} ({smear_id}); "
+        "no second copy was made.",
+        warnings=decoded.warnings,
+    )
+
+
+def _ingest_one(
+    store: Store, name: str, data: bytes, meta: SmearMeta | None, max_pixels: int
+) -> IngestResult:
+    try:
+        decoded = decode_image(data, name, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        return IngestResult(name, "rejected", reason=str(exc))
+    except MemoryError:
+        return IngestResult(
+            name,
+            "rejected",
+            reason=f"{name!r} is too large to decode in this machine's memory; "
+            "upload a smaller image or a crop.",
+        )
+    return store_decoded(store, decoded, name, meta)
+
+
+def ingest_files(
+    store: Store,
+    files: Iterable[tuple[str, bytes]],
+    meta: SmearMeta | None = None,
+    on_progress: ProgressFn | None = None,
+    *,
+    max_pixels: int | None = None,
+) -> list[IngestResult]:
+    """Ingest uploaded files: decode, check, deduplicate, store and tile each one.
+
+    Args:
+        store: The workspace.
+        files: ``(name, bytes)`` per upload; the name is a label only, never a path.
+        meta: Metadata applied to every newly added smear of the batch.
+        on_progress: Called as ``on_progress(done, total)`` after each file.
+        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
+
+    Returns:
+        One result per file, in the order given.
+    """
+    items: Sequence[tuple[str, bytes]] = files if isinstance(files, Sequence) else list(files)
+    limit = resolve_max_pixels(max_pixels)
+    results = []
+    for done, (name, data) in enumerate(items, start=1):
+        results.append(_ingest_one(store, name, data, meta, limit))
+        if on_progress is not None:
+            on_progress(done, len(items))
+    return results
+
+
+def _expand(paths: Sequence[Path]) -> list[tuple[str, Path | None, str | None]]:
+    """``(input, path, problem)`` per file to read; folders give their image files, sorted."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                child
+                for child in path.iterdir()
+                if child.is_file()
+                and not child.name.startswith(".")
+                and child.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                out.append(
+                    (
+                        str(path),
+                        None,
+                        f"Folder {str(path)!r} holds no {', '.join(ACCEPTED_FORMATS)} files "
+                        f"({', '.join(IMAGE_SUFFIXES)}); subfolders are not searched.",
+                    )
+                )
+            out.extend((str(child), child, None) for child in found)
+        elif path.is_file():
+            out.append((str(path), path, None))
+        else:
+            out.append((str(path), None, f"{str(path)!r} does not exist; check the path."))
+    return out
+
+
+def ingest_paths(
+    store: Store,
+    paths: Sequence[Path],
+    meta: SmearMeta | None = None,
+    on_progress: ProgressFn | None = None,
+    *,
+    max_pixels: int | None = None,
+) -> list[IngestResult]:
+    """Ingest files and folders from disk (the command line's ``ingest``).
+
+    A folder contributes its image files (by suffix, hidden files skipped, not recursive),
+    sorted by name; a file named explicitly is always tried. Files are read one at a time.
+
+    Args:
+        store: The workspace.
+        paths: Files and folders.
+        meta: Metadata applied to every newly added smear.
+        on_progress: Called as ``on_progress(done, total)`` after each file.
+        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
+
+    Returns:
+        One result per file found (and one ``rejected`` per missing path or empty folder).
+    """
+    todo = _expand([Path(p) for p in paths])
+    limit = resolve_max_pixels(max_pixels)
+    results = []
+    for done, (name, path, problem) in enumerate(todo, start=1):
+        if path is None:
+            results.append(IngestResult(name, "rejected", reason=problem))
+        else:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                results.append(
+                    IngestResult(
+                        name,
+                        "rejected",
+                        reason=f"{name!r} cannot be read ({exc.strerror or exc}); "
+                        "check its permissions.",
+                    )
+                )
+            else:
+                results.append(_ingest_one(store, name, data, meta, limit))
+        if on_progress is not None:
+            on_progress(done, len(todo))
+    return results

@@ -1,0 +1,263 @@
+"""Tests for dataset.store: revisions, conflicts, skips, labelled tiles, splits, schema, masks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from dataset.images import encode_png_lossless, smear_id_for
+from dataset.schema import UNLABELLED, SchemaError
+from dataset.store import NewSmear, RevisionConflict, Store, StoreError
+
+
+def add(store: Store, rgb: np.ndarray, **meta) -> str:
+    smear_id = smear_id_for(rgb)
+    h, w = rgb.shape[:2]
+    store.add_smear(NewSmear(smear_id, encode_png_lossless(rgb), w, h, label="t.png", **meta))
+    return smear_id
+
+
+def full(tile, value: int) -> np.ndarray:
+    return np.full((tile.h, tile.w), value, dtype=np.uint8)
+
+
+@pytest.fixture
+def smear(store, make_smear):
+    return add(store, make_smear(96, 80, seed=1).rgb)
+
+
+@pytest.fixture
+def tile(store, smear):
+    return store.tiles(smear)[0]
+
+
+# ------------------------------------------------------------------ smears and tiles
+def test_smear_is_stored_once_with_its_tiles(store, make_smear):
+    rgb = make_smear(96, 80, seed=2).rgb
+    sid = smear_id_for(rgb)
+    new = NewSmear(sid, encode_png_lossless(rgb), 96, 80, label="a.png")
+    added, tiles = store.add_smear(new)
+    versions = store.table_versions()
+    again, same = store.add_smear(new)
+    assert added and not again and same == tiles
+    assert store.table_versions() == versions
+    assert [t.tile_id for t in tiles] == [
+        f"{sid}_x0000_y0000",
+        f"{sid}_x0032_y0000",
+        f"{sid}_x0000_y0016",
+        f"{sid}_x0032_y0016",
+    ]
+    assert np.array_equal(store.smear_image(sid), rgb)
+    t = tiles[3]
+    assert np.array_equal(store.tile_image(t.tile_id), rgb[16:80, 32:96])
+    assert store.smear(sid).n_tiles == 4
+
+
+def test_unknown_tile_is_refused_by_name(store):
+    with pytest.raises(StoreError, match="No tile 'nope'"):
+        store.tile("nope")
+
+
+# ------------------------------------------------------------------ revisions
+def test_revisions_are_numbered_per_tile_from_one_and_record_who_when_how(store, smear):
+    t0, t1 = store.tiles(smear)[:2]
+    before = dt.datetime.now(dt.UTC)
+    r1 = store.save_mask(t0.tile_id, full(t0, 1), annotator="ann", seconds=12.5)
+    r2 = store.save_mask(t0.tile_id, full(t0, 2), annotator="bob", base_revision=1)
+    s1 = store.save_mask(t1.tile_id, full(t1, 0), annotator="ann", source="prefill")
+    assert (r1.revision, r2.revision, s1.revision) == (1, 2, 1)
+    assert (r1.annotator, r1.source, r1.base_revision, r1.seconds) == ("ann", "manual", None, 12.5)
+    assert (r2.annotator, r2.base_revision) == ("bob", 1)
+    assert s1.source == "prefill"
+    assert before <= r1.created_at <= r2.created_at
+    assert r1.n_labelled_px == t0.w * t0.h
+    # Nothing is overwritten: every revision stays readable.
+    assert (store.mask(t0.tile_id, 1) == 1).all() and (store.mask(t0.tile_id) == 2).all()
+    assert [r.revision for r in store.history(t0.tile_id)] == [1, 2]
+    reopened = Store.open(store.root)
+    assert reopened.latest(t0.tile_id) == r2 and reopened.latest(t1.tile_id) == s1
+
+
+def test_unsaved_tile_mask_is_all_unlabelled(store, tile):
+    assert store.latest(tile.tile_id) is None
+    m = store.mask(tile.tile_id)
+    assert m.shape == (tile.h, tile.w) and (m == UNLABELLED).all()
+
+
+def test_conflict_when_someone_saved_after_you_opened(store, tile):
+    store.save_mask(tile.tile_id, full(tile, 1), annotator="ann")
+    # Both opened revision 1; bob saves first.
+    store.save_mask(tile.tile_id, full(tile, 2), annotator="bob", base_revision=1)
+    versions = store.table_versions()
+    with pytest.raises(RevisionConflict, match="revision 2 by bob") as info:
+        store.save_mask(tile.tile_id, full(tile, 3), annotator="ann", base_revision=1)
+    assert info.value.latest.revision == 2 and info.value.base == 1
+    assert store.table_versions() == versions  # the refused save wrote nothing
+    # A blank start (no base) on a tile that has revisions conflicts too.
+    with pytest.raises(RevisionConflict):
+        store.save_mask(tile.tile_id, full(tile, 3), annotator="ann")
+
+
+def test_force_saves_on_top_and_records_the_stale_base(store, tile):
+    store.save_mask(tile.tile_id, full(tile, 1), annotator="ann")
+    store.save_mask(tile.tile_id, full(tile, 2), annotator="bob", base_revision=1)
+    rev = store.save_mask(tile.tile_id, full(tile, 3), annotator="ann", base_revision=1, force=True)
+    assert (rev.revision, rev.base_revision) == (3, 1)
+    assert (store.mask(tile.tile_id) == 3).all()
+
+
+def test_mask_of_wrong_shape_or_unknown_class_is_refused(store, tile):
+    with pytest.raises(StoreError, match=f"must be a {tile.w}x{tile.h}"):
+        store.save_mask(tile.tile_id, np.zeros((5, 5), np.uint8), annotator="a")
+    bad = full(tile, 0)
+    bad[0, 0] = 7
+    with pytest.raises(StoreError, match=r"values \[7\]"):
+        store.save_mask(tile.tile_id, bad, annotator="a")
+    assert store.latest(tile.tile_id) is None
+
+
+# ------------------------------------------------------------------ skips, labelled
+def test_skip_and_unskip_by_saving(store, tile):
+    store.skip(tile.tile_id, annotator="ann")
+    assert store.is_skipped(tile.tile_id)
+    assert tile.tile_id in store.skipped_tile_ids()
+    store.save_mask(tile.tile_id, full(tile, 1), annotator="ann")
+    assert not store.is_skipped(tile.tile_id)
+    assert store.labelled_tile_ids() == [tile.tile_id]
+
+
+def test_labelled_means_latest_revision_has_a_label_and_tile_not_skipped(store, smear):
+    a, b, c, d = store.tiles(smear)
+    store.save_mask(a.tile_id, full(a, UNLABELLED), annotator="x")  # nothing labelled
+    store.save_mask(b.tile_id, full(b, 1), annotator="x")
+    store.save_mask(b.tile_id, full(b, UNLABELLED), annotator="x", base_revision=1)  # erased
+    one_pixel = full(c, UNLABELLED)
+    one_pixel[3, 4] = 0  # a single background pixel is a label
+    store.save_mask(c.tile_id, one_pixel, annotator="x")
+    store.save_mask(d.tile_id, full(d, 2), annotator="x")
+    store.skip(d.tile_id)
+    assert store.labelled_tile_ids() == [c.tile_id]
+    assert store.stats()["labelled"] == 1 and store.stats()["skipped"] == 1
+
+
+# ------------------------------------------------------------------ splits
+def test_split_is_assigned_once_and_never_reassigned(store, make_smear):
+    ids = [add(store, make_smear(40, 40, seed=s).rgb) for s in range(3)]
+    first = store.splits_of(ids)
+    assert set(first.values()) <= {"train", "validation", "test"}
+    # Another seed later, or a racing writer's second row, changes nothing.
+    assert store.splits_of(ids, seed=999) == first
+    key = f"smear:{ids[0]}"
+    other = "test" if first[ids[0]] != "test" else "train"
+    store.tables.append(
+        "splits",
+        [{"group_key": key, "split": other, "seed": 5, "created_at": dt.datetime.now(dt.UTC)}],
+    )
+    assert Store.open(store.root).split_of(ids[0]) == first[ids[0]]
+
+
+def add_rows(store: Store, smears: dict[str, str | None]) -> None:
+    """Many smear rows in one commit (only what the split logic reads): fast to set up."""
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "smear_id": sid,
+            "label": "",
+            "width": 1,
+            "height": 1,
+            "patient": patient,
+            "n_tiles": 1,
+            "tile_size": 64,
+            "created_at": now,
+            "image_png": b"",
+        }
+        for sid, patient in smears.items()
+    ]
+    store.tables.append("smears", rows)
+
+
+def test_smears_of_one_patient_share_a_split_and_others_split_by_smear(store):
+    patients = {f"s{p:02d}{k}": f"P{p}" for p in range(20) for k in range(3)}
+    loose = {f"t{s:03d}": None for s in range(40)}
+    add_rows(store, patients | loose)
+    splits = store.splits_of(list(patients) + list(loose))
+    for p in range(20):
+        assert len({splits[f"s{p:02d}{k}"] for k in range(3)}) == 1
+    assert len({splits[s] for s in patients}) > 1  # patients are spread, not lumped
+    groups = store.split_assignment()
+    assert {g for g in groups if g.startswith("patient:")} == {f"patient:P{p}" for p in range(20)}
+    assert {g for g in groups if g.startswith("smear:")} == {f"smear:{s}" for s in loose}
+    # 40 smears without a patient are 40 groups: they do not all land in one split.
+    assert len({splits[s] for s in loose}) > 1
+    # A smear of a known patient added later joins that patient's split.
+    add_rows(store, {"late": "P3"})
+    assert store.split_of("late") == splits["s030"]
+
+
+def test_split_of_unknown_smear_is_refused(store):
+    with pytest.raises(StoreError, match="No smear 'sdeadbeef'"):
+        store.split_of("sdeadbeef")
+
+
+# ------------------------------------------------------------------ schema
+def test_schema_is_editable_until_the_first_revision_then_frozen(store, tile):
+    edited = store.init(["background", "erythrocyte", "leukocyte", "platelet", "parasite"])
+    assert edited.version == 2 and not store.schema_frozen()
+    store.save_mask(tile.tile_id, full(tile, 4), annotator="a")
+    assert store.schema_frozen()
+    with pytest.raises(SchemaError, match="frozen"):
+        store.init(["background", "cell"])
+    assert store.schema() == edited
+    # Giving the same list again is not an edit.
+    assert store.init(list(edited.names)) == edited
+
+
+# ------------------------------------------------------------------ whole-smear masks
+def test_smear_mask_most_recent_save_wins_where_tiles_overlap(store, smear):
+    a, b, _, d = store.tiles(smear)  # 96x80 with 64-px tiles: all four overlap in the middle
+    store.save_mask(a.tile_id, full(a, 1), annotator="x")
+    store.save_mask(d.tile_id, full(d, 2), annotator="x")
+    partial = full(b, UNLABELLED)
+    partial[:, :8] = 3  # b (x 32..95) labels only its columns 32..39
+    store.save_mask(b.tile_id, partial, annotator="x")
+    whole = store.smear_mask(smear)
+    assert whole.shape == (80, 96)
+    assert (whole[0:16, 0:32] == 1).all()  # only a
+    assert (whole[16:64, 40:64] == 2).all()  # a and d overlap: d is newer
+    assert (whole[0:64, 32:40] == 3).all()  # b newest, labelled there
+    assert (whole[0:16, 64:96] == UNLABELLED).all()  # only b, unlabelled there
+    assert (whole[64:80, 40:96] == 2).all()
+    # Saving a again makes it the most recent where it is labelled.
+    store.save_mask(a.tile_id, full(a, 0), annotator="x", base_revision=1)
+    assert (store.smear_mask(smear)[0:64, 0:64] == 0).all()
+
+
+def test_whole_mask_saved_tile_by_tile_comes_back_exactly(store, make_smear):
+    synth = make_smear(150, 100, seed=4)
+    sid = add(store, synth.rgb)
+    whole = synth.mask.copy()
+    whole[:10] = UNLABELLED
+    for t in store.tiles(sid):
+        crop = np.ascontiguousarray(whole[t.y : t.y + t.h, t.x : t.x + t.w])
+        store.save_mask(t.tile_id, crop, annotator="x", source="import", check_base=False)
+    assert np.array_equal(store.smear_mask(sid), whole)
+
+
+# ------------------------------------------------------------------ compaction
+def test_latest_revisions_are_the_same_after_compaction(store, smear):
+    tiles = store.tiles(smear)
+    for k in range(3):
+        for t in tiles:
+            store.save_mask(t.tile_id, full(t, k), annotator=f"a{k}", force=True)
+    before = store.latest_revisions()
+    fresh_before = Store.open(store.root).latest_revisions()
+    store.tables.compact("revisions")
+    assert store.latest_revisions() == before == fresh_before
+    assert Store.open(store.root).latest_revisions() == before
+    assert [r.revision for r in store.history(tiles[0].tile_id)] == [1, 2, 3]
+    assert (store.mask(tiles[0].tile_id, 1) == 0).all()
+    assert (store.mask(tiles[0].tile_id) == 2).all()
+    nxt = store.save_mask(tiles[0].tile_id, full(tiles[0], 1), annotator="z", base_revision=3)
+    assert nxt.revision == 4
