@@ -25,12 +25,20 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def workspace_classes(workspace: Path) -> list[str] | None:
-    """Class names of the workspace's schema, or None when the dataset package is unavailable."""
+    """Class names of the workspace's schema; None when there is none to check against.
+
+    That is when the dataset package is unavailable or the workspace has no class list yet
+    (then a note goes to stderr and promotion is not checked).
+    """
     try:
-        from dataset.store import Store
+        from dataset.store import Store, StoreError
     except ImportError:
         return None
-    return list(Store.open(workspace).schema().names)
+    try:
+        return list(Store.open(workspace).schema().names)
+    except StoreError as exc:
+        print(f"note: class check skipped: {exc}", file=sys.stderr)
+        return None
 
 
 def format_models(cards: Sequence[ModelCard], current_ids: set[str]) -> str:

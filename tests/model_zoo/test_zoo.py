@@ -317,3 +317,16 @@ def test_importing_model_zoo_leaves_torch_and_streamlit_out() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_cli_reads_the_workspace_class_list(zoo: Zoo, capsys) -> None:
+    store_module = pytest.importorskip("dataset.store")
+    assert cli.workspace_classes(zoo.workspace) is None  # no class list yet: check skipped
+    assert "class check skipped" in capsys.readouterr().err
+    store_module.Store.open(zoo.workspace).init(classes=CLASSES)
+    assert cli.workspace_classes(zoo.workspace) == CLASSES
+    add_model(zoo)
+    other = add_model(zoo, classes=["background", "rbc"])
+    code, _, err = run_cli(capsys, "promote", other.model_id, "--workspace", str(zoo.workspace))
+    assert code == 1
+    assert "['background', 'rbc', 'wbc']" in err
