@@ -1,0 +1,516 @@
+"""Tests for dataset.release: layout, readers, splits, privacy, versions, atomicity, exports."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dataset import release as rel
+from dataset.images import encode_png_lossless, smear_id_for
+from dataset.release import (
+    ReleaseError,
+    ReleaseOptions,
+    SemVer,
+    create_release,
+    encode_rgb_png,
+    export_release,
+    list_releases,
+    release_dir,
+    verify_release,
+)
+from dataset.schema import UNLABELLED
+from dataset.store import SPLITS, NewSmear, Store, group_key, split_for_group
+
+LABEL = "SECRET-upload-name"  # upload file names must never reach a release
+PATIENTS = ("Pat-Anna-1961", "Pat-Bob-1975", "Pat-Cleo-1990")
+SMEAR_PATIENTS = (PATIENTS[0], PATIENTS[0], PATIENTS[1], PATIENTS[2], None, None, PATIENTS[1])
+
+
+def _pick_seed(smear_ids: list[str]) -> int:
+    """First seed under which the fixture's groups fill all three splits."""
+    keys = {group_key(p, s) for p, s in zip(SMEAR_PATIENTS, smear_ids, strict=True)}
+    for seed in range(10_000):
+        if {split_for_group(k, seed) for k in keys} == set(SPLITS):
+            return seed
+    raise AssertionError("no seed fills all splits")
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small workspace, built once: 7 smears of 64x48 in 32-px tiles, masks on most tiles.
+
+    Per smear: tile 0 has two revisions (the second is released), tile 1 one revision,
+    tile 2 a labelled revision erased by a later all-unlabelled one (not released), and
+    tile 3 is never saved. Smear 0's tile 1 is skipped (not released).
+    """
+    root = tmp_path_factory.mktemp("release-template") / "ws"
+    rng = np.random.default_rng(7)
+    rgbs = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in SMEAR_PATIENTS]
+    ids = [smear_id_for(x) for x in rgbs]
+    store = Store.open(root)
+    store.init(tile_size=32, split_seed=_pick_seed(ids))
+    for i, (rgb, patient) in enumerate(zip(rgbs, SMEAR_PATIENTS, strict=True)):
+        png = encode_png_lossless(rgb)
+        _, tiles = store.add_smear(NewSmear(ids[i], png, 64, 48, f"{LABEL}-{i}.jpg", patient))
+        assert len(tiles) == 4
+        for k, t in enumerate(tiles[:3]):
+            first = rng.integers(0, 4, (t.h, t.w), dtype=np.uint8)
+            store.save_mask(t.tile_id, first, annotator="ann-a")
+            if k == 0:
+                second = first.copy()
+                second[:5] = UNLABELLED
+                store.save_mask(t.tile_id, second, annotator="ann-b", base_revision=1)
+            if k == 2:
+                blank = np.full((t.h, t.w), UNLABELLED, np.uint8)
+                store.save_mask(t.tile_id, blank, annotator="ann-b", base_revision=1)
+        if i == 0:
+            store.skip(tiles[1].tile_id, "ann-a")
+    return root
+
+
+@pytest.fixture
+def store(template: Path, tmp_path: Path) -> Store:
+    root = tmp_path / "ws"
+    shutil.copytree(template, root)
+    return Store.open(root)
+
+
+def _expected_ids(store: Store) -> set[str]:
+    return set(store.labelled_tile_ids())
+
+
+def _split_tables(path: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for f in sorted((path / "data").glob("*.parquet")):
+        out[f.name.rsplit("-", 1)[0]] += pq.read_table(f).to_pylist()
+    return out
+
+
+def _snapshot(path: Path) -> dict[str, tuple[str, int]]:
+    return {
+        p.relative_to(path).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in path.rglob("*")
+        if p.is_file()
+    }
+
+
+# ----------------------------------------------------------------------------- layout
+def test_release_holds_latest_labelled_revisions_with_images(store: Store) -> None:
+    progress: list[tuple[int, int]] = []
+    info = create_release(store, "1.0.0", "first", on_progress=lambda d, n: progress.append((d, n)))
+    expected = _expected_ids(store)
+    assert len(expected) == 7 * 2 - 1  # tiles 0 and 1 of each smear, less the skipped one
+    assert info.n_tiles == len(expected) and sum(info.counts.values()) == len(expected)
+    assert progress[-1] == (len(expected), len(expected))
+    assert {p.name for p in info.path.iterdir()} == {"data", "README.md", "manifest.json"}
+
+    rows = [r for rs in _split_tables(info.path).values() for r in rs]
+    assert {r["tile_id"] for r in rows} == expected
+    for r in rows:
+        latest = store.latest(r["tile_id"])
+        assert r["revision"] == latest.revision and r["annotator"] == latest.annotator
+        assert r["image"]["path"] == r["mask"]["path"] == f"{r['tile_id']}.png"
+        img = np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])))
+        np.testing.assert_array_equal(img, store.tile_image(r["tile_id"]))
+        mask = np.asarray(Image.open(io.BytesIO(r["mask"]["bytes"])))
+        np.testing.assert_array_equal(mask, store.mask(r["tile_id"]))
+        t = store.tile(r["tile_id"])
+        assert (r["smear_id"], r["x"], r["y"], r["w"], r["h"]) == (t.smear_id, t.x, t.y, t.w, t.h)
+
+
+def test_parquet_schema_carries_features_classes_and_schema_version(store: Store) -> None:
+    info = create_release(store, "1.0.0", "first")
+    for f in (info.path / "data").glob("*.parquet"):
+        meta = pq.read_schema(f).metadata
+        features = json.loads(meta[b"huggingface"])["info"]["features"]
+        assert features["image"] == features["mask"] == {"_type": "Image"}
+        ours = json.loads(meta[b"smearlab"])
+        assert ours["classes"] == list(store.schema().names)
+        assert ours["schema_version"] == store.schema().version
+        assert ours["unlabelled"] == UNLABELLED and ours["release"] == "1.0.0"
+
+
+def test_pandas_duckdb_and_datasets_read_the_release(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+    import duckdb
+    import pandas as pd
+
+    info = create_release(store, "1.0.0", "first")
+    n = info.n_tiles
+    df = pd.read_parquet(info.path / "data")
+    assert len(df) == n and set(df["tile_id"]) == _expected_ids(store)
+    glob = (info.path / "data" / "*.parquet").as_posix()
+    assert duckdb.sql(f"select count(*) from '{glob}'").fetchall() == [(n,)]
+
+    loaded = 0
+    for split, count in info.counts.items():
+        ds = datasets.load_dataset(
+            "parquet", data_dir=str(info.path), split=split, cache_dir=str(tmp_path / "c")
+        )
+        assert len(ds) == count
+        for row in ds:
+            assert isinstance(row["image"], Image.Image) and isinstance(row["mask"], Image.Image)
+            assert row["image"].size == row["mask"].size == (row["w"], row["h"])
+            np.testing.assert_array_equal(np.asarray(row["mask"]), store.mask(row["tile_id"]))
+            np.testing.assert_array_equal(
+                np.asarray(row["image"]), store.tile_image(row["tile_id"])
+            )
+        loaded += len(ds)
+    assert loaded == n
+    # The card's header lets the folder itself be loaded, too.
+    ds = datasets.load_dataset(str(info.path), split="train", cache_dir=str(tmp_path / "c2"))
+    assert len(ds) == info.counts["train"]
+
+
+def test_files_roll_over_and_row_groups_stay_small(store: Store, tmp_path: Path) -> None:
+    opts = ReleaseOptions(rows_per_group=1, max_file_rows=2)
+    info = create_release(store, "1.0.0", "small files", options=opts)
+    names = sorted(p.name for p in (info.path / "data").iterdir())
+    assert info.counts["train"] >= 3
+    for split, count in info.counts.items():
+        files = [n for n in names if n.startswith(f"{split}-")]
+        assert files == [f"{split}-{i:05d}.parquet" for i in range(-(-count // 2))]
+    for n in names:
+        pf = pq.ParquetFile(info.path / "data" / n)
+        assert pf.metadata.num_rows <= 2
+        assert all(pf.metadata.row_group(i).num_rows == 1 for i in range(pf.num_row_groups))
+    assert sum(len(v) for v in _split_tables(info.path).values()) == info.n_tiles
+
+
+def test_card_and_manifest_describe_the_release(store: Store) -> None:
+    info = create_release(store, "1.0.0", "WBC pass", license="cc-by-4.0")
+    card = (info.path / "README.md").read_text()
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert card.startswith('---\nlicense: "cc-by-4.0"')
+    assert "WBC pass" in card and "| 255 | unlabelled |" in card
+    for name in store.schema().names:
+        assert f"| {name} |" in card
+    assert manifest["version"] == "1.0.0" and manifest["seed"] == store.split_seed()
+    assert [c["name"] for c in manifest["classes"]] == list(store.schema().names)
+    assert manifest["rows"] == info.counts
+    assert pytest.approx(sum(manifest["class_pixel_shares"].values())) == 1.0
+    files = {p.relative_to(info.path).as_posix() for p in info.path.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == files - {"manifest.json"}
+    for path, sha in manifest["files"].items():
+        assert hashlib.sha256((info.path / path).read_bytes()).hexdigest() == sha
+    counts = store.class_pixel_counts()
+    assert manifest["class_pixel_counts"] == counts
+
+
+# ----------------------------------------------------------------------------- splits, privacy
+def test_no_smear_in_two_splits_and_splits_are_the_workspace_ones(store: Store) -> None:
+    info = create_release(store, "1.0.0", "first")
+    tables = _split_tables(info.path)
+    seen: dict[str, str] = {}
+    for split, rows in tables.items():
+        assert rows, f"fixture should fill {split}"
+        for r in rows:
+            assert seen.setdefault(r["smear_id"], split) == split
+    assert store.splits_of(set(seen)) == seen
+    keys = {}
+    for split, rows in tables.items():
+        for r in rows:
+            if r["patient_key"] is not None:
+                assert keys.setdefault(r["patient_key"], split) == split
+
+
+def test_patient_key_is_salted_per_release_and_never_the_pseudonym(store: Store) -> None:
+    first = _split_tables(create_release(store, "1.0.0", "first").path)
+    second = _split_tables(create_release(store, "1.1.0", "second").path)
+    patient_of = {s.smear_id: s.patient for s in store.smears()}
+
+    def keys(tables: dict[str, list[dict]]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for rows in tables.values():
+            for r in rows:
+                assert out.setdefault(r["smear_id"], r["patient_key"]) == r["patient_key"]
+        return out
+
+    k1, k2 = keys(first), keys(second)
+    for smear, patient in patient_of.items():
+        if patient is None:
+            assert k1[smear] is None and k2[smear] is None
+            continue
+        assert k1[smear] and patient not in k1[smear]
+        assert k1[smear] != k2[smear]  # a fresh salt per release
+    by_patient: dict[str, set[str]] = {}
+    for smear, patient in patient_of.items():
+        if patient:
+            by_patient.setdefault(patient, set()).add(k1[smear])
+    assert all(len(v) == 1 for v in by_patient.values())  # stable within a release
+    assert len({next(iter(v)) for v in by_patient.values()}) == len(by_patient)
+
+
+def test_upload_names_and_pseudonyms_appear_nowhere(store: Store, tmp_path: Path) -> None:
+    info = create_release(store, "1.0.0", "first")
+    exports = [
+        export_release(store, "1.0.0", "zip", tmp_path / "out"),
+        export_release(store, "1.0.0", "png-masks", tmp_path / "out"),
+    ]
+    secrets_ = [LABEL.encode(), *(p.encode() for p in PATIENTS)]
+    blobs = [p.read_bytes() for p in info.path.rglob("*") if p.is_file()]
+    for z in exports:
+        with zipfile.ZipFile(z) as zf:
+            blobs += [zf.read(n) for n in zf.namelist()] + ["\n".join(zf.namelist()).encode()]
+    for f in (info.path / "data").glob("*.parquet"):  # compressed columns: check the values
+        blobs.append(
+            json.dumps(pq.read_table(f).drop(["image", "mask"]).to_pylist(), default=str).encode()
+        )
+        blobs.append(str(pq.read_schema(f).metadata).encode())
+    for blob in blobs:
+        for s in secrets_:
+            assert s not in blob
+
+
+def test_save_during_release_is_not_in_it(store: Store) -> None:
+    target = sorted(_expected_ids(store))[-1]
+    before = store.latest(target)
+    saved = []
+
+    def meddle(done: int, total: int) -> None:
+        if not saved:
+            m = store.mask(target)
+            m[m == UNLABELLED] = 0
+            saved.append(store.save_mask(target, m, annotator="late", force=True))
+
+    info = create_release(store, "1.0.0", "first", on_progress=meddle)
+    row = next(r for rs in _split_tables(info.path).values() for r in rs if r["tile_id"] == target)
+    assert saved and saved[0].revision == before.revision + 1
+    assert row["revision"] == before.revision and row["annotator"] == before.annotator
+
+
+# ----------------------------------------------------------------------------- versions
+def test_semver_precedence_follows_semver_org() -> None:
+    ordered = [
+        "0.9.9",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.2.0",
+        "1.10.0",
+        "2.0.0",
+    ]
+    parsed = [SemVer.parse(v) for v in ordered]
+    assert parsed == sorted(reversed(parsed))
+    assert all(a < b for a, b in itertools.pairwise(parsed))
+    assert SemVer.parse("1.0.0+build.7") == SemVer.parse("1.0.0")
+    assert str(SemVer.parse("1.2.3-rc.1+b5")) == "1.2.3-rc.1+b5"
+    for bad in ("1.2", "v1.2.0", "01.2.3", "1.2.3-01", "1.2.3-", "../1.0.0", "1.0.0/x", ""):
+        with pytest.raises(ReleaseError, match="not a version"):
+            SemVer.parse(bad)
+
+
+def test_versions_must_increase_and_a_release_is_never_rewritten(store: Store) -> None:
+    info = create_release(store, "1.0.0", "first")
+    before = _snapshot(info.path)
+    with pytest.raises(ReleaseError, match=r"exists already and is never rewritten.*1\.0\.1"):
+        create_release(store, "1.0.0", "again")
+    for lower in ("0.9.0", "1.0.0-rc.1"):
+        with pytest.raises(ReleaseError, match=r"lower than the latest release 1\.0\.0"):
+            create_release(store, lower, "older")
+    with pytest.raises(ReleaseError, match="same precedence"):
+        create_release(store, "1.0.0+rebuild", "same")
+    with pytest.raises(ReleaseError, match="not a version"):
+        create_release(store, "v1.1.0", "prefixed")
+    assert _snapshot(info.path) == before
+    assert [r.version for r in list_releases(store)] == ["1.0.0"]
+    create_release(store, "1.1.0-rc.1", "candidate")
+    create_release(store, "1.1.0", "final")
+    assert [r.version for r in list_releases(store)] == ["1.0.0", "1.1.0-rc.1", "1.1.0"]
+    assert _snapshot(info.path) == before
+    mode = (info.path / "manifest.json").stat().st_mode
+    assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_refuses_empty_message_and_empty_workspace(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "empty")
+    store.init(tile_size=32)
+    with pytest.raises(ReleaseError, match="message"):
+        create_release(store, "1.0.0", "  ")
+    with pytest.raises(ReleaseError, match="Nothing to release"):
+        create_release(store, "1.0.0", "nothing")
+    assert not release_dir(store, "1.0.0").exists()
+
+
+# ----------------------------------------------------------------------------- integrity
+def test_verify_detects_a_flipped_byte(store: Store, tmp_path: Path) -> None:
+    info = create_release(store, "1.0.0", "first")
+    assert verify_release(store, "1.0.0").ok
+    victim = sorted((info.path / "data").glob("*.parquet"))[0]
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    report = verify_release(store, "1.0.0")
+    assert not report.ok
+    assert [(m.path, m.problem) for m in report.mismatches] == [
+        (victim.relative_to(info.path).as_posix(), "changed")
+    ]
+    with pytest.raises(ReleaseError, match="does not match its manifest"):
+        export_release(store, "1.0.0", "zip", tmp_path)
+
+
+def test_verify_detects_an_edited_manifest_and_added_files(store: Store) -> None:
+    info = create_release(store, "1.0.0", "first")
+    manifest = info.path / "manifest.json"
+    manifest.chmod(0o644)
+    manifest.write_text(manifest.read_text().replace('"first"', '"edited"'))
+    (info.path / "extra.txt").write_text("x")
+    problems = {(m.path, m.problem) for m in verify_release(store, "1.0.0").mismatches}
+    assert problems == {("manifest.json", "manifest"), ("extra.txt", "unexpected")}
+
+
+def test_failure_mid_write_leaves_no_release_and_no_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = rel._SplitWriter._flush
+
+    def failing_flush(self: rel._SplitWriter) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full (simulated)")
+        real(self)
+
+    monkeypatch.setattr(rel._SplitWriter, "_flush", failing_flush)
+    with pytest.raises(OSError, match="simulated"):
+        create_release(store, "1.0.0", "doomed", options=ReleaseOptions(rows_per_group=2))
+    monkeypatch.undo()
+    releases = store.root / "releases"
+    assert list(releases.iterdir()) == []
+    assert list_releases(store) == [] and store.tables.read("releases").num_rows == 0
+    assert create_release(store, "1.0.0", "retry").n_tiles == len(_expected_ids(store))
+
+
+def test_failure_in_card_leaves_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> str:
+        raise RuntimeError("card failed")
+
+    monkeypatch.setattr(rel, "render_card", boom)
+    with pytest.raises(RuntimeError):
+        create_release(store, "1.0.0", "doomed")
+    assert list((store.root / "releases").iterdir()) == []
+    assert store.tables.read("releases").num_rows == 0
+
+
+def test_leftovers_of_a_killed_release_are_invisible_and_cleaned(store: Store) -> None:
+    leftover = store.root / "releases" / ".tmp-1.0.0-dead"
+    (leftover / "data").mkdir(parents=True)
+    (leftover / "data" / "train-00000.parquet").write_bytes(b"half")
+    assert list_releases(store) == []
+    create_release(store, "1.0.0", "after the crash")
+    assert not leftover.exists()
+    assert [r.version for r in list_releases(store)] == ["1.0.0"]
+
+
+def test_release_renamed_but_not_recorded_is_adopted(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt  # the process dies between the rename and the table row
+
+    monkeypatch.setattr(rel, "_record", crash)
+    with pytest.raises(KeyboardInterrupt):
+        create_release(store, "1.0.0", "first")
+    monkeypatch.undo()
+    assert release_dir(store, "1.0.0").is_dir() and list_releases(store) == []
+    with pytest.raises(ReleaseError, match="exists already"):
+        create_release(store, "1.0.0", "again")
+    create_release(store, "1.0.1", "next")
+    assert [r.version for r in list_releases(store)] == ["1.0.0", "1.0.1"]
+    assert verify_release(store, "1.0.0").ok
+
+
+# ----------------------------------------------------------------------------- exports
+def test_zip_export_holds_the_release(store: Store, tmp_path: Path) -> None:
+    info = create_release(store, "1.0.0", "first")
+    z = export_release(store, "1.0.0", "zip", tmp_path / "dl")
+    assert z == tmp_path / "dl" / "smearlab-release-1.0.0.zip"
+    with zipfile.ZipFile(z) as zf:
+        names = set(zf.namelist())
+        top = "smearlab-release-1.0.0/"
+        assert {top + "manifest.json", top + "README.md"} <= names
+        data = sorted(n for n in names if n.startswith(top + "data/"))
+        assert data == sorted(
+            top + p.relative_to(info.path).as_posix() for p in (info.path / "data").iterdir()
+        )
+        assert zf.read(top + "manifest.json") == (info.path / "manifest.json").read_bytes()
+    assert [p.name for p in z.parent.iterdir()] == [z.name]  # no partial file left
+
+
+def test_png_mask_export_has_one_index_png_per_tile_and_a_legend(
+    store: Store, tmp_path: Path
+) -> None:
+    info = create_release(store, "1.0.0", "first")
+    z = export_release(store, "1.0.0", "png-masks", tmp_path / "masks.zip")
+    assert z == tmp_path / "masks.zip"
+    top = "smearlab-release-1.0.0-masks/"
+    with zipfile.ZipFile(z) as zf:
+        pngs = [n for n in zf.namelist() if n.endswith(".png")]
+        assert len(pngs) == info.n_tiles
+        for name in pngs:
+            split, file = name[len(top) :].split("/")[1:]
+            tile = file.removesuffix(".png")
+            assert store.split_of(store.tile(tile).smear_id) == split
+            im = Image.open(io.BytesIO(zf.read(name)))
+            assert im.mode == "P"
+            np.testing.assert_array_equal(np.asarray(im), store.mask(tile))
+        legend = json.loads(zf.read(top + "legend.json"))
+        rows = list(csv.DictReader(io.StringIO(zf.read(top + "legend.csv").decode())))
+    names = [*store.schema().names, "unlabelled"]
+    assert [c["name"] for c in legend["classes"]] == names
+    assert legend["unlabelled_value"] == 255
+    assert legend["classes"][-1] == {"value": 255, "name": "unlabelled", "color": "#000000"}
+    assert [(int(r["value"]), r["name"]) for r in rows] == [
+        *((i, n) for i, n in enumerate(store.schema().names)),
+        (255, "unlabelled"),
+    ]
+    assert legend["classes"][0]["color"] == store.schema().colors[0]
+
+
+def test_export_refuses_unknown_format_and_release(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ReleaseError, match="No release"):
+        export_release(store, "9.9.9", "zip", tmp_path)
+    create_release(store, "1.0.0", "first")
+    with pytest.raises(ReleaseError, match="'zip' or 'png-masks'"):
+        export_release(store, "1.0.0", "tar", tmp_path)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- PNG
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (32, 32), (33, 64)])
+def test_fast_png_round_trips_exactly(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    rgb[: shape[0] // 2] = 200  # flat rows as well as noise
+    decoded = np.asarray(Image.open(io.BytesIO(encode_rgb_png(rgb))))
+    np.testing.assert_array_equal(decoded, rgb)
+    view = np.zeros((40, 40, 3), np.uint8)[3:20, 5:9]  # a non-contiguous crop
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_rgb_png(view)))), view)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_rgb_png(rgb.astype(np.float32))
