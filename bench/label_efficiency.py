@@ -1,0 +1,284 @@
+"""Label efficiency of the active-learning strategies, simulated on the Zheng white-cell set.
+
+The simulated loop, the same for every strategy and seed:
+
+- a fixed split of the 300 crops (200 pool / 50 validation / 50 test, split seed 0);
+- start from 10 pool images drawn by the seed (shared by all strategies of that seed);
+- each round trains a U-Net from scratch (same training seed every round, a fixed cap of
+  steps), keeps the epoch with the best validation mIoU, scores the still-unlabelled pool
+  with that model and the strategy (``training.strategies.rank_tiles``) and "labels" the top
+  10 (their masks are revealed); 5 rounds: 10, 20, ..., 60 labelled images;
+- the curve is the test mIoU after each round (validation picks the epoch, so the test part
+  stays unseen);
+- the reference ("all labels") trains on all 200 pool images with the same step cap, per seed,
+  so the only thing that differs from a round is the number of labels.
+
+For each strategy it reports the mean curve over seeds, the fraction of the pool that had to be
+labelled before the mean test mIoU reached 95 % of the reference, the area under the curve
+and its paired difference from random per seed.
+
+Writes bench/results/label_efficiency.json after every training run (partial runs stay
+readable) and bench/results/label_efficiency.png at the end.
+
+Run: .venv/bin/python bench/label_efficiency.py [--seeds 0 1 2] [--epochs 4]
+     [--steps-per-epoch 20] [--threads 2] [--strategies random entropy margin tta]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _zheng import CLASSES, RESULTS, Sample, fixed_split, load_zheng, machine, write_json
+
+from training.inference import InferenceConfig
+from training.segment import SegTrainConfig, TrainResult, evaluate, train_segmentation
+from training.strategies import STRATEGIES, Candidate, rank_tiles
+
+OUT_JSON = RESULTS / "label_efficiency.json"
+OUT_PNG = RESULTS / "label_efficiency.png"
+INFERENCE = InferenceConfig(window=256, batch_size=16)
+
+
+def train_and_test(
+    labelled: list[Sample], val: list[Sample], test: list[Sample], config: SegTrainConfig
+) -> tuple[TrainResult, dict]:
+    """One round's model and its figures (val of the chosen epoch, test, seconds)."""
+    started = time.monotonic()
+    result = train_segmentation(labelled, val, CLASSES, config)
+    train_s = time.monotonic() - started
+    metrics, _ = evaluate(result.build_model(), test, CLASSES, INFERENCE)
+    return result, {
+        "n_labelled": len(labelled),
+        "val_miou": result.metrics.miou,
+        "test_miou": metrics.miou,
+        "test_iou": dict(zip(CLASSES, metrics.iou, strict=True)),
+        "best_epoch": result.best_epoch,
+        "train_s": round(train_s, 1),
+    }
+
+
+def labels_needed(sizes: list[int], curve: list[float], target: float) -> int | None:
+    """First labelled count whose score reaches ``target``; None if none does."""
+    for n, score in zip(sizes, curve, strict=True):
+        if score >= target:
+            return n
+    return None
+
+
+def summarise(runs: list[dict], references: dict[int, dict], pool_size: int) -> dict:
+    """Mean curves, labels needed for 95 % of the reference and AUC differences from random."""
+    if not references:
+        return {}
+    ref = float(np.mean([r["test_miou"] for r in references.values()]))
+    seeds_done = sorted(references)
+    summary: dict = {
+        "reference_test_miou_mean": ref,
+        "reference_test_miou_per_seed": {s: references[s]["test_miou"] for s in seeds_done},
+        "target_95pct": 0.95 * ref,
+        "strategies": {},
+    }
+    curves: dict[str, dict[int, list[float]]] = {}
+    sizes: list[int] = []
+    for name in {r["strategy"] for r in runs}:
+        per_seed = {}
+        for seed in seeds_done:
+            rows = sorted(
+                (r for r in runs if r["seed"] == seed and r["strategy"] == name),
+                key=lambda r: r["n_labelled"],
+            )
+            if rows:
+                per_seed[seed] = [r["test_miou"] for r in rows]
+                sizes = max(sizes, [r["n_labelled"] for r in rows], key=len)
+        curves[name] = per_seed
+    full = len(sizes)
+    for name, per_seed in curves.items():
+        complete = {s: c for s, c in per_seed.items() if len(c) == full}
+        if not complete:
+            continue
+        mean = np.mean(list(complete.values()), axis=0)
+        needed = labels_needed(sizes, mean.tolist(), 0.95 * ref)
+        per_seed_needed = {
+            s: labels_needed(sizes, c, 0.95 * references[s]["test_miou"])
+            for s, c in complete.items()
+        }
+        summary["strategies"][name] = {
+            "seeds": sorted(complete),
+            "n_labelled": sizes,
+            "test_miou_mean": mean.tolist(),
+            "test_miou_std": np.std(list(complete.values()), axis=0).tolist(),
+            "auc_mean": float(mean.mean()),
+            "labels_for_95pct": needed,
+            "fraction_for_95pct": None if needed is None else needed / pool_size,
+            "labels_for_95pct_per_seed": per_seed_needed,
+        }
+    if "random" in summary["strategies"]:
+        base = {s: float(np.mean(c)) for s, c in curves["random"].items() if len(c) == full}
+        for name, row in summary["strategies"].items():
+            diffs = [float(np.mean(curves[name][s])) - base[s] for s in row["seeds"] if s in base]
+            row["auc_minus_random_per_seed"] = diffs
+            row["auc_minus_random_mean"] = float(np.mean(diffs)) if diffs else None
+    return summary
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, row in sorted(summary["strategies"].items()):
+        mean, std = np.array(row["test_miou_mean"]), np.array(row["test_miou_std"])
+        x = row["n_labelled"]
+        ax.plot(x, 100 * mean, marker="o", label=f"{name} (n={len(row['seeds'])} seeds)")
+        ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.15)
+    ref = summary["reference_test_miou_mean"]
+    ax.axhline(100 * ref, color="k", lw=1, label=f"all 200 labels ({100 * ref:.1f}%)")
+    ax.axhline(100 * 0.95 * ref, color="k", lw=1, ls="--", label="95% of all labels")
+    ax.set_xlabel("labelled images")
+    ax.set_ylabel("test mIoU (%)")
+    ax.set_title("Zheng WBC: active learning vs random (mean ± sd over seeds)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--strategies", nargs="+", default=["random", "entropy", "margin", "tta"])
+    parser.add_argument("--start", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--steps-per-epoch", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--no-reference", action="store_true", help="skip the 200-label runs")
+    args = parser.parse_args()
+    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+    torch.set_num_threads(args.threads)
+
+    pool, val, test = fixed_split(load_zheng(), (200, 50, 50), args.split_seed)
+    base = SegTrainConfig(
+        encoder="mobilenet_v2",
+        encoder_weights=None,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch,
+        patch_size=args.patch,
+        patience=None,
+        num_threads=args.threads,
+        inference=INFERENCE,
+    )
+    runs: list[dict] = []
+    references: dict[int, dict] = {}
+    report: dict = {
+        "dataset": "zheng-wbc/dataset1",
+        "split": {"seed": args.split_seed, "pool": len(pool), "val": len(val), "test": len(test)},
+        "protocol": {
+            "start": args.start,
+            "per_round": args.per_round,
+            "rounds": args.rounds,
+            "steps_per_round": args.epochs * args.steps_per_epoch,
+            "training": "from scratch every round, same training seed; best-val epoch kept",
+            "curve_metric": "test mIoU (val only selects the epoch)",
+            "reference": "all 200 pool images, same step cap and seed",
+            "diversity": None,
+        },
+        "train_config": base.model_dump(mode="json"),
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "status": "running",
+        "runs": runs,
+        "reference": references,
+        "summary": {},
+    }
+
+    def save() -> None:
+        report["summary"] = summarise(runs, references, len(pool))
+        report["elapsed_s"] = round(time.monotonic() - started, 1)
+        write_json(OUT_JSON, report)
+
+    started = time.monotonic()
+    for seed in args.seeds:
+        config = base.model_copy(update={"seed": seed})
+        if not args.no_reference:
+            _, ref = train_and_test(pool, val, test, config)
+            references[seed] = ref
+            print(f"seed {seed} reference (200 labels): test mIoU {100 * ref['test_miou']:.2f}% "
+                  f"({ref['train_s']:.0f}s)", flush=True)  # fmt: skip
+            save()
+        order = np.random.default_rng(1000 + seed).permutation(len(pool))
+        start_set = [pool[i] for i in order[: args.start]]
+        first_model, first = train_and_test(start_set, val, test, config)
+        for name in args.strategies:
+            labelled, model, row = list(start_set), first_model, dict(first)
+            for round_ in range(args.rounds + 1):
+                if round_ > 0:
+                    score_start = time.monotonic()
+                    taken = {s.tile_id for s in labelled}
+                    rest = [s for s in pool if s.tile_id not in taken]
+                    ranked = rank_tiles(
+                        [Candidate(s.tile_id, s.smear_id, s.image) for s in rest],
+                        name,
+                        model.build_model(),
+                        INFERENCE,
+                        seed=seed,
+                    )
+                    picked = {t.tile_id for t in ranked[: args.per_round]}
+                    score_s = time.monotonic() - score_start
+                    labelled += [s for s in rest if s.tile_id in picked]
+                    model, row = train_and_test(labelled, val, test, config)
+                    row["score_s"] = round(score_s, 1)
+                    row["added"] = sorted(picked)
+                runs.append({"seed": seed, "strategy": name, "round": round_, **row})
+                print(
+                    f"seed {seed} {name:>7} round {round_}: {len(labelled):3d} labels  "
+                    f"test mIoU {100 * row['test_miou']:.2f}%  val {100 * row['val_miou']:.2f}%  "
+                    f"train {row['train_s']:.0f}s score {row.get('score_s', 0):.0f}s  "
+                    f"[{time.monotonic() - started:.0f}s]",
+                    flush=True,
+                )
+                save()
+        if report["summary"].get("strategies"):
+            plot(report["summary"], OUT_PNG)
+    report["status"] = "done"
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    save()
+    print_summary(report["summary"])
+    print(f"wrote {OUT_JSON.relative_to(RESULTS.parents[1])} and {OUT_PNG.name}")
+
+
+def print_summary(summary: dict) -> None:
+    if not summary:
+        return
+    ref = summary["reference_test_miou_mean"]
+    print(f"reference (all 200 labels, same steps): test mIoU {100 * ref:.2f}%; "
+          f"95% target {100 * summary['target_95pct']:.2f}%")  # fmt: skip
+    for name, row in sorted(summary["strategies"].items()):
+        curve = " ".join(f"{100 * v:5.1f}" for v in row["test_miou_mean"])
+        frac = row["fraction_for_95pct"]
+        need = "not reached" if frac is None else f"{row['labels_for_95pct']} ({100 * frac:.0f}%)"
+        diff = row.get("auc_minus_random_mean")
+        diff_s = "" if diff is None else f"  AUC-random {100 * diff:+.2f} pts"
+        print(f"  {name:>7}: {curve}  labels for 95%: {need}{diff_s}")
+
+
+if __name__ == "__main__":
+    main()
