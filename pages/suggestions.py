@@ -1,0 +1,268 @@
+"""Suggestions page: which unlabelled tiles to label next, and why.
+
+What it promises the person labelling:
+- Scores come from a background job (:func:`training.service.submit_scoring`); the page only
+  reads stored scores (``suggest(..., score_missing=False)``), so it never scores inline and
+  never waits on the job. Only the job id is kept in the session.
+- Each suggested tile is shown with a heat map of where the current model is unsure,
+  computed for the shown tiles only and cached per model and tile.
+- "Label this" opens the Label page on that tile, with the suggestions offered as its order.
+- Without a usable model only the random strategy is offered, and the page says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from dataset.store import Store, StoreError
+from model_zoo import Zoo, ZooError
+from pages import _common
+from training.jobs import JobError, JobRunner, JobState, UnknownJobError
+from training.service import (
+    LoadedModel,
+    cached_scores,
+    load_model,
+    submit_scoring,
+    suggest,
+    unlabelled_tile_ids,
+)
+from training.strategies import STRATEGIES, uncertainty_map
+
+JOB_KEY = "score_job_id"
+LABEL_STRATEGY_KEY = "label_strategy"
+SCORE_KIND = "score"
+POLL_S = 1.0
+GRID_COLUMNS = 4
+DEFAULT_STRATEGY = "entropy"
+
+
+# ------------------------------------------------------------------------------ cached work
+@st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=4)
+def _model(workspace: str, model_id: str) -> LoadedModel:
+    """One loaded model per (workspace, checkpoint) per process."""
+    loaded = load_model(Path(workspace), model_id)
+    assert loaded is not None  # an explicit id either loads or raises
+    return loaded
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _heat(_store: Store, workspace: str, model_id: str, strategy: str, tile_id: str) -> np.ndarray:
+    """The tile's uncertainty as an RGB heat map (bright = unsure).
+
+    Shape:
+        returns (h, w, 3) uint8.
+    """
+    from matplotlib import colormaps  # lazy: only this page draws heat maps
+
+    loaded = _model(workspace, model_id)
+    image = np.ascontiguousarray(_store.tile_image(tile_id))
+    u = uncertainty_map(strategy, loaded.model, image, loaded.inference_config())
+    rgb = colormaps["inferno"](np.clip(u, 0.0, 1.0))[..., :3]
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------ scoring job
+def _score_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
+    """State of the scoring job (a fragment polling while it is unfinished)."""
+    runner = JobRunner(Path(workspace))
+    try:
+        status = runner.get(job_id)
+    except UnknownJobError:
+        st.session_state.pop(JOB_KEY, None)
+        return
+    if live_at_start and status.finished:
+        st.rerun()  # the whole page, to rank with the new scores
+    if status.state == JobState.QUEUED:
+        active = runner.active()
+        if active is not None and active.job_id != job_id:
+            st.info(f"Scoring is queued behind the running {active.kind} job.")
+        else:
+            st.info("Scoring is queued; the background worker is starting…")
+    elif status.state == JobState.RUNNING:
+        step, total = status.progress.get("step"), status.progress.get("total")
+        if step and total:
+            st.progress(min(1.0, step / total), text=f"Scoring tiles: {step} of {total}")
+        else:
+            st.progress(0.0, text="Scoring: loading the model and the tiles…")
+        if st.button("Cancel scoring", key="score_cancel", help="Scores so far are kept."):
+            try:
+                runner.cancel(job_id)
+            except JobError as exc:
+                st.error(f"Could not cancel: {exc}")
+    elif status.state == JobState.DONE:
+        result = status.result or {}
+        st.success(
+            f"Scored {result.get('scored', 0)} new tiles in {result.get('seconds', 0):.0f} s."
+        )
+    elif status.state == JobState.CANCELLED:
+        st.warning("Scoring was cancelled; the tiles scored before that are kept.")
+    else:
+        st.error(f"Scoring failed: {status.error or 'no reason was recorded'}")
+        with st.expander("Log"):
+            st.code("\n".join(status.log_tail[-30:]) or "(empty)", language=None)
+
+
+def _active_scoring(runner: JobRunner) -> bool:
+    return any(
+        s.kind == SCORE_KIND for s in runner.list(states=[JobState.QUEUED, JobState.RUNNING])
+    )
+
+
+# ------------------------------------------------------------------------------ the grid
+def _open_label_page(tile_id: str, strategy: str, ranked: list[str]) -> None:
+    st.session_state[_common.LABEL_TILE_KEY] = tile_id
+    st.session_state[LABEL_STRATEGY_KEY] = strategy
+    _common.set_label_queue(f"{strategy} suggestions", ranked)
+    st.switch_page(_common.LABEL_PAGE)
+
+
+def _grid(store: Store, workspace: str, suggestions, strategy: str, model_id: str | None) -> None:
+    smears = {s.smear_id: s for s in store.smears()}
+    ranked = [s.tile_id for s in suggestions]
+    cols = st.columns(GRID_COLUMNS)
+    for rank, item in enumerate(suggestions, 1):
+        smear = smears.get(item.smear_id)
+        name = (smear.label if smear and smear.label else item.smear_id)[:28]
+        with cols[(rank - 1) % GRID_COLUMNS].container(border=True):
+            st.markdown(f"**#{rank}** · score {item.score:.3f}  \n{name}")
+            pics = st.columns(2)
+            pics[0].image(store.tile_image(item.tile_id), caption="tile", width="stretch")
+            if model_id is not None:
+                try:
+                    heat = _heat(store, workspace, model_id, strategy, item.tile_id)
+                except (ZooError, StoreError, ValueError, OSError) as exc:
+                    pics[1].caption(f"No heat map: {exc}")
+                else:
+                    pics[1].image(heat, caption="uncertainty", width="stretch")
+            else:
+                pics[1].caption("No model yet, so no uncertainty map.")
+            if st.button("Label this", key=f"sugg_label_{item.tile_id}", width="stretch"):
+                _open_label_page(item.tile_id, strategy, ranked)
+
+
+# ------------------------------------------------------------------------------ page
+def main() -> None:
+    store = _common.setup("Suggestions")
+    workspace = str(_common.workspace())
+    st.title("Suggestions")
+    st.caption(
+        "The unlabelled tiles worth labelling next: those the current model is least sure "
+        "about, spread over smears. Scoring runs in the background; tiles of the test split "
+        "are never suggested."
+    )
+    schema = _common.schema_or_none(store)
+    if schema is None or not store.tiles():
+        st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
+        return
+
+    try:
+        card = Zoo(Path(workspace)).current("segmentation")
+    except ZooError as exc:
+        st.error(f"The current model cannot be read: {exc}")
+        card = None
+    if card is None:
+        st.info(
+            "Uncertainty scores need a trained segmentation model; train one on the **Train** "
+            "page. Until then, the random strategy offers unlabelled tiles in a fixed random "
+            "order, which is a fair way to start."
+        )
+        names = ["random"]
+    elif list(card.classes) != list(schema.names):
+        st.warning(
+            f"The current model {card.model_id} predicts {', '.join(card.classes)}, but this "
+            f"workspace labels {', '.join(schema.names)}; promote or train a matching model on "
+            "the **Train** page. Only the random strategy is offered meanwhile."
+        )
+        card, names = None, ["random"]
+    else:
+        names = sorted(STRATEGIES, key=lambda n: (n != DEFAULT_STRATEGY, n))
+
+    top = st.columns([2, 1, 1], vertical_alignment="bottom")
+    strategy = top[0].selectbox(
+        "Strategy",
+        names,
+        format_func=lambda n: f"{n}: {STRATEGIES[n].description}",
+        key="sugg_strategy",
+        help="How tiles are ranked. Each strategy keeps its own scores per model.",
+    )
+    if strategy not in names:  # the choice outlived its model
+        strategy = names[0]
+    top_n = top[1].selectbox("Show", [4, 8, 12, 16, 24], index=1, key="sugg_top")
+    spread = top[2].toggle(
+        "Spread over smears",
+        value=True,
+        key="sugg_spread",
+        help="At most two tiles of one smear near the top of the list.",
+    )
+
+    model_id = card.model_id if card is not None else None
+    score_id = model_id if strategy != "random" else "none"
+    open_ids = unlabelled_tile_ids(store)
+    scored = set(cached_scores(store, score_id, strategy)) & set(open_ids)
+    runner = JobRunner(Path(workspace))
+    busy = _active_scoring(runner)
+    row = st.columns([3, 1], vertical_alignment="center")
+    who = f"model {model_id}" if score_id != "none" else "the random order"
+    row[0].markdown(
+        f"**{len(scored)} of {len(open_ids)}** unlabelled tiles are scored by {who} "
+        f"with **{strategy}**."
+    )
+    if row[1].button(
+        "Score unlabelled tiles",
+        type="primary" if len(scored) < len(open_ids) else "secondary",
+        disabled=busy or not open_ids or len(scored) == len(open_ids),
+        help="Runs in the background; tiles already scored by this model are skipped.",
+        width="stretch",
+    ):
+        try:
+            st.session_state[JOB_KEY] = submit_scoring(Path(workspace), strategy)
+        except (JobError, ValueError, OSError) as exc:
+            st.error(f"Scoring could not be queued: {exc}")
+        else:
+            st.rerun()
+
+    job_id = st.session_state.get(JOB_KEY)
+    if job_id:
+        try:
+            live = not runner.get(job_id).finished
+        except UnknownJobError:
+            live = False
+        st.fragment(_score_panel, run_every=POLL_S if live else None)(workspace, job_id, live)
+
+    if not open_ids:
+        st.success("Every tile outside the test split is labelled or skipped.")
+        return
+    loaded = None
+    if strategy != "random" and model_id is not None:
+        try:
+            loaded = _model(workspace, model_id)
+        except (ZooError, ValueError, OSError) as exc:
+            st.error(f"The model {model_id} cannot be loaded: {exc}")
+            return
+    try:
+        suggestions = suggest(
+            store,
+            strategy,
+            int(top_n),
+            loaded=loaded,
+            diversity="per_smear" if spread else None,
+            score_missing=False,
+        )
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if not suggestions:
+        st.info("No scores for this strategy and model yet: press **Score unlabelled tiles**.")
+        return
+    st.subheader("Label next")
+    if len(scored) < len(open_ids):
+        st.caption(
+            f"Ranked among the {len(scored)} scored tiles; score the rest for a complete ranking."
+        )
+    _grid(store, workspace, suggestions, strategy, model_id)
+
+
+main()

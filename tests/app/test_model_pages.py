@@ -1,0 +1,287 @@
+"""Wiring of the Train, Suggestions and Analysis pages (AppTest; the logic has its own tests).
+
+Each page must run without an exception on an empty workspace and on one with a tiny trained
+model; Start must queue a training job; the buttons must reach the job runner and the zoo.
+Pages run through ``app.py``'s navigation (``switch_page``) as in the app: AppTest would put
+``pages/`` first on ``sys.path`` for a page file run alone, where ``pages/dataset.py``
+shadows the ``dataset`` package. Job workers are never started: ``ensure_worker`` is stubbed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dataset.images import encode_png_lossless, smear_id_for
+from dataset.store import NewSmear, Store, split_for_group
+from model_zoo import Zoo
+from training.jobs import JobRunner, JobState
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ("pages/train.py", "pages/suggestions.py", "pages/analysis.py")
+CLASSES = ["background", "leukocyte"]
+
+
+# ------------------------------------------------------------------------------ fixtures
+def _patient_in(split: str) -> str:
+    return next(
+        p for p in (f"P{i}" for i in range(1000)) if split_for_group(f"patient:{p}", 0) == split
+    )
+
+
+def _smear(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A pink field with dark discs: class 1 where a disc is, class 0 elsewhere."""
+    rng = np.random.default_rng(seed)
+    img = np.full((128, 128, 3), (230, 200, 210), np.uint8)
+    mask = np.zeros((128, 128), np.uint8)
+    yy, xx = np.mgrid[:128, :128]
+    for _ in range(6):
+        cy, cx = rng.integers(10, 118, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 64
+        img[disc] = (120, 40, 140)
+        mask[disc] = 1
+    return img, mask
+
+
+def make_workspace(ws: Path, splits=("train", "train", "validation", "test")) -> Path:
+    """Smears of 128x128 in 64x64 tiles, three tiles of each labelled, one smear per split."""
+    store = Store.open(ws)
+    store.init(CLASSES, tile_size=64)
+    for i, split in enumerate(splits):
+        img, mask = _smear(i)
+        sid = smear_id_for(img)
+        store.add_smear(
+            NewSmear(
+                sid,
+                encode_png_lossless(img),
+                128,
+                128,
+                label=f"smear {i}",
+                patient=_patient_in(split),
+            )
+        )
+        for t in store.tiles(sid)[:3]:
+            store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
+    return ws
+
+
+class _Ctx:
+    """The part of the job context the training target uses."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self.models: list = []
+        self.cancelled = False
+
+    def progress(self, **fields) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+    def add_model(self, kind, staging, card) -> None:
+        self.models.append((kind, staging, card))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A workspace with a tiny current model (64x64 tiles, encoder depth 3, one epoch)."""
+    from training.service import segment_job
+
+    ws = make_workspace(tmp_path_factory.mktemp("trained"))
+    ctx = _Ctx(ws)
+    config = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
+    segment_job(ctx, {"config": config})
+    (kind, staging, card) = ctx.models[0]
+    Zoo(ws).add(kind, staging, card)
+    return ws
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch):
+    """Jobs stay queued: no worker process is ever started by a test."""
+    monkeypatch.setattr(JobRunner, "ensure_worker", lambda self: False)
+
+
+def page(workspace: Path, path: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(path)
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("error", "warning", "info", "success") for e in getattr(at, kind)]
+    parts += [e.value for e in at.markdown] + [e.value for e in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+# ------------------------------------------------------------------------------ empty
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_run_on_an_empty_workspace(tmp_path: Path, path: str, monkeypatch) -> None:
+    at = page(tmp_path / "ws", path, monkeypatch)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_train_refuses_without_train_or_validation_tiles(tmp_path: Path, monkeypatch) -> None:
+    ws = make_workspace(tmp_path / "ws", splits=("train", "test"))
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception
+    assert any("validation split" in e.value for e in at.warning)
+    start = next(b for b in at.button if b.label == "Start training")
+    assert start.disabled
+    assert [m.value for m in at.metric] == ["3", "0", "3"]
+
+
+def test_suggestions_without_a_model_offer_random_only(tmp_path: Path, monkeypatch) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    at = page(ws, "pages/suggestions.py", monkeypatch)
+    assert not at.exception
+    assert at.selectbox(key="sugg_strategy").options == ["random: " + _random_description()]
+    assert "need a trained segmentation model" in texts(at)
+
+
+def test_analysis_without_a_model_counts_saved_labels(tmp_path: Path, monkeypatch) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    at = page(ws, "pages/analysis.py", monkeypatch)
+    assert not at.exception
+    assert "No trained model yet" in texts(at)
+    assert "glucose is not visible" in texts(at)
+    table = at.dataframe[0].value
+    assert list(table["class"]) == CLASSES
+    assert table.loc[1, "cells"] > 0
+    assert at.get("download_button")
+
+
+def _random_description() -> str:
+    from training.strategies import STRATEGIES
+
+    return STRATEGIES["random"].description
+
+
+# ------------------------------------------------------------------------------ start
+def test_start_queues_a_training_job(tmp_path: Path, monkeypatch) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception and not at.error
+    at.number_input[0].set_value(2)  # epochs
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert not at.exception, at.exception
+    jobs = JobRunner(ws).list()
+    assert [j.kind for j in jobs] == ["train-segmentation"]
+    assert jobs[0].state == JobState.QUEUED
+    assert at.session_state["train_job_id"] == jobs[0].job_id
+    spec = (ws / "jobs" / jobs[0].job_id / "spec.json").read_text()
+    assert '"epochs": 2' in spec
+    # The running job blocks a second start, and the panel offers Cancel.
+    assert next(b for b in at.button if b.label == "Start training").disabled
+    next(b for b in at.button if b.label == "Cancel").click()
+    at.run()
+    assert JobRunner(ws).get(jobs[0].job_id).state == JobState.CANCELLED
+
+
+def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) -> None:
+    from training.jobs import _update_status
+
+    ws = make_workspace(tmp_path / "ws")
+    runner = JobRunner(ws)
+    job = runner.submit("train-segmentation", "training.service:segment_job", {})
+    history = [
+        {"t": 0.1, "phase": "train", "epoch": 1, "epochs": 2, "step": 1, "steps": 2, "loss": 0.9},
+        {"t": 0.2, "phase": "train", "epoch": 1, "epochs": 2, "step": 2, "steps": 2, "loss": 0.7},
+        {"t": 0.3, "phase": "validate", "epoch": 1, "epochs": 2, "val_loss": 0.8,
+         "val_miou": 0.5, "best_miou": 0.5, "best_epoch": 1,
+         "val_iou": {"background": 0.9, "leukocyte": 0.1}},
+    ]  # fmt: skip
+
+    def failed(status) -> None:
+        status.state, status.error, status.history = JobState.FAILED, "boom: disk full", history
+
+    _update_status(ws / "jobs" / job.job_id, failed)
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception
+    assert any("boom: disk full" in e.value for e in at.error)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2
+
+
+# ------------------------------------------------------------------------------ trained
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_run_with_a_trained_model(trained: Path, path: str, monkeypatch) -> None:
+    at = page(trained, path, monkeypatch)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.slow
+def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
+    trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    ws = Path(shutil.copytree(trained, tmp_path / "ws"))
+    zoo = Zoo(ws)
+    current = zoo.current("segmentation")
+    at = page(ws, "pages/train.py", monkeypatch)
+    table = at.dataframe[0].value
+    assert table.loc[table["current"], "model"].tolist() == [current.model_id]
+    assert "mean_iou" in table.columns and "iou/leukocyte" in table.columns
+    # A second model trained on other classes is listed but cannot be promoted.
+    staging = zoo.staging_dir("segmentation")
+    for f in ("config.json", "model.safetensors"):
+        (staging / f).write_bytes((zoo.path(current.model_id) / f).read_bytes())
+    other = zoo.add(
+        "segmentation",
+        staging,
+        current.model_copy(update={"model_id": "", "classes": ["background", "platelet"]}),
+    )
+    at.run()
+    at.selectbox(key="train_model_pick").set_value(other.model_id).run()
+    next(b for b in at.button if b.label == "Promote").click()
+    at.run()
+    assert not at.exception
+    assert any("Not promoted" in e.value for e in at.error)
+    assert zoo.current("segmentation").model_id == current.model_id
+    next(b for b in at.button if b.label == "Roll back").click()
+    at.run()
+    assert any("Nothing rolled back" in e.value for e in at.warning)
+
+
+@pytest.mark.slow
+def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
+    trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from training.service import load_model, score_unlabelled
+
+    trained = Path(shutil.copytree(trained, tmp_path / "ws"))
+    at = page(trained, "pages/suggestions.py", monkeypatch)
+    assert at.selectbox(key="sugg_strategy").value == "entropy"
+    assert "press **Score unlabelled tiles**" in texts(at)
+    before = {j.job_id for j in JobRunner(trained).list()}
+    next(b for b in at.button if b.label == "Score unlabelled tiles").click()
+    at.run()
+    assert not at.exception, at.exception
+    new = [j for j in JobRunner(trained).list() if j.job_id not in before]
+    assert [(j.kind, j.state) for j in new] == [("score", JobState.QUEUED)]
+    JobRunner(trained).cancel(new[0].job_id)
+
+    # Scores written (as the job would), the page ranks them with a heat map per tile.
+    store = Store.open(trained)
+    score_unlabelled(store, "entropy", load_model(trained))
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    label = [b for b in at.button if b.label == "Label this"]
+    assert label
+    assert len(at.get("image")) == 2 * len(label)
+    label[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Label"]
+    assert at.session_state["label_strategy"] == "entropy"
+    assert at.session_state["label_tile_id"] in set(at.session_state["label_queue"][1])
