@@ -226,7 +226,7 @@ class JobRunner:
         if not _TARGET_RE.match(target):
             raise JobError(
                 f"job target {target!r} must look like 'package.module:function', "
-                "e.g. 'training.segmentation:train_job'"
+                "e.g. 'training.service:segment_job'"
             )
         now = _now()
         slug = re.sub(r"[^A-Za-z0-9]+", "-", kind).strip("-")[:32] or "job"
@@ -334,7 +334,7 @@ class JobRunner:
             if status.pid is not None and _pid_alive(status.pid):
                 self.ensure_worker()  # a fresh worker adopts the job and escalates to SIGKILL
             else:
-                status = _update_status(job_dir, lambda s: _settle(s, None))
+                status = _settle_orphan(job_dir, status)
         return status
 
     def wait(
@@ -423,7 +423,12 @@ class JobRunner:
                 (self.root / "worker.pid").write_text(str(os.getpid()))
                 self._adopt_orphans()
                 while (job_dir := self._next_queued()) is not None:
-                    self._run_job(job_dir)
+                    try:
+                        self._run_job(job_dir)
+                    except Exception:  # one broken job folder must not stall the queue
+                        traceback.print_exc()
+                        with contextlib.suppress(Exception):
+                            _update_status(job_dir, _give_up)
             finally:
                 os.close(fd)
             # A job submitted while we held the lock saw a busy worker and started none.
@@ -547,7 +552,10 @@ class JobRunner:
     def _next_queued(self) -> Path | None:
         queued = []
         for job_dir in self._job_dirs():
-            status = _read_status(job_dir)
+            try:
+                status = _read_status(job_dir)
+            except (OSError, ValidationError):
+                continue
             if status.state == JobState.QUEUED:
                 queued.append((status.created_at, status.job_id, job_dir))
         return min(queued)[2] if queued else None
@@ -559,13 +567,20 @@ class JobRunner:
             return status
         if self._worker_alive():
             return status  # the worker is about to record how the job ended
-        return _update_status(job_dir, lambda s: _settle(s, None))
+        return _settle_orphan(job_dir, status)
 
 
 _LOST = (
     "the job process vanished without reporting a result (killed, or the machine restarted); "
     "no model was changed"
 )
+
+
+def _settle_orphan(job_dir: Path, status: JobStatus) -> JobStatus:
+    """Settle a running job whose process and worker are both gone (no one else will)."""
+    if status.pgid is not None:
+        _kill_group(status.pgid, wait_s=1.0)  # grandchildren that ignored SIGTERM
+    return _update_status(job_dir, lambda s: _settle(s, None))
 
 
 def _settle(status: JobStatus, exit_code: int | None) -> None:
@@ -596,6 +611,11 @@ def _settle(status: JobStatus, exit_code: int | None) -> None:
     else:
         error = status.error or f"the job process exited with code {exit_code} without a result"
         _finish(status, JobState.FAILED, error=error)
+
+
+def _give_up(status: JobStatus) -> None:
+    if not status.finished:
+        _finish(status, JobState.FAILED, error="the worker could not run this job; see worker.log")
 
 
 def _finish(status: JobStatus, state: JobState, *, error: str | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -116,8 +117,10 @@ def test_missing_target_fails_with_its_name(runner: JobRunner) -> None:
 
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["sigterm", "sigkill-after-grace"])
 def test_cancel_running_job_kills_its_process_group(runner: JobRunner, ignore_term: bool) -> None:
+    # A long grace when SIGTERM suffices, so a slow machine never escalates to SIGKILL.
+    grace = 0.3 if ignore_term else 30
     job = runner.submit(
-        "test", f"{T}:loop_forever", {"ignore_term": ignore_term}, cancel_grace_s=0.3
+        "test", f"{T}:loop_forever", {"ignore_term": ignore_term}, cancel_grace_s=grace
     )
     running = runner.wait(job.job_id, until=lambda s: "grandchild" in s.progress, timeout=TIMEOUT)
     grandchild, pgid = running.progress["grandchild"], running.progress["pgid"]
@@ -227,6 +230,24 @@ def test_target_that_stops_on_ctx_cancelled_ends_cancelled_without_a_model(
     assert final.result is None
     assert Zoo(runner.workspace).list() == []
     assert not Path(running.progress["staged"]).exists()
+
+
+def test_job_outliving_a_killed_worker_is_adopted_and_can_be_cancelled(
+    runner: JobRunner,
+) -> None:
+    # It ignores SIGTERM, so only the adopting worker's SIGKILL ends it.
+    job = runner.submit("test", f"{T}:loop_forever", {"ignore_term": True}, cancel_grace_s=0.3)
+    running = runner.wait(job.job_id, until=lambda s: "grandchild" in s.progress, timeout=TIMEOUT)
+    worker_pid = int((runner.root / "worker.pid").read_text())
+    os.kill(worker_pid, signal.SIGKILL)
+    runner.wait(job.job_id, until=lambda s: not alive(worker_pid), timeout=TIMEOUT)
+    assert runner.get(job.job_id).state == JobState.RUNNING  # its process still runs
+    runner.cancel(job.job_id)  # starts a worker that adopts the job
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.CANCELLED
+    assert any("adopted" in line for line in final.log_tail)
+    assert not group_alive(running.pgid)
+    assert not alive(running.progress["grandchild"])
 
 
 def test_running_job_whose_process_vanished_is_failed(runner: JobRunner) -> None:
