@@ -99,7 +99,7 @@ def _report_results(args: argparse.Namespace, results: list[IngestResult]) -> in
         if r.status == "rejected":
             lines.append(f"rejected   {r.input}: {r.reason}")
             continue
-        what = f"{r.smear_id}, {r.tiles} tiles"
+        what = f"{r.smear_id}, {r.tiles} tile{'' if r.tiles == 1 else 's'}"
         if r.revisions is not None:
             what += f", {r.revisions} import revisions"
         lines.append(f"{r.status:<10} {r.input} ({what})")
@@ -272,18 +272,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     report = verify_release(store, args.version)
-    mismatches = [_jsonable(m) for m in report.mismatches]
     if getattr(args, "json", False):
-        print(
-            json.dumps({"version": args.version, "ok": bool(report.ok), "mismatches": mismatches})
-        )
+        doc = {
+            "version": args.version,
+            "ok": bool(report.ok),
+            "checked": getattr(report, "checked", None),
+            "mismatches": [_jsonable(m) for m in report.mismatches],
+        }
+        print(json.dumps(doc))
     elif report.ok:
-        print(f"Release {args.version} verified: every checksum matches.")
+        checked = getattr(report, "checked", None)
+        files = f" ({checked} files)" if checked is not None else ""
+        print(f"Release {args.version} verified: every checksum matches{files}.")
     else:
-        for m in mismatches:
-            print(f"mismatch: {m if isinstance(m, str) else json.dumps(m)}", file=sys.stderr)
+        for m in report.mismatches:
+            print(f"mismatch: {m}", file=sys.stderr)
         print(
-            f"Release {args.version} does not match its manifest ({len(mismatches)} "
+            f"Release {args.version} does not match its manifest ({len(report.mismatches)} "
             "mismatches); do not use it, and recreate it under a new version.",
             file=sys.stderr,
         )

@@ -181,6 +181,9 @@ def store_decoded(
     """
     meta = meta or SmearMeta()
     smear_id = smear_id_for(decoded.rgb)
+    if store.has_smear(smear_id):
+        # Skip the PNG encoding (the slow part of an upload); add_smear re-checks under lock.
+        return _duplicate(store, name, smear_id, decoded.warnings)
     smear = NewSmear(
         smear_id=smear_id,
         image_png=encode_png_lossless(decoded.rgb),
@@ -196,15 +199,19 @@ def store_decoded(
     added, tiles = store.add_smear(smear)
     if added:
         return IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
-    existing = store.smear(smear_id).label
+    return _duplicate(store, name, smear_id, decoded.warnings)
+
+
+def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]) -> IngestResult:
+    info = store.smear(smear_id)
     return IngestResult(
         name,
         "duplicate",
         smear_id,
-        len(tiles),
-        reason=f"the same pixels are stored already as {existing!r} ({smear_id}); "
+        info.n_tiles,
+        reason=f"the same pixels are stored already as {info.label!r} ({smear_id}); "
         "no second copy was made.",
-        warnings=decoded.warnings,
+        warnings=warnings,
     )
 
 
