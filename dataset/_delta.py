@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -165,30 +166,35 @@ class DeltaTables:
         schema = self.schemas[name]
         data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
         dt = self.table(name)
-        started = time.time_ns()
+        before = dt.version()
         write_deltalake(dt, data, mode="append")
         dt.update_incremental()
         version = dt.version()
-        self._fsync_commit(name, version, started)
+        # Another process may have committed in between: sync every new entry, ours among them.
+        for v in range(before + 1, version + 1):
+            self._fsync_commit(name, v)
         if version > 0 and version % COMPACT_EVERY == 0:
             self.compact(name)
         return version
 
-    def _fsync_commit(self, name: str, version: int, since_ns: int) -> None:
+    def _fsync_commit(self, name: str, version: int) -> None:
+        """fsync the data files this commit added (named in its log entry), the entry itself,
+        and both folders; reading the entry keeps this O(commit), not O(table)."""
         base = self.path(name)
         log = base / "_delta_log"
-        paths = [log / f"{version:020d}.json"]
-        with os.scandir(base) as entries:
-            for e in entries:
-                if e.name.endswith(".parquet") and e.stat().st_mtime_ns >= since_ns - 2_000_000_000:
-                    paths.append(Path(e.path))
+        entry = log / f"{version:020d}.json"
+        paths = [entry]
+        with open(entry, encoding="utf-8") as fh:
+            for line in fh:
+                action = json.loads(line)
+                if "add" in action:
+                    paths.append(base / unquote(action["add"]["path"]))
         for p in paths:
-            with contextlib.suppress(FileNotFoundError):
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         for d in (base, log):
             fd = os.open(d, os.O_RDONLY)
             try:

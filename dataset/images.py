@@ -230,20 +230,18 @@ def encode_png_lossless(rgb: np.ndarray) -> bytes:
     """
     _check_rgb(rgb)
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(out, format="PNG", compress_level=6)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 
 def pixel_sha256(rgb: np.ndarray) -> str:
-    """SHA-256 of the pixels and their shape, hex; the same for any lossless re-encoding.
+    """SHA-256 of the decoded RGB bytes, hex; the same for any lossless re-encoding.
 
     Shape:
         rgb: (H, W, 3), uint8.
     """
     _check_rgb(rgb)
-    digest = hashlib.sha256(f"rgb8:{rgb.shape[0]}x{rgb.shape[1]}:".encode())
-    digest.update(np.ascontiguousarray(rgb).tobytes())
-    return digest.hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
 def smear_id_for(rgb: np.ndarray) -> str:
