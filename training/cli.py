@@ -178,12 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model id (default: the current model)")
     p.set_defaults(func=_evaluate)
 
-    try:
-        from training.diagnosis.cli import add_parser as add_diagnosis
-    except ImportError:  # the diagnosis group is optional while it is being built
-        add_diagnosis = None
-    if add_diagnosis is not None:
-        add_diagnosis(sub, common)
+    from training.diagnosis.cli import add_parser as add_diagnosis
+
+    add_diagnosis(sub)
     return parser
 
 
