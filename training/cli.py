@@ -47,13 +47,19 @@ def _segment(args: argparse.Namespace) -> int:
         _print(args, {"job_id": job_id, "state": "queued"}, f"queued training job {job_id}")
         return 0
 
+    shown: list[str] = []
+
     def show(status) -> None:
-        if not args.json:
-            p = status.progress
-            fields = ", ".join(
-                f"{k}={p[k]}" for k in ("epoch", "step", "loss", "val_miou") if k in p
-            )
-            print(f"[{status.state}] {fields}", flush=True)
+        p = status.progress
+        fields = ", ".join(
+            f"{k}={p[k]:.4g}" if isinstance(p[k], float) else f"{k}={p[k]}"
+            for k in ("epoch", "step", "loss", "val_miou")
+            if k in p
+        )
+        line = f"[{status.state}] {fields}"
+        if not args.json and (not shown or shown[-1] != line):
+            shown.append(line)
+            print(line, flush=True)
 
     status = JobRunner(ws).wait(job_id, on_progress=show, poll_s=1.0)
     payload = status.model_dump(mode="json", exclude={"history"})
