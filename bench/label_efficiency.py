@@ -21,7 +21,8 @@ Writes bench/results/label_efficiency.json after every training run (partial run
 readable) and bench/results/label_efficiency.png at the end.
 
 Run: .venv/bin/python bench/label_efficiency.py [--seeds 0 1 2] [--epochs 4]
-     [--steps-per-epoch 20] [--threads 2] [--strategies random entropy margin tta]
+     [--steps-per-epoch 20] [--patch 96] [--threads 2] [--strategies random entropy margin tta]
+     .venv/bin/python bench/label_efficiency.py --replot   (summary + PNG of the saved JSON)
 """
 
 from __future__ import annotations
@@ -168,7 +169,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--no-reference", action="store_true", help="skip the 200-label runs")
+    parser.add_argument("--out", type=Path, default=OUT_JSON, help="JSON to write")
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        nargs="*",
+        help="train nothing: merge these JSONs (e.g. one per seed, run in parallel), "
+        f"write {OUT_JSON.name} + the PNG and print the summary",
+    )
     args = parser.parse_args()
+    if args.replot is not None:
+        replot(args.replot or [OUT_JSON])
+        return
     unknown = sorted(set(args.strategies) - set(STRATEGIES))
     if unknown:
         parser.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
@@ -213,7 +225,7 @@ def main() -> None:
     def save() -> None:
         report["summary"] = summarise(runs, references, len(pool))
         report["elapsed_s"] = round(time.monotonic() - started, 1)
-        write_json(OUT_JSON, report)
+        write_json(args.out, report)
 
     started = time.monotonic()
     for seed in args.seeds:
@@ -227,9 +239,12 @@ def main() -> None:
         order = np.random.default_rng(1000 + seed).permutation(len(pool))
         start_set = [pool[i] for i in order[: args.start]]
         first_model, first = train_and_test(start_set, val, test, config)
-        for name in args.strategies:
-            labelled, model, row = list(start_set), first_model, dict(first)
-            for round_ in range(args.rounds + 1):
+        # Round-major order: a run cut short still compares every strategy at the same rounds.
+        state = {name: (list(start_set), first_model) for name in args.strategies}
+        for round_ in range(args.rounds + 1):
+            for name in args.strategies:
+                labelled, model = state[name]
+                row = dict(first)
                 if round_ > 0:
                     score_start = time.monotonic()
                     taken = {s.tile_id for s in labelled}
@@ -243,10 +258,11 @@ def main() -> None:
                     )
                     picked = {t.tile_id for t in ranked[: args.per_round]}
                     score_s = time.monotonic() - score_start
-                    labelled += [s for s in rest if s.tile_id in picked]
+                    labelled = labelled + [s for s in rest if s.tile_id in picked]
                     model, row = train_and_test(labelled, val, test, config)
                     row["score_s"] = round(score_s, 1)
                     row["added"] = sorted(picked)
+                    state[name] = (labelled, model)
                 runs.append({"seed": seed, "strategy": name, "round": round_, **row})
                 print(
                     f"seed {seed} {name:>7} round {round_}: {len(labelled):3d} labels  "
@@ -262,7 +278,36 @@ def main() -> None:
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     save()
     print_summary(report["summary"])
-    print(f"wrote {OUT_JSON.relative_to(RESULTS.parents[1])} and {OUT_PNG.name}")
+    print(f"wrote {args.out} and {OUT_PNG.name}")
+
+
+def replot(paths: list[Path]) -> None:
+    """Merge the JSONs of finished or cut-short runs, then summarise and plot them.
+
+    A (seed, strategy, round) found in several files is taken from the first.
+    """
+    import json
+
+    reports = [json.loads(p.read_text()) for p in paths]
+    runs: dict[tuple, dict] = {}
+    references: dict[int, dict] = {}
+    for report in reports:
+        for run in report["runs"]:
+            runs.setdefault((run["seed"], run["strategy"], run["round"]), run)
+        for seed, ref in report["reference"].items():
+            references.setdefault(int(seed), ref)
+    merged = {
+        **reports[0],
+        "merged_from": [str(p) for p in paths],
+        "commands": [r["command"] for r in reports],
+        "runs": list(runs.values()),
+        "reference": references,
+    }
+    merged["summary"] = summarise(merged["runs"], references, merged["split"]["pool"])
+    write_json(OUT_JSON, merged)
+    if merged["summary"].get("strategies"):
+        plot(merged["summary"], OUT_PNG)
+    print_summary(merged["summary"])
 
 
 def print_summary(summary: dict) -> None:
