@@ -18,7 +18,8 @@ What this module promises:
   salted afresh for each release (the salt is not kept, so keys cannot be linked across
   releases), and upload file names never appear; an image's and a mask's stored ``path``
   is ``"<tile_id>.png"``.
-* Memory stays flat: one smear is decoded at a time and rows go out in row groups.
+* Memory stays flat: each table is read once, streamed; a few smears (two per worker) are
+  decoded at a time; masks wait in a temp file; rows go out in row groups.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ import struct
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import total_ordering
-from itertools import groupby
 from pathlib import Path
 from typing import Literal
 
@@ -160,15 +160,14 @@ class ReleaseOptions:
         rows_per_group: Rows per Parquet row group (huggingface uses 100 for image sets).
         max_file_rows: Start a new ``{split}-NNNNN.parquet`` after this many rows.
         max_file_bytes: ... or once a file has grown past this many bytes.
-        workers: Threads encoding tile PNGs (zlib and Pillow release the GIL).
-        mask_batch: Tiles whose masks are read from the store in one scan.
+        workers: Threads decoding smears and encoding tile PNGs (Pillow, NumPy and zlib
+            release the GIL).
     """
 
     rows_per_group: int = 100
     max_file_rows: int = 50_000
     max_file_bytes: int = 256 * _MIB
     workers: int = 2
-    mask_batch: int = 2048
 
 
 @dataclass(frozen=True)
@@ -358,15 +357,26 @@ def _decode_png(data: bytes) -> np.ndarray:
         return np.asarray(im).copy()
 
 
-def _tile_job(crop: np.ndarray, mask_png: bytes) -> tuple[bytes, np.ndarray]:
-    """Encode one tile and count its mask's values (runs in a worker thread)."""
-    mask = _decode_png(mask_png)
-    if mask.shape != crop.shape[:2]:
-        raise ReleaseError(
-            f"A stored mask is {mask.shape[1]}x{mask.shape[0]} but its tile is "
-            f"{crop.shape[1]}x{crop.shape[0]}; the workspace is damaged, run the store checks."
+def _smear_job(
+    image_png: bytes, boxes: list[tuple[int, int, int, int]], masks: list[bytes]
+) -> list[tuple[bytes, np.ndarray]]:
+    """Decode one smear, encode its released tiles, count their masks' values.
+
+    Runs in a worker thread: Pillow's decoder, NumPy and zlib release the GIL.
+    """
+    img = _decode_png(image_png)
+    out = []
+    for (x, y, w, h), mask_png in zip(boxes, masks, strict=True):
+        mask = _decode_png(mask_png)
+        if mask.shape != (h, w):
+            raise ReleaseError(
+                f"A stored mask is {mask.shape[1]}x{mask.shape[0]} but its tile is {w}x{h}; "
+                "the workspace is damaged, run the store checks."
+            )
+        out.append(
+            (encode_rgb_png(img[y : y + h, x : x + w]), np.bincount(mask.ravel(), minlength=256))
         )
-    return encode_rgb_png(crop), np.bincount(mask.ravel(), minlength=256)
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -519,18 +529,71 @@ def _patient_key(salt: bytes, patient: str | None) -> str | None:
     return hmac.new(salt, patient.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def _snapshot_masks(revisions: pads.Dataset, wanted: dict[str, int]) -> dict[str, bytes]:
-    """Mask PNGs of exactly the wanted ``tile_id → revision`` pairs, in one scan."""
-    t = revisions.to_table(
-        columns=["tile_id", "revision", "mask_png"], filter=pc.field("tile_id").isin(list(wanted))
+class _MaskSpill:
+    """The released mask PNGs, gathered in one pass over the revisions table into a temp file.
+
+    The revisions table is in save order and the smears table in upload order; spilling the
+    masks (and keeping only offsets in memory) lets the release walk the smears in their own
+    order while reading each table once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "w+b")  # noqa: SIM115 - closed in close()
+        self._index: dict[str, tuple[int, int]] = {}
+
+    def fill(self, revisions: pads.Dataset, wanted: dict[str, int]) -> None:
+        scanner = revisions.scanner(
+            columns=["tile_id", "revision", "mask_png"],
+            filter=pc.field("tile_id").isin(list(wanted)),
+            batch_size=512,
+        )
+        offset = 0
+        for batch in scanner.to_batches():
+            ids = batch.column(0).to_pylist()
+            revs = batch.column(1).to_pylist()
+            pngs = batch.column(2)
+            for i, (tid, rev) in enumerate(zip(ids, revs, strict=True)):
+                if wanted[tid] == rev and tid not in self._index:
+                    data = pngs[i].as_py()
+                    self._fh.write(data)
+                    self._index[tid] = (offset, len(data))
+                    offset += len(data)
+        self._fh.flush()
+        missing = sorted(set(wanted) - set(self._index))
+        if missing:
+            t = missing[0]
+            raise ReleaseError(
+                f"Revision {wanted[t]} of tile {t} is not in the revisions table "
+                f"({len(missing)} tiles affected); the workspace is damaged."
+            )
+
+    def get(self, tile_id: str) -> bytes:
+        offset, length = self._index[tile_id]
+        return os.pread(self._fh.fileno(), length, offset)
+
+    def close(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _iter_smear_pngs(smears: pads.Dataset, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
+    """``(smear_id, image_png)`` of the wanted smears, in table order, a few rows at a time."""
+    scanner = smears.scanner(
+        columns=["smear_id", "image_png"],
+        filter=pc.field("smear_id").isin(sorted(wanted)),
+        batch_size=4,
+        batch_readahead=1,
+        fragment_readahead=1,
     )
-    out: dict[str, bytes] = {}
-    ids, revs, pngs = t.column("tile_id"), t.column("revision"), t.column("mask_png")
-    for i in range(t.num_rows):
-        tid = ids[i].as_py()
-        if wanted.get(tid) == revs[i].as_py():
-            out[tid] = pngs[i].as_py()
-    return out
+    seen: set[str] = set()
+    for batch in scanner.to_batches():
+        for smear_id, png in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+        ):
+            if smear_id not in seen:
+                seen.add(smear_id)
+                yield smear_id, png
 
 
 # ----------------------------------------------------------------------------- create
@@ -645,86 +708,88 @@ def _write_release(
             "Label some tiles first."
         )
     smears = {s.smear_id: s for s in store.smears()}
-    split_of = store.splits_of({tiles[t].smear_id for t in ids}, seed)
+    by_smear: dict[str, list[TileInfo]] = {}
+    for t in sorted((tiles[i] for i in ids), key=lambda t: (t.smear_id, t.y, t.x)):
+        by_smear.setdefault(t.smear_id, []).append(t)
+    split_of = store.splits_of(set(by_smear), seed)
     table_versions = store.table_versions() | {"revisions": revisions_version}
     salt = secrets.token_bytes(16)
-    arrow_schema = _arrow_schema(schema, version)
     (tmp / "data").mkdir(parents=True)
 
+    rows = {s: 0 for s in SPLITS}
+    n_smears = {s: 0 for s in SPLITS}
+    patients: dict[str, set[str]] = {s: set() for s in SPLITS}
+    for smear_id, group in by_smear.items():
+        split = split_of[smear_id]
+        rows[split] += len(group)
+        n_smears[split] += 1
+        if smears[smear_id].patient:
+            patients[split].add(smears[smear_id].patient)
+
+    arrow_schema = _arrow_schema(schema, version)
+    writers = {s: _SplitWriter(tmp / "data", s, arrow_schema, opts) for s in SPLITS}
+    spill = _MaskSpill(tmp / ".masks.spill")
     counts = np.zeros(256, dtype=np.int64)
-    rows: dict[str, int] = {}
-    n_smears: dict[str, int] = {}
-    n_patients: dict[str, int] = {}
-    files: dict[str, str] = {}
     done, total = 0, len(ids)
-    with cf.ThreadPoolExecutor(max_workers=max(1, opts.workers)) as pool:
-        for split in SPLITS:
-            order = sorted(
-                (tiles[t] for t in ids if split_of[tiles[t].smear_id] == split),
-                key=lambda t: (t.smear_id, t.y, t.x),
-            )
-            rows[split] = len(order)
-            n_smears[split] = len({t.smear_id for t in order})
-            n_patients[split] = len(
-                {smears[t.smear_id].patient for t in order if smears[t.smear_id].patient}
-            )
-            if not order:
-                continue
-            writer = _SplitWriter(tmp / "data", split, arrow_schema, opts)
-            pending: deque[tuple[TileInfo, dict, cf.Future]] = deque()
+    pending: deque[tuple[str, list[dict], cf.Future]] = deque()
 
-            def drain(keep: int, writer: _SplitWriter = writer, pending=pending) -> None:
-                nonlocal done
-                while len(pending) > keep:
-                    _tile, row, fut = pending.popleft()
-                    row["image_png"], tile_counts = fut.result()
-                    counts[:] += tile_counts
-                    writer.add(row)
-                    done += 1
-                    if on_progress is not None:
-                        on_progress(done, total)
+    def drain(keep: int) -> None:
+        nonlocal done
+        while len(pending) > keep:
+            split, smear_rows, fut = pending.popleft()
+            for row, (image_png, tile_counts) in zip(smear_rows, fut.result(), strict=True):
+                counts[:] += tile_counts
+                row["image_png"] = image_png
+                writers[split].add(row)
+            done += len(smear_rows)
+            if on_progress is not None:
+                on_progress(done, total)
 
-            try:
-                for start in range(0, len(order), opts.mask_batch):
-                    batch = order[start : start + opts.mask_batch]
-                    wanted = {t.tile_id: latest[t.tile_id].revision for t in batch}
-                    masks = _snapshot_masks(revisions, wanted)
-                    for smear_id, group in groupby(batch, key=lambda t: t.smear_id):
-                        img = store.smear_image(smear_id)
-                        pkey = _patient_key(salt, smears[smear_id].patient)
-                        for t in group:
-                            rev = latest[t.tile_id]
-                            if t.tile_id not in masks:
-                                raise ReleaseError(
-                                    f"Revision {rev.revision} of tile {t.tile_id} could not be "
-                                    "read from the revisions table; run the store checks."
-                                )
-                            crop = img[t.y : t.y + t.h, t.x : t.x + t.w]
-                            fut = pool.submit(_tile_job, crop, masks[t.tile_id])
-                            row = {
-                                "mask_png": masks[t.tile_id],
-                                "tile_id": t.tile_id,
-                                "smear_id": smear_id,
-                                "patient_key": pkey,
-                                "x": t.x,
-                                "y": t.y,
-                                "w": t.w,
-                                "h": t.h,
-                                "annotator": rev.annotator,
-                                "revision": rev.revision,
-                                "source": rev.source,
-                                "labelled_at": rev.created_at,
-                            }
-                            pending.append((t, row, fut))
-                        # Keep a few tiles in flight so both workers stay busy while the
-                        # next smear is decoded, without holding many images at once.
-                        drain(keep=4 * max(1, opts.workers))
-                drain(keep=0)
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            files.update(writer.files)
+    try:
+        spill.fill(revisions, {t: latest[t].revision for t in ids})
+        with cf.ThreadPoolExecutor(max_workers=max(1, opts.workers)) as pool:
+            for smear_id, image_png in _iter_smear_pngs(store.scan("smears"), set(by_smear)):
+                group = by_smear[smear_id]
+                pkey = _patient_key(salt, smears[smear_id].patient)
+                masks = [spill.get(t.tile_id) for t in group]
+                smear_rows = [
+                    {
+                        "mask_png": mask_png,
+                        "tile_id": t.tile_id,
+                        "smear_id": smear_id,
+                        "patient_key": pkey,
+                        "x": t.x,
+                        "y": t.y,
+                        "w": t.w,
+                        "h": t.h,
+                        "annotator": latest[t.tile_id].annotator,
+                        "revision": latest[t.tile_id].revision,
+                        "source": latest[t.tile_id].source,
+                        "labelled_at": latest[t.tile_id].created_at,
+                    }
+                    for t, mask_png in zip(group, masks, strict=True)
+                ]
+                boxes = [(t.x, t.y, t.w, t.h) for t in group]
+                fut = pool.submit(_smear_job, image_png, boxes, masks)
+                pending.append((split_of[smear_id], smear_rows, fut))
+                # A few smears in flight keep every worker busy; more would only hold images.
+                drain(keep=2 * max(1, opts.workers))
+            drain(keep=0)
+        if done != total:
+            raise ReleaseError(
+                f"Only {done} of {total} labelled tiles had their smear in the smears table; "
+                "the workspace is damaged."
+            )
+        files: dict[str, str] = {}
+        for w in writers.values():
+            w.close()
+            files.update(w.files)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        spill.close()
 
     names = list(schema.names)
     labelled_total = int(counts[: len(names)].sum())
@@ -739,7 +804,7 @@ def _write_release(
         unlabelled=ClassEntry(value=UNLABELLED, name=UNLABELLED_NAME, color=UNLABELLED_COLOR),
         rows=rows,
         smears=n_smears,
-        patients=n_patients,
+        patients={s: len(p) for s, p in patients.items()},
         class_pixel_counts={n: int(counts[i]) for i, n in enumerate(names)}
         | {UNLABELLED_NAME: int(counts[UNLABELLED])},
         class_pixel_shares={
