@@ -22,7 +22,7 @@ from typing import Any
 
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import MeasurementError, Measurements, describe, evaluate_rules
-from training.diagnosis.units import GLUCOSE_UNITS, HBA1C_UNITS, convert
+from training.diagnosis.units import GLUCOSE_UNITS, HBA1C_UNITS
 
 __all__ = ["add_parser", "main"]
 
@@ -468,26 +468,23 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
 @_handled
 def cmd_add_visit(args: argparse.Namespace) -> int:
     """Add a visit; values are converted to the canonical units (%, mmol/L)."""
-    from dataset.registry import NewVisit, Registry
+    from dataset.registry import Registry
+    from training.diagnosis.service import visit_from_entry
 
-    m = _measurements(args)  # refuses impossible values in the unit they were given in
-
-    def glucose(value: float | None) -> float | None:
-        return None if value is None else convert(value, m.glucose_unit, "mmol/L")
-
-    treated = args.treated or bool(args.treatment)
-    visit = NewVisit(
-        date=args.date or dt.date.today(),
+    visit = visit_from_entry(
+        args.date or dt.date.today(),
+        hba1c=args.hba1c,
+        hba1c_unit=args.hba1c_unit,
+        fpg=args.fpg,
+        ogtt_1h=args.ogtt_1h,
+        ogtt_2h=args.ogtt,
+        random_glucose=args.random_glucose,
+        glucose_unit=args.glucose_unit,
+        symptoms=args.symptoms,
         pregnant=args.pregnant or args.pregnancy_week is not None,
         pregnancy_week=args.pregnancy_week,
-        treated=treated,
+        treated=args.treated or bool(args.treatment),
         treatment=args.treatment,
-        hba1c_percent=None if m.hba1c is None else convert(m.hba1c, m.hba1c_unit, "percent"),
-        fpg_mmol=glucose(m.fpg),
-        ogtt_1h_mmol=glucose(m.ogtt_1h),
-        ogtt_2h_mmol=glucose(m.ogtt_2h),
-        random_glucose_mmol=glucose(m.random_glucose),
-        symptoms=args.symptoms,
         bmi=args.bmi,
         systolic_bp=args.systolic,
         diastolic_bp=args.diastolic,

@@ -46,6 +46,7 @@ from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import Measurements, RuleResults, evaluate_rules
 from training.diagnosis.features import TabularData, load_csv, type_distinction_warning
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
+from training.diagnosis.units import convert
 
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
@@ -81,6 +82,7 @@ __all__ = [
     "train_job",
     "training_set",
     "visit_features",
+    "visit_from_entry",
     "visit_measurements",
     "visit_rules",
 ]
@@ -132,6 +134,49 @@ def visit_measurements(visit: Visit, *, anaemia_or_hb_disorder: bool = False) ->
         pregnant=visit.pregnant,
         treated=visit.treated,
         anaemia_or_hb_disorder=anaemia_or_hb_disorder,
+    )
+
+
+def visit_from_entry(
+    date: dt.date,
+    *,
+    hba1c: float | None = None,
+    hba1c_unit: str = "percent",
+    fpg: float | None = None,
+    ogtt_1h: float | None = None,
+    ogtt_2h: float | None = None,
+    random_glucose: float | None = None,
+    glucose_unit: str = "mmol/L",
+    **other: Any,
+) -> NewVisit:
+    """A visit from values as entered (any supported unit), in the registry's canonical units.
+
+    ``other`` are the remaining :class:`~dataset.registry.NewVisit` fields, as stored.
+
+    Raises:
+        MeasurementError: a unit is unknown or a value cannot be real, in the unit entered.
+    """
+    entered = Measurements(
+        hba1c=hba1c,
+        hba1c_unit=hba1c_unit,
+        fpg=fpg,
+        ogtt_1h=ogtt_1h,
+        ogtt_2h=ogtt_2h,
+        random_glucose=random_glucose,
+        glucose_unit=glucose_unit,
+    )
+
+    def glucose(value: float | None) -> float | None:
+        return None if value is None else convert(value, glucose_unit, "mmol/L")
+
+    return NewVisit(
+        date=date,
+        hba1c_percent=None if hba1c is None else convert(hba1c, entered.hba1c_unit, "percent"),
+        fpg_mmol=glucose(fpg),
+        ogtt_1h_mmol=glucose(ogtt_1h),
+        ogtt_2h_mmol=glucose(ogtt_2h),
+        random_glucose_mmol=glucose(random_glucose),
+        **other,
     )
 
 
@@ -753,16 +798,28 @@ class VisitPrediction:
 
 
 def predict_visit(
-    workspace: Path | str, registry: Registry, visit: Visit, model_id: str | None = None
+    workspace: Path | str,
+    registry: Registry,
+    visit: Visit,
+    model_id: str | None = None,
+    *,
+    loaded: tuple[ModelCard, FittedClassifier] | None = None,
 ) -> VisitPrediction:
     """Calibrated class probabilities of a registry visit, explained feature by feature.
+
+    Args:
+        workspace: The workspace whose zoo holds the model.
+        registry: The workspace's registry (for the patient's sex and birth year).
+        visit: The visit to predict.
+        model_id: The model; None: the current diagnosis model.
+        loaded: What :func:`load_model` returned, to reuse a model loaded once.
 
     Raises:
         DiagnosisError: no diagnosis model, or the visit shares no feature with the model.
     """
     from training.diagnosis.explain import explain
 
-    card, model = load_model(workspace, model_id)
+    card, model = loaded if loaded is not None else load_model(workspace, model_id)
     patient = registry.patient(visit.patient_id)
     feats = visit_features(
         visit, sex=patient.sex, birth_year=patient.birth_year, store=registry.store
