@@ -76,57 +76,57 @@ def labels_needed(sizes: list[int], curve: list[float], target: float) -> int | 
 
 
 def summarise(runs: list[dict], references: dict[int, dict], pool_size: int) -> dict:
-    """Mean curves, labels needed for 95 % of the reference and AUC differences from random."""
-    if not references:
+    """Mean curves, labels needed for 95 % of the reference and paired differences from random.
+
+    Works on cut-short runs: a (seed, labelled count) enters the means only when every
+    strategy has it, so all curves at a point average the same seeds (``n_seeds``). The
+    paired differences from random leave out the starting point, which all strategies share.
+    """
+    names = sorted({r["strategy"] for r in runs})
+    seeds = sorted({r["seed"] for r in runs} & set(references))
+    if not seeds or not names:
         return {}
-    ref = float(np.mean([r["test_miou"] for r in references.values()]))
-    seeds_done = sorted(references)
+    table = {(r["seed"], r["strategy"], r["n_labelled"]): r["test_miou"] for r in runs}
+    cells = {
+        n: [s for s in seeds if all((s, name, n) in table for name in names)]
+        for n in sorted({r["n_labelled"] for r in runs})
+    }
+    sizes = [n for n, ss in cells.items() if ss]
+    ref = float(np.mean([references[s]["test_miou"] for s in seeds]))
     summary: dict = {
         "reference_test_miou_mean": ref,
-        "reference_test_miou_per_seed": {s: references[s]["test_miou"] for s in seeds_done},
+        "reference_test_miou_per_seed": {s: references[s]["test_miou"] for s in seeds},
         "target_95pct": 0.95 * ref,
+        "n_labelled": sizes,
+        "n_seeds": [len(cells[n]) for n in sizes],
         "strategies": {},
     }
-    curves: dict[str, dict[int, list[float]]] = {}
-    sizes: list[int] = []
-    for name in {r["strategy"] for r in runs}:
-        per_seed = {}
-        for seed in seeds_done:
-            rows = sorted(
-                (r for r in runs if r["seed"] == seed and r["strategy"] == name),
-                key=lambda r: r["n_labelled"],
-            )
-            if rows:
-                per_seed[seed] = [r["test_miou"] for r in rows]
-                sizes = max(sizes, [r["n_labelled"] for r in rows], key=len)
-        curves[name] = per_seed
-    full = len(sizes)
-    for name, per_seed in curves.items():
-        complete = {s: c for s, c in per_seed.items() if len(c) == full}
-        if not complete:
-            continue
-        mean = np.mean(list(complete.values()), axis=0)
-        needed = labels_needed(sizes, mean.tolist(), 0.95 * ref)
-        per_seed_needed = {
-            s: labels_needed(sizes, c, 0.95 * references[s]["test_miou"])
-            for s, c in complete.items()
-        }
-        summary["strategies"][name] = {
-            "seeds": sorted(complete),
-            "n_labelled": sizes,
-            "test_miou_mean": mean.tolist(),
-            "test_miou_std": np.std(list(complete.values()), axis=0).tolist(),
-            "auc_mean": float(mean.mean()),
+    for name in names:
+        values = [[table[(s, name, n)] for s in cells[n]] for n in sizes]
+        mean = [float(np.mean(v)) for v in values]
+        needed = labels_needed(sizes, mean, 0.95 * ref)
+        per_seed_needed = {}
+        for s in seeds:
+            own = [n for n in sizes if s in cells[n]]
+            curve = [table[(s, name, n)] for n in own]
+            per_seed_needed[s] = labels_needed(own, curve, 0.95 * references[s]["test_miou"])
+        row = {
+            "test_miou_mean": mean,
+            "test_miou_std": [float(np.std(v)) for v in values],
             "labels_for_95pct": needed,
             "fraction_for_95pct": None if needed is None else needed / pool_size,
             "labels_for_95pct_per_seed": per_seed_needed,
         }
-    if "random" in summary["strategies"]:
-        base = {s: float(np.mean(c)) for s, c in curves["random"].items() if len(c) == full}
-        for name, row in summary["strategies"].items():
-            diffs = [float(np.mean(curves[name][s])) - base[s] for s in row["seeds"] if s in base]
-            row["auc_minus_random_per_seed"] = diffs
-            row["auc_minus_random_mean"] = float(np.mean(diffs)) if diffs else None
+        if "random" in names:
+            later = [n for n in sizes if n > sizes[0]]
+            diffs = {
+                n: [table[(s, name, n)] - table[(s, "random", n)] for s in cells[n]] for n in later
+            }
+            row["minus_random_mean_per_round"] = [float(np.mean(diffs[n])) for n in later]
+            pooled = [d for n in later for d in diffs[n]]
+            row["minus_random_mean"] = float(np.mean(pooled)) if pooled else None
+            row["minus_random_wins"] = f"{sum(d > 0 for d in pooled)}/{len(pooled)}"
+        summary["strategies"][name] = row
     return summary
 
 
@@ -139,15 +139,19 @@ def plot(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for name, row in sorted(summary["strategies"].items()):
         mean, std = np.array(row["test_miou_mean"]), np.array(row["test_miou_std"])
-        x = row["n_labelled"]
-        ax.plot(x, 100 * mean, marker="o", label=f"{name} (n={len(row['seeds'])} seeds)")
+        x = summary["n_labelled"]
+        ax.plot(x, 100 * mean, marker="o", label=name)
         ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.15)
     ref = summary["reference_test_miou_mean"]
     ax.axhline(100 * ref, color="k", lw=1, label=f"all 200 labels ({100 * ref:.1f}%)")
     ax.axhline(100 * 0.95 * ref, color="k", lw=1, ls="--", label="95% of all labels")
     ax.set_xlabel("labelled images")
     ax.set_ylabel("test mIoU (%)")
-    ax.set_title("Zheng WBC: active learning vs random (mean ± sd over seeds)")
+    seeds = summary["n_seeds"]
+    ax.set_title(
+        f"Zheng WBC: strategies vs random (mean ± sd, {min(seeds)}-{max(seeds)} seeds per point)",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -281,6 +285,36 @@ def main() -> None:
     print(f"wrote {args.out} and {OUT_PNG.name}")
 
 
+def add_quality_reference(summary: dict, pool_size: int) -> None:
+    """Labels needed for 95 % of the long quality run (bench/zheng_quality.py), if it is done.
+
+    That model trained on the same 200-image pool for far more steps, so it is the stricter
+    "all labels" bar; the per-seed reference shares the rounds' step cap.
+    """
+    import json
+
+    path = RESULTS / "zheng_quality.json"
+    if not summary or not path.is_file():
+        return
+    quality = json.loads(path.read_text())
+    if quality.get("status") != "done":
+        return
+    target = 0.95 * quality["test"]["miou"]
+    summary["quality_run_reference"] = {
+        "test_miou": quality["test"]["miou"],
+        "steps": quality["steps_run"],
+        "target_95pct": target,
+        "labels_for_95pct": {
+            name: labels_needed(summary["n_labelled"], row["test_miou_mean"], target)
+            for name, row in summary["strategies"].items()
+        },
+        "pool_size": pool_size,
+    }
+    print(f"quality run (all 200 labels, {quality['steps_run']} steps): test mIoU "
+          f"{100 * quality['test']['miou']:.2f}%; 95% target {100 * target:.2f}%; labels needed: "
+          f"{summary['quality_run_reference']['labels_for_95pct']}")  # fmt: skip
+
+
 def replot(paths: list[Path]) -> None:
     """Merge the JSONs of finished or cut-short runs, then summarise and plot them.
 
@@ -304,6 +338,7 @@ def replot(paths: list[Path]) -> None:
         "reference": references,
     }
     merged["summary"] = summarise(merged["runs"], references, merged["split"]["pool"])
+    add_quality_reference(merged["summary"], merged["split"]["pool"])
     write_json(OUT_JSON, merged)
     if merged["summary"].get("strategies"):
         plot(merged["summary"], OUT_PNG)
@@ -316,13 +351,19 @@ def print_summary(summary: dict) -> None:
     ref = summary["reference_test_miou_mean"]
     print(f"reference (all 200 labels, same steps): test mIoU {100 * ref:.2f}%; "
           f"95% target {100 * summary['target_95pct']:.2f}%")  # fmt: skip
+    print("  labelled: " + " ".join(f"{n:5d}" for n in summary["n_labelled"]))
+    print("  seeds:    " + " ".join(f"{n:5d}" for n in summary["n_seeds"]))
     for name, row in sorted(summary["strategies"].items()):
         curve = " ".join(f"{100 * v:5.1f}" for v in row["test_miou_mean"])
         frac = row["fraction_for_95pct"]
         need = "not reached" if frac is None else f"{row['labels_for_95pct']} ({100 * frac:.0f}%)"
-        diff = row.get("auc_minus_random_mean")
-        diff_s = "" if diff is None else f"  AUC-random {100 * diff:+.2f} pts"
-        print(f"  {name:>7}: {curve}  labels for 95%: {need}{diff_s}")
+        diff = row.get("minus_random_mean")
+        diff_s = (
+            ""
+            if diff is None
+            else (f"  vs random {100 * diff:+.2f} pts (wins {row['minus_random_wins']})")
+        )
+        print(f"  {name:>8}: {curve}  labels for 95%: {need}{diff_s}")
 
 
 if __name__ == "__main__":
