@@ -249,3 +249,19 @@ def test_diagnosis_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run(capsys)
     assert exit_info.value.code == 2
+
+
+def test_python_m_training_runs_the_diagnosis_commands() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "training", "diagnosis", "rules", "--hba1c", "5.9", "--json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ADA"]["verdict"] == "prediabetes"

@@ -353,7 +353,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     def progress(done: int, total: int) -> None:
-        if not args.json:
+        # About twenty lines in all, however many fits the folds and repeats make.
+        if not args.json and (done == total or done % max(1, total // 20) == 0):
             print(f"fit {done}/{total}", file=sys.stderr, flush=True)
 
     report = evaluate(

@@ -776,8 +776,9 @@ def _align(
     missing = [n for n in model.feature_names if n not in index]
     if len(missing) == len(model.feature_names):
         raise DiagnosisError(
-            f"None of the model's features ({', '.join(model.feature_names)}) is in the "
-            f"file ({', '.join(names)}); use the format the model was trained on."
+            f"None of the model's features ({', '.join(model.feature_names)}) is in the data "
+            f"given ({', '.join(names)}): the model was trained on data of another kind. Use "
+            "a model trained on data like this one."
         )
     out = np.full((X.shape[0], len(model.feature_names)), np.nan)
     for j, name in enumerate(model.feature_names):
