@@ -152,3 +152,30 @@ def test_training_refuses_without_validation_tiles(tmp_path: Path) -> None:
     store.save_mask(t.tile_id, mask[:64, :64], annotator="t")
     with pytest.raises(StoreError, match="1 train, 0 validation"):
         segment_job(_Ctx(tmp_path), {"config": {"epochs": 1}})
+
+
+def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from dataset.registry import NewVisit, Registry
+    from training.diagnosis.service import visit_features
+    from training.service import analyze_smear
+
+    store = Store.open(tmp_path)
+    store.init(["background", "leukocyte"], tile_size=64)
+    img, mask = _smear(11)
+    sid = smear_id_for(img)
+    store.add_smear(NewSmear(sid, encode_png_lossless(img), 128, 128))
+    visit = NewVisit(date=dt.date(2026, 1, 5), hba1c_percent=5.9, smear_ids=(sid,))
+    assert not any(k.startswith("smear: ") for k in visit_features(visit, store=store))
+
+    for t in store.tiles(sid):
+        store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
+    analysis, _, _ = analyze_smear(store, sid)  # no model: the saved labels are analysed
+    registry = Registry(store)
+    registry.add_patient("P-1", sex="female", birth_year=1970)
+    registry.add_visit("P-1", visit)
+    feats = visit_features(visit, store=store)
+    share = analysis.row("leukocyte").pixel_share
+    assert feats["smear: leukocyte pixel share"] == pytest.approx(share)
+    assert feats["smear: leukocyte count"] == analysis.row("leukocyte").count

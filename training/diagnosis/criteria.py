@@ -235,7 +235,9 @@ def check_possible(name: str, value: object, unit: str) -> None:
                 else " Check the value and hba1c_unit."
             )
             raise MeasurementError(
-                name, f"{shown} cannot be real: HbA1c is at most 20 % ({limit:.0f} mmol/mol).{hint}"
+                name,
+                f"{shown} cannot be real: HbA1c is at most 20 % "
+                f"({convert(HBA1C_MAX_PERCENT, 'percent', 'mmol/mol'):.0f} mmol/mol).{hint}",
             )
         return
     limit = convert(GLUCOSE_MAX_MMOL, "mmol/L", unit)
@@ -247,7 +249,8 @@ def check_possible(name: str, value: object, unit: str) -> None:
         )
         raise MeasurementError(
             name,
-            f"{shown} cannot be real: glucose is at most 100 mmol/L ({limit:g} mg/dL).{hint}",
+            f"{shown} cannot be real: glucose is at most 100 mmol/L "
+            f"({convert(GLUCOSE_MAX_MMOL, 'mmol/L', 'mg/dL'):g} mg/dL).{hint}",
         )
 
 

@@ -188,12 +188,20 @@ def visit_rules(visit: Visit) -> RuleResults:
 def smear_features(store: Store, smear_ids: Sequence[str]) -> dict[str, float]:
     """Class shares and counts of the linked smears, as classifier features.
 
-    Smear analysis (:func:`training.analysis.analyse_mask`) computes these per smear, but its
-    results are not stored anywhere yet, so there is nothing to read and this returns ``{}``:
-    no smear feature is used. Once analyses are stored per smear, read them here (averaging
-    over the visit's smears) and every training and prediction path picks them up.
+    Reads the newest stored analysis of each smear (``python -m training analyze`` or the
+    Analysis page store one per run) and averages each figure over the visit's analysed
+    smears. Smears never analysed contribute nothing; with none analysed this returns ``{}``
+    and the visit's smear features stay missing (imputed, with a "was missing" indicator).
     """
-    return {}
+    from training.service import latest_smear_features
+
+    per_smear = list(latest_smear_features(store, smear_ids).values())
+    names = dict.fromkeys(name for feats in per_smear for name in feats)
+    out: dict[str, float] = {}
+    for name in names:
+        values = [f[name] for f in per_smear if name in f and not math.isnan(f[name])]
+        out[f"smear: {name}"] = float(np.mean(values)) if values else math.nan
+    return out
 
 
 def visit_features(
