@@ -1,0 +1,243 @@
+"""Dataset page: how far labelling has come, what the masks contain, and the releases.
+
+What it promises: counts, pixels per class and labelling times read from the store as it is
+now; recent tiles shown with their masks; releases listed, created (version + message) and
+downloadable as a zip or as PNG masks with a class legend.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dataset.masks import overlay
+from dataset.release import create_release, export_release, list_releases
+from dataset.schema import ClassSchema
+from dataset.store import Revision, Store, StoreError
+from pages import _common
+
+RECENT = 12
+GRID = 6
+FLASH_KEY = "ds_flash"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pixel_counts(workspace: str, revisions_version: int) -> dict[str, int]:
+    # Keyed by the revisions table version: re-read only after a save.
+    return _common.get_store().class_pixel_counts()
+
+
+def _metrics(store: Store) -> dict:
+    stats = store.stats()
+    cols = st.columns(5)
+    cols[0].metric("Smears", stats["smears"])
+    cols[1].metric("Tiles", stats["tiles"])
+    share = f"{stats['labelled'] / stats['tiles']:.0%} of tiles" if stats["tiles"] else None
+    cols[2].metric("Labelled", stats["labelled"], delta=share, delta_color="off", delta_arrow="off")
+    cols[3].metric("Skipped", stats["skipped"])
+    median = stats["median_seconds_per_tile"]
+    cols[4].metric("Median time per tile", "–" if median is None else f"{median:.0f} s")
+    return stats
+
+
+def _class_chart(store: Store, schema: ClassSchema) -> None:
+    counts = _pixel_counts(str(store.root), store.table_versions()["revisions"])
+    data = pd.DataFrame(
+        {"class": list(schema.names), "pixels": [counts.get(n, 0) for n in schema.names]}
+    )
+    st.markdown("**Pixels per class** (latest masks of labelled tiles)")
+    if not data["pixels"].sum():
+        st.caption("No labelled pixels yet.")
+        return
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("pixels:Q", title="pixels"),
+            y=alt.Y("class:N", sort=list(schema.names), title=None),
+            color=alt.Color(
+                "class:N",
+                scale=alt.Scale(domain=list(schema.names), range=list(schema.colors)),
+                legend=None,
+            ),
+            tooltip=["class", alt.Tooltip("pixels:Q", format=",")],
+        )
+        .properties(height=40 * len(schema.names) + 20)
+    )
+    st.altair_chart(chart, width="stretch")
+    if counts.get("unlabelled"):
+        st.caption(f"{counts['unlabelled']:,} pixels of labelled tiles are still unlabelled.")
+
+
+def _time_chart(store: Store) -> None:
+    seconds = [
+        r.seconds
+        for r in store.latest_revisions().values()
+        if r.source == "manual" and r.seconds is not None
+    ]
+    st.markdown("**Labelling time per tile** (latest manual save)")
+    if not seconds:
+        st.caption("No timed saves yet.")
+        return
+    data = pd.DataFrame({"seconds": seconds})
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("seconds:Q", bin=alt.Bin(maxbins=20), title="seconds"),
+            y=alt.Y("count():Q", title="tiles"),
+        )
+        .properties(height=40 * 4 + 20)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _recent_tiles(store: Store, schema: ClassSchema) -> None:
+    latest = sorted(store.latest_revisions().values(), key=lambda r: r.created_at, reverse=True)
+    st.subheader("Recently saved tiles")
+    if not latest:
+        st.caption("Masks appear here once tiles are saved on the Label page.")
+        return
+    palette = schema.palette()
+    shown = latest[:RECENT]
+    for row in range(0, len(shown), GRID):
+        for col, rev in zip(st.columns(GRID), shown[row : row + GRID], strict=False):
+            with col:
+                _tile_card(store, rev, palette)
+
+
+def _tile_card(store: Store, rev: Revision, palette: np.ndarray) -> None:
+    try:
+        image = overlay(
+            np.asarray(store.tile_image(rev.tile_id)), store.mask(rev.tile_id), palette, 0.5
+        )
+    except StoreError:
+        st.caption("Tile no longer stored.")
+        return
+    who = rev.annotator or rev.source
+    who = who if len(who) <= 16 else who[:15] + "…"
+    took = f" · {rev.seconds:.0f} s" if rev.seconds is not None else ""
+    st.image(image, caption=f"rev {rev.revision} · {who}{took}", width="stretch")
+    if st.button("Open", key=f"ds_open_{rev.tile_id}", width="stretch"):
+        _common.goto_tile(rev.tile_id)
+
+
+def _export_bytes(store: Store, version: str, fmt: str) -> Callable[[], bytes]:
+    """Deferred export: runs only when the download is clicked."""
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            return export_release(store, version, fmt, Path(tmp)).read_bytes()
+
+    return build
+
+
+def _releases(store: Store, stats: dict) -> None:
+    st.subheader("Releases")
+    st.caption(
+        "A release freezes the labelled tiles, their split and the class list under a version; "
+        "it never changes afterwards. Train and compare models on releases."
+    )
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash)
+    releases = list_releases(store)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        if not releases:
+            st.caption("No releases yet.")
+        else:
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "Version": [r.version for r in releases],
+                        "Created": [r.created_at for r in releases],
+                        "Tiles": [r.n_tiles for r in releases],
+                        **{
+                            split.capitalize(): [r.counts.get(split, 0) for r in releases]
+                            for split in ("train", "validation", "test")
+                        },
+                        "Message": [r.message for r in releases],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+            version = st.selectbox(
+                "Download release", [r.version for r in reversed(releases)], key="ds_dl_version"
+            )
+            a, b = st.columns(2)
+            a.download_button(
+                "Release (.zip)",
+                data=_export_bytes(store, version, "zip"),
+                file_name=f"smearlab-release-{version}.zip",
+                mime="application/zip",
+                key="ds_dl_zip",
+                width="stretch",
+            )
+            b.download_button(
+                "PNG masks + legend (.zip)",
+                data=_export_bytes(store, version, "png-masks"),
+                file_name=f"smearlab-release-{version}-masks.zip",
+                mime="application/zip",
+                key="ds_dl_png",
+                width="stretch",
+            )
+    with right, st.form("ds_release", clear_on_submit=False, border=True):
+        st.markdown("**New release**")
+        version = st.text_input("Version", placeholder="e.g. 1.0.0 (higher than the last)")
+        message = st.text_input("Message", placeholder="What changed since the last release")
+        create = st.form_submit_button(
+            "Create release", type="primary", disabled=not stats["labelled"]
+        )
+        if not stats["labelled"]:
+            st.caption("Label at least one tile first.")
+    if create:
+        _create(store, version.strip(), message.strip())
+
+
+def _create(store: Store, version: str, message: str) -> None:
+    if not version or not message:
+        st.warning("Give the release a version (e.g. 1.0.0) and a message saying what changed.")
+        return
+    bar = st.progress(0.0, text="Writing the release…")
+
+    def on_progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{done} of {total} tiles written")
+
+    try:
+        info = create_release(store, version, message, on_progress=on_progress)
+    except (ValueError, OSError) as exc:
+        bar.empty()
+        st.error(f"No release was created: {exc}")
+        return
+    bar.empty()
+    st.session_state[FLASH_KEY] = f"Release {info.version} created with {info.n_tiles} tiles."
+    st.rerun()
+
+
+def main() -> None:
+    store = _common.setup("Dataset")
+    st.title("Dataset")
+    schema = _common.schema_or_none(store)
+    stats = _metrics(store)
+    if schema is None or not stats["smears"]:
+        st.info("No smears yet. Add some on the **Upload** page, then label them.")
+        return
+    _common.legend(schema)
+    left, right = st.columns(2, gap="large")
+    with left:
+        _class_chart(store, schema)
+    with right:
+        _time_chart(store)
+    _recent_tiles(store, schema)
+    _releases(store, stats)
+
+
+main()

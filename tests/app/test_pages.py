@@ -1,0 +1,329 @@
+"""Page wiring through Streamlit's AppTest: every page runs on an empty and a demo workspace,
+and the Label page turns a canvas drawing into a saved revision.
+
+Pages are reached through ``app.py`` and ``switch_page``, as in the running app (a page run
+as the main script would put ``pages/`` on ``sys.path``, where ``pages/dataset.py`` would
+shadow the ``dataset`` package), so every run also runs the shared sidebar.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dataset.demo import load_demo
+from dataset.ingest import ingest_files
+from dataset.schema import UNLABELLED
+from dataset.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
+OWN_PAGES = ("upload.py", "label.py", "dataset.py")  # these also must show no error box
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo") / "workspace"
+    load_demo(Store.open(root))
+    return root
+
+
+@pytest.fixture
+def demo_ws(demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the demo workspace, so tests that save never see each other."""
+    root = tmp_path / "workspace"
+    shutil.copytree(demo_template, root)
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
+    return root
+
+
+@pytest.fixture
+def empty_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "empty"
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
+    return root
+
+
+def _open(page: str, annotator: str = "tester") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["annotator"] = annotator
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page(f"pages/{page}").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_core_pages_exist() -> None:
+    assert set(OWN_PAGES) <= set(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_runs_on_an_empty_workspace(empty_ws: Path, page: str) -> None:
+    at = _open(page)
+    assert at.title, f"{page} shows no title"
+    if page in OWN_PAGES:
+        assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_runs_on_the_demo_workspace(demo_ws: Path, page: str) -> None:
+    at = _open(page)
+    assert at.title, f"{page} shows no title"
+    if page in OWN_PAGES:
+        assert not at.error, [e.value for e in at.error]
+
+
+def test_sidebar_keeps_the_name_and_shows_the_workspace(
+    demo_ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMEARLAB_ANNOTATOR", "Dr Ada")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert at.sidebar.text_input[0].value == "Dr Ada"
+    assert any(str(demo_ws) in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/label.py").run()
+    at.sidebar.text_input[0].input("  Bob ").run()
+    assert at.session_state["annotator"] == "Bob"
+    assert not at.button(key="lbl_save").disabled
+
+
+def test_empty_workspace_offers_the_demo(empty_ws: Path) -> None:
+    at = _open("upload.py")
+    at.button(key="up_demo").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(empty_ws)
+    assert len(store.smears()) >= 10
+    assert any("smears added" in s.value for s in at.success)
+    assert "up_demo" not in [b.key for b in at.button]
+
+
+# ------------------------------------------------------------------------------ Label page
+def _rect(colour: str, left: float, top: float, width: float, height: float) -> dict:
+    """A filled fabric rect in a brush colour (``#rrggbb``), as the canvas sends it."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return {
+        "type": "Rect",
+        "left": left,
+        "top": top,
+        "width": width,
+        "height": height,
+        "originX": "left",
+        "originY": "top",
+        "fill": f"rgba({r}, {g}, {b}, 0.6)",
+        "stroke": None,
+        "strokeWidth": 0,
+    }
+
+
+def _leukocyte_rect(store: Store, left: float, top: float, width: float, height: float) -> dict:
+    schema = store.schema()
+    return _rect(schema.colors[schema.index("leukocyte")], left, top, width, height)
+
+
+def _draw(at: AppTest, objects: list[dict]) -> AppTest:
+    """Feed a drawing to the live canvas the way the component reports one."""
+    key = at.session_state["lbl_canvas_key"]
+    at.session_state[key] = {"drawing": {"raw": {"objects": objects}, "data": None}}
+    return at.run()
+
+
+def _select_leukocyte(at: AppTest) -> AppTest:
+    return at.radio(key="lbl_class").set_value("leukocyte").run()
+
+
+def test_label_page_saves_a_drawn_rectangle_as_a_revision(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py"))
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(demo_ws)
+    assert store.latest(tile_id) is None, "unlabelled tiles come first"
+    assert any("No mask saved yet" in m.value for m in at.markdown)
+
+    # 512-px canvas over a 256-px tile: canvas (40..240, 80..200) is tile (20..120, 40..100).
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 40, 80, 200, 120)])
+    assert any("1 shape not saved yet" in m.value for m in at.markdown)
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved revision 1" in s.value for s in at.success)
+
+    rev = store.latest(tile_id)
+    assert rev is not None and rev.revision == 1
+    assert (rev.annotator, rev.source, rev.base_revision) == ("tester", "manual", None)
+    assert rev.seconds is not None and rev.seconds >= 0
+    mask = store.mask(tile_id)
+    leukocyte = store.schema().index("leukocyte")
+    expected = np.full_like(mask, UNLABELLED)
+    expected[40:100, 20:120] = leukocyte
+    np.testing.assert_array_equal(mask, expected)
+    assert any("Editing revision 1" in m.value and "tester" in m.value for m in at.markdown)
+
+
+def test_fill_rest_and_eraser(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py"))
+    tile_id = at.session_state["label_tile_id"]
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 100, 100)])
+    at.button(key="lbl_fill").click().run()
+    assert not at.exception, at.exception
+    # The fill bakes the stroke into the working mask and starts a clean canvas.
+    at.radio(key="lbl_class").set_value("eraser").run()
+    _draw(at, [_rect("#ffffff", 500, 500, 12, 12)])  # white: no default class uses it
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+
+    store = Store.open(demo_ws)
+    schema = store.schema()
+    mask = store.mask(tile_id)
+    assert (mask[:50, :50] == schema.index("leukocyte")).all()
+    assert (mask[250:, 250:] == UNLABELLED).all()
+    rest = np.ones_like(mask, dtype=bool)
+    rest[:50, :50] = False
+    rest[250:, 250:] = False
+    assert (mask[rest] == schema.index("background")).all()
+
+
+def test_conflict_offers_reload_or_save_on_top(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py", annotator="ada"))
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(demo_ws)
+    theirs = np.zeros_like(store.mask(tile_id))  # all background, saved by someone else
+    store.save_mask(tile_id, theirs, annotator="bob")
+
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 20, 20)])
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    assert not any("Saved" in s.value for s in at.success)
+    assert any("bob" in w.value and "revision 1" in w.value for w in at.warning)
+
+    at.button(key="lbl_conflict_force").click().run()
+    assert not at.exception, at.exception
+    history = store.history(tile_id)
+    assert [(r.revision, r.annotator) for r in history] == [(1, "bob"), (2, "ada")]
+    assert history[1].base_revision is None
+    assert store.mask(tile_id)[0, 0] == store.schema().index("leukocyte")
+    assert any("Saved revision 2" in s.value for s in at.success)
+
+
+def test_conflict_reload_takes_their_version(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py", annotator="ada"))
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(demo_ws)
+    store.save_mask(tile_id, np.zeros_like(store.mask(tile_id)), annotator="bob")
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 20, 20)])
+    at.button(key="lbl_save").click().run()
+    at.button(key="lbl_conflict_reload").click().run()
+    assert not at.exception, at.exception
+    assert [r.annotator for r in store.history(tile_id)] == ["bob"]
+    assert any("Editing revision 1" in m.value and "bob" in m.value for m in at.markdown)
+
+
+def test_save_needs_a_name(demo_ws: Path) -> None:
+    at = _open("label.py", annotator="")
+    assert at.button(key="lbl_save").disabled
+    assert any("Enter your name" in w.value for w in at.warning)
+
+
+def test_next_with_unsaved_paint_asks_first(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py"))
+    first = at.session_state["label_tile_id"]
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 20, 20)])
+    at.button(key="lbl_next").click().run()
+    assert at.session_state["label_tile_id"] == first
+    assert any("unsaved paint" in w.value for w in at.warning)
+    at.button(key="lbl_next").click().run()
+    assert at.session_state["label_tile_id"] != first
+    assert Store.open(demo_ws).latest(first) is None
+
+
+def test_skip_marks_the_tile_and_moves_on(demo_ws: Path) -> None:
+    at = _open("label.py")
+    first = at.session_state["label_tile_id"]
+    at.button(key="lbl_skip").click().run()
+    assert not at.exception, at.exception
+    assert Store.open(demo_ws).is_skipped(first)
+    assert at.session_state["label_tile_id"] != first
+
+
+# ------------------------------------------------------------------------------ Upload page
+def _png(seed: int, side: int = 64) -> bytes:
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_upload_reports_one_row_per_file(empty_ws: Path) -> None:
+    at = _open("upload.py")
+    at.file_uploader[0].set_value(
+        [
+            ("a.png", _png(1), "image/png"),
+            ("b.png", _png(2), "image/png"),
+            ("a-again.png", _png(1), "image/png"),
+            ("broken.png", b"not an image at all", "image/png"),
+        ]
+    )
+    at.text_input[0].input("P-007")  # patient pseudonym
+    at.text_input[1].input("Giemsa")
+    at.button(key="FormSubmitter:up_form-Add to workspace").click().run()
+    assert not at.exception, at.exception
+
+    table = at.dataframe[0].value
+    assert list(table["File"]) == ["a.png", "b.png", "a-again.png", "broken.png"]
+    assert list(table["Result"]) == ["added", "added", "duplicate", "rejected"]
+    assert list(table["Tiles"][:3]) == [1, 1, 1]
+    assert "broken.png" in table["Details"][3]
+    assert any("2 smears added" in w.value and "1 rejected" in w.value for w in at.warning)
+    smears = Store.open(empty_ws).smears()
+    assert len(smears) == 2
+    assert {(s.patient, s.stain) for s in smears} == {("P-007", "Giemsa")}
+
+
+def test_classes_are_editable_until_the_first_save(empty_ws: Path) -> None:
+    at = _open("upload.py")
+    at.button(key="up_save_classes").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(empty_ws)
+    assert store.schema().names == ("background", "erythrocyte", "leukocyte", "platelet")
+
+    ingest_files(store, [("a.png", _png(1))])
+    tile = store.tiles()[0].tile_id
+    store.save_mask(tile, np.zeros_like(store.mask(tile)), annotator="ada", check_base=False)
+    at.run()
+    assert "up_save_classes" not in [b.key for b in at.button]
+    assert any("Frozen" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------------------ Dataset page
+def test_dataset_page_creates_a_release(demo_ws: Path) -> None:
+    at = _open("dataset.py")
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == ["Smears", "Tiles", "Labelled", "Skipped"]
+    assert at.metric[0].value == "12"
+    at.text_input[0].input("1.0.0")
+    at.text_input[1].input("First demo release")
+    at.button(key="FormSubmitter:ds_release-Create release").click().run()
+    assert not at.exception, at.exception
+    assert any("Release 1.0.0 created" in s.value for s in at.success)
+    assert list(at.dataframe[0].value["Version"]) == ["1.0.0"]
+    assert {"ds_dl_zip", "ds_dl_png"} <= {b.key for b in at.get("download_button")}
+
+
+def test_a_handed_over_queue_becomes_the_tile_order(demo_ws: Path) -> None:
+    tiles = [t.tile_id for t in Store.open(demo_ws).tiles()]
+    ranked = [tiles[5], tiles[2], tiles[9]]
+    at = _open("label.py")
+    at.session_state["label_queue"] = ("entropy", ranked)
+    at.session_state["label_tile_id"] = ranked[0]
+    at.run()
+    assert at.selectbox(key="lbl_order").value == "Suggested: entropy"
+    assert any("tile 1 of 3" in m.value for m in at.markdown)
+    at.button(key="lbl_next").click().run()
+    assert at.session_state["label_tile_id"] == ranked[1]

@@ -1,0 +1,212 @@
+"""The one thing only a browser can show: a stroke painted on the Label page's canvas becomes
+crisp class pixels in a saved revision.
+
+Starts ``streamlit run app.py`` on a free port over a temporary demo workspace and drives
+Debian's Chromium with Playwright (never ``playwright install``). Every wait is on a page or
+process condition, never a fixed delay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataset.demo import load_demo
+from dataset.schema import UNLABELLED
+from dataset.store import Store
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 90
+_URL_LINE = re.compile(rb"URL:\s*(\S+)\s*\n")
+WAIT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_url(proc: subprocess.Popen, deadline: float) -> str:
+    """Read the server's output until it prints its URL (or dies, or the deadline passes)."""
+    fd = proc.stdout.fileno()
+    text = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        # Raw reads: a buffered readline could hold the URL line while select waits on the fd.
+        while not _URL_LINE.search(text) and time.monotonic() < deadline:
+            if not sel.select(timeout=deadline - time.monotonic()):
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break  # the server exited
+            text += chunk
+    found = _URL_LINE.search(text)
+    if found:
+        return found.group(1).decode()
+    raise AssertionError("Streamlit did not start:\n" + text.decode(errors="replace")[-4000:])
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e") / "workspace"
+    load_demo(Store.open(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "SMEARLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
+    env.pop("SMEARLAB_ANNOTATOR", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            # Nothing changes on disk during the test; watching .venv only costs CPU.
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_url(proc, time.monotonic() + START_TIMEOUT_S)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def page(app_url: str):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            context.set_default_timeout(WAIT_MS)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || document.querySelector('[data-testid=\"stStatusWidget\"]').offsetParent === null"
+    )
+
+
+def test_painted_stroke_is_saved_as_leukocyte_pixels(
+    app_url: str, workspace: Path, page, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    store = Store.open(workspace)
+    before = store.latest_revisions()
+    # The Label page opens on the first tile nobody labelled yet (none is skipped here).
+    assert not store.skipped_tile_ids()
+    tile_id = next(t.tile_id for t in store.tiles() if t.tile_id not in before)
+    tile = store.tile(tile_id)
+    assert (tile.w, tile.h) == (256, 256), "the demo's first unlabelled tile is a full tile"
+
+    page.goto(f"{app_url}/label")
+    expect(page.get_by_role("heading", name="Label")).to_be_visible()
+    name = page.get_by_role("textbox", name="Your name")
+    name.fill("e2e painter")
+    name.press("Enter")
+    save = page.get_by_role("button", name="Save", exact=True)
+    expect(save).to_be_enabled()
+
+    page.get_by_test_id("stRadio").filter(has_text="Paint with").get_by_text(
+        "leukocyte", exact=True
+    ).click()
+    expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
+    _idle(page)
+
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None and round(box["width"]) == 512
+    # Canvas (60, 100) -> (260, 100) is tile (30, 50) -> (130, 50) at 2x.
+    page.mouse.move(box["x"] + 60, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 100, steps=25)
+    page.mouse.up()
+    expect(page.get_by_text("1 shape not saved yet")).to_be_visible()
+    _idle(page)
+
+    save.click()
+    try:
+        expect(page.get_by_text("Saved revision 1")).to_be_visible()
+    except AssertionError:
+        shot = tmp_path / "label-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        raise AssertionError(f"No 'Saved' message; the page is in {shot}") from None
+
+    store = Store.open(workspace)
+    rev = store.latest(tile_id)
+    assert rev is not None and rev.revision == 1
+    assert (rev.annotator, rev.source) == ("e2e painter", "manual")
+    changed = {t for t, r in store.latest_revisions().items() if before.get(t) != r}
+    assert changed == {tile_id}, "only the painted tile got a revision"
+
+    mask = store.mask(tile_id)
+    leukocyte = store.schema().index("leukocyte")
+    # Under the stroke (brush 16 screen px = 8 tile px wide): leukocyte along the whole line.
+    assert (mask[48:53, 32:128] == leukocyte).all()
+    # Crisp: every pixel is leukocyte or still unlabelled, and the paint stays near the stroke.
+    assert set(np.unique(mask).tolist()) == {leukocyte, UNLABELLED}
+    rows, cols = np.nonzero(mask == leukocyte)
+    assert rows.min() >= 50 - 6 and rows.max() <= 50 + 6
+    assert cols.min() >= 30 - 6 and cols.max() <= 130 + 6
