@@ -96,7 +96,7 @@ def main() -> None:
         card = None
     usable = card is not None and list(card.classes) == list(schema.names)
 
-    top = st.columns([3, 2], vertical_alignment="bottom")
+    top = st.columns(2, vertical_alignment="bottom")
     smear_id = top[0].selectbox(
         "Smear",
         list(smears),
@@ -151,35 +151,45 @@ def main() -> None:
             f"{100 * analysis.labelled_pixels / total:.0f} %" if total else "-",
             help="Share of the smear with a class; unlabelled pixels are left out of all shares",
         )
-        st.dataframe(
-            analysis_table(analysis),
-            hide_index=True,
-            column_config={
-                "share of area %": st.column_config.NumberColumn(format="%.1f"),
-                "share of cells %": st.column_config.NumberColumn(format="%.1f"),
-                "mean size px": st.column_config.NumberColumn(format="%.0f"),
-                "mean size µm²": st.column_config.NumberColumn(format="%.1f"),
-            },
-        )
-        if analysis.um_per_px is None:
-            st.caption("Sizes in µm² need the pixel size, entered with the smear on Upload.")
-        src = model_id or "labels"
-        names = schema.names
-        st.download_button(
-            "Download CSV",
-            analysis_csv(analysis, smear_id, src),
-            file_name=f"analysis_{smear_id[:12]}_{src}.csv",
-            mime="text/csv",
-            icon=":material/download:",
-        )
+        for r in analysis.rows:
+            if r.count_share is not None:
+                st.progress(
+                    r.count_share, text=f"{r.class_name}: {100 * r.count_share:.1f} % of cells"
+                )
         if model_id is None:
             st.caption(
                 "Counted from the saved labels: only labelled tiles count, so shares describe "
                 "the labelled area, not the whole smear."
             )
         else:
-            note = " Touching red cells are counted one by one." if "erythrocyte" in names else ""
+            note = (
+                " Touching red cells are counted one by one."
+                if "erythrocyte" in schema.names
+                else ""
+            )
             st.caption(f"Segmented by model {model_id}.{note}")
+
+    st.subheader("Per class")
+    st.dataframe(
+        analysis_table(analysis),
+        hide_index=True,
+        column_config={
+            "share of area %": st.column_config.NumberColumn(format="%.1f"),
+            "share of cells %": st.column_config.NumberColumn(format="%.1f"),
+            "mean size px": st.column_config.NumberColumn(format="%.0f"),
+            "mean size µm²": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    if analysis.um_per_px is None:
+        st.caption("Sizes in µm² need the pixel size, entered with the smear on Upload.")
+    src = model_id or "labels"
+    st.download_button(
+        "Download CSV",
+        analysis_csv(analysis, smear_id, src),
+        file_name=f"analysis_{smear_id[:12]}_{src}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
 
 
 main()

@@ -35,7 +35,7 @@ JOB_KEY = "score_job_id"
 LABEL_STRATEGY_KEY = "label_strategy"
 SCORE_KIND = "score"
 POLL_S = 1.0
-GRID_COLUMNS = 4
+GRID_COLUMNS = 3
 DEFAULT_STRATEGY = "entropy"
 
 
@@ -105,10 +105,12 @@ def _score_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
             st.code("\n".join(status.log_tail[-30:]) or "(empty)", language=None)
 
 
-def _active_scoring(runner: JobRunner) -> bool:
-    return any(
-        s.kind == SCORE_KIND for s in runner.list(states=[JobState.QUEUED, JobState.RUNNING])
-    )
+def _active_scoring(runner: JobRunner) -> str | None:
+    """The id of a queued or running scoring job (from any session), if there is one."""
+    for status in runner.list(states=[JobState.QUEUED, JobState.RUNNING]):
+        if status.kind == SCORE_KIND:
+            return status.job_id
+    return None
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -190,7 +192,7 @@ def main() -> None:
     )
     if strategy not in names:  # the choice outlived its model
         strategy = names[0]
-    top_n = top[1].selectbox("Show", [4, 8, 12, 16, 24], index=1, key="sugg_top")
+    top_n = top[1].selectbox("Show", [3, 6, 9, 12, 18, 24], index=1, key="sugg_top")
     spread = top[2].toggle(
         "Spread over smears",
         value=True,
@@ -205,15 +207,15 @@ def main() -> None:
     runner = JobRunner(Path(workspace))
     busy = _active_scoring(runner)
     row = st.columns([3, 1], vertical_alignment="center")
-    who = f"model {model_id}" if score_id != "none" else "the random order"
-    row[0].markdown(
-        f"**{len(scored)} of {len(open_ids)}** unlabelled tiles are scored by {who} "
-        f"with **{strategy}**."
-    )
+    if score_id == "none":
+        done = "have a place in the **random** order"
+    else:
+        done = f"are scored with **{strategy}** by model {model_id}"
+    row[0].markdown(f"**{len(scored)} of {len(open_ids)}** unlabelled tiles {done}.")
     if row[1].button(
         "Score unlabelled tiles",
         type="primary" if len(scored) < len(open_ids) else "secondary",
-        disabled=busy or not open_ids or len(scored) == len(open_ids),
+        disabled=busy is not None or not open_ids or len(scored) == len(open_ids),
         help="Runs in the background; tiles already scored by this model are skipped.",
         width="stretch",
     ):
@@ -224,8 +226,9 @@ def main() -> None:
         else:
             st.rerun()
 
-    job_id = st.session_state.get(JOB_KEY)
+    job_id = st.session_state.get(JOB_KEY) or busy
     if job_id:
+        st.session_state[JOB_KEY] = job_id
         try:
             live = not runner.get(job_id).finished
         except UnknownJobError:

@@ -34,8 +34,10 @@ JOB_KEY = "train_job_id"
 FLASH_KEY = "train_flash"
 TRAIN_KIND = "train-segmentation"
 POLL_S = 2.0
+TRAIN_SERIES = "training (per step)"
 # Left out of the runs table: ``miou`` repeats ``mean_iou`` and ``n_pixels`` says little.
 _HIDDEN_METRICS = {"miou", "n_pixels"}
+_COUNT_METRICS = {"best_epoch", "epochs_run", "n_train_tiles", "n_val_tiles"}
 _ENCODER_HELP = {
     "mobilenet_v2": "fastest; a good start on a CPU",
     "resnet18": "a little slower, often a little better",
@@ -75,7 +77,7 @@ def loss_curve(history: list[dict]) -> pd.DataFrame:
     for h in history:
         if h.get("phase") == "train" and isinstance(h.get("loss"), int | float):
             x = h["epoch"] - 1 + h["step"] / max(1, h.get("steps") or 1)
-            rows.append({"epoch": x, "loss": h["loss"], "series": "training (per step)"})
+            rows.append({"epoch": x, "loss": h["loss"], "series": TRAIN_SERIES})
         elif h.get("phase") == "validate" and isinstance(h.get("val_loss"), int | float):
             rows.append({"epoch": float(h["epoch"]), "loss": h["val_loss"], "series": "validation"})
     return pd.DataFrame(rows, columns=["epoch", "loss", "series"])
@@ -93,6 +95,29 @@ def iou_curve(history: list[dict]) -> pd.DataFrame:
         if isinstance(h.get("val_miou"), int | float):
             rows.append({"epoch": h["epoch"], "IoU": h["val_miou"], "class": "mean"})
     return pd.DataFrame(rows, columns=["epoch", "IoU", "class"])
+
+
+def _chart(frame: pd.DataFrame, y: str, series: str, colours: dict[str, str]):
+    """A line chart with points (a single epoch still shows), coloured by ``colours`` if given."""
+    import altair as alt  # lazy: only the live panel draws charts
+
+    names = list(dict.fromkeys(frame[series]))
+    scale = alt.Scale()
+    if colours:
+        domain = [n for n in colours if n in names] + [n for n in names if n not in colours]
+        scale = alt.Scale(domain=domain, range=[colours.get(n, "#212121") for n in domain])
+    y_scale = alt.Scale(domain=[0, 1]) if y == "IoU" else alt.Scale(zero=True)
+    base = alt.Chart(frame).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y(f"{y}:Q", title=y, scale=y_scale),
+        color=alt.Color(f"{series}:N", title=None, scale=scale, legend=alt.Legend(orient="bottom")),
+        tooltip=["epoch", alt.Tooltip(f"{y}:Q", format=".3f"), series],
+    )
+    # Points mark the per-epoch values (so one epoch is visible); per-step loss is a line only.
+    points = base.mark_point(filled=True, size=30).transform_filter(
+        alt.datum[series] != TRAIN_SERIES
+    )
+    return (base.mark_line() + points).properties(height=260)
 
 
 def _progress_line(progress: dict) -> tuple[float, str]:
@@ -135,8 +160,12 @@ def _active_training(runner: JobRunner) -> JobStatus | None:
     return None
 
 
-def _run_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
-    """The run's state, progress bar, curves, log and Cancel (a fragment while it is live)."""
+def _run_panel(workspace: str, job_id: str, live_at_start: bool, colours: dict[str, str]) -> None:
+    """The run's state, progress bar, curves, log and Cancel (a fragment while it is live).
+
+    Args:
+        colours: Class name to "#rrggbb", so each IoU curve has its class's label colour.
+    """
     runner = JobRunner(Path(workspace))
     try:
         status = runner.get(job_id)
@@ -173,11 +202,18 @@ def _run_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
         st.progress(value, text="Cancelling… " + text if status.cancel_requested else text)
     elif status.state == JobState.DONE:
         result = status.result or {}
-        ids = ", ".join(result.get("model_ids", [])) or "-"
+        ids = result.get("model_ids", [])
+        current = Zoo(Path(workspace)).current("segmentation")
+        is_current = current is not None and current.model_id in ids
         st.success(
-            f"Finished in {_duration(status.duration_s)}: model {ids}, best validation mean IoU "
-            f"{_num(result.get('mean_iou'))} (epoch {result.get('best_epoch', '-')}). "
-            "It is listed under Runs below."
+            f"Finished in {_duration(status.duration_s)}: model {', '.join(ids) or '-'}, best "
+            f"validation mean IoU {_num(result.get('mean_iou'))} (epoch "
+            f"{result.get('best_epoch', '-')}). "
+            + (
+                "It is the current model."
+                if is_current
+                else "Compare it under Runs below and promote it to use it."
+            )
         )
     elif status.state == JobState.CANCELLED:
         st.warning("Cancelled. No model was kept; the current model is unchanged.")
@@ -185,19 +221,19 @@ def _run_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
         st.error(f"Training failed: {status.error or 'no reason was recorded'}")
 
     losses, ious = loss_curve(status.history), iou_curve(status.history)
-    charts = st.columns(2)
+    charts = st.columns(2, gap="large")
     with charts[0]:
         st.markdown("**Loss**")
         if losses.empty:
             st.caption("Appears after the first training step.")
         else:
-            st.line_chart(losses, x="epoch", y="loss", color="series", height=260)
+            st.altair_chart(_chart(losses, "loss", "series", {}), width="stretch")
     with charts[1]:
         st.markdown("**Validation IoU per class**")
         if ious.empty:
             st.caption("Appears after the first epoch's validation.")
         else:
-            st.line_chart(ious, x="epoch", y="IoU", color="class", height=260)
+            st.altair_chart(_chart(ious, "IoU", "class", colours), width="stretch")
     with st.expander("Log", expanded=status.state == JobState.FAILED):
         tail = status.log_tail[-40:]
         st.code("\n".join(tail) if tail else "(nothing logged yet)", language=None)
@@ -209,29 +245,30 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
     missing = [s for s in ("train", "validation") if counts[s] == 0]
     with st.form("train_settings", border=True):
         st.markdown("**New run**")
-        encoder = st.selectbox(
+        cols = st.columns([2, 1, 1, 1])
+        encoder = cols[0].selectbox(
             "Encoder",
             ENCODERS,
             index=ENCODERS.index(defaults.encoder) if defaults.encoder in ENCODERS else 0,
-            format_func=lambda e: f"{e} ({_ENCODER_HELP[e]})" if e in _ENCODER_HELP else e,
-            help="The U-Net's backbone.",
+            help="The U-Net's backbone. "
+            + "; ".join(f"**{e}**: {h}" for e, h in _ENCODER_HELP.items() if e in ENCODERS)
+            + ".",
         )
-        left, right = st.columns(2)
-        epochs = left.number_input(
+        epochs = cols[1].number_input(
             "Epochs",
             min_value=1,
             max_value=500,
             value=defaults.epochs,
             help="At most this many passes; the run stops early when validation stops improving.",
         )
-        minutes = right.number_input(
-            "Time budget (minutes)",
+        minutes = cols[2].number_input(
+            "Time budget (min)",
             min_value=0,
             max_value=24 * 60,
             value=30,
-            help="The run stops after this long and keeps its best epoch. 0 means no limit.",
+            help="The run stops after this many minutes and keeps its best epoch. 0: no limit.",
         )
-        seed = left.number_input(
+        seed = cols[3].number_input(
             "Seed", min_value=0, value=defaults.seed, help="Same seed and data, same model."
         )
         if missing:
@@ -329,6 +366,8 @@ def _runs(workspace: Path, store: Store) -> None:
     for name in table.columns:
         if name.startswith(("iou/", "dice/")) or name == "pixel_accuracy":
             config[name] = st.column_config.NumberColumn(name, format="%.3f")
+        elif name in _COUNT_METRICS:
+            config[name] = st.column_config.NumberColumn(name.replace("_", " "), format="%d")
     st.dataframe(table, hide_index=True, column_config=config)
     st.caption(
         "Metrics are on the validation split, at each run's best epoch. The current model "
@@ -382,21 +421,21 @@ def main() -> None:
     cols[2].metric("Test tiles", counts["test"], help="Kept aside; training never reads them")
 
     runner = JobRunner(workspace)
-    left, right = st.columns([1, 2], gap="large")
-    with left:
-        _start_form(workspace, counts, _active_training(runner))
+    _start_form(workspace, counts, _active_training(runner))
     job_id = st.session_state.get(JOB_KEY) or _latest_training_job(runner)
-    with right:
-        if job_id is None:
-            st.info("No run yet. Choose the settings and press **Start training**.")
-        else:
-            st.session_state[JOB_KEY] = job_id
-            try:
-                live = not runner.get(job_id).finished
-            except UnknownJobError:
-                live = False
-            panel = st.fragment(_run_panel, run_every=POLL_S if live else None)
-            panel(str(workspace), job_id, live)
+    st.subheader("Latest run")
+    if job_id is None:
+        st.info("No run yet. Choose the settings above and press **Start training**.")
+    else:
+        st.session_state[JOB_KEY] = job_id
+        try:
+            live = not runner.get(job_id).finished
+        except UnknownJobError:
+            live = False
+        schema = _common.schema_or_none(store)
+        colours = dict(zip(schema.names, schema.colors, strict=True)) if schema else {}
+        panel = st.fragment(_run_panel, run_every=POLL_S if live else None)
+        panel(str(workspace), job_id, live, colours)
     _runs(workspace, store)
 
 

@@ -101,6 +101,12 @@ def trained(tmp_path_factory) -> Path:
     return ws
 
 
+@pytest.fixture
+def trained_ws(trained: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the trained workspace, so pages' writes never leak between tests."""
+    return Path(shutil.copytree(trained, tmp_path / "trained_ws"))
+
+
 @pytest.fixture(autouse=True)
 def no_worker(monkeypatch):
     """Jobs stay queued: no worker process is ever started by a test."""
@@ -214,17 +220,17 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
 # ------------------------------------------------------------------------------ trained
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAGES)
-def test_pages_run_with_a_trained_model(trained: Path, path: str, monkeypatch) -> None:
-    at = page(trained, path, monkeypatch)
+def test_pages_run_with_a_trained_model(trained_ws: Path, path: str, monkeypatch) -> None:
+    at = page(trained_ws, path, monkeypatch)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
 
 
 @pytest.mark.slow
 def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
-    trained: Path, tmp_path: Path, monkeypatch
+    trained_ws: Path, monkeypatch
 ) -> None:
-    ws = Path(shutil.copytree(trained, tmp_path / "ws"))
+    ws = trained_ws
     zoo = Zoo(ws)
     current = zoo.current("segmentation")
     at = page(ws, "pages/train.py", monkeypatch)
@@ -254,25 +260,25 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
 
 @pytest.mark.slow
 def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
-    trained: Path, tmp_path: Path, monkeypatch
+    trained_ws: Path, monkeypatch
 ) -> None:
     from training.service import load_model, score_unlabelled
 
-    trained = Path(shutil.copytree(trained, tmp_path / "ws"))
-    at = page(trained, "pages/suggestions.py", monkeypatch)
+    ws = trained_ws
+    at = page(ws, "pages/suggestions.py", monkeypatch)
     assert at.selectbox(key="sugg_strategy").value == "entropy"
     assert "press **Score unlabelled tiles**" in texts(at)
-    before = {j.job_id for j in JobRunner(trained).list()}
+    before = {j.job_id for j in JobRunner(ws).list()}
     next(b for b in at.button if b.label == "Score unlabelled tiles").click()
     at.run()
     assert not at.exception, at.exception
-    new = [j for j in JobRunner(trained).list() if j.job_id not in before]
+    new = [j for j in JobRunner(ws).list() if j.job_id not in before]
     assert [(j.kind, j.state) for j in new] == [("score", JobState.QUEUED)]
-    JobRunner(trained).cancel(new[0].job_id)
+    JobRunner(ws).cancel(new[0].job_id)
 
     # Scores written (as the job would), the page ranks them with a heat map per tile.
-    store = Store.open(trained)
-    score_unlabelled(store, "entropy", load_model(trained))
+    store = Store.open(ws)
+    score_unlabelled(store, "entropy", load_model(ws))
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -285,3 +291,19 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert [t.value for t in at.title] == ["Label"]
     assert at.session_state["label_strategy"] == "entropy"
     assert at.session_state["label_tile_id"] in set(at.session_state["label_queue"][1])
+
+
+@pytest.mark.slow
+def test_analysis_segments_the_smear_with_the_current_model(trained_ws: Path, monkeypatch) -> None:
+    ws = trained_ws
+    model_id = Zoo(ws).current("segmentation").model_id
+    at = page(ws, "pages/analysis.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert at.radio(key="ana_source").value == f"Current model ({model_id})"
+    assert list(at.dataframe[0].value["class"]) == CLASSES
+    assert f"Segmented by model {model_id}." in texts(at)
+    stored = Store.open(ws).tables.read("analyses").to_pylist()
+    assert [r["model_id"] for r in stored] == [model_id]
+    at.radio(key="ana_source").set_value("Saved labels").run()
+    assert not at.exception
+    assert "Counted from the saved labels" in texts(at)
