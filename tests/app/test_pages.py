@@ -327,3 +327,14 @@ def test_a_handed_over_queue_becomes_the_tile_order(demo_ws: Path) -> None:
     assert any("tile 1 of 3" in m.value for m in at.markdown)
     at.button(key="lbl_next").click().run()
     assert at.session_state["label_tile_id"] == ranked[1]
+
+
+def test_dataset_open_button_shows_the_tile_on_the_label_page(demo_ws: Path) -> None:
+    at = _open("dataset.py")
+    opener = next(b for b in at.button if b.key and b.key.startswith("ds_open_"))
+    tile_id = opener.key.removeprefix("ds_open_")
+    opener.click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Label"]
+    assert at.session_state["label_tile_id"] == tile_id
+    assert any("Editing revision 1" in m.value for m in at.markdown)
