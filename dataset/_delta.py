@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -110,6 +111,7 @@ class DeltaTables:
         self.root = root
         self.schemas = dict(SCHEMAS if schemas is None else schemas)
         self._tables: dict[str, DeltaTable] = {}
+        self._open_lock = threading.RLock()  # pages share one instance across sessions
         (root / "tables").mkdir(parents=True, exist_ok=True)
         (root / "locks").mkdir(parents=True, exist_ok=True)
 
@@ -132,18 +134,19 @@ class DeltaTables:
 
     def table(self, name: str) -> DeltaTable:
         """The table, created empty on first use, updated to its latest version."""
-        dt = self._tables.get(name)
-        if dt is None:
-            path = self.path(name)
-            if not DeltaTable.is_deltatable(str(path)):
-                with self.lock(f"{name}.create"):
-                    if not DeltaTable.is_deltatable(str(path)):
-                        DeltaTable.create(str(path), schema=self.schemas[name], name=name)
-            dt = DeltaTable(str(path))
-            self._tables[name] = dt
-        else:
-            dt.update_incremental()
-        return dt
+        with self._open_lock:
+            dt = self._tables.get(name)
+            if dt is None:
+                path = self.path(name)
+                if not DeltaTable.is_deltatable(str(path)):
+                    with self.lock(f"{name}.create"):
+                        if not DeltaTable.is_deltatable(str(path)):
+                            DeltaTable.create(str(path), schema=self.schemas[name], name=name)
+                dt = DeltaTable(str(path))
+                self._tables[name] = dt
+            else:
+                dt.update_incremental()
+            return dt
 
     def version(self, name: str) -> int:
         return self.table(name).version()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -168,6 +169,8 @@ class Store:
         self.tables = DeltaTables(self.root)
         self._latest: dict[str, Revision] = {}
         self._latest_files: set[str] = set()
+        # One Store serves every browser session of the app: guard the revision cache.
+        self._latest_lock = threading.RLock()
         self._image_cache = lru_cache(maxsize=8)(self._load_smear_image)
 
     # ----------------------------------------------------------------- opening
@@ -396,23 +399,24 @@ class Store:
         Reads only the Parquet files added since the last call, so it stays cheap as the
         table grows; a compaction (files removed) triggers one full re-read.
         """
-        dtab = self.tables.table("revisions")
-        files = set(dtab.file_uris())
-        if not self._latest_files <= files:
-            self._latest, self._latest_files = {}, set()
-        new = sorted(files - self._latest_files)
-        if new:
-            t = (
-                pq.ParquetDataset(new).read(columns=_REV_COLUMNS)
-                if len(new) > 1
-                else (pq.read_table(new[0], columns=_REV_COLUMNS))
-            )
-            for row in t.to_pylist():
-                cur = self._latest.get(row["tile_id"])
-                if cur is None or row["revision"] > cur.revision:
-                    self._latest[row["tile_id"]] = Revision(**row)
-            self._latest_files |= set(new)
-        return dict(self._latest)
+        with self._latest_lock:
+            dtab = self.tables.table("revisions")
+            files = set(dtab.file_uris())
+            if not self._latest_files <= files:
+                self._latest, self._latest_files = {}, set()
+            new = sorted(files - self._latest_files)
+            if new:
+                t = (
+                    pq.ParquetDataset(new).read(columns=_REV_COLUMNS)
+                    if len(new) > 1
+                    else (pq.read_table(new[0], columns=_REV_COLUMNS))
+                )
+                for row in t.to_pylist():
+                    cur = self._latest.get(row["tile_id"])
+                    if cur is None or row["revision"] > cur.revision:
+                        self._latest[row["tile_id"]] = Revision(**row)
+                self._latest_files |= set(new)
+            return dict(self._latest)
 
     def latest(self, tile_id_: str) -> Revision | None:
         return self.latest_revisions().get(tile_id_)
@@ -497,7 +501,8 @@ class Store:
                 n_labelled_px=int((mask != UNLABELLED).sum()),
             )
             self.tables.append("revisions", [{**rev.__dict__, "mask_png": png}])
-            self._latest[tile_id_] = rev
+            with self._latest_lock:
+                self._latest[tile_id_] = rev
         if self.is_skipped(tile_id_):
             self._set_skip(tile_id_, False, annotator)
         return rev
