@@ -41,7 +41,7 @@ import struct
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
@@ -49,7 +49,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
@@ -543,18 +542,13 @@ class _MaskSpill:
         self._index: dict[str, tuple[int, int]] = {}
 
     def fill(self, revisions: pads.Dataset, wanted: dict[str, int]) -> None:
-        scanner = revisions.scanner(
-            columns=["tile_id", "revision", "mask_png"],
-            filter=pc.field("tile_id").isin(list(wanted)),
-            batch_size=512,
-        )
         offset = 0
-        for batch in scanner.to_batches():
+        for batch in _stream(revisions, ["tile_id", "revision", "mask_png"], "tile_id", wanted):
             ids = batch.column(0).to_pylist()
             revs = batch.column(1).to_pylist()
             pngs = batch.column(2)
             for i, (tid, rev) in enumerate(zip(ids, revs, strict=True)):
-                if wanted[tid] == rev and tid not in self._index:
+                if wanted.get(tid) == rev and tid not in self._index:
                     data = pngs[i].as_py()
                     self._fh.write(data)
                     self._index[tid] = (offset, len(data))
@@ -577,23 +571,36 @@ class _MaskSpill:
         self.path.unlink(missing_ok=True)
 
 
+def _stream(
+    dataset: pads.Dataset,
+    columns: list[str],
+    key: str,
+    wanted: Collection[str],
+    batch_size: int = 64,
+) -> Iterator[pa.RecordBatch]:
+    """Batches of ``columns`` from files holding a wanted ``key``, read page by page.
+
+    pyarrow's dataset scanner reads ahead as far as memory allows (a 1 GB smears table was
+    in memory within seconds); reading each file with its own unbuffered reader keeps only
+    the current batch.
+    """
+    for fragment in dataset.get_fragments():
+        pf = pq.ParquetFile(fragment.open(), pre_buffer=False, buffer_size=_MIB)
+        keys = pf.read(columns=[key], use_threads=False).column(0).to_pylist()
+        if not any(k in wanted for k in keys):
+            continue
+        yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
 def _iter_smear_pngs(smears: pads.Dataset, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-    """``(smear_id, image_png)`` of the wanted smears, in table order, a few rows at a time."""
-    scanner = smears.scanner(
-        columns=["smear_id", "image_png"],
-        filter=pc.field("smear_id").isin(sorted(wanted)),
-        batch_size=4,
-        batch_readahead=1,
-        fragment_readahead=1,
-    )
+    """``(smear_id, image_png)`` of the wanted smears, in table order, a few at a time."""
     seen: set[str] = set()
-    for batch in scanner.to_batches():
-        for smear_id, png in zip(
-            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
-        ):
-            if smear_id not in seen:
+    for batch in _stream(smears, ["smear_id", "image_png"], "smear_id", wanted, batch_size=4):
+        ids = batch.column(0).to_pylist()
+        for i, smear_id in enumerate(ids):
+            if smear_id in wanted and smear_id not in seen:
                 seen.add(smear_id)
-                yield smear_id, png
+                yield smear_id, batch.column(1)[i].as_py()
 
 
 # ----------------------------------------------------------------------------- create
