@@ -10,18 +10,25 @@ Promises:
   the ``SMEARLAB_ANNOTATOR`` setting as its default.
 - Other pages hand tiles to the Label page through :func:`goto_tile` and
   :func:`set_label_queue`; the Label page reads them with :func:`label_queue`.
+- One loaded segmentation model per (workspace, checkpoint) per process
+  (:func:`loaded_model`); which checkpoint is current is read on every call, so a promotion
+  on the Train page reaches every page on its next run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from dataset.schema import ClassSchema
 from dataset.settings import get_settings
 from dataset.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from training.service import LoadedModel
 
 ANNOTATOR_KEY = "annotator"
 LABEL_TILE_KEY = "label_tile_id"
@@ -92,6 +99,39 @@ def _open_store(path: str) -> Store:
 def get_store() -> Store:
     """The store of the configured workspace, opened once per process."""
     return _open_store(str(workspace()))
+
+
+@st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=4)
+def _load_model(path: str, model_id: str) -> LoadedModel:
+    from training.service import load_model
+
+    loaded = load_model(Path(path), model_id)
+    assert loaded is not None  # an explicit id either loads or raises
+    return loaded
+
+
+def loaded_model(model_id: str | None = None) -> LoadedModel | None:
+    """A segmentation model of this workspace, loaded once per process.
+
+    Args:
+        model_id: The checkpoint; None for the current segmentation model, looked up on
+            every call so that a promotion is picked up at once.
+
+    Returns:
+        None when ``model_id`` is None and no model has been trained yet.
+
+    Raises:
+        model_zoo.ZooError, OSError, ValueError: the checkpoint cannot be read or loaded.
+    """
+    from model_zoo import Zoo
+
+    path = workspace()
+    if model_id is None:
+        card = Zoo(path).current("segmentation")
+        if card is None:
+            return None
+        model_id = card.model_id
+    return _load_model(str(path), model_id)
 
 
 def annotator() -> str:

@@ -20,29 +20,22 @@ from dataset.store import Store, StoreError
 from model_zoo import Zoo, ZooError
 from pages import _common
 from training.analysis import SmearAnalysis, overlay
-from training.service import LoadedModel, analyze_smear, load_model
+from training.service import analyze_smear
 
 LABELS = "Saved labels"
 
 
 # ------------------------------------------------------------------------------ cached work
-@st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=4)
-def _model(workspace: str, model_id: str) -> LoadedModel:
-    """One loaded model per (workspace, checkpoint) per process."""
-    loaded = load_model(Path(workspace), model_id)
-    assert loaded is not None  # an explicit id either loads or raises
-    return loaded
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _analyse(_store: Store, workspace: str, smear_id: str, model_id: str | None, revisions: int):
     """``analyze_smear`` once per (smear, model); for labels, once per state of the labels.
 
     Args:
+        workspace: Part of the cache key, so two workspaces never share an analysis.
         revisions: Version of the revisions table, so new labels give a new analysis.
     """
     del revisions  # part of the cache key only
-    loaded = _model(workspace, model_id) if model_id else None
+    loaded = _common.loaded_model(model_id) if model_id else None
     analysis, mask, _ = analyze_smear(_store, smear_id, loaded)
     return analysis, mask
 

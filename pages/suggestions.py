@@ -22,9 +22,7 @@ from model_zoo import Zoo, ZooError
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
 from training.service import (
-    LoadedModel,
     cached_scores,
-    load_model,
     submit_scoring,
     suggest,
     unlabelled_tile_ids,
@@ -40,24 +38,18 @@ DEFAULT_STRATEGY = "entropy"
 
 
 # ------------------------------------------------------------------------------ cached work
-@st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=4)
-def _model(workspace: str, model_id: str) -> LoadedModel:
-    """One loaded model per (workspace, checkpoint) per process."""
-    loaded = load_model(Path(workspace), model_id)
-    assert loaded is not None  # an explicit id either loads or raises
-    return loaded
-
-
 @st.cache_data(show_spinner=False, max_entries=512)
 def _heat(_store: Store, workspace: str, model_id: str, strategy: str, tile_id: str) -> np.ndarray:
     """The tile's uncertainty as an RGB heat map (bright = unsure).
+
+    ``workspace`` is part of the cache key only, so two workspaces never share a map.
 
     Shape:
         returns (h, w, 3) uint8.
     """
     from matplotlib import colormaps  # lazy: only this page draws heat maps
 
-    loaded = _model(workspace, model_id)
+    loaded = _common.loaded_model(model_id)
     image = np.ascontiguousarray(_store.tile_image(tile_id))
     u = uncertainty_map(strategy, loaded.model, image, loaded.inference_config())
     rgb = colormaps["inferno"](np.clip(u, 0.0, 1.0))[..., :3]
@@ -241,7 +233,7 @@ def main() -> None:
     loaded = None
     if strategy != "random" and model_id is not None:
         try:
-            loaded = _model(workspace, model_id)
+            loaded = _common.loaded_model(model_id)
         except (ZooError, ValueError, OSError) as exc:
             st.error(f"The model {model_id} cannot be loaded: {exc}")
             return
