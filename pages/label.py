@@ -8,7 +8,12 @@ What it promises the person labelling:
   since the tile (or the last save) was opened. "Saved" is shown only after the store
   returned. If someone saved the tile in between, nothing is lost: reload theirs, or save
   yours on top (both stay in the history).
-- Leaving a tile with unsaved paint asks first.
+- A tile nobody saved a mask for can open pre-filled ("Start from a prediction", on by
+  default): with the current model's prediction, or the colour rules while there is no
+  model. A save of such a start records source ``prefill`` and the model id
+  (:data:`RULES_ID` for the rules), so the lead times of pre-filled and hand-painted tiles
+  can be compared. The seconds count from when the pre-fill was shown, not while it ran.
+- Leaving a tile with unsaved paint asks first; an untouched pre-fill is no such paint.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from PIL import Image
 from dataset.masks import apply_paint, fill_rest, overlay, rasterize_canvas
 from dataset.schema import UNLABELLED, ClassSchema
 from dataset.store import Revision, RevisionConflict, Store, StoreError, TileInfo
+from model_zoo import ZooError
 from pages import _common
+from training.service import LoadedModel, Prefill, prefill
 
 DISPLAY_SIDE = 512  # canvas pixels for a full tile: 2x for the default 256 tiles
 TOOLS = {"Brush": "freedraw", "Polygon": "polygon", "Rectangle": "rect"}
@@ -40,6 +47,8 @@ FLASH_KEY = "lbl_flash"
 CONFLICT_KEY = "lbl_conflict"
 LEAVE_KEY = "lbl_leave"
 ORDER_CACHE_KEY = "lbl_order_cache"
+PREFILL_KEY = "lbl_prefill"
+RULES_ID = "colour-rules"  # the model id a save records for a pre-fill by the colour rules
 
 # ------------------------------------------------------------------------------ tile order
 # A tile order is one callable: store -> tile ids in walking order. Add a strategy by adding
@@ -80,9 +89,14 @@ class Editing:
         tile_id: The tile.
         base: The revision the edit started from (None: the tile had no saved mask).
         saved: The mask of ``base`` (all unlabelled when None).
-        mask: The working mask: ``saved`` plus edits baked in (fill the rest), before strokes.
+        mask: The working mask: where the edit started plus edits baked in (fill the rest,
+            a replacing prediction), before strokes.
         opened: ``time.monotonic()`` when the tile was opened or last saved.
         nonce: Part of the canvas key; a new value gives an empty canvas.
+        source: What a save records: ``prefill`` when ``mask`` came from a pre-fill, else
+            ``manual``.
+        model_id: The model of that pre-fill (:data:`RULES_ID` for the colour rules).
+        start: The pre-fill the edit started from; None when it started from ``saved``.
     """
 
     tile_id: str
@@ -91,6 +105,9 @@ class Editing:
     mask: np.ndarray
     opened: float
     nonce: int
+    source: str = "manual"
+    model_id: str | None = None
+    start: Prefill | None = None
 
     @property
     def base_number(self) -> int:
@@ -99,6 +116,28 @@ class Editing:
     @property
     def canvas_key(self) -> str:
         return f"lbl_canvas_{self.tile_id}_{self.base_number}_{self.nonce}"
+
+    @property
+    def origin(self) -> np.ndarray:
+        """The mask the edit started from: the pre-fill, or the saved revision."""
+        return self.start.mask if self.start is not None else self.saved
+
+    @property
+    def start_id(self) -> str | None:
+        """The model id of the pre-fill the edit started from (None: no pre-fill)."""
+        return None if self.start is None else prefill_id(self.start)
+
+    def with_prefill(self, start: Prefill, nonce: int) -> Editing:
+        """This edit with ``start`` as its working mask (a save records it as a pre-fill)."""
+        return replace(
+            self, mask=start.mask.copy(), source="prefill", model_id=prefill_id(start), nonce=nonce
+        )
+
+    def back_to_origin(self, nonce: int) -> Editing:
+        """This edit with every change since it started dropped."""
+        if self.start is not None:
+            return self.with_prefill(self.start, nonce)
+        return replace(self, mask=self.saved.copy(), source="manual", model_id=None, nonce=nonce)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,14 +156,100 @@ def _next_nonce() -> int:
     return nonce
 
 
-def open_tile(store: Store, tile: TileInfo) -> Editing:
-    """Start editing ``tile`` from its newest revision."""
+def open_tile(store: Store, tile: TileInfo, starter: Starter | None = None) -> Editing:
+    """Start editing ``tile`` from its newest revision, or, without one, from a pre-fill.
+
+    Args:
+        starter: Where a tile without a saved mask gets its pre-fill; None: it opens blank.
+    """
     base = store.latest(tile.tile_id)
-    if base is None:
-        saved = np.full((tile.h, tile.w), UNLABELLED, dtype=np.uint8)
-    else:
+    if base is not None:
         saved = store.mask(tile.tile_id, base.revision)
-    return Editing(tile.tile_id, base, saved, saved.copy(), time.monotonic(), _next_nonce())
+        return Editing(tile.tile_id, base, saved, saved.copy(), time.monotonic(), _next_nonce())
+    blank = np.full((tile.h, tile.w), UNLABELLED, dtype=np.uint8)
+    if starter is None:
+        return Editing(tile.tile_id, None, blank, blank.copy(), time.monotonic(), _next_nonce())
+    start = starter.prefill(store, tile.tile_id)
+    # The clock starts once the pre-fill is on screen: its inference is no labelling time.
+    editing = Editing(tile.tile_id, None, blank, blank, time.monotonic(), _next_nonce())
+    return replace(editing.with_prefill(start, editing.nonce), start=start)
+
+
+def restart(store: Store, editing: Editing, starter: Starter | None) -> Editing:
+    """An untouched blank tile started again from ``starter``'s pre-fill (None: blank).
+
+    The canvas (and any strokes on it) and the clock stay: only what lies under them changes,
+    when the toggle is flipped or another model became current.
+    """
+    if starter is None:
+        blank = editing.saved.copy()
+        return replace(editing, mask=blank, source="manual", model_id=None, start=None)
+    start = starter.prefill(store, editing.tile_id)
+    return replace(editing.with_prefill(start, editing.nonce), start=start)
+
+
+# ------------------------------------------------------------------------------ pre-fill
+def prefill_id(start: Prefill) -> str:
+    """The model id a save of ``start`` records (:data:`RULES_ID` for the colour rules)."""
+    return start.model_id or RULES_ID
+
+
+def prefill_name(model_id: str | None) -> str:
+    """How the page names the source of a pre-fill."""
+    if model_id == RULES_ID:
+        return "the colour rules"
+    return f"model {model_id}" if model_id else "an unrecorded model"
+
+
+@st.cache_data(show_spinner="Pre-filling the tile…", max_entries=256)
+def _cached_prefill(
+    _store: Store,
+    _loaded: LoadedModel | None,
+    workspace: str,
+    model_id: str,
+    classes: tuple[str, ...],
+    tile_id: str,
+) -> Prefill:
+    """``prefill`` once per (workspace, model, class list, tile): re-runs only read it back."""
+    del workspace, model_id, classes  # the cache key; the pre-fill reads the store and model
+    return prefill(_store, tile_id, _loaded)
+
+
+@dataclass(frozen=True)
+class Starter:
+    """Where pre-fills come from on this run: the current model, else the colour rules.
+
+    Attributes:
+        loaded: The current model; None for the colour rules.
+        note: Why the colour rules stand in although there is a model ("" when they don't).
+    """
+
+    loaded: LoadedModel | None
+    note: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return self.loaded.model_id if self.loaded is not None else RULES_ID
+
+    def prefill(self, store: Store, tile_id: str) -> Prefill:
+        schema = store.schema()
+        key = (str(_common.workspace()), self.model_id, tuple(schema.names), tile_id)
+        return _cached_prefill(store, self.loaded, *key)
+
+
+def current_starter(schema: ClassSchema) -> Starter:
+    """The current segmentation model when it predicts this workspace's classes, else rules."""
+    try:
+        loaded = _common.loaded_model()
+    except (ZooError, OSError, ValueError) as exc:
+        return Starter(None, f"The current model cannot be loaded ({exc}); colour rules instead.")
+    if loaded is not None and list(loaded.card.classes) != list(schema.names):
+        return Starter(
+            None,
+            f"Model {loaded.model_id} predicts {', '.join(loaded.card.classes)}, not this "
+            f"workspace's {', '.join(schema.names)}: colour rules pre-fill instead.",
+        )
+    return Starter(loaded)
 
 
 def _flash(kind: str, text: str) -> None:
@@ -233,7 +358,8 @@ def _save(
             editing.tile_id,
             mask,
             annotator=name,
-            source="manual",
+            source=editing.source,
+            model_id=editing.model_id,
             base_revision=editing.base_number or None,
             seconds=seconds,
             force=force,
@@ -253,14 +379,22 @@ def _save(
     _flash("success", f"Saved revision {rev.revision} ({rev.n_labelled_px} labelled pixels).")
 
 
-def _describe(rev: Revision | None) -> str:
+def _describe(editing: Editing) -> str:
+    """Which revision is being edited, who saved it and how it was made."""
+    rev = editing.base
     if rev is None:
+        if editing.source == "prefill":
+            return (
+                f"No mask saved yet: you start from the pre-fill of "
+                f"{prefill_name(editing.model_id)}. Correct it, then save."
+            )
         return "No mask saved yet: you start from an unlabelled tile."
     who = rev.annotator or "unknown"
+    how = f"pre-filled by {prefill_name(rev.model_id)}" if rev.source == "prefill" else rev.source
     took = f", {rev.seconds:.0f} s" if rev.seconds is not None else ""
     return (
         f"Editing revision {rev.revision}, saved by **{who}** on "
-        f"{rev.created_at:%Y-%m-%d %H:%M} UTC ({rev.source}{took})."
+        f"{rev.created_at:%Y-%m-%d %H:%M} UTC ({how}{took})."
     )
 
 
@@ -324,11 +458,6 @@ def main() -> None:
         f"at x {tile.x}, y {tile.y}, {tile.w}×{tile.h} px"
     )
 
-    editing = st.session_state.get(EDITING_KEY)
-    if editing is None or editing.tile_id != tile_id:
-        editing = open_tile(store, tile)
-        st.session_state[EDITING_KEY] = editing
-
     colors = paint_colors(schema)
     name = _common.annotator()
     canvas_col, side = st.columns([3, 2], gap="large")
@@ -353,7 +482,19 @@ def main() -> None:
             "Polygon: click the corners, then the first corner again to close. "
             "Undo and redo: hover over the canvas for its toolbar."
         )
+        starter = _prefill_toggle(schema)
         edits = st.container()
+
+    editing = st.session_state.get(EDITING_KEY)
+    if editing is None or editing.tile_id != tile_id:
+        editing = open_tile(store, tile, starter)
+    elif (
+        editing.base is None
+        and editing.start_id != (starter.model_id if starter else None)
+        and np.array_equal(editing.mask, editing.origin)
+    ):
+        editing = restart(store, editing, starter)
+    st.session_state[EDITING_KEY] = editing
 
     scale = DISPLAY_SIDE / max(store.tile_size(), tile.w, tile.h)
     size = (round(tile.w * scale), round(tile.h * scale))
@@ -385,14 +526,42 @@ def main() -> None:
         with canvas_col:
             st.error(f"The drawing cannot be turned into a mask: {exc} Undo the last shape.")
         return
-    unsaved = bool(objects) or not np.array_equal(mask, editing.saved)
+    # changed: work that leaving would lose; unsaved: also an untouched pre-fill to accept.
+    changed = bool(objects) or not np.array_equal(mask, editing.origin)
+    unsaved = changed or not np.array_equal(mask, editing.saved)
 
     with about:
-        _about(store, editing, objects, unsaved, tile_id)
+        _about(store, editing, objects, changed, unsaved, tile_id)
     with edits:
-        _edits(schema, editing, mask, unsaved)
+        _edits(store, schema, editing, mask, changed, starter)
     with canvas_col:
-        _actions(store, editing, mask, objects, unsaved, name, order, tile_id)
+        _actions(store, editing, mask, objects, changed, unsaved, name, order, tile_id)
+
+
+def _prefill_toggle(schema: ClassSchema) -> Starter | None:
+    """The "Start from a prediction" toggle and what it starts from (None when off)."""
+    on = st.toggle(
+        "Start from a prediction",
+        value=True,
+        key=PREFILL_KEY,
+        help="A tile without a saved mask opens with a predicted mask for you to correct, "
+        "instead of blank. Its save is recorded as a pre-fill, with the model's id.",
+    )
+    if not on:
+        st.caption("Tiles without a saved mask open blank.")
+        return None
+    starter = current_starter(schema)
+    if starter.loaded is not None:
+        st.caption(
+            f"Tiles without a saved mask open with the prediction of model `{starter.model_id}`."
+        )
+    else:
+        st.caption(
+            "Tiles without a saved mask open with the colour rules' pre-fill (no model yet)."
+        )
+    if starter.note:
+        st.info(starter.note)
+    return starter
 
 
 def _jump_to_smear(key: str, order: list[str], tiles: dict[str, TileInfo]) -> None:
@@ -404,9 +573,14 @@ def _jump_to_smear(key: str, order: list[str], tiles: dict[str, TileInfo]) -> No
 
 
 def _about(
-    store: Store, editing: Editing, objects: list[dict], unsaved: bool, tile_id: str
+    store: Store,
+    editing: Editing,
+    objects: list[dict],
+    changed: bool,
+    unsaved: bool,
+    tile_id: str,
 ) -> None:
-    st.markdown(_describe(editing.base))
+    st.markdown(_describe(editing))
     latest = store.latest(tile_id)
     if latest is not None and latest.revision != editing.base_number:
         st.warning(
@@ -416,13 +590,25 @@ def _about(
     if store.is_skipped(tile_id):
         st.caption("This tile is marked as skipped; saving a mask un-skips it.")
     n = len(objects)
-    status = f"{n} shape{'s' if n != 1 else ''} not saved yet" if n else "No new shapes"
-    if not objects and unsaved:
+    if n:
+        status = f"{n} shape{'s' if n != 1 else ''} not saved yet"
+    elif changed:
         status = "Unsaved changes"
+    elif unsaved:
+        status = "Pre-fill not saved yet: correct it, or save it as it is"
+    else:
+        status = "No new shapes"
     st.markdown(f"**{status}**")
 
 
-def _edits(schema: ClassSchema, editing: Editing, mask: np.ndarray, unsaved: bool) -> None:
+def _edits(
+    store: Store,
+    schema: ClassSchema,
+    editing: Editing,
+    mask: np.ndarray,
+    changed: bool,
+    starter: Starter | None,
+) -> None:
     if "background" in schema.names and st.button(
         "Fill the rest as background",
         key="lbl_fill",
@@ -433,15 +619,27 @@ def _edits(schema: ClassSchema, editing: Editing, mask: np.ndarray, unsaved: boo
         st.session_state[EDITING_KEY] = replace(editing, mask=filled, nonce=_next_nonce())
         st.rerun()
     if st.button(
+        "Replace with prediction",
+        key="lbl_replace",
+        width="stretch",
+        help="The working mask becomes the current model's prediction of this tile (the "
+        "colour rules' pre-fill without a model), for you to correct; unsaved paint is dropped.",
+    ):
+        if starter is None:  # the toggle is off: the button still predicts
+            starter = current_starter(schema)
+            if starter.note:
+                _flash("info", starter.note)
+        start = starter.prefill(store, editing.tile_id)
+        st.session_state[EDITING_KEY] = editing.with_prefill(start, _next_nonce())
+        st.rerun()
+    if st.button(
         "Discard changes",
         key="lbl_discard",
-        disabled=not unsaved,
+        disabled=not changed,
         width="stretch",
-        help="Back to the revision you opened.",
+        help="Back to where you started: the revision you opened, or the pre-fill.",
     ):
-        st.session_state[EDITING_KEY] = replace(
-            editing, mask=editing.saved.copy(), nonce=_next_nonce()
-        )
+        st.session_state[EDITING_KEY] = editing.back_to_origin(_next_nonce())
         st.rerun()
 
 
@@ -450,6 +648,7 @@ def _actions(
     editing: Editing,
     mask: np.ndarray,
     objects: list[dict],
+    changed: bool,
     unsaved: bool,
     name: str,
     order: list[str],
@@ -467,7 +666,7 @@ def _actions(
     if not name:
         st.warning("Enter your name in the sidebar to save masks.")
     leaving = st.session_state.get(LEAVE_KEY)
-    if leaving and unsaved:
+    if leaving and changed:
         st.warning(
             f"This tile has unsaved paint. Save it, or press {leaving[1]} again to leave "
             "without saving."
@@ -492,7 +691,7 @@ def _actions(
         st.rerun()
     if prev or nxt:
         target = order[(pos - 1) % len(order)] if prev else order[(pos + 1) % len(order)]
-        _leave(target, unsaved, "Previous" if prev else "Next")
+        _leave(target, changed, "Previous" if prev else "Next")
         st.rerun()
 
 

@@ -307,3 +307,68 @@ def test_analysis_segments_the_smear_with_the_current_model(trained_ws: Path, mo
     at.radio(key="ana_source").set_value("Saved labels").run()
     assert not at.exception
     assert "Counted from the saved labels" in texts(at)
+
+
+# ------------------------------------------------------------------------------ Label pre-fill
+def label_page(workspace: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["annotator"] = "tester"
+    at.switch_page("pages/label.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.mark.slow
+def test_label_page_starts_from_the_current_models_prediction(
+    trained_ws: Path, monkeypatch
+) -> None:
+    from training.service import load_model, prefill
+
+    ws = trained_ws
+    model_id = Zoo(ws).current("segmentation").model_id
+    at = label_page(ws, monkeypatch)
+    assert f"prediction of model `{model_id}`" in texts(at)
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(ws)
+    assert store.latest(tile_id) is None, "unlabelled tiles come first"
+    predicted = prefill(store, tile_id, load_model(ws))
+    assert (predicted.source, predicted.model_id) == ("model", model_id)
+    np.testing.assert_array_equal(at.session_state["lbl_editing"].mask, predicted.mask)
+    assert f"pre-fill of model {model_id}" in texts(at)
+
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    rev = store.latest(tile_id)
+    assert (rev.source, rev.model_id, rev.annotator) == ("prefill", model_id, "tester")
+    np.testing.assert_array_equal(store.mask(tile_id), predicted.mask)
+    assert f"pre-filled by model {model_id}" in texts(at)
+
+
+@pytest.mark.slow
+def test_label_page_uses_the_colour_rules_when_the_model_has_other_classes(
+    trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from training.service import prefill
+
+    ws = tmp_path / "other"
+    store = Store.open(ws)
+    store.init(["background", "leukocyte", "platelet"], tile_size=64)
+    img, _ = _smear(0)
+    store.add_smear(NewSmear(smear_id_for(img), encode_png_lossless(img), 128, 128))
+    theirs = Zoo(trained).current("segmentation")
+    added = Zoo(ws).add("segmentation", Zoo(trained).path(theirs.model_id), theirs)
+    assert Zoo(ws).current("segmentation").model_id == added.model_id
+
+    at = label_page(ws, monkeypatch)
+    assert any(added.model_id in i.value and "colour rules" in i.value for i in at.info)
+    tile_id = at.session_state["label_tile_id"]
+    rules = prefill(store, tile_id).mask
+    assert (rules != 255).any(), "the rules find the dark discs"
+    np.testing.assert_array_equal(at.session_state["lbl_editing"].mask, rules)
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    rev = store.latest(tile_id)
+    assert (rev.source, rev.model_id) == ("prefill", "colour-rules")

@@ -137,12 +137,25 @@ def _select_leukocyte(at: AppTest) -> AppTest:
     return at.radio(key="lbl_class").set_value("leukocyte").run()
 
 
+def _by_hand(at: AppTest) -> AppTest:
+    """Turn "Start from a prediction" off: tiles without a mask open blank."""
+    return at.toggle(key="lbl_prefill").set_value(False).run()
+
+
+def _working_mask(at: AppTest) -> np.ndarray:
+    return at.session_state["lbl_editing"].mask
+
+
 def test_label_page_saves_a_drawn_rectangle_as_a_revision(demo_ws: Path) -> None:
     at = _select_leukocyte(_open("label.py"))
+    at = _by_hand(at)
     tile_id = at.session_state["label_tile_id"]
     store = Store.open(demo_ws)
     assert store.latest(tile_id) is None, "unlabelled tiles come first"
-    assert any("No mask saved yet" in m.value for m in at.markdown)
+    assert any(
+        "No mask saved yet: you start from an unlabelled tile" in m.value for m in at.markdown
+    )
+    assert (_working_mask(at) == UNLABELLED).all()
 
     # 512-px canvas over a 256-px tile: canvas (40..240, 80..200) is tile (20..120, 40..100).
     _draw(at, [_leukocyte_rect(Store.open(demo_ws), 40, 80, 200, 120)])
@@ -154,6 +167,7 @@ def test_label_page_saves_a_drawn_rectangle_as_a_revision(demo_ws: Path) -> None
     rev = store.latest(tile_id)
     assert rev is not None and rev.revision == 1
     assert (rev.annotator, rev.source, rev.base_revision) == ("tester", "manual", None)
+    assert rev.model_id is None
     assert rev.seconds is not None and rev.seconds >= 0
     mask = store.mask(tile_id)
     leukocyte = store.schema().index("leukocyte")
@@ -164,7 +178,7 @@ def test_label_page_saves_a_drawn_rectangle_as_a_revision(demo_ws: Path) -> None
 
 
 def test_fill_rest_and_eraser(demo_ws: Path) -> None:
-    at = _select_leukocyte(_open("label.py"))
+    at = _by_hand(_select_leukocyte(_open("label.py")))
     tile_id = at.session_state["label_tile_id"]
     _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 100, 100)])
     at.button(key="lbl_fill").click().run()
@@ -219,6 +233,113 @@ def test_conflict_reload_takes_their_version(demo_ws: Path) -> None:
     assert not at.exception, at.exception
     assert [r.annotator for r in store.history(tile_id)] == ["bob"]
     assert any("Editing revision 1" in m.value and "bob" in m.value for m in at.markdown)
+
+
+# ------------------------------------------------------------------------------ pre-fill
+def _rules_prefill(store: Store, tile_id: str) -> np.ndarray:
+    from training.service import prefill
+
+    start = prefill(store, tile_id)
+    assert (start.source, start.model_id) == ("rules", None)
+    return start.mask
+
+
+def test_an_unlabelled_tile_opens_with_the_colour_rules_and_saves_as_prefill(
+    demo_ws: Path,
+) -> None:
+    at = _select_leukocyte(_open("label.py"))
+    assert at.toggle(key="lbl_prefill").value, "pre-fill is on by default"
+    assert any("colour rules' pre-fill (no model yet)" in c.value for c in at.caption)
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(demo_ws)
+    assert store.latest(tile_id) is None
+    rules = _rules_prefill(store, tile_id)
+    assert (rules != UNLABELLED).sum() > 1000, "the rules find cells on a demo tile"
+    np.testing.assert_array_equal(_working_mask(at), rules)
+    assert any("pre-fill of the colour rules" in m.value for m in at.markdown)
+    assert any("Pre-fill not saved yet" in m.value for m in at.markdown)
+
+    # Correct it: a leukocyte rectangle over tile (20..120, 40..100), then save.
+    _draw(at, [_leukocyte_rect(store, 40, 80, 200, 120)])
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved revision 1" in s.value for s in at.success)
+    rev = store.latest(tile_id)
+    assert (rev.source, rev.model_id, rev.base_revision) == ("prefill", "colour-rules", None)
+    assert rev.seconds is not None and rev.seconds >= 0
+    expected = rules.copy()
+    expected[40:100, 20:120] = store.schema().index("leukocyte")
+    np.testing.assert_array_equal(store.mask(tile_id), expected)
+    assert any(
+        "Editing revision 1" in m.value and "pre-filled by the colour rules" in m.value
+        for m in at.markdown
+    )
+    # Edits on top of a saved revision are the annotator's own again.
+    assert at.session_state["lbl_editing"].source == "manual"
+
+
+def test_an_untouched_prefill_is_accepted_by_save_and_left_without_asking(demo_ws: Path) -> None:
+    at = _open("label.py")
+    first = at.session_state["label_tile_id"]
+    at.button(key="lbl_next").click().run()
+    second = at.session_state["label_tile_id"]
+    assert second != first, "an untouched pre-fill is no unsaved paint"
+    assert not any("unsaved paint" in w.value for w in at.warning)
+
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(demo_ws)
+    rev = store.latest(second)
+    assert (rev.source, rev.model_id) == ("prefill", "colour-rules")
+    np.testing.assert_array_equal(store.mask(second), _rules_prefill(store, second))
+    assert store.latest(first) is None
+
+
+def test_the_toggle_restarts_an_untouched_tile(demo_ws: Path) -> None:
+    at = _open("label.py")
+    tile_id = at.session_state["label_tile_id"]
+    rules = _rules_prefill(Store.open(demo_ws), tile_id)
+    _by_hand(at)
+    assert (_working_mask(at) == UNLABELLED).all()
+    assert any("Tiles without a saved mask open blank" in c.value for c in at.caption)
+    at.toggle(key="lbl_prefill").set_value(True).run()
+    np.testing.assert_array_equal(_working_mask(at), rules)
+    assert at.session_state["label_tile_id"] == tile_id
+
+    # Baked-in work (fill the rest) is never replaced by flipping the toggle.
+    at.button(key="lbl_fill").click().run()
+    filled = _working_mask(at).copy()
+    _by_hand(at)
+    np.testing.assert_array_equal(_working_mask(at), filled)
+
+
+def test_replace_with_prediction_on_a_labelled_tile_and_discard(demo_ws: Path) -> None:
+    store = Store.open(demo_ws)
+    tile_id = next(iter(store.latest_revisions()))
+    saved = store.mask(tile_id)
+    at = _open("label.py")
+    at.session_state["label_tile_id"] = tile_id
+    at.run()
+    assert any("Editing revision 1" in m.value for m in at.markdown)
+    np.testing.assert_array_equal(_working_mask(at), saved)  # a revision opens as saved
+
+    at.button(key="lbl_replace").click().run()
+    assert not at.exception, at.exception
+    rules = _rules_prefill(store, tile_id)
+    assert not np.array_equal(rules, saved)
+    np.testing.assert_array_equal(_working_mask(at), rules)
+    assert any("Unsaved changes" in m.value for m in at.markdown)
+    at.button(key="lbl_discard").click().run()
+    np.testing.assert_array_equal(_working_mask(at), saved)
+    assert at.session_state["lbl_editing"].source == "manual"
+
+    at.button(key="lbl_replace").click().run()
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    rev = store.latest(tile_id)
+    assert (rev.revision, rev.base_revision) == (2, 1)
+    assert (rev.source, rev.model_id) == ("prefill", "colour-rules")
+    np.testing.assert_array_equal(store.mask(tile_id), rules)
 
 
 def test_save_needs_a_name(demo_ws: Path) -> None:
