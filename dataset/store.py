@@ -172,6 +172,21 @@ class Store:
         # One Store serves every browser session of the app: guard the revision cache.
         self._latest_lock = threading.RLock()
         self._image_cache = lru_cache(maxsize=8)(self._load_smear_image)
+        self._memos: dict[str, tuple[tuple[int, ...], object]] = {}
+        self._memo_lock = threading.RLock()
+
+    def _memo(self, key: str, tables: tuple[str, ...], build):
+        """``build()`` once per version of ``tables``: reads that run on every save (schema,
+        tile index, skips) cost a version check, not a table scan, until something changes."""
+        versions = tuple(self.tables.version(t) for t in tables)
+        with self._memo_lock:
+            hit = self._memos.get(key)
+            if hit is not None and hit[0] == versions:
+                return hit[1]
+        value = build()
+        with self._memo_lock:
+            self._memos[key] = (versions, value)
+        return value
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -189,11 +204,14 @@ class Store:
 
     # ----------------------------------------------------------------- config
     def _config(self) -> dict[str, str]:
-        t = self.tables.read("config")
-        out: dict[str, str] = {}
-        for row in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
-            out[row["key"]] = row["value"]
-        return out
+        def build() -> dict[str, str]:
+            t = self.tables.read("config")
+            out: dict[str, str] = {}
+            for row in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
+                out[row["key"]] = row["value"]
+            return out
+
+        return dict(self._memo("config", ("config",), build))
 
     def _set_config(self, values: dict[str, str]) -> None:
         now = _now()
@@ -340,9 +358,12 @@ class Store:
             return True, tiles
 
     def smears(self) -> list[SmearInfo]:
-        cols = [f for f in SmearInfo.__dataclass_fields__]
-        rows = self.tables.read("smears", cols).to_pylist()
-        return sorted((SmearInfo(**r) for r in rows), key=lambda s: (s.created_at, s.smear_id))
+        def build() -> list[SmearInfo]:
+            cols = [f for f in SmearInfo.__dataclass_fields__]
+            rows = self.tables.read("smears", cols).to_pylist()
+            return sorted((SmearInfo(**r) for r in rows), key=lambda s: (s.created_at, s.smear_id))
+
+        return list(self._memo("smears", ("smears",), build))
 
     def smear(self, smear_id: str) -> SmearInfo:
         cols = [f for f in SmearInfo.__dataclass_fields__]
@@ -368,19 +389,27 @@ class Store:
         return self._image_cache(smear_id)
 
     # ----------------------------------------------------------------- tiles
+    def _tile_index(self) -> dict[str, TileInfo]:
+        """Every tile of a stored smear, by id, in smear/row/column order."""
+
+        def build() -> dict[str, TileInfo]:
+            rows = self.tables.read("tiles").to_pylist()
+            known = {s.smear_id for s in self.smears()}
+            tiles = {r["tile_id"]: TileInfo(**r) for r in rows if r["smear_id"] in known}
+            return dict(sorted(tiles.items(), key=lambda kv: (kv[1].smear_id, kv[1].y, kv[1].x)))
+
+        return self._memo("tiles", ("tiles", "smears"), build)
+
     def tiles(self, smear_id: str | None = None) -> list[TileInfo]:
         """Tiles of one smear (or all), ordered by smear, then row, then column."""
-        flt = None if smear_id is None else pc.field("smear_id") == smear_id
-        rows = self.tables.read("tiles", None, flt).to_pylist()
-        known = {s.smear_id for s in self.smears()}
-        out = {r["tile_id"]: TileInfo(**r) for r in rows if r["smear_id"] in known}
-        return sorted(out.values(), key=lambda t: (t.smear_id, t.y, t.x))
+        tiles = self._tile_index().values()
+        return [t for t in tiles if smear_id is None or t.smear_id == smear_id]
 
     def tile(self, tile_id_: str) -> TileInfo:
-        rows = self.tables.read("tiles", None, pc.field("tile_id") == tile_id_).to_pylist()
-        if not rows:
+        tile = self._tile_index().get(tile_id_)
+        if tile is None:
             raise StoreError(f"No tile {tile_id_!r} in workspace {self.root}.")
-        return TileInfo(**rows[0])
+        return tile
 
     def tile_image(self, tile_id_: str) -> np.ndarray:
         """Pixels of one tile.
@@ -400,6 +429,10 @@ class Store:
         table grows; a compaction (files removed) triggers one full re-read.
         """
         with self._latest_lock:
+            return dict(self._refresh_latest())
+
+    def _refresh_latest(self) -> dict[str, Revision]:
+        with self._latest_lock:
             dtab = self.tables.table("revisions")
             files = set(dtab.file_uris())
             if not self._latest_files <= files:
@@ -416,10 +449,11 @@ class Store:
                     if cur is None or row["revision"] > cur.revision:
                         self._latest[row["tile_id"]] = Revision(**row)
                 self._latest_files |= set(new)
-            return dict(self._latest)
+            return self._latest
 
     def latest(self, tile_id_: str) -> Revision | None:
-        return self.latest_revisions().get(tile_id_)
+        with self._latest_lock:
+            return self._refresh_latest().get(tile_id_)
 
     def history(self, tile_id_: str) -> list[Revision]:
         t = self.tables.read("revisions", _REV_COLUMNS, pc.field("tile_id") == tile_id_)
@@ -509,11 +543,14 @@ class Store:
 
     # ----------------------------------------------------------------- skips
     def _skips(self) -> dict[str, bool]:
-        t = self.tables.read("skips")
-        out: dict[str, bool] = {}
-        for r in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
-            out[r["tile_id"]] = r["skipped"]
-        return out
+        def build() -> dict[str, bool]:
+            t = self.tables.read("skips")
+            out: dict[str, bool] = {}
+            for r in sorted(t.to_pylist(), key=lambda r: r["created_at"]):
+                out[r["tile_id"]] = r["skipped"]
+            return out
+
+        return dict(self._memo("skips", ("skips",), build))
 
     def _set_skip(self, tile_id_: str, skipped: bool, annotator: str) -> None:
         self.tables.append(
