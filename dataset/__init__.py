@@ -1,23 +1,37 @@
-"""SmearLab's dataset package: the workspace store, ingest, masks, imports and releases.
+"""SmearLab's dataset package: the workspace store, ingest, masks, imports, releases and the
+patient registry.
 
-Never imports Streamlit: the pages, the CLI (``python -m dataset``) and training share it.
+Never imports Streamlit. Names below are loaded on first use, so a light submodule (such as
+:mod:`dataset.durable`, which the job runner imports in every job process) does not pull in
+Delta Lake and pyarrow.
 """
 
-from dataset.schema import UNLABELLED, UNLABELLED_NAME, ClassSchema, SchemaError
-from dataset.settings import Settings, get_settings
-from dataset.store import NewSmear, Revision, RevisionConflict, Store, StoreError, TileInfo
+from __future__ import annotations
 
-__all__ = [
-    "UNLABELLED",
-    "UNLABELLED_NAME",
-    "ClassSchema",
-    "NewSmear",
-    "Revision",
-    "RevisionConflict",
-    "SchemaError",
-    "Settings",
-    "Store",
-    "StoreError",
-    "TileInfo",
-    "get_settings",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "UNLABELLED": "dataset.schema",
+    "UNLABELLED_NAME": "dataset.schema",
+    "ClassSchema": "dataset.schema",
+    "SchemaError": "dataset.schema",
+    "Settings": "dataset.settings",
+    "get_settings": "dataset.settings",
+    "NewSmear": "dataset.store",
+    "Revision": "dataset.store",
+    "RevisionConflict": "dataset.store",
+    "Store": "dataset.store",
+    "StoreError": "dataset.store",
+    "TileInfo": "dataset.store",
+    "Registry": "dataset.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dataset' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

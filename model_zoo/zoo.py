@@ -17,7 +17,6 @@ Promises:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from dataset.durable import atomic_write_text, fsync_dir, fsync_path, locked
 from model_zoo.card import KINDS, MODEL_ID_RE, ModelCard, flat_metrics, new_model_id
 
 if TYPE_CHECKING:
@@ -163,18 +163,18 @@ class Zoo:
             copy = self.staging_dir(kind)
             shutil.copytree(staging, copy, dirs_exist_ok=True)
             staging = copy
-        _atomic_write_text(staging / CARD_FILE, card.model_dump_json(indent=2))
+        atomic_write_text(staging / CARD_FILE, card.model_dump_json(indent=2))
         for item in staging.iterdir():
             if item.is_file():
-                _fsync_file(item)
-        _fsync_dir(staging)
+                fsync_path(item)
+        fsync_dir(staging)
 
         final = kind_dir / model_id
         with self._locked(kind):
             if final.exists():
                 raise ZooError(f"model id {model_id!r} already exists; leave model_id empty")
             os.rename(staging, final)
-            _fsync_dir(kind_dir)
+            fsync_dir(kind_dir)
             pointer = self._read_pointer(kind)
             if pointer.model_id is None or not (kind_dir / pointer.model_id).is_dir():
                 pointer.events.append(
@@ -337,7 +337,7 @@ class Zoo:
 
     @contextlib.contextmanager
     def _locked(self, kind: str) -> Iterator[None]:
-        with _flock(self._kind_dir(kind) / _LOCK):
+        with locked(self._kind_dir(kind) / _LOCK):
             yield
 
     def _read_pointer(self, kind: str) -> _Pointer:
@@ -353,7 +353,7 @@ class Zoo:
             ) from exc
 
     def _write_pointer(self, kind: str, pointer: _Pointer) -> None:
-        _atomic_write_text(self.root / kind / POINTER_FILE, pointer.model_dump_json(indent=2))
+        atomic_write_text(self.root / kind / POINTER_FILE, pointer.model_dump_json(indent=2))
 
 
 def default_workspace(path: str | Path | None = None) -> Path:
@@ -482,43 +482,3 @@ def _check_checkpoint_files(folder: Path) -> None:
             f"checkpoint folder {folder} holds pickled files {pickled}; the zoo stores "
             "safetensors only, so remove them"
         )
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from dataset.durable import atomic_write_text
+
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
 
@@ -253,7 +255,7 @@ class JobRunner:
         incoming.mkdir(parents=True)
         (incoming / "spec.json").write_text(spec_json, encoding="utf-8")
         (incoming / "log.txt").touch()
-        _atomic_write_text(incoming / "status.json", status.model_dump_json())
+        atomic_write_text(incoming / "status.json", status.model_dump_json())
         os.rename(incoming, self.root / job_id)
         if start_worker:
             self.ensure_worker()
@@ -872,7 +874,7 @@ def _read_status(job_dir: Path) -> JobStatus:
 
 
 def _write_status(job_dir: Path, status: JobStatus) -> None:
-    _atomic_write_text(job_dir / "status.json", status.model_dump_json())
+    atomic_write_text(job_dir / "status.json", status.model_dump_json())
 
 
 @contextlib.contextmanager
@@ -892,19 +894,6 @@ def _update_status(job_dir: Path, change: Callable[[JobStatus], None]) -> JobSta
         change(status)
         _write_status(job_dir, status)
         return status
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _append_log(job_dir: Path, line: str) -> None:
