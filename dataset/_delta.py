@@ -57,6 +57,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("y", pa.int32()),
             ("w", pa.int32()),
             ("h", pa.int32()),
+            # The tile's pixels as a lossless PNG, written at ingest so that a release copies
+            # bytes instead of decoding smears; null in rows written before the column was.
+            ("image_png", pa.binary()),
         ]
     ),
     "revisions": pa.schema(
@@ -170,7 +173,11 @@ class DeltaTables:
         data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
         dt = self.table(name)
         before = dt.version()
-        write_deltalake(dt, data, mode="append")
+        stored = {f.name for f in dt.schema().fields}
+        # A table created by an older SmearLab gains the columns added since (old rows read
+        # them as null) with its first append; otherwise the append must match exactly.
+        evolve = not set(schema.names) <= stored
+        write_deltalake(dt, data, mode="append", schema_mode="merge" if evolve else None)
         dt.update_incremental()
         version = dt.version()
         # Another process may have committed in between: sync every new entry, ours among them.

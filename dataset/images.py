@@ -8,7 +8,7 @@ What this module promises:
   before any pixel is decoded, and the whole image is decoded before it is accepted, so a
   truncated upload is refused rather than padded with grey.
 * The pixels carry no metadata: :func:`encode_png_lossless` writes them back as a PNG with
-  no EXIF, ICC or text chunks.
+  no EXIF, ICC or text chunks, and decodes to exactly the same pixels.
 * :func:`pixel_sha256` identifies pixels, not files: a JPEG and a PNG re-encoding of its
   decoded pixels get the same id.
 
@@ -21,6 +21,7 @@ import hashlib
 import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ _SNIFF = (
     (b"PK\x03\x04", "a ZIP archive"),
 )
 _ACCEPTED_TEXT = "PNG, JPEG, TIFF or BMP"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageRejected(ValueError):
@@ -219,19 +221,54 @@ def _check_and_load(img: Image.Image, name: str, max_pixels: int) -> list[str]:
 def encode_png_lossless(rgb: np.ndarray) -> bytes:
     """Encode RGB pixels as a PNG with no metadata chunks (no EXIF, ICC profile or text).
 
+    The PNG holds only ``IHDR``, one ``IDAT`` and ``IEND``; see :func:`encode_rgb_png` for
+    how it is compressed.
+
     Args:
         rgb: Pixels to encode.
 
     Returns:
         PNG bytes that decode to exactly ``rgb``.
 
+    Raises:
+        ValueError: ``rgb`` is not an (H, W, 3) uint8 array.
+
+    Shape:
+        rgb: (H, W, 3), uint8.
+    """
+    return encode_rgb_png(rgb)
+
+
+def encode_rgb_png(rgb: np.ndarray) -> bytes:
+    """Lossless 8-bit RGB PNG, fast: the Up filter and Huffman-only deflate, no metadata.
+
+    Blood-smear photos are noisy, so LZ77 matching finds little; filtering against the row
+    above and entropy coding alone gives about Pillow's ``compress_level=1`` size in a
+    fraction of its time. Any (H, W, 3) uint8 array is accepted, a non-contiguous crop too.
+
+    Raises:
+        ValueError: ``rgb`` is not an (H, W, 3) uint8 array.
+
     Shape:
         rgb: (H, W, 3), uint8.
     """
     _check_rgb(rgb)
-    out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    h, w = rgb.shape[:2]
+    rows = rgb.reshape(h, w * 3)
+    raw = np.empty((h, w * 3 + 1), dtype=np.uint8)
+    raw[:, 0] = 2  # PNG filter type "Up" on every scanline
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wrap-around is the PNG rule
+    comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    idat = comp.compress(raw.data) + comp.flush()
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"".join(
+        (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
+    )
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
 def pixel_sha256(rgb: np.ndarray) -> str:

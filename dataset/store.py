@@ -5,7 +5,9 @@ Promises:
 - Every mask save is a new revision (numbered per tile from 1); nothing is overwritten.
 - A save returns only after its commit is durable; a process killed at any moment leaves a
   store that opens with every revision whose save had returned.
-- A smear is stored once per distinct pixel content (its id is a hash of the pixels).
+- A smear is stored once per distinct pixel content (its id is a hash of the pixels), with
+  its tiles; each tile keeps its pixels as a lossless PNG, encoded once at ingest, and a
+  smear row is committed only after its tiles.
 - A group (patient, else smear) is assigned to train / validation / test once and for ever.
 """
 
@@ -15,8 +17,8 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from dataset._delta import DeltaTables
+from dataset.images import encode_rgb_png
 from dataset.schema import UNLABELLED, ClassSchema, SchemaError
 from dataset.tiling import TileBox, assemble, tile_grid, tile_id
 
@@ -93,7 +96,15 @@ class Revision:
 
 @dataclass(frozen=True)
 class NewSmear:
-    """A decoded smear ready to store (pixels already stripped of all metadata)."""
+    """A decoded smear ready to store (pixels already stripped of all metadata).
+
+    Attributes:
+        rgb: The pixels ``image_png`` decodes to, when the caller has them; without them
+            the store decodes ``image_png`` once to cut the tiles.
+
+    Shape:
+        rgb: (height, width, 3) uint8.
+    """
 
     smear_id: str
     image_png: bytes
@@ -105,6 +116,7 @@ class NewSmear:
     magnification: str | None = None
     um_per_px: float | None = None
     note: str | None = None
+    rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 _REV_COLUMNS = [
@@ -119,6 +131,7 @@ _REV_COLUMNS = [
     "n_labelled_px",
 ]
 SOURCES = ("manual", "import", "prefill")
+_TILE_COLUMNS = [f for f in TileInfo.__dataclass_fields__]
 
 
 def _now() -> dt.datetime:
@@ -312,50 +325,123 @@ class Store:
         return {name: self.tables.version(name) for name in self.tables.schemas}
 
     # ----------------------------------------------------------------- smears
+    def _smear_ids(self) -> frozenset[str]:
+        def build() -> frozenset[str]:
+            t = self.tables.read("smears", ["smear_id"])
+            return frozenset(t.column(0).to_pylist())
+
+        return self._memo("smear_ids", ("smears",), build)
+
     def has_smear(self, smear_id: str) -> bool:
-        t = self.tables.read("smears", ["smear_id"], pc.field("smear_id") == smear_id)
-        return t.num_rows > 0
+        return smear_id in self._smear_ids()
 
     def add_smear(self, smear: NewSmear) -> tuple[bool, list[TileInfo]]:
         """Store a smear and its tiles, unless the same pixels are stored already.
 
         Returns:
             ``(added, tiles)``: ``added`` is False for a duplicate, whose stored tiles are given.
+
+        Raises:
+            StoreError: ``smear.rgb`` (or what ``image_png`` decodes to) is not
+                ``width`` x ``height`` RGB pixels.
         """
+        return self.add_smears([smear])[0]
+
+    def add_smears(self, smears: Sequence[NewSmear]) -> list[tuple[bool, list[TileInfo]]]:
+        """Store several smears and their tiles in two commits, skipping duplicates.
+
+        A smear whose pixels are stored already, or that repeats an earlier smear of the
+        same call, is not stored again. Each tile's pixels are stored as a PNG with its row.
+
+        Returns:
+            ``(added, tiles)`` per smear, in the order given, as :meth:`add_smear` returns.
+
+        Raises:
+            StoreError: A smear's pixels do not match its width and height; nothing is stored.
+        """
+        if not smears:
+            return []
         self.ensure_initialised()
         size = self.tile_size()
+        # Cut and encode the tiles before taking the lock (the slow part), for the smears
+        # not stored yet; the lock then only guards the check and the two commits.
+        known = self._smear_ids()
+        prepared: dict[str, list[dict]] = {}
+        for smear in smears:
+            if smear.smear_id not in known and smear.smear_id not in prepared:
+                prepared[smear.smear_id] = self._tile_rows(smear, size)
         with self.tables.lock("smears"):
-            if self.has_smear(smear.smear_id):
-                return False, self.tiles(smear.smear_id)
-            boxes = tile_grid(smear.width, smear.height, size)
-            tiles = [
-                TileInfo(tile_id(smear.smear_id, b.x, b.y), smear.smear_id, b.x, b.y, b.w, b.h)
-                for b in boxes
-            ]
-            # Tiles first: a crash between the two commits leaves orphan tiles that a retry
-            # reuses, never a smear without tiles.
-            self.tables.append("tiles", [t.__dict__ for t in tiles])
-            self.tables.append(
-                "smears",
-                [
-                    {
-                        "smear_id": smear.smear_id,
-                        "label": smear.label,
-                        "width": smear.width,
-                        "height": smear.height,
-                        "patient": smear.patient or None,
-                        "stain": smear.stain or None,
-                        "magnification": smear.magnification or None,
-                        "um_per_px": smear.um_per_px,
-                        "note": smear.note or None,
-                        "n_tiles": len(tiles),
-                        "tile_size": size,
-                        "created_at": _now(),
-                        "image_png": smear.image_png,
-                    }
-                ],
+            stored = self._smear_ids()
+            tile_rows: list[dict] = []
+            smear_rows: list[dict] = []
+            now = _now()
+            for smear in smears:
+                sid = smear.smear_id
+                if sid in stored or sid not in prepared:
+                    continue
+                rows = prepared.pop(sid)
+                tile_rows += rows
+                smear_rows.append(self._smear_row(smear, len(rows), size, now))
+            if smear_rows:
+                # Tiles first: a crash between the two commits leaves orphan tiles that a
+                # retry reuses, never a smear without tiles.
+                self.tables.append("tiles", tile_rows)
+                self.tables.append("smears", smear_rows)
+        added = {r["smear_id"] for r in smear_rows}
+        new_tiles: dict[str, list[TileInfo]] = {}
+        for r in tile_rows:
+            new_tiles.setdefault(r["smear_id"], []).append(
+                TileInfo(**{k: r[k] for k in _TILE_COLUMNS})
             )
-            return True, tiles
+        out = []
+        for smear in smears:
+            sid = smear.smear_id
+            first = sid in added
+            added.discard(sid)  # a repeat later in the same call is a duplicate
+            out.append((first, new_tiles[sid] if sid in new_tiles else self.tiles(sid)))
+        return out
+
+    @staticmethod
+    def _tile_rows(smear: NewSmear, size: int) -> list[dict]:
+        """One ``tiles`` row per tile of the smear, its pixels PNG-encoded."""
+        rgb = smear.rgb if smear.rgb is not None else _decode_png(smear.image_png)
+        if rgb.shape != (smear.height, smear.width, 3) or rgb.dtype != np.uint8:
+            raise StoreError(
+                f"Smear {smear.smear_id} claims {smear.width}x{smear.height} RGB pixels but "
+                f"its image is {rgb.shape} {rgb.dtype}; decode the upload again."
+            )
+        rows = []
+        for b in tile_grid(smear.width, smear.height, size):
+            rows.append(
+                {
+                    "tile_id": tile_id(smear.smear_id, b.x, b.y),
+                    "smear_id": smear.smear_id,
+                    "x": b.x,
+                    "y": b.y,
+                    "w": b.w,
+                    "h": b.h,
+                    "image_png": encode_rgb_png(rgb[b.y : b.y + b.h, b.x : b.x + b.w]),
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _smear_row(smear: NewSmear, n_tiles: int, size: int, now: dt.datetime) -> dict:
+        return {
+            "smear_id": smear.smear_id,
+            "label": smear.label,
+            "width": smear.width,
+            "height": smear.height,
+            "patient": smear.patient or None,
+            "stain": smear.stain or None,
+            "magnification": smear.magnification or None,
+            "um_per_px": smear.um_per_px,
+            "note": smear.note or None,
+            "n_tiles": n_tiles,
+            "tile_size": size,
+            "created_at": now,
+            "image_png": smear.image_png,
+        }
 
     def smears(self) -> list[SmearInfo]:
         def build() -> list[SmearInfo]:
@@ -393,7 +479,7 @@ class Store:
         """Every tile of a stored smear, by id, in smear/row/column order."""
 
         def build() -> dict[str, TileInfo]:
-            rows = self.tables.read("tiles").to_pylist()
+            rows = self.tables.read("tiles", _TILE_COLUMNS).to_pylist()
             known = {s.smear_id for s in self.smears()}
             tiles = {r["tile_id"]: TileInfo(**r) for r in rows if r["smear_id"] in known}
             return dict(sorted(tiles.items(), key=lambda kv: (kv[1].smear_id, kv[1].y, kv[1].x)))
@@ -420,6 +506,32 @@ class Store:
         t = self.tile(tile_id_)
         img = self.smear_image(t.smear_id)
         return img[t.y : t.y + t.h, t.x : t.x + t.w]
+
+    def iter_tile_pngs(self, tile_ids: Collection[str]) -> Iterator[tuple[str, bytes]]:
+        """Stream ``(tile_id, image_png)`` of the wanted tiles, each once, in table order.
+
+        Reads the tiles table file by file, a page at a time, skipping files that hold no
+        wanted tile, so memory stays flat however large the table. Tiles stored before the
+        table kept their pixels are cut from their smear and encoded instead.
+        """
+        wanted = set(tile_ids)
+        seen: set[str] = set()
+        for fragment in self.tables.dataset("tiles").get_fragments():
+            # pyarrow's dataset scanner reads ahead as far as memory allows; one unbuffered
+            # reader per file keeps only the current batch.
+            pf = pq.ParquetFile(fragment.open(), pre_buffer=False, buffer_size=2**20)
+            ids = pf.read(columns=["tile_id"], use_threads=False).column(0).to_pylist()
+            if wanted.isdisjoint(ids):
+                continue
+            has_png = "image_png" in pf.schema_arrow.names
+            columns = ["tile_id", "image_png"] if has_png else ["tile_id"]
+            for batch in pf.iter_batches(batch_size=64, columns=columns, use_threads=False):
+                for i, tid in enumerate(batch.column(0).to_pylist()):
+                    if tid not in wanted or tid in seen:
+                        continue
+                    seen.add(tid)
+                    png = batch.column(1)[i].as_py() if has_png else None
+                    yield tid, png if png is not None else encode_rgb_png(self.tile_image(tid))
 
     # ----------------------------------------------------------------- revisions
     def latest_revisions(self) -> dict[str, Revision]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from PIL import Image
 
+from dataset._delta import SCHEMAS, DeltaTables
 from dataset.images import encode_png_lossless, smear_id_for
 from dataset.schema import UNLABELLED, SchemaError
 from dataset.store import NewSmear, RevisionConflict, Store, StoreError
+from dataset.tiling import tile_grid, tile_id
 
 
 def add(store: Store, rgb: np.ndarray, **meta) -> str:
@@ -53,6 +58,115 @@ def test_smear_is_stored_once_with_its_tiles(store, make_smear):
     t = tiles[3]
     assert np.array_equal(store.tile_image(t.tile_id), rgb[16:80, 32:96])
     assert store.smear(sid).n_tiles == 4
+
+
+def tile_pngs(store: Store) -> dict[str, list[bytes]]:
+    """Every row of the tiles table: tile id → its stored PNGs (one per row)."""
+    out: dict[str, list[bytes]] = {}
+    for r in store.tables.read("tiles", ["tile_id", "image_png"]).to_pylist():
+        out.setdefault(r["tile_id"], []).append(r["image_png"])
+    return out
+
+
+def decode(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def new_smear(rgb: np.ndarray, label: str, with_rgb: bool = True) -> NewSmear:
+    h, w = rgb.shape[:2]
+    png = encode_png_lossless(rgb)
+    return NewSmear(smear_id_for(rgb), png, w, h, label=label, rgb=rgb if with_rgb else None)
+
+
+def test_each_tile_is_stored_with_its_pixels_as_png(store, make_smear):
+    rgb = make_smear(96, 80, seed=3).rgb
+    # Without the decoded pixels the store decodes the smear PNG itself: same tiles.
+    _, tiles = store.add_smear(new_smear(rgb, "a.png", with_rgb=False))
+    pngs = tile_pngs(store)
+    assert set(pngs) == {t.tile_id for t in tiles}
+    for t in tiles:
+        [png] = pngs[t.tile_id]
+        np.testing.assert_array_equal(decode(png), rgb[t.y : t.y + t.h, t.x : t.x + t.w])
+    streamed = dict(store.iter_tile_pngs([tiles[3].tile_id, tiles[0].tile_id, "unknown"]))
+    assert streamed == {t.tile_id: pngs[t.tile_id][0] for t in (tiles[0], tiles[3])}
+
+
+def test_add_smears_commits_a_batch_once_and_skips_every_duplicate(store, make_smear):
+    a, b, c = (make_smear(96, 80, seed=s).rgb for s in (4, 5, 6))
+    store.add_smear(new_smear(a, "a.png"))
+    versions = store.table_versions()
+    out = store.add_smears(
+        [new_smear(b, "b.png"), new_smear(a, "a2.png"), new_smear(c, "c.png"), new_smear(b, "b2")]
+    )
+    assert [added for added, _ in out] == [True, False, True, False]
+    assert out[3][1] == out[0][1] == store.tiles(smear_id_for(b))
+    assert out[1][1] == store.tiles(smear_id_for(a))
+    after = store.table_versions()
+    # One commit of tiles and one of smears for the whole batch.
+    assert (after["tiles"], after["smears"]) == (versions["tiles"] + 1, versions["smears"] + 1)
+    assert sorted(s.label for s in store.smears()) == ["a.png", "b.png", "c.png"]
+    assert all(len(p) == 1 for p in tile_pngs(store).values())  # no tile written twice
+    assert store.add_smears([new_smear(c, "c3")]) == [(False, store.tiles(smear_id_for(c)))]
+    assert store.table_versions() == after
+    assert store.add_smears([]) == []
+
+
+def test_pixels_that_do_not_match_the_size_are_refused_and_nothing_is_written(store, make_smear):
+    rgb = make_smear(96, 80, seed=7).rgb
+    good = new_smear(make_smear(96, 80, seed=8).rgb, "good.png")
+    bad = NewSmear(smear_id_for(rgb), encode_png_lossless(rgb), 80, 96, label="bad", rgb=rgb)
+    versions = store.table_versions()
+    with pytest.raises(StoreError, match="claims 80x96 RGB pixels"):
+        store.add_smears([good, bad])
+    assert store.table_versions() == versions and store.smears() == []
+
+
+def test_crash_between_the_tile_and_smear_commits_leaves_no_smear_and_a_retry_works(
+    store, make_smear, monkeypatch
+):
+    smear = new_smear(make_smear(96, 80, seed=9).rgb, "crash.png")
+    real = store.tables.append
+
+    def dies_at_smears(name, rows):
+        if name == "smears":
+            raise OSError("killed (simulated)")
+        return real(name, rows)
+
+    monkeypatch.setattr(store.tables, "append", dies_at_smears)
+    with pytest.raises(OSError, match="simulated"):
+        store.add_smear(smear)
+    monkeypatch.undo()
+    reopened = Store.open(store.root)
+    assert reopened.smears() == [] and reopened.tiles() == []  # orphan tiles stay hidden
+    added, tiles = reopened.add_smear(smear)
+    assert added and reopened.tiles() == tiles and len(tiles) == 4
+    ids = [t.tile_id for t in tiles]
+    assert [tid for tid, _ in reopened.iter_tile_pngs(ids)] == ids  # each once
+
+
+def test_a_tiles_table_from_before_tile_pngs_gains_the_column(workspace, make_smear):
+    """A workspace written before tiles kept their PNG: old rows are cut from the smear."""
+    old_tiles = pa.schema([f for f in SCHEMAS["tiles"] if f.name != "image_png"])
+    old = Store.open(workspace)
+    old.tables = DeltaTables(old.root, SCHEMAS | {"tiles": old_tiles})
+    old.init(tile_size=64)
+    rgb = make_smear(96, 80, seed=10).rgb
+    sid = smear_id_for(rgb)
+    boxes = tile_grid(96, 80, 64)
+    rows = [{"tile_id": tile_id(sid, b.x, b.y), "smear_id": sid, **b.__dict__} for b in boxes]
+    old.tables.append("tiles", rows)
+    now = dt.datetime.now(dt.UTC)
+    old.tables.append("smears", [Store._smear_row(new_smear(rgb, "old"), len(rows), 64, now)])
+    store = Store.open(workspace)
+    assert "image_png" not in store.tables.read("tiles").column_names
+    rgb2 = make_smear(96, 80, seed=11).rgb
+    added, _ = store.add_smear(new_smear(rgb2, "new.png"))
+    assert added and "image_png" in store.tables.read("tiles").column_names
+    assert len(store.tiles()) == 8
+    for t in store.tiles():
+        source = rgb if t.smear_id == sid else rgb2
+        [(_, png)] = store.iter_tile_pngs([t.tile_id])
+        np.testing.assert_array_equal(decode(png), source[t.y : t.y + t.h, t.x : t.x + t.w])
 
 
 def test_unknown_tile_is_refused_by_name(store):
