@@ -18,8 +18,11 @@ What this module promises:
   salted afresh for each release (the salt is not kept, so keys cannot be linked across
   releases), and upload file names never appear; an image's and a mask's stored ``path``
   is ``"<tile_id>.png"``.
-* Memory stays flat: each table is read once, streamed; a few smears (two per worker) are
-  decoded at a time; masks wait in a temp file; rows go out in row groups.
+* No pixel is decoded or encoded: tile PNGs are copied as the store keeps them (encoded once,
+  at ingest) and mask PNGs as they were saved; masks are only decoded to count class pixels
+  for the card.
+* Memory stays flat: each table is read once, streamed page by page; masks wait in a temp
+  file; rows go out in row groups.
 """
 
 from __future__ import annotations
@@ -37,9 +40,7 @@ import re
 import secrets
 import shutil
 import stat
-import struct
 import zipfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -69,7 +70,6 @@ __all__ = [
     "SemVer",
     "VerifyReport",
     "create_release",
-    "encode_rgb_png",
     "export_release",
     "list_releases",
     "release_dir",
@@ -159,8 +159,8 @@ class ReleaseOptions:
         rows_per_group: Rows per Parquet row group (huggingface uses 100 for image sets).
         max_file_rows: Start a new ``{split}-NNNNN.parquet`` after this many rows.
         max_file_bytes: ... or once a file has grown past this many bytes.
-        workers: Threads decoding smears and encoding tile PNGs (Pillow, NumPy and zlib
-            release the GIL).
+        workers: Threads decoding masks to count class pixels (Pillow and NumPy release the
+            GIL), beside the thread writing the files.
     """
 
     rows_per_group: int = 100
@@ -318,37 +318,7 @@ def _on_disk(store: Store) -> dict[str, Path]:
     return out
 
 
-# ----------------------------------------------------------------------------- PNG
-def encode_rgb_png(rgb: np.ndarray) -> bytes:
-    """Lossless RGB PNG, fast: the Up filter and Huffman-only deflate.
-
-    Blood-smear photos are noisy, so LZ77 matching finds little; filtering against the row
-    above and entropy coding alone gives Pillow's level-1 size at about a fifth of its time,
-    which keeps a release close to disk speed.
-
-    Shape:
-        rgb: (H, W, 3) uint8.
-    """
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-        raise ValueError(f"Expected (H, W, 3) uint8 pixels, got {rgb.shape} {rgb.dtype}.")
-    h, w = rgb.shape[:2]
-    rows = rgb.reshape(h, w * 3)
-    raw = np.empty((h, w * 3 + 1), dtype=np.uint8)
-    raw[:, 0] = 2  # PNG filter type "Up" on every scanline
-    raw[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wrap-around is the PNG rule
-    comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    idat = comp.compress(raw.data) + comp.flush()
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"".join(
-        (b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
-    )
-
-
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-
+# ----------------------------------------------------------------------------- masks
 def _decode_png(data: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -356,26 +326,19 @@ def _decode_png(data: bytes) -> np.ndarray:
         return np.asarray(im).copy()
 
 
-def _smear_job(
-    image_png: bytes, boxes: list[tuple[int, int, int, int]], masks: list[bytes]
-) -> list[tuple[bytes, np.ndarray]]:
-    """Decode one smear, encode its released tiles, count their masks' values.
+def _mask_counts(mask_png: bytes, w: int, h: int) -> np.ndarray:
+    """Pixels per mask value of one released mask (runs in a worker thread).
 
-    Runs in a worker thread: Pillow's decoder, NumPy and zlib release the GIL.
+    Shape:
+        returns (256,) int64.
     """
-    img = _decode_png(image_png)
-    out = []
-    for (x, y, w, h), mask_png in zip(boxes, masks, strict=True):
-        mask = _decode_png(mask_png)
-        if mask.shape != (h, w):
-            raise ReleaseError(
-                f"A stored mask is {mask.shape[1]}x{mask.shape[0]} but its tile is {w}x{h}; "
-                "the workspace is damaged, run the store checks."
-            )
-        out.append(
-            (encode_rgb_png(img[y : y + h, x : x + w]), np.bincount(mask.ravel(), minlength=256))
+    mask = _decode_png(mask_png)
+    if mask.shape != (h, w):
+        raise ReleaseError(
+            f"A stored mask is {mask.shape[1]}x{mask.shape[0]} but its tile is {w}x{h}; "
+            "the workspace is damaged, run the store checks."
         )
-    return out
+    return np.bincount(mask.ravel(), minlength=256)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -592,17 +555,6 @@ def _stream(
         yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
 
 
-def _iter_smear_pngs(smears: pads.Dataset, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-    """``(smear_id, image_png)`` of the wanted smears, in table order, a few at a time."""
-    seen: set[str] = set()
-    for batch in _stream(smears, ["smear_id", "image_png"], "smear_id", wanted, batch_size=4):
-        ids = batch.column(0).to_pylist()
-        for i, smear_id in enumerate(ids):
-            if smear_id in wanted and smear_id not in seen:
-                seen.add(smear_id)
-                yield smear_id, batch.column(1)[i].as_py()
-
-
 # ----------------------------------------------------------------------------- create
 def create_release(
     store: Store,
@@ -736,55 +688,50 @@ def _write_release(
     arrow_schema = _arrow_schema(schema, version)
     writers = {s: _SplitWriter(tmp / "data", s, arrow_schema, opts) for s in SPLITS}
     spill = _MaskSpill(tmp / ".masks.spill")
+    patient_keys = {sid: _patient_key(salt, smears[sid].patient) for sid in by_smear}
     counts = np.zeros(256, dtype=np.int64)
     done, total = 0, len(ids)
-    pending: deque[tuple[str, list[dict], cf.Future]] = deque()
+    pending: deque[tuple[str, dict, cf.Future]] = deque()
 
     def drain(keep: int) -> None:
         nonlocal done
         while len(pending) > keep:
-            split, smear_rows, fut = pending.popleft()
-            for row, (image_png, tile_counts) in zip(smear_rows, fut.result(), strict=True):
-                counts[:] += tile_counts
-                row["image_png"] = image_png
-                writers[split].add(row)
-            done += len(smear_rows)
-            if on_progress is not None:
+            split, row, fut = pending.popleft()
+            counts[:] += fut.result()
+            writers[split].add(row)
+            done += 1
+            if on_progress is not None and (done % 64 == 0 or done == total):
                 on_progress(done, total)
 
     try:
         spill.fill(revisions, {t: latest[t].revision for t in ids})
         with cf.ThreadPoolExecutor(max_workers=max(1, opts.workers)) as pool:
-            for smear_id, image_png in _iter_smear_pngs(store.scan("smears"), set(by_smear)):
-                group = by_smear[smear_id]
-                pkey = _patient_key(salt, smears[smear_id].patient)
-                masks = [spill.get(t.tile_id) for t in group]
-                smear_rows = [
-                    {
-                        "mask_png": mask_png,
-                        "tile_id": t.tile_id,
-                        "smear_id": smear_id,
-                        "patient_key": pkey,
-                        "x": t.x,
-                        "y": t.y,
-                        "w": t.w,
-                        "h": t.h,
-                        "annotator": latest[t.tile_id].annotator,
-                        "revision": latest[t.tile_id].revision,
-                        "source": latest[t.tile_id].source,
-                        "labelled_at": latest[t.tile_id].created_at,
-                    }
-                    for t, mask_png in zip(group, masks, strict=True)
-                ]
-                boxes = [(t.x, t.y, t.w, t.h) for t in group]
-                fut = pool.submit(_smear_job, image_png, boxes, masks)
-                pending.append((split_of[smear_id], smear_rows, fut))
-                # A few smears in flight keep every worker busy; more would only hold images.
-                drain(keep=2 * max(1, opts.workers))
+            for tid, image_png in store.iter_tile_pngs(ids):
+                t, rev = tiles[tid], latest[tid]
+                mask_png = spill.get(tid)
+                row = {
+                    "image_png": image_png,
+                    "mask_png": mask_png,
+                    "tile_id": tid,
+                    "smear_id": t.smear_id,
+                    "patient_key": patient_keys[t.smear_id],
+                    "x": t.x,
+                    "y": t.y,
+                    "w": t.w,
+                    "h": t.h,
+                    "annotator": rev.annotator,
+                    "revision": rev.revision,
+                    "source": rev.source,
+                    "labelled_at": rev.created_at,
+                }
+                fut = pool.submit(_mask_counts, mask_png, t.w, t.h)
+                pending.append((split_of[t.smear_id], row, fut))
+                # Enough masks in flight to keep the workers busy; the PNGs wait in memory.
+                drain(keep=64 * max(1, opts.workers))
             drain(keep=0)
         if done != total:
             raise ReleaseError(
-                f"Only {done} of {total} labelled tiles had their smear in the smears table; "
+                f"Only {done} of {total} labelled tiles are in the tiles table; "
                 "the workspace is damaged."
             )
         files: dict[str, str] = {}

@@ -24,7 +24,6 @@ from dataset.release import (
     ReleaseOptions,
     SemVer,
     create_release,
-    encode_rgb_png,
     export_release,
     list_releases,
     release_dir,
@@ -131,6 +130,38 @@ def test_release_holds_latest_labelled_revisions_with_images(store: Store) -> No
         np.testing.assert_array_equal(mask, store.mask(r["tile_id"]))
         t = store.tile(r["tile_id"])
         assert (r["smear_id"], r["x"], r["y"], r["w"], r["h"]) == (t.smear_id, t.x, t.y, t.w, t.h)
+
+
+def test_release_copies_stored_pngs_without_touching_pixels(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = dict(store.iter_tile_pngs(_expected_ids(store)))
+    masks = {t: png for t, _, png in store.iter_latest_masks(sorted(stored))}
+
+    def no_pixels(*args: object) -> None:
+        raise AssertionError("a release must not decode smears or encode tiles")
+
+    fresh = Store.open(store.root)  # nothing cached: a smear decode would show
+    monkeypatch.setattr(fresh, "_image_cache", no_pixels)
+    monkeypatch.setattr("dataset.store.encode_rgb_png", no_pixels)
+    info = create_release(fresh, "1.0.0", "bytes only")
+    rows = [r for rs in _split_tables(info.path).values() for r in rs]
+    assert len(rows) == len(stored)
+    for r in rows:
+        assert r["image"]["bytes"] == stored[r["tile_id"]]
+        assert r["mask"]["bytes"] == masks[r["tile_id"]]
+
+
+def test_a_damaged_mask_is_refused_by_name(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = rel._MaskSpill.get
+    small = Image.new("L", (3, 3))
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    monkeypatch.setattr(rel._MaskSpill, "get", lambda self, t: buf.getvalue())
+    with pytest.raises(ReleaseError, match="3x3 but its tile is 32x32"):
+        create_release(store, "1.0.0", "damaged")
+    monkeypatch.setattr(rel._MaskSpill, "get", real)
+    assert list((store.root / "releases").iterdir()) == []
 
 
 def test_parquet_schema_carries_features_classes_and_schema_version(store: Store) -> None:
@@ -500,17 +531,3 @@ def test_export_refuses_unknown_format_and_release(store: Store, tmp_path: Path)
     create_release(store, "1.0.0", "first")
     with pytest.raises(ReleaseError, match="'zip' or 'png-masks'"):
         export_release(store, "1.0.0", "tar", tmp_path)  # type: ignore[arg-type]
-
-
-# ----------------------------------------------------------------------------- PNG
-@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (32, 32), (33, 64)])
-def test_fast_png_round_trips_exactly(shape: tuple[int, int]) -> None:
-    rng = np.random.default_rng(sum(shape))
-    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-    rgb[: shape[0] // 2] = 200  # flat rows as well as noise
-    decoded = np.asarray(Image.open(io.BytesIO(encode_rgb_png(rgb))))
-    np.testing.assert_array_equal(decoded, rgb)
-    view = np.zeros((40, 40, 3), np.uint8)[3:20, 5:9]  # a non-contiguous crop
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_rgb_png(view)))), view)
-    with pytest.raises(ValueError, match="uint8"):
-        encode_rgb_png(rgb.astype(np.float32))
