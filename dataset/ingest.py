@@ -179,12 +179,19 @@ def store_decoded(
     Returns:
         ``added`` or ``duplicate``, with the smear id and its tile count.
     """
-    meta = meta or SmearMeta()
     smear_id = smear_id_for(decoded.rgb)
     if store.has_smear(smear_id):
         # Skip the PNG encoding (the slow part of an upload); add_smear re-checks under lock.
         return _duplicate(store, name, smear_id, decoded.warnings)
-    smear = NewSmear(
+    added, tiles = store.add_smear(_new_smear(smear_id, decoded, name, meta))
+    if added:
+        return IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
+    return _duplicate(store, name, smear_id, decoded.warnings)
+
+
+def _new_smear(smear_id: str, decoded: DecodedImage, name: str, meta: SmearMeta | None) -> NewSmear:
+    meta = meta or SmearMeta()
+    return NewSmear(
         smear_id=smear_id,
         image_png=encode_png_lossless(decoded.rgb),
         width=decoded.width,
@@ -195,11 +202,8 @@ def store_decoded(
         magnification=meta.magnification,
         um_per_px=meta.um_per_px,
         note=meta.note,
+        rgb=decoded.rgb,
     )
-    added, tiles = store.add_smear(smear)
-    if added:
-        return IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
-    return _duplicate(store, name, smear_id, decoded.warnings)
 
 
 def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]) -> IngestResult:
@@ -215,11 +219,9 @@ def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]
     )
 
 
-def _ingest_one(
-    store: Store, name: str, data: bytes, meta: SmearMeta | None, max_pixels: int
-) -> IngestResult:
+def _decode(name: str, data: bytes, max_pixels: int) -> DecodedImage | IngestResult:
     try:
-        decoded = decode_image(data, name, max_pixels=max_pixels)
+        return decode_image(data, name, max_pixels=max_pixels)
     except ImageRejected as exc:
         return IngestResult(name, "rejected", reason=str(exc))
     except MemoryError:
@@ -229,7 +231,100 @@ def _ingest_one(
             reason=f"{name!r} is too large to decode in this machine's memory; "
             "upload a smaller image or a crop.",
         )
-    return store_decoded(store, decoded, name, meta)
+
+
+@dataclass
+class _Pending:
+    index: int
+    name: str
+    smear_id: str
+    warnings: tuple[str, ...]
+    smear: NewSmear | None  # None: repeats an earlier upload of the same batch
+
+
+class _Batcher:
+    """Uploads of one call, stored a batch at a time: one commit of tiles, one of smears.
+
+    Each commit costs several fsyncs, so committing smears in batches instead of one by one
+    is what makes a folder ingest fast. A batch holds at most ``BATCH_SMEARS`` smears or
+    ``BATCH_PIXEL_BYTES`` of decoded pixels, whichever comes first. Results are final (and
+    progress is reported) only once their batch is committed.
+    """
+
+    BATCH_SMEARS = 16
+    BATCH_PIXEL_BYTES = 64 * 2**20
+
+    def __init__(
+        self,
+        store: Store,
+        meta: SmearMeta | None,
+        total: int,
+        on_progress: ProgressFn | None,
+        max_pixels: int,
+    ) -> None:
+        self.store, self.meta, self.total = store, meta, total
+        self.on_progress, self.max_pixels = on_progress, max_pixels
+        self.results: list[IngestResult | None] = []
+        self._pending: list[_Pending] = []
+        self._pending_ids: set[str] = set()
+        self._pixel_bytes = 0
+        self._reported = 0
+
+    def add(self, name: str, data: bytes | IngestResult) -> None:
+        """One upload: its bytes, or the result already known (unreadable file)."""
+        index = len(self.results)
+        self.results.append(None)
+        decoded = data if isinstance(data, IngestResult) else _decode(name, data, self.max_pixels)
+        if isinstance(decoded, IngestResult):
+            self.results[index] = decoded
+        else:
+            self._queue(index, name, decoded)
+        self._report()
+
+    def _queue(self, index: int, name: str, decoded: DecodedImage) -> None:
+        smear_id = smear_id_for(decoded.rgb)
+        if smear_id in self._pending_ids:
+            self._pending.append(_Pending(index, name, smear_id, decoded.warnings, None))
+            return
+        if self.store.has_smear(smear_id):
+            # Skip the PNG encoding (the slow part); add_smears re-checks under its lock.
+            self.results[index] = _duplicate(self.store, name, smear_id, decoded.warnings)
+            return
+        smear = _new_smear(smear_id, decoded, name, self.meta)
+        self._pending.append(_Pending(index, name, smear_id, decoded.warnings, smear))
+        self._pending_ids.add(smear_id)
+        self._pixel_bytes += decoded.rgb.nbytes
+        if len(self._pending_ids) >= self.BATCH_SMEARS or (
+            self._pixel_bytes >= self.BATCH_PIXEL_BYTES
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the pending smears and settle their results."""
+        if not self._pending:
+            return
+        new = [p for p in self._pending if p.smear is not None]
+        outcomes = self.store.add_smears([p.smear for p in new if p.smear is not None])
+        for p, (added, tiles) in zip(new, outcomes, strict=True):
+            if added:
+                self.results[p.index] = IngestResult(
+                    p.name, "added", p.smear_id, len(tiles), warnings=p.warnings
+                )
+        for p in self._pending:
+            if self.results[p.index] is None:
+                self.results[p.index] = _duplicate(self.store, p.name, p.smear_id, p.warnings)
+        self._pending, self._pending_ids, self._pixel_bytes = [], set(), 0
+        self._report()
+
+    def _report(self) -> None:
+        while self._reported < len(self.results) and self.results[self._reported] is not None:
+            self._reported += 1
+            if self.on_progress is not None:
+                self.on_progress(self._reported, self.total)
+
+    def finish(self) -> list[IngestResult]:
+        self.flush()
+        return [r for r in self.results if r is not None]
 
 
 def ingest_files(
@@ -242,24 +337,25 @@ def ingest_files(
 ) -> list[IngestResult]:
     """Ingest uploaded files: decode, check, deduplicate, store and tile each one.
 
+    Smears are committed in small batches; a batch is written whole or not at all.
+
     Args:
         store: The workspace.
         files: ``(name, bytes)`` per upload; the name is a label only, never a path.
         meta: Metadata applied to every newly added smear of the batch.
-        on_progress: Called as ``on_progress(done, total)`` after each file.
+        on_progress: Called as ``on_progress(done, total)`` once each file's result is final.
         max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
 
     Returns:
         One result per file, in the order given.
     """
+    # The total is needed for progress; uploads are in memory already, so listing an
+    # iterator holds no more bytes than its caller produced.
     items: Sequence[tuple[str, bytes]] = files if isinstance(files, Sequence) else list(files)
-    limit = resolve_max_pixels(max_pixels)
-    results = []
-    for done, (name, data) in enumerate(items, start=1):
-        results.append(_ingest_one(store, name, data, meta, limit))
-        if on_progress is not None:
-            on_progress(done, len(items))
-    return results
+    batcher = _Batcher(store, meta, len(items), on_progress, resolve_max_pixels(max_pixels))
+    for name, data in items:
+        batcher.add(name, data)
+    return batcher.finish()
 
 
 def _expand(paths: Sequence[Path]) -> list[tuple[str, Path | None, str | None]]:
@@ -302,7 +398,8 @@ def ingest_paths(
     """Ingest files and folders from disk (the command line's ``ingest``).
 
     A folder contributes its image files (by suffix, hidden files skipped, not recursive),
-    sorted by name; a file named explicitly is always tried. Files are read one at a time.
+    sorted by name; a file named explicitly is always tried. Files are read one at a time;
+    decoded smears wait for their batch's commit (see :func:`ingest_files`).
 
     Args:
         store: The workspace.
@@ -315,25 +412,16 @@ def ingest_paths(
         One result per file found (and one ``rejected`` per missing path or empty folder).
     """
     todo = _expand([Path(p) for p in paths])
-    limit = resolve_max_pixels(max_pixels)
-    results = []
-    for done, (name, path, problem) in enumerate(todo, start=1):
+    batcher = _Batcher(store, meta, len(todo), on_progress, resolve_max_pixels(max_pixels))
+    for name, path, problem in todo:
         if path is None:
-            results.append(IngestResult(name, "rejected", reason=problem))
+            batcher.add(name, IngestResult(name, "rejected", reason=problem))
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = f"{name!r} cannot be read ({exc.strerror or exc}); check its permissions."
+            batcher.add(name, IngestResult(name, "rejected", reason=reason))
         else:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                results.append(
-                    IngestResult(
-                        name,
-                        "rejected",
-                        reason=f"{name!r} cannot be read ({exc.strerror or exc}); "
-                        "check its permissions.",
-                    )
-                )
-            else:
-                results.append(_ingest_one(store, name, data, meta, limit))
-        if on_progress is not None:
-            on_progress(done, len(todo))
-    return results
+            batcher.add(name, data)
+    return batcher.finish()

@@ -110,6 +110,39 @@ def test_duplicate_within_one_batch(store, rgb, encode_image):
     assert len(store.smears()) == 1
 
 
+def test_a_folder_is_committed_in_batches_with_duplicates_found_across_them(
+    store, make_smear, encode_image, tmp_path, monkeypatch
+):
+    from dataset import ingest
+
+    monkeypatch.setattr(ingest._Batcher, "BATCH_SMEARS", 2)
+    rgbs = [make_smear(96, 80, seed=s).rgb for s in range(5)]
+    [first] = ingest_files(store, [("stored.png", encode_image(rgbs[4]))])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, name in enumerate(["a.png", "b.png", "c.png", "d.png"]):
+        (folder / name).write_bytes(encode_image(rgbs[i]))
+    (folder / "e.png").write_bytes(encode_image(rgbs[0]))  # repeats a.png, an earlier batch
+    (folder / "f.bmp").write_bytes(encode_image(rgbs[3], "BMP"))  # repeats d.png, same batch
+    (folder / "g.png").write_bytes(encode_image(rgbs[4]))  # stored before this call
+    before = store.table_versions()
+    calls = []
+    results = ingest_paths(store, [folder], on_progress=lambda d, t: calls.append((d, t)))
+    assert [r.status for r in results] == ["added"] * 4 + ["duplicate"] * 3
+    assert "'a.png'" in results[4].reason and "'d.png'" in results[5].reason
+    assert "'stored.png'" in results[6].reason and results[6].smear_id == first.smear_id
+    assert calls == [(d, 7) for d in range(1, 8)]
+    after = store.table_versions()
+    # Two smears per batch: two commits of tiles and two of smears for four new smears.
+    assert (after["tiles"] - before["tiles"], after["smears"] - before["smears"]) == (2, 2)
+    for r, rgb in zip(results[:4], rgbs[:4], strict=True):
+        assert np.array_equal(store.smear_image(r.smear_id), rgb)
+        for t in store.tiles(r.smear_id):
+            np.testing.assert_array_equal(
+                store.tile_image(t.tile_id), rgb[t.y : t.y + t.h, t.x : t.x + t.w]
+            )
+
+
 def test_exif_orientation_is_applied_then_all_metadata_dropped(store, rgb):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
