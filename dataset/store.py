@@ -526,11 +526,12 @@ class Store:
             has_png = "image_png" in pf.schema_arrow.names
             columns = ["tile_id", "image_png"] if has_png else ["tile_id"]
             for batch in pf.iter_batches(batch_size=64, columns=columns, use_threads=False):
-                for i, tid in enumerate(batch.column(0).to_pylist()):
+                ids = batch.column(0).to_pylist()
+                pngs = batch.column(1).to_pylist() if has_png else [None] * len(ids)
+                for tid, png in zip(ids, pngs, strict=True):
                     if tid not in wanted or tid in seen:
                         continue
                     seen.add(tid)
-                    png = batch.column(1)[i].as_py() if has_png else None
                     yield tid, png if png is not None else encode_rgb_png(self.tile_image(tid))
 
     # ----------------------------------------------------------------- revisions

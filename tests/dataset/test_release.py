@@ -158,7 +158,7 @@ def test_a_damaged_mask_is_refused_by_name(store: Store, monkeypatch: pytest.Mon
     buf = io.BytesIO()
     small.save(buf, format="PNG")
     monkeypatch.setattr(rel._MaskSpill, "get", lambda self, t: buf.getvalue())
-    with pytest.raises(ReleaseError, match="3x3 but its tile is 32x32"):
+    with pytest.raises(ReleaseError, match="3x3 L but its tile needs 32x32"):
         create_release(store, "1.0.0", "damaged")
     monkeypatch.setattr(rel._MaskSpill, "get", real)
     assert list((store.root / "releases").iterdir()) == []
