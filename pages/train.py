@@ -28,7 +28,7 @@ from pages import _common
 from training.jobs import JobError, JobRunner, JobState, JobStatus, UnknownJobError
 from training.model import ENCODERS
 from training.segment import SegTrainConfig
-from training.service import split_counts, submit_training
+from training.service import queue_rescoring, split_counts, submit_training
 
 JOB_KEY = "train_job_id"
 FLASH_KEY = "train_flash"
@@ -329,7 +329,9 @@ def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
     except ZooError as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
-    _flash("success", f"Model {model_id} is now the current model.")
+    queued = queue_rescoring(Path(workspace))
+    note = " Unlabelled tiles are being re-scored with it." if queued else ""
+    _flash("success", f"Model {model_id} is now the current model.{note}")
 
 
 def _rollback(workspace: str) -> None:
@@ -338,6 +340,7 @@ def _rollback(workspace: str) -> None:
     except ZooError as exc:
         _flash("warning", f"Nothing rolled back: {exc}.")
         return
+    queue_rescoring(Path(workspace))
     _flash("success", f"Rolled back: model {card.model_id} is current again.")
 
 

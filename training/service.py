@@ -180,6 +180,9 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         machine=describe_machine(config.device),
     )
     ctx.add_model("segmentation", staging, card)
+    if params.get("rescore", True) and zoo.current("segmentation") is None:
+        # This run becomes the first current model when it ends: rank tiles with it next.
+        queue_rescoring(ctx.workspace)
     ctx.log(f"Best validation mIoU {result.metrics.miou} at epoch {result.best_epoch}")
     return {"mean_iou": result.metrics.miou, "best_epoch": result.best_epoch}
 
@@ -330,6 +333,28 @@ def submit_scoring(workspace: Path, strategy: str) -> str:
 
     get_strategy(strategy)
     return JobRunner(workspace).submit("score", SCORE_TARGET, {"strategy": strategy}).job_id
+
+
+DEFAULT_STRATEGY = "entropy"
+
+
+def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | None:
+    """Queue scoring for the current model unless a scoring job is already waiting or running.
+
+    Called when the current model changes (a first model, a promotion, a roll-back), so the
+    Suggestions page and the Label page's suggested order follow the new model. Tiles the
+    model already scored are skipped by the job, so an unneeded run ends at once.
+
+    Returns:
+        The new job id, or None when a scoring job was already pending.
+    """
+    from training.jobs import JobRunner, JobState
+
+    runner = JobRunner(workspace)
+    pending = runner.list(states=[JobState.QUEUED, JobState.RUNNING])
+    if any(j.kind == "score" for j in pending):
+        return None
+    return submit_scoring(workspace, strategy)
 
 
 def score_job(ctx, params: dict[str, Any]) -> dict[str, Any]:

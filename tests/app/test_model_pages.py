@@ -95,7 +95,7 @@ def trained(tmp_path_factory) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("trained"))
     ctx = _Ctx(ws)
     config = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
-    segment_job(ctx, {"config": config})
+    segment_job(ctx, {"config": config, "rescore": False})
     (kind, staging, card) = ctx.models[0]
     Zoo(ws).add(kind, staging, card)
     return ws

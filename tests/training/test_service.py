@@ -75,7 +75,7 @@ def _train(ws: Path) -> _Ctx:
 
     ctx = _Ctx(ws)
     config = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
-    segment_job(ctx, {"config": config})
+    segment_job(ctx, {"config": config, "rescore": False})
     (kind, staging, card) = ctx.models[0]
     Zoo(ws).add(kind, staging, card)
     return ctx
@@ -179,3 +179,16 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
     share = analysis.row("leukocyte").pixel_share
     assert feats["smear: leukocyte pixel share"] == pytest.approx(share)
     assert feats["smear: leukocyte count"] == analysis.row("leukocyte").count
+
+
+def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) -> None:
+    from training.jobs import JobRunner
+    from training.service import queue_rescoring
+
+    monkeypatch.setattr(JobRunner, "ensure_worker", lambda self: False)  # no real worker here
+    Store.open(tmp_path).init()
+    first = queue_rescoring(tmp_path)
+    assert first is not None
+    assert queue_rescoring(tmp_path) is None  # one pending scoring job is enough
+    jobs = JobRunner(tmp_path).list()
+    assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, "score", "queued")]
