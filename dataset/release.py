@@ -159,8 +159,8 @@ class ReleaseOptions:
         rows_per_group: Rows per Parquet row group (huggingface uses 100 for image sets).
         max_file_rows: Start a new ``{split}-NNNNN.parquet`` after this many rows.
         max_file_bytes: ... or once a file has grown past this many bytes.
-        workers: Threads decoding masks to count class pixels (Pillow and NumPy release the
-            GIL), beside the thread writing the files.
+        workers: Threads decoding masks to count class pixels (Pillow inflates with the GIL
+            released), beside the thread writing the files.
     """
 
     rows_per_group: int = 100
@@ -329,8 +329,8 @@ def _decode_png(data: bytes) -> np.ndarray:
 def _mask_counts(mask_png: bytes, w: int, h: int) -> np.ndarray:
     """Pixels per mask value of one released mask (runs in a worker thread).
 
-    Pillow's histogram counts in C, with the GIL released, what a NumPy array and
-    ``bincount`` would count in three passes.
+    Pillow's histogram counts in one C pass what a NumPy copy and ``bincount`` would count
+    in three.
 
     Shape:
         returns (256,) int64.
