@@ -10,9 +10,7 @@ processes of one machine. Small commits are compacted and checkpointed as they p
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,8 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
+
+from dataset.durable import fsync_dir, fsync_path, locked
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -128,12 +128,8 @@ class DeltaTables:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Exclusive cross-process lock for a read-check-write on table ``name``."""
-        with open(self.root / "locks" / f"{name}.lock", "a+b") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with locked(self.root / "locks" / f"{name}.lock"):
+            yield
 
     def table(self, name: str) -> DeltaTable:
         """The table, created empty on first use, updated to its latest version."""
@@ -200,17 +196,9 @@ class DeltaTables:
                 if "add" in action:
                     paths.append(base / unquote(action["add"]["path"]))
         for p in paths:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for d in (base, log):
-            fd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(p)
+        fsync_dir(base)
+        fsync_dir(log)
 
     def compact(self, name: str) -> None:
         """Merge small files and write a checkpoint so reads stay fast as commits pile up.

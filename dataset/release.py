@@ -55,6 +55,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from dataset.card import render_card
+from dataset.durable import fsync_dir
 from dataset.schema import UNLABELLED, UNLABELLED_NAME, ClassSchema
 from dataset.store import SPLITS, Store, StoreError, TileInfo
 
@@ -382,14 +383,6 @@ def _write_bytes(path: Path, data: bytes) -> str:
     return f.close()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _arrow_schema(schema: ClassSchema, version: str) -> pa.Schema:
     features = {f.name: f.feature for f in FIELDS}
     meta = {
@@ -609,7 +602,7 @@ def create_release(
                 if p.is_file():
                     p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.rename(tmp, final)  # atomic: the release appears whole or not at all
-            _fsync_dir(root)
+            fsync_dir(root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -777,8 +770,8 @@ def _write_release(
     )
     manifest.files = dict(sorted(files.items()))
     _write_bytes(tmp / "manifest.json", manifest.model_dump_json(indent=2).encode())
-    _fsync_dir(tmp / "data")
-    _fsync_dir(tmp)
+    fsync_dir(tmp / "data")
+    fsync_dir(tmp)
     return manifest
 
 
