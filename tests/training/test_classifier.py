@@ -163,12 +163,15 @@ def test_cross_validation_fits_preprocessing_on_training_folds_only(
 
     fitted_on: dict[int, set[int]] = {}
     scored: list[tuple[int, set[int]]] = []
+    # Keep every preprocessor alive: a collected object's id() can be handed to a new one.
+    keep_alive: list[Preprocessor] = []
     real_fit = Preprocessor.fit.__func__
     real_predict = FittedClassifier.predict_proba
 
     def spy_fit(cls, X, feature_names):
         pre = real_fit(cls, X, feature_names)
         rows = X[:, 3].astype(int) - 1000
+        keep_alive.append(pre)
         fitted_on[id(pre)] = set(rows.tolist())
         # The medians are those of exactly these rows.
         np.testing.assert_array_equal(pre.medians[3], np.median(X[:, 3]))
