@@ -17,87 +17,21 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dataset.images import encode_png_lossless, smear_id_for
-from dataset.store import NewSmear, Store, split_for_group
+from dataset.store import NewSmear, Store
 from model_zoo import Zoo
+from tests._segfixtures import CLASSES, disc_smear, make_workspace, train_tiny
 from training.jobs import JobRunner, JobState
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("pages/train.py", "pages/suggestions.py", "pages/analysis.py")
-CLASSES = ["background", "leukocyte"]
 
 
 # ------------------------------------------------------------------------------ fixtures
-def _patient_in(split: str) -> str:
-    return next(
-        p for p in (f"P{i}" for i in range(1000)) if split_for_group(f"patient:{p}", 0) == split
-    )
-
-
-def _smear(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A pink field with dark discs: class 1 where a disc is, class 0 elsewhere."""
-    rng = np.random.default_rng(seed)
-    img = np.full((128, 128, 3), (230, 200, 210), np.uint8)
-    mask = np.zeros((128, 128), np.uint8)
-    yy, xx = np.mgrid[:128, :128]
-    for _ in range(6):
-        cy, cx = rng.integers(10, 118, 2)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 64
-        img[disc] = (120, 40, 140)
-        mask[disc] = 1
-    return img, mask
-
-
-def make_workspace(ws: Path, splits=("train", "train", "validation", "test")) -> Path:
-    """Smears of 128x128 in 64x64 tiles, three tiles of each labelled, one smear per split."""
-    store = Store.open(ws)
-    store.init(CLASSES, tile_size=64)
-    for i, split in enumerate(splits):
-        img, mask = _smear(i)
-        sid = smear_id_for(img)
-        store.add_smear(
-            NewSmear(
-                sid,
-                encode_png_lossless(img),
-                128,
-                128,
-                label=f"smear {i}",
-                patient=_patient_in(split),
-            )
-        )
-        for t in store.tiles(sid)[:3]:
-            store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
-    return ws
-
-
-class _Ctx:
-    """The part of the job context the training target uses."""
-
-    def __init__(self, workspace: Path) -> None:
-        self.workspace = workspace
-        self.models: list = []
-        self.cancelled = False
-
-    def progress(self, **fields) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        pass
-
-    def add_model(self, kind, staging, card) -> None:
-        self.models.append((kind, staging, card))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A workspace with a tiny current model (64x64 tiles, encoder depth 3, one epoch)."""
-    from training.service import segment_job
-
     ws = make_workspace(tmp_path_factory.mktemp("trained"))
-    ctx = _Ctx(ws)
-    config = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
-    segment_job(ctx, {"config": config, "rescore": False})
-    (kind, staging, card) = ctx.models[0]
-    Zoo(ws).add(kind, staging, card)
+    train_tiny(ws)
     return ws
 
 
@@ -356,7 +290,7 @@ def test_label_page_uses_the_colour_rules_when_the_model_has_other_classes(
     ws = tmp_path / "other"
     store = Store.open(ws)
     store.init(["background", "leukocyte", "platelet"], tile_size=64)
-    img, _ = _smear(0)
+    img, _ = disc_smear(0)
     store.add_smear(NewSmear(smear_id_for(img), encode_png_lossless(img), 128, 128))
     theirs = Zoo(trained).current("segmentation")
     added = Zoo(ws).add("segmentation", Zoo(trained).path(theirs.model_id), theirs)

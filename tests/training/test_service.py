@@ -9,76 +9,16 @@ import numpy as np
 import pytest
 
 from dataset.images import encode_png_lossless, smear_id_for
-from dataset.store import NewSmear, Store, StoreError, split_for_group
+from dataset.store import NewSmear, Store, StoreError
 from model_zoo import Zoo
+from tests._segfixtures import JobCtx, disc_smear, make_workspace, patient_in, train_tiny
 
 pytestmark = pytest.mark.slow
 
 
-def _patient_in(split: str) -> str:
-    return next(
-        p for p in (f"P{i}" for i in range(1000)) if split_for_group(f"patient:{p}", 0) == split
-    )
-
-
-def _smear(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A pink field with dark discs: class 1 where a disc is, class 0 elsewhere."""
-    rng = np.random.default_rng(seed)
-    img = np.full((128, 128, 3), (230, 200, 210), np.uint8)
-    mask = np.zeros((128, 128), np.uint8)
-    yy, xx = np.mgrid[:128, :128]
-    for _ in range(6):
-        cy, cx = rng.integers(10, 118, 2)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 64
-        img[disc] = (120, 40, 140)
-        mask[disc] = 1
-    return img, mask
-
-
-class _Ctx:
-    """The part of the job runner's context the target uses, recorded for assertions."""
-
-    def __init__(self, workspace: Path) -> None:
-        self.workspace = workspace
-        self.models: list = []
-        self.progressed = 0
-        self.cancelled = False
-
-    def progress(self, **fields) -> None:
-        self.progressed += 1
-
-    def log(self, message: str) -> None:
-        pass
-
-    def add_model(self, kind, staging, card) -> None:
-        self.models.append((kind, staging, card))
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    ws = tmp_path_factory.mktemp("ws")
-    store = Store.open(ws)
-    store.init(["background", "leukocyte"], tile_size=64)
-    for i, split in enumerate(["train", "train", "validation", "test"]):
-        img, mask = _smear(i)
-        sid = smear_id_for(img)
-        store.add_smear(
-            NewSmear(sid, encode_png_lossless(img), 128, 128, patient=_patient_in(split))
-        )
-        for t in store.tiles(sid)[:3]:
-            store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
-    return ws
-
-
-def _train(ws: Path) -> _Ctx:
-    from training.service import segment_job
-
-    ctx = _Ctx(ws)
-    config = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
-    segment_job(ctx, {"config": config, "rescore": False})
-    (kind, staging, card) = ctx.models[0]
-    Zoo(ws).add(kind, staging, card)
-    return ctx
+    return make_workspace(tmp_path_factory.mktemp("ws"))
 
 
 def test_training_reads_train_and_validation_only(workspace: Path) -> None:
@@ -94,7 +34,7 @@ def test_training_reads_train_and_validation_only(workspace: Path) -> None:
 
 
 def test_job_registers_a_current_model_with_a_card(workspace: Path) -> None:
-    ctx = _train(workspace)
+    ctx = train_tiny(workspace)
     assert ctx.progressed > 0
     card = Zoo(workspace).current("segmentation")
     assert card is not None and card.classes == ["background", "leukocyte"]
@@ -109,7 +49,7 @@ def test_prefill_suggest_analyse_use_the_current_model(workspace: Path) -> None:
     from training.service import analyze_smear, load_model, prefill, suggest
 
     if Zoo(workspace).current("segmentation") is None:
-        _train(workspace)
+        train_tiny(workspace)
     store = Store.open(workspace)
     loaded = load_model(workspace)
     open_tile = next(t for t in store.tiles() if store.latest(t.tile_id) is None)
@@ -145,13 +85,13 @@ def test_training_refuses_without_validation_tiles(tmp_path: Path) -> None:
 
     store = Store.open(tmp_path)
     store.init(["background", "leukocyte"], tile_size=64)
-    img, mask = _smear(7)
+    img, mask = disc_smear(7)
     sid = smear_id_for(img)
-    store.add_smear(NewSmear(sid, encode_png_lossless(img), 128, 128, patient=_patient_in("train")))
+    store.add_smear(NewSmear(sid, encode_png_lossless(img), 128, 128, patient=patient_in("train")))
     t = store.tiles(sid)[0]
     store.save_mask(t.tile_id, mask[:64, :64], annotator="t")
     with pytest.raises(StoreError, match="1 train, 0 validation"):
-        segment_job(_Ctx(tmp_path), {"config": {"epochs": 1}})
+        segment_job(JobCtx(tmp_path), {"config": {"epochs": 1}})
 
 
 def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> None:
@@ -163,7 +103,7 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
 
     store = Store.open(tmp_path)
     store.init(["background", "leukocyte"], tile_size=64)
-    img, mask = _smear(11)
+    img, mask = disc_smear(11)
     sid = smear_id_for(img)
     store.add_smear(NewSmear(sid, encode_png_lossless(img), 128, 128))
     visit = NewVisit(date=dt.date(2026, 1, 5), hba1c_percent=5.9, smear_ids=(sid,))
