@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +305,7 @@ def score_unlabelled(
     done = cached_scores(store, model_id, strategy)
     todo = [t for t in unlabelled_tile_ids(store) if t not in done]
     model = loaded.model if loaded else None
-    inference = loaded.inference_config() if loaded else None
+    inference = scoring_inference(loaded) if loaded else None
     rows: list[dict] = []
     for n, s in enumerate(iter_scores(_candidates(store, todo), strategy, model, inference), 1):
         rows.append(
@@ -336,6 +337,28 @@ def submit_scoring(workspace: Path, strategy: str) -> str:
 
 
 DEFAULT_STRATEGY = "entropy"
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where autocast pays."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def scoring_inference(loaded: LoadedModel):
+    """Inference settings for ranking tiles: bf16 autocast where the CPU has native bf16.
+
+    Measured here (bench/segmentation_speed.py, 2 cores): scoring 25 -> 51 tiles/s, and on the
+    trained Zheng checkpoint 99.93 % of pixels keep their fp32 class. A ranking tolerates that;
+    pre-fill and smear analysis, which become labels and counts, stay in fp32.
+    """
+    config = loaded.inference_config()
+    return config.model_copy(update={"bf16": True}) if native_bf16() else config
 
 
 def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | None:

@@ -132,3 +132,16 @@ def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) 
     assert queue_rescoring(tmp_path) is None  # one pending scoring job is enough
     jobs = JobRunner(tmp_path).list()
     assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, "score", "queued")]
+
+
+def test_scoring_uses_bf16_only_where_the_cpu_has_it(workspace: Path, monkeypatch) -> None:
+    from training import service
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    loaded = service.load_model(workspace)
+    monkeypatch.setattr(service, "native_bf16", lambda: True)
+    assert service.scoring_inference(loaded).bf16
+    monkeypatch.setattr(service, "native_bf16", lambda: False)
+    assert service.scoring_inference(loaded) == loaded.inference_config()
+    assert not loaded.inference_config().bf16  # pre-fill and analysis stay fp32
