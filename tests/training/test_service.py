@@ -145,3 +145,33 @@ def test_scoring_uses_bf16_only_where_the_cpu_has_it(workspace: Path, monkeypatc
     monkeypatch.setattr(service, "native_bf16", lambda: False)
     assert service.scoring_inference(loaded) == loaded.inference_config()
     assert not loaded.inference_config().bf16  # pre-fill and analysis stay fp32
+
+
+def test_evaluate_command_scores_external_pairs(workspace: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from PIL import Image
+
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    rows = ["image,mask"]
+    for i in (20, 21):
+        img, mask = disc_smear(i)
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / f"{i}_mask.png")
+        rows.append(f"{i}.png,{i}_mask.png")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    argv = ["evaluate", "--workspace", str(workspace), "--pairs", str(tmp_path / "pairs.csv")]
+    argv += ["--levels", "0=background,255=leukocyte", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 2 and set(report["per_class"]) == {"background", "leukocyte"}
+    ious = [v["iou"] for v in report["per_class"].values()]
+    assert all(0.0 <= v <= 1.0 for v in ious)
+    assert report["mean_iou"] == pytest.approx(sum(ious) / 2)
+    # A level map naming a class the model does not know is refused with exit 1.
+    argv[-2] = "0=background,255=nucleus"
+    assert main(argv) == 1
+    assert "nucleus" in capsys.readouterr().err
