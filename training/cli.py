@@ -111,6 +111,8 @@ def _analyze(args: argparse.Namespace) -> int:
         f"{r['class_name']:>14}  pixels {r['pixel_share'] or 0:6.1%}  count {r['count']}"
         for r in rows
     )
+    if analysis.labelled_pixels == 0:
+        text = "no labelled pixels on this smear yet: label its tiles, or analyse with a model"
     source = f"model {model_id}" if model_id else "saved labels"
     _print(
         args,
