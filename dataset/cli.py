@@ -241,6 +241,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         stats["schema_frozen"] = store.schema_frozen()
     stats["workspace"] = str(store.root)
     text = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in stats.items())
+    from dataset.leadtime import lead_times
+
+    report = lead_times(store)
+    stats["lead_times"] = report.model_dump(mode="json")
+    text += "".join(f"\nlead time: {c.sentence}" for c in report.comparisons)
     _emit(args, stats, text)
     return EXIT_OK
 

@@ -158,3 +158,16 @@ def test_a_zero_hand_median_gives_no_ratio():
 def test_unknown_group_name_is_refused_with_the_valid_ones():
     with pytest.raises(KeyError, match="hand-painted"):
         report_from_revisions([]).group("blank")
+
+
+def test_cli_stats_json_carries_the_lead_times(store, tiles, capsys, monkeypatch):
+    from dataset.cli import main
+
+    monkeypatch.delenv("SMEARLAB_WORKSPACE", raising=False)
+    save(store, tiles[0], 30.0)
+    assert main(["--workspace", str(store.root), "stats", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)["lead_times"]
+    assert [(g["name"], g["tiles"]) for g in doc["groups"]] == [(HAND, 1), (MODEL, 0), (RULES, 0)]
+    assert doc["note"] == NOTE and "first_labellings" not in doc
+    assert main(["--workspace", str(store.root), "stats"]) == 0
+    assert "lead time: Too few tiles" in capsys.readouterr().out
