@@ -74,6 +74,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("model_id", pa.string()),
             ("n_labelled_px", pa.int64()),
             ("mask_png", pa.binary()),
+            # Pixels per class (index = class value), counted at save so that releases and
+            # the Dataset page need not decode masks; null in rows written before the column
+            # was. Unlabelled pixels are the tile's area less ``n_labelled_px``.
+            ("class_px", pa.list_(pa.int64())),
         ]
     ),
     "skips": pa.schema(

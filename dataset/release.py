@@ -19,8 +19,8 @@ What this module promises:
   releases), and upload file names never appear; an image's and a mask's stored ``path``
   is ``"<tile_id>.png"``.
 * No pixel is decoded or encoded: tile PNGs are copied as the store keeps them (encoded once,
-  at ingest) and mask PNGs as they were saved; masks are only decoded to count class pixels
-  for the card.
+  at ingest) and mask PNGs as they were saved. The card's class pixel counts are the ones
+  stored with each revision; only masks saved before the store kept counts are decoded.
 * Memory stays flat: each table is read once, streamed page by page; masks wait in a temp
   file; rows go out in row groups.
 """
@@ -160,8 +160,8 @@ class ReleaseOptions:
         rows_per_group: Rows per Parquet row group (huggingface uses 100 for image sets).
         max_file_rows: Start a new ``{split}-NNNNN.parquet`` after this many rows.
         max_file_bytes: ... or once a file has grown past this many bytes.
-        workers: Threads decoding masks to count class pixels (Pillow inflates with the GIL
-            released), beside the thread writing the files.
+        workers: Threads decoding the masks saved before the store kept class pixel counts
+            (Pillow inflates with the GIL released), beside the thread writing the files.
     """
 
     rows_per_group: int = 100
@@ -327,8 +327,53 @@ def _decode_png(data: bytes) -> np.ndarray:
         return np.asarray(im).copy()
 
 
+_PNG_MODES = {
+    (8, 0): "L",
+    (16, 0): "I;16",
+    (8, 2): "RGB",
+    (8, 3): "P",
+    (8, 4): "LA",
+    (8, 6): "RGBA",
+}
+
+
+def _check_mask_header(mask_png: bytes, w: int, h: int) -> None:
+    """Refuse a mask that is not a ``w`` x ``h`` 8-bit grey PNG, from its header alone.
+
+    The IHDR chunk sits at a fixed place after the signature: width, height, bit depth and
+    colour type are there, so a mask whose counts are stored is checked without inflating it.
+    """
+    ok = mask_png[:8] == b"\x89PNG\r\n\x1a\n" and mask_png[12:16] == b"IHDR"
+    mw, mh = int.from_bytes(mask_png[16:20], "big"), int.from_bytes(mask_png[20:24], "big")
+    depth, colour = mask_png[24:25], mask_png[25:26]
+    mode = _PNG_MODES.get((depth[0], colour[0]), "?") if ok and depth and colour else "?"
+    if not ok or (mw, mh) != (w, h) or mode != "L":
+        shown = f"{mw}x{mh} {mode}" if ok else "not a PNG"
+        raise ReleaseError(
+            f"A stored mask is {shown} but its tile needs {w}x{h} L (8-bit class indices); "
+            "the workspace is damaged, run the store checks."
+        )
+
+
+def _stored_counts(
+    class_px: list[int] | None, n_classes: int, n_labelled_px: int, w: int, h: int
+) -> np.ndarray | None:
+    """Pixels per mask value from the counts stored with a revision; None if it has none.
+
+    Shape:
+        returns (256,) int64.
+    """
+    if class_px is None or len(class_px) != n_classes:
+        return None
+    counts = np.zeros(256, dtype=np.int64)
+    counts[:n_classes] = class_px
+    counts[UNLABELLED] = w * h - n_labelled_px
+    return counts
+
+
 def _mask_counts(mask_png: bytes, w: int, h: int) -> np.ndarray:
-    """Pixels per mask value of one released mask (runs in a worker thread).
+    """Pixels per mask value of one released mask, decoded (runs in a worker thread); for
+    revisions saved before the store kept class pixel counts.
 
     Pillow's histogram counts in one C pass what a NumPy copy and ``bincount`` would count
     in three.
@@ -501,18 +546,23 @@ class _MaskSpill:
         self.path = path
         self._fh = open(path, "w+b")  # noqa: SIM115 - closed in close()
         self._index: dict[str, tuple[int, int]] = {}
+        self.class_px: dict[str, list[int] | None] = {}
 
     def fill(self, revisions: pads.Dataset, wanted: dict[str, int]) -> None:
         offset = 0
-        for batch in _stream(revisions, ["tile_id", "revision", "mask_png"], "tile_id", wanted):
-            ids = batch.column(0).to_pylist()
-            revs = batch.column(1).to_pylist()
-            pngs = batch.column(2)
+        columns = ["tile_id", "revision", "mask_png"]
+        for batch in _stream(revisions, columns, "tile_id", wanted, optional=["class_px"]):
+            ids = batch.column("tile_id").to_pylist()
+            revs = batch.column("revision").to_pylist()
+            pngs = batch.column("mask_png")
+            names = batch.schema.names
+            pxs = batch.column("class_px") if "class_px" in names else None
             for i, (tid, rev) in enumerate(zip(ids, revs, strict=True)):
                 if wanted.get(tid) == rev and tid not in self._index:
                     data = pngs[i].as_py()
                     self._fh.write(data)
                     self._index[tid] = (offset, len(data))
+                    self.class_px[tid] = None if pxs is None else pxs[i].as_py()
                     offset += len(data)
         self._fh.flush()
         missing = sorted(set(wanted) - set(self._index))
@@ -538,19 +588,24 @@ def _stream(
     key: str,
     wanted: Collection[str],
     batch_size: int = 64,
+    optional: Collection[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """Batches of ``columns`` from files holding a wanted ``key``, read page by page.
 
-    pyarrow's dataset scanner reads ahead as far as memory allows (a 1 GB smears table was
-    in memory within seconds); reading each file with its own unbuffered reader keeps only
-    the current batch.
+    ``optional`` columns are read from the files that have them (files written before a
+    column was added lack it). pyarrow's dataset scanner reads ahead as far as memory allows
+    (a 1 GB smears table was in memory within seconds); reading each file with its own
+    unbuffered reader keeps only the current batch.
     """
     for fragment in dataset.get_fragments():
         pf = pq.ParquetFile(fragment.open(), pre_buffer=False, buffer_size=_MIB)
         keys = pf.read(columns=[key], use_threads=False).column(0).to_pylist()
         if not any(k in wanted for k in keys):
             continue
-        yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+        present = [c for c in optional if c in pf.schema_arrow.names]
+        yield from pf.iter_batches(
+            batch_size=batch_size, columns=[*columns, *present], use_threads=False
+        )
 
 
 # ----------------------------------------------------------------------------- create
@@ -688,14 +743,15 @@ def _write_release(
     spill = _MaskSpill(tmp / ".masks.spill")
     patient_keys = {sid: _patient_key(salt, smears[sid].patient) for sid in by_smear}
     counts = np.zeros(256, dtype=np.int64)
+    n_classes = len(schema.names)
     done, total = 0, len(ids)
-    pending: deque[tuple[str, dict, cf.Future]] = deque()
+    pending: deque[tuple[str, dict, np.ndarray | cf.Future]] = deque()
 
     def drain(keep: int) -> None:
         nonlocal done
         while len(pending) > keep:
-            split, row, fut = pending.popleft()
-            counts[:] += fut.result()
+            split, row, tile_counts = pending.popleft()
+            counts[:] += tile_counts.result() if isinstance(tile_counts, cf.Future) else tile_counts
             writers[split].add(row)
             done += 1
             if on_progress is not None and (done % 64 == 0 or done == total):
@@ -722,8 +778,13 @@ def _write_release(
                     "source": rev.source,
                     "labelled_at": rev.created_at,
                 }
-                fut = pool.submit(_mask_counts, mask_png, t.w, t.h)
-                pending.append((split_of[t.smear_id], row, fut))
+                stored = _stored_counts(spill.class_px[tid], n_classes, rev.n_labelled_px, t.w, t.h)
+                if stored is not None:
+                    _check_mask_header(mask_png, t.w, t.h)
+                    pending.append((split_of[t.smear_id], row, stored))
+                else:  # saved before the store kept counts: decode in a worker
+                    fut = pool.submit(_mask_counts, mask_png, t.w, t.h)
+                    pending.append((split_of[t.smear_id], row, fut))
                 # Enough masks in flight to keep the workers busy; the PNGs wait in memory.
                 drain(keep=64 * max(1, opts.workers))
             drain(keep=0)
