@@ -1,8 +1,9 @@
 """Dataset page: how far labelling has come, what the masks contain, and the releases.
 
-What it promises: counts, pixels per class and labelling times read from the store as it is
-now; recent tiles shown with their masks; releases listed, created (version + message) and
-downloadable as a zip or as PNG masks with a class legend.
+What it promises: counts, pixels per class and labelling time per tile by how the tile was
+started (hand-painted or a corrected pre-fill, with the caveat that this is observational) read
+from the store as it is now; recent tiles shown with their masks; releases listed, created
+(version + message) and downloadable as a zip or as PNG masks with a class legend.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dataset.leadtime import GROUPS, LeadTimeReport, lead_times
 from dataset.masks import overlay
 from dataset.release import create_release, export_release, list_releases
 from dataset.schema import ClassSchema
@@ -75,27 +77,74 @@ def _class_chart(store: Store, schema: ClassSchema) -> None:
         st.caption(f"{counts['unlabelled']:,} pixels of labelled tiles are still unlabelled.")
 
 
-def _time_chart(store: Store) -> None:
-    seconds = [
-        r.seconds
-        for r in store.latest_revisions().values()
-        if r.source == "manual" and r.seconds is not None
-    ]
-    st.markdown("**Labelling time per tile** (latest manual save)")
-    if not seconds:
-        st.caption("No timed saves yet.")
-        return
-    data = pd.DataFrame({"seconds": seconds})
-    chart = (
-        alt.Chart(data)
-        .mark_bar()
-        .encode(
-            x=alt.X("seconds:Q", bin=alt.Bin(maxbins=20), title="seconds"),
-            y=alt.Y("count():Q", title="tiles"),
+@st.cache_data(show_spinner=False, max_entries=16)
+def _lead_times(workspace: str, revisions_version: int) -> LeadTimeReport:
+    # Keyed by the revisions table version: re-read only after a save.
+    return lead_times(_common.get_store())
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} s"
+
+
+def _lead_time_section(store: Store) -> None:
+    report = _lead_times(str(store.root), store.table_versions()["revisions"])
+    st.markdown("**Labelling time** per tile, at its first labelling, by how it was started")
+    if not report.first_labellings:
+        st.caption(
+            "No timed first labellings yet: times appear once tiles are saved on the Label page."
         )
-        .properties(height=40 * 4 + 20)
+        return
+    points = pd.DataFrame(
+        {
+            "started as": [f.group for f in report.first_labellings],
+            "seconds": [f.seconds for f in report.first_labellings],
+            "model": [f.model_id or "" for f in report.first_labellings],
+        }
     )
+    colour = alt.Color("started as:N", sort=list(GROUPS), legend=None)
+    y = alt.Y("started as:N", sort=list(GROUPS), title=None)
+    base = alt.Chart(points)
+    chart = (
+        base.mark_boxplot(extent="min-max", opacity=0.5).encode(
+            x=alt.X("seconds:Q"), y=y, color=colour
+        )
+        + base.mark_tick(thickness=1).encode(
+            x="seconds:Q", y=y, color=colour, tooltip=["started as", "model", "seconds"]
+        )
+    ).properties(height=40 * len(GROUPS) + 20)
     st.altair_chart(chart, width="stretch")
+    rows = [*report.groups, *report.models]
+    st.table(
+        pd.DataFrame(
+            {
+                "Started as": [
+                    *(g.name for g in report.groups),
+                    *(f"model {m.name}" for m in report.models),
+                ],
+                "Tiles": [r.tiles for r in rows],
+                "Median": [_seconds(r.median_seconds) for r in rows],
+                "IQR": [
+                    "–" if r.q1_seconds is None else f"{r.q1_seconds:.0f}–{r.q3_seconds:.0f} s"
+                    for r in rows
+                ],
+                "Mean labelled px": [
+                    "–" if r.mean_labelled_px is None else f"{r.mean_labelled_px:,.0f}"
+                    for r in rows
+                ],
+            }
+        ).set_index("Started as")
+    )
+    for comparison in report.comparisons:
+        (st.markdown if comparison.ratio is not None else st.caption)(comparison.sentence)
+    skipped = []
+    if report.untimed:
+        skipped.append(f"{report.untimed} first labelled without a recorded time")
+    if report.corrected_imports:
+        skipped.append(f"{report.corrected_imports} first labelled by correcting an import")
+    if skipped:
+        st.caption(f"Not counted: {'; '.join(skipped)}.")
+    st.caption(report.note)
 
 
 def _recent_tiles(store: Store, schema: ClassSchema) -> None:
@@ -235,7 +284,7 @@ def main() -> None:
     with left:
         _class_chart(store, schema)
     with right:
-        _time_chart(store)
+        _lead_time_section(store)
     _recent_tiles(store, schema)
     _releases(store, stats)
 

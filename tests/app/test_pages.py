@@ -459,3 +459,54 @@ def test_dataset_open_button_shows_the_tile_on_the_label_page(demo_ws: Path) -> 
     assert [t.value for t in at.title] == ["Label"]
     assert at.session_state["label_tile_id"] == tile_id
     assert any("Editing revision 1" in m.value for m in at.markdown)
+
+
+def _workspace_with_a_smear(root: Path, make_smear) -> tuple[Store, list]:
+    from dataset.images import encode_png_lossless, smear_id_for
+    from dataset.store import NewSmear
+
+    store = Store.open(root)
+    store.init(tile_size=64)
+    rgb = make_smear(384, 128, seed=4).rgb  # 6 x 2 tiles
+    sid = smear_id_for(rgb)
+    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), 384, 128, label="s.png"))
+    return store, store.tiles(sid)
+
+
+def test_dataset_page_labelling_time_before_any_save(empty_ws: Path, make_smear) -> None:
+    _workspace_with_a_smear(empty_ws, make_smear)
+    at = _open("dataset.py")
+    assert not at.error, [e.value for e in at.error]
+    assert any("**Labelling time**" in m.value for m in at.markdown)
+    assert any("No timed first labellings yet" in c.value for c in at.caption)
+    assert not at.table
+
+
+def test_dataset_page_shows_labelling_time_by_how_tiles_were_started(
+    empty_ws: Path, make_smear
+) -> None:
+    from dataset.leadtime import NOTE
+
+    store, tiles = _workspace_with_a_smear(empty_ws, make_smear)
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    for i, tile in enumerate(tiles[:10]):
+        prefill = i % 2 == 1
+        store.save_mask(
+            tile.tile_id,
+            mask,
+            annotator="tester",
+            source="prefill" if prefill else "manual",
+            model_id="m1" if prefill else None,
+            seconds=10.0 + i if prefill else 40.0 + i,
+        )
+    at = _open("dataset.py")
+    assert not at.error, [e.value for e in at.error]
+    assert any("**Labelling time**" in m.value for m in at.markdown)
+    table = at.table[0].value
+    assert list(table["Tiles"]) == [5, 5, 0, 5]  # hand, model, colour rules, model m1
+    assert table.index[-1] == "model m1"
+    assert any("took 0.34× the median time" in m.value for m in at.markdown)
+    captions = [c.value for c in at.caption]
+    assert NOTE in captions
+    assert any("Too few tiles to compare a colour-rule pre-fill" in c for c in captions)
+    assert at.get("vega_lite_chart")
