@@ -84,12 +84,14 @@ def bulk_revisions(
     """Append ``n_rows`` mask revisions round-robin over ``tiles``, ``batch`` per commit."""
     rng = np.random.default_rng(seed)
     now = dt.datetime.now(dt.UTC)
+    n_classes = len(store.schema().names)
     start = {t.tile_id: (r.revision if (r := store.latest(t.tile_id)) else 0) for t in tiles}
     rows = []
     for i in range(n_rows):
         t = tiles[i % len(tiles)]
         rev = start[t.tile_id] + i // len(tiles) + 1
         mask = synthetic_mask(rng, t.h, t.w)
+        values = np.bincount(mask.ravel(), minlength=256)
         rows.append(
             {
                 "tile_id": t.tile_id,
@@ -100,8 +102,9 @@ def bulk_revisions(
                 "base_revision": rev - 1 or None,
                 "seconds": None,
                 "model_id": None,
-                "n_labelled_px": int((mask != UNLABELLED).sum()),
+                "n_labelled_px": int(values[:n_classes].sum()),
                 "mask_png": encode_mask_png(mask),
+                "class_px": values[:n_classes].tolist(),  # as Store.save_mask stores them
             }
         )
         if len(rows) == batch:

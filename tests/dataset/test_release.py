@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import itertools
@@ -13,12 +14,15 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from dataset import release as rel
+from dataset._delta import SCHEMAS, DeltaTables
 from dataset.images import encode_png_lossless, smear_id_for
+from dataset.masks import encode_mask_png
 from dataset.release import (
     ReleaseError,
     ReleaseOptions,
@@ -246,6 +250,116 @@ def test_card_and_manifest_describe_the_release(store: Store) -> None:
         assert hashlib.sha256((info.path / path).read_bytes()).hexdigest() == sha
     counts = store.class_pixel_counts()
     assert manifest["class_pixel_counts"] == counts
+
+
+def _released_mask_counts(path: Path, names: tuple[str, ...]) -> dict[str, int]:
+    """Class pixels of the released masks, decoded: the figure releases gave before
+    revisions stored their counts."""
+    counts = np.zeros(256, np.int64)
+    for rows in _split_tables(path).values():
+        for r in rows:
+            mask = np.asarray(Image.open(io.BytesIO(r["mask"]["bytes"])))
+            counts += np.bincount(mask.ravel(), minlength=256)
+    return {n: int(counts[i]) for i, n in enumerate(names)} | {"unlabelled": int(counts[255])}
+
+
+def _counting_mask_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = rel._mask_counts
+
+    def counting(mask_png: bytes, w: int, h: int) -> np.ndarray:
+        calls.append("decode")
+        return real(mask_png, w, h)
+
+    monkeypatch.setattr(rel, "_mask_counts", counting)
+    return calls
+
+
+def _legacy_rows(store: Store, tiles: list[str], seed: int) -> dict[str, bytes]:
+    """Append a revision without class pixel counts on top of each tile, as SmearLab wrote
+    them before; returns the new mask PNGs."""
+    rng = np.random.default_rng(seed)
+    rows, pngs = [], {}
+    for tid in tiles:
+        t, latest = store.tile(tid), store.latest(tid)
+        mask = rng.integers(0, len(store.schema().names), (t.h, t.w), dtype=np.uint8)
+        mask[:3] = UNLABELLED
+        pngs[tid] = encode_mask_png(mask)
+        rev = (latest.revision if latest else 0) + 1
+        rows.append(
+            {
+                "tile_id": tid,
+                "revision": rev,
+                "annotator": "old",
+                "created_at": dt.datetime.now(dt.UTC),
+                "source": "manual",
+                "base_revision": rev - 1 or None,
+                "n_labelled_px": int((mask != UNLABELLED).sum()),
+                "mask_png": pngs[tid],
+            }
+        )
+    store.tables.append("revisions", rows)
+    return pngs
+
+
+def test_card_counts_come_from_stored_counts_and_equal_decoding_the_released_masks(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_mask_decodes(monkeypatch)
+    info = create_release(Store.open(store.root), "1.0.0", "no decoding")
+    assert calls == []  # every revision of the fixture was saved with its counts
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    names = store.schema().names
+    decoded = _released_mask_counts(info.path, names)
+    assert manifest["class_pixel_counts"] == decoded
+    labelled = sum(decoded[n] for n in names)
+    assert manifest["class_pixel_shares"] == {n: decoded[n] / labelled for n in names}
+    card = (info.path / "README.md").read_text()
+    for i, n in enumerate(names):
+        assert f"| {i} | {n} | `{store.schema().colors[i]}` | {decoded[n]} " in card
+
+
+def test_masks_saved_without_counts_are_decoded_for_the_card_and_released_as_stored(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = sorted(_expected_ids(store))
+    legacy = _legacy_rows(store, ids[:5], seed=11)
+    store = Store.open(store.root)
+    calls = _counting_mask_decodes(monkeypatch)
+    info = create_release(store, "1.0.0", "mixed")
+    assert len(calls) == 5  # only the revisions without counts
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
+    assert manifest["class_pixel_counts"] == store.class_pixel_counts()
+    masks = {t: png for t, _, png in store.iter_latest_masks(ids)}
+    rows = [r for rs in _split_tables(info.path).values() for r in rs]
+    assert {r["tile_id"] for r in rows} == set(ids)
+    for r in rows:
+        assert r["mask"]["bytes"] == masks[r["tile_id"]]
+        if r["tile_id"] in legacy:
+            assert r["mask"]["bytes"] == legacy[r["tile_id"]]
+
+
+def test_a_revisions_table_from_before_class_counts_is_released(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files written before the column lack it: their masks are decoded, the rest are not."""
+    old_revisions = pa.schema([f for f in SCHEMAS["revisions"] if f.name != "class_px"])
+    old = Store.open(workspace)
+    old.tables = DeltaTables(old.root, SCHEMAS | {"revisions": old_revisions})
+    old.init(tile_size=32)
+    rgb = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    _, tiles = old.add_smear(NewSmear(smear_id_for(rgb), encode_png_lossless(rgb), 64, 64))
+    _legacy_rows(old, [t.tile_id for t in tiles[:3]], seed=12)
+    store = Store.open(workspace)
+    assert "class_px" not in store.scan("revisions").schema.names
+    store.save_mask(tiles[3].tile_id, np.full((32, 32), 1, np.uint8), annotator="new")
+    assert "class_px" in store.scan("revisions").schema.names
+    calls = _counting_mask_decodes(monkeypatch)
+    info = create_release(store, "1.0.0", "old table")
+    assert info.n_tiles == 4 and len(calls) == 3
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
 
 
 # ----------------------------------------------------------------------------- splits, privacy

@@ -12,6 +12,7 @@ from PIL import Image
 
 from dataset._delta import SCHEMAS, DeltaTables
 from dataset.images import encode_png_lossless, smear_id_for
+from dataset.masks import encode_mask_png
 from dataset.schema import UNLABELLED, SchemaError
 from dataset.store import NewSmear, RevisionConflict, Store, StoreError
 from dataset.tiling import tile_grid, tile_id
@@ -375,3 +376,127 @@ def test_latest_revisions_are_the_same_after_compaction(store, smear):
     assert (store.mask(tiles[0].tile_id) == 2).all()
     nxt = store.save_mask(tiles[0].tile_id, full(tiles[0], 1), annotator="z", base_revision=3)
     assert nxt.revision == 4
+
+
+# ------------------------------------------------------------------ class pixel counts
+def stored_class_px(store: Store, tile_id_: str, revision: int) -> list[int] | None:
+    rows = store.tables.read("revisions", ["tile_id", "revision", "class_px"]).to_pylist()
+    [px] = [r["class_px"] for r in rows if (r["tile_id"], r["revision"]) == (tile_id_, revision)]
+    return px
+
+
+def decoded_counts(store: Store, tile_ids: list[str]) -> dict[str, int]:
+    """The figure class_pixel_counts gave before counts were stored: decode every mask."""
+    counts = np.zeros(256, np.int64)
+    for t in set(tile_ids):
+        if store.latest(t) is not None:
+            counts += np.bincount(store.mask(t).ravel(), minlength=256)
+    names = store.schema().names
+    return {n: int(counts[i]) for i, n in enumerate(names)} | {"unlabelled": int(counts[255])}
+
+
+def random_mask(tile, seed: int, n_classes: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mask = rng.integers(0, n_classes, (tile.h, tile.w), dtype=np.uint8)
+    mask[: rng.integers(1, tile.h // 2)] = UNLABELLED
+    return mask
+
+
+def legacy_row(store: Store, tile, mask: np.ndarray, revision: int) -> dict:
+    """A revisions row as SmearLab wrote it before class_px existed."""
+    return {
+        "tile_id": tile.tile_id,
+        "revision": revision,
+        "annotator": "old",
+        "created_at": dt.datetime.now(dt.UTC),
+        "source": "manual",
+        "base_revision": revision - 1 or None,
+        "seconds": None,
+        "model_id": None,
+        "n_labelled_px": int((mask != UNLABELLED).sum()),
+        "mask_png": encode_mask_png(mask),
+    }
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import dataset.store as store_mod
+
+    calls: list[int] = []
+    real = store_mod._decode_png
+
+    def counting(data: bytes) -> np.ndarray:
+        calls.append(1)
+        return real(data)
+
+    monkeypatch.setattr(store_mod, "_decode_png", counting)
+    return calls
+
+
+def test_class_pixels_are_counted_at_save(store, tile):
+    n = len(store.schema().names)
+    mask = random_mask(tile, seed=3, n_classes=n)
+    rev = store.save_mask(tile.tile_id, mask, annotator="a")
+    px = stored_class_px(store, tile.tile_id, rev.revision)
+    assert px == np.bincount(mask.ravel(), minlength=256)[:n].tolist()
+    assert len(px) == n and sum(px) == rev.n_labelled_px == int((mask != UNLABELLED).sum())
+    blank = store.save_mask(tile.tile_id, full(tile, UNLABELLED), annotator="a", base_revision=1)
+    assert stored_class_px(store, tile.tile_id, blank.revision) == [0] * n
+
+
+def test_class_pixel_counts_decode_only_rows_saved_without_counts(
+    workspace, make_smear, monkeypatch
+):
+    """A table from before class_px (its rows lack the column), rows appended without counts
+    since, and rows saved with counts: the sums match decoding every mask, and only the
+    latest revisions without counts are decoded."""
+    old_revisions = pa.schema([f for f in SCHEMAS["revisions"] if f.name != "class_px"])
+    old = Store.open(workspace)
+    old.tables = DeltaTables(old.root, SCHEMAS | {"revisions": old_revisions})
+    old.init(tile_size=32)
+    sid = add(old, make_smear(96, 64, seed=4).rgb)
+    tiles = old.tiles(sid)
+    assert len(tiles) == 6
+    n = len(old.schema().names)
+    masks = {t.tile_id: random_mask(t, seed=i, n_classes=n) for i, t in enumerate(tiles)}
+    rows = [legacy_row(old, t, masks[t.tile_id], 1) for t in tiles[:4]]
+    old.tables.append("revisions", pa.Table.from_pylist(rows, schema=old_revisions))
+
+    store = Store.open(workspace)
+    assert "class_px" not in store.scan("revisions").schema.names
+    calls = count_decodes(monkeypatch)
+    assert store.class_pixel_counts() == decoded_counts(store, [t.tile_id for t in tiles])
+    assert len(calls) == 4 + 4  # the counts, then the reference decoding all four
+
+    # Saves with counts evolve the table; tiles 0 and 1 get a counted revision on top.
+    for t in (tiles[0], tiles[1], tiles[4]):
+        base = store.latest(t.tile_id)
+        mask = random_mask(t, seed=99, n_classes=n)
+        store.save_mask(t.tile_id, mask, annotator="new", base_revision=base and base.revision)
+    # A later row written without counts (null), over tile 5.
+    store.tables.append("revisions", [legacy_row(store, tiles[5], masks[tiles[5].tile_id], 1)])
+    assert "class_px" in store.scan("revisions").schema.names
+    ids = [t.tile_id for t in tiles]
+    for compact in (False, True):
+        if compact:  # rewrites the old files: their rows now hold a null class_px
+            store.tables.compact("revisions")
+            store = Store.open(workspace)
+        calls.clear()
+        assert store.class_pixel_counts() == decoded_counts(store, ids)
+        assert len(calls) == 3 + 6  # tiles 2, 3 and 5 have no counts; the reference: all six
+        calls.clear()
+        assert store.class_pixel_counts([tiles[0].tile_id, tiles[4].tile_id]) == (
+            decoded_counts(store, [tiles[0].tile_id, tiles[4].tile_id])
+        )
+        assert len(calls) == 2  # only the reference decoded
+
+
+def test_class_pixel_counts_of_given_tiles_include_blank_and_unsaved_ones(store, smear):
+    a, b, c, _ = store.tiles(smear)
+    store.save_mask(a.tile_id, full(a, 2), annotator="x")
+    store.save_mask(b.tile_id, full(b, UNLABELLED), annotator="x")
+    ids = [a.tile_id, b.tile_id, c.tile_id, a.tile_id]  # c never saved; a twice
+    counts = store.class_pixel_counts(ids)
+    assert counts == decoded_counts(store, ids)
+    assert counts[store.schema().names[2]] == a.w * a.h
+    assert counts["unlabelled"] == b.w * b.h
+    assert store.class_pixel_counts() == decoded_counts(store, [a.tile_id])
