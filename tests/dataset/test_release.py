@@ -8,6 +8,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import shutil
 import stat
 import zipfile
@@ -166,6 +167,29 @@ def test_a_damaged_mask_is_refused_by_name(store: Store, monkeypatch: pytest.Mon
         create_release(store, "1.0.0", "damaged")
     monkeypatch.setattr(rel._MaskSpill, "get", real)
     assert list((store.root / "releases").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "shown"),
+    [
+        (Image.new("RGB", (32, 32)), "32x32 RGB"),
+        (Image.new("I;16", (32, 32)), "32x32 I;16"),
+        (Image.new("L", (32, 16)), "32x16 L"),
+        (None, "not a PNG"),
+    ],
+)
+def test_a_mask_with_stored_counts_is_checked_from_its_png_header(
+    image: Image.Image | None, shown: str
+) -> None:
+    buf = io.BytesIO()
+    if image is not None:
+        image.save(buf, format="PNG")
+    data = buf.getvalue() or b"GIF89a not a png at all"
+    with pytest.raises(ReleaseError, match=f"A stored mask is {re.escape(shown)} but its tile"):
+        rel._check_mask_header(data, 32, 32)
+    good = io.BytesIO()
+    Image.new("L", (32, 32)).save(good, format="PNG")
+    rel._check_mask_header(good.getvalue(), 32, 32)
 
 
 def test_parquet_schema_carries_features_classes_and_schema_version(store: Store) -> None:
