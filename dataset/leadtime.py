@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataset.store import RULES_MODEL_ID
+
 if TYPE_CHECKING:
     from dataset.store import Store
 
@@ -36,8 +38,6 @@ RULES = "corrected colour-rule pre-fill"
 GROUPS = (HAND, MODEL, RULES)
 Group = Literal["hand-painted", "corrected model pre-fill", "corrected colour-rule pre-fill"]
 
-# The model id the Label page records for a pre-fill by the colour rules (pages/label.RULES_ID).
-RULES_MODEL_ID = "colour-rules"
 UNRECORDED_MODEL = "unrecorded"
 MIN_TILES = 5
 

@@ -132,6 +132,8 @@ _REV_COLUMNS = [
     "n_labelled_px",
 ]
 SOURCES = ("manual", "import", "prefill")
+# The model id a "prefill" revision records when the colour rules, not a model, made the pre-fill.
+RULES_MODEL_ID = "colour-rules"
 _TILE_COLUMNS = [f for f in TileInfo.__dataclass_fields__]
 
 

@@ -29,7 +29,14 @@ from PIL import Image
 
 from dataset.masks import apply_paint, fill_rest, overlay, rasterize_canvas
 from dataset.schema import UNLABELLED, ClassSchema
-from dataset.store import Revision, RevisionConflict, Store, StoreError, TileInfo
+from dataset.store import (
+    RULES_MODEL_ID,
+    Revision,
+    RevisionConflict,
+    Store,
+    StoreError,
+    TileInfo,
+)
 from model_zoo import ZooError
 from pages import _common
 from training.service import LoadedModel, Prefill, prefill
@@ -48,7 +55,7 @@ CONFLICT_KEY = "lbl_conflict"
 LEAVE_KEY = "lbl_leave"
 ORDER_CACHE_KEY = "lbl_order_cache"
 PREFILL_KEY = "lbl_prefill"
-RULES_ID = "colour-rules"  # the model id a save records for a pre-fill by the colour rules
+RULES_ID = RULES_MODEL_ID  # the model id a save records for a pre-fill by the colour rules
 
 # ------------------------------------------------------------------------------ tile order
 # A tile order is one callable: store -> tile ids in walking order. Add a strategy by adding
