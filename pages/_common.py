@@ -134,6 +134,18 @@ def loaded_model(model_id: str | None = None) -> LoadedModel | None:
     return _load_model(str(path), model_id)
 
 
+def current_card():
+    """The current segmentation model's card, or None (no model yet, or an unreadable pointer,
+    which is shown as an error so the page can carry on without a model)."""
+    from model_zoo import Zoo, ZooError
+
+    try:
+        return Zoo(workspace()).current("segmentation")
+    except ZooError as exc:
+        st.error(f"The current model cannot be read: {exc}")
+        return None
+
+
 def annotator() -> str:
     """The name entered in the sidebar, else the configured default ("" when neither)."""
     name = st.session_state.get(ANNOTATOR_KEY)

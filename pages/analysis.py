@@ -11,13 +11,11 @@ What it promises:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from dataset.store import Store, StoreError
-from model_zoo import Zoo, ZooError
+from model_zoo import ZooError
 from pages import _common
 from training.analysis import SmearAnalysis, overlay
 from training.service import analyze_smear
@@ -82,11 +80,7 @@ def main() -> None:
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
         return
 
-    try:
-        card = Zoo(Path(workspace)).current("segmentation")
-    except ZooError as exc:
-        st.error(f"The current model cannot be read: {exc}")
-        card = None
+    card = _common.current_card()
     usable = card is not None and list(card.classes) == list(schema.names)
 
     top = st.columns(2, vertical_alignment="bottom")

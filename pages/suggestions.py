@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from dataset.store import Store, StoreError
-from model_zoo import Zoo, ZooError
+from model_zoo import ZooError
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
 from training.service import (
@@ -152,11 +152,7 @@ def main() -> None:
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
         return
 
-    try:
-        card = Zoo(Path(workspace)).current("segmentation")
-    except ZooError as exc:
-        st.error(f"The current model cannot be read: {exc}")
-        card = None
+    card = _common.current_card()
     if card is None:
         st.info(
             "Uncertainty scores need a trained segmentation model; train one on the **Train** "
