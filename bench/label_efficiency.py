@@ -13,15 +13,23 @@ The simulated loop, the same for every strategy and seed:
 - the reference ("all labels") trains on all 200 pool images with the same step cap, per seed,
   so the only thing that differs from a round is the number of labels.
 
+With ``--warm-steps N`` (warm start) round 0 still trains from scratch, but every later round
+fine-tunes the previous round's model of that strategy for N steps (cosine learning rate within
+the round, last weights kept, crops seeded by seed and round so all strategies of a round see the
+same draws). Cheaper, and the curve no longer carries a fresh initialisation's noise every round.
+The reference is then the long all-labels run of bench/zheng_quality.py (same split).
+
 For each strategy it reports the mean curve over seeds, the fraction of the pool that had to be
 labelled before the mean test mIoU reached 95 % of the reference, the area under the curve
 and its paired difference from random per seed.
 
-Writes bench/results/label_efficiency.json after every training run (partial runs stay
-readable) and bench/results/label_efficiency.png at the end.
+Writes bench/results/label_efficiency.json (or ``--out``) after every training run (partial runs
+stay readable) and the PNG of the same name at the end.
 
 Run: .venv/bin/python bench/label_efficiency.py [--seeds 0 1 2] [--epochs 4]
      [--steps-per-epoch 20] [--patch 96] [--threads 2] [--strategies random entropy margin tta]
+     .venv/bin/python bench/label_efficiency.py --warm-steps 150 --epochs 4 --steps-per-epoch 75
+         --out bench/results/label_efficiency_warm.json
      .venv/bin/python bench/label_efficiency.py --replot   (summary + PNG of the saved JSON)
 """
 
@@ -40,7 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _zheng import CLASSES, RESULTS, Sample, fixed_split, load_zheng, machine, write_json
 
+from training.augment import augment, sample_crop
 from training.inference import InferenceConfig
+from training.losses import SegLoss, class_weights
+from training.model import input_multiple, seed_everything, to_model_input
 from training.segment import SegTrainConfig, TrainResult, evaluate, train_segmentation
 from training.strategies import STRATEGIES, Candidate, rank_tiles
 
@@ -63,6 +74,79 @@ def train_and_test(
         "test_miou": metrics.miou,
         "test_iou": dict(zip(CLASSES, metrics.iou, strict=True)),
         "best_epoch": result.best_epoch,
+        "train_s": round(train_s, 1),
+    }
+
+
+def fine_tune(
+    previous: TrainResult,
+    labelled: list[Sample],
+    val: list[Sample],
+    test: list[Sample],
+    config: SegTrainConfig,
+    steps: int,
+    seed: int,
+) -> tuple[TrainResult, dict]:
+    """Warm start: ``steps`` more steps from ``previous``'s weights on the grown labelled set.
+
+    A fixed step count, a cosine learning rate per round and the last weights (no epoch picked by
+    validation), so the rounds of every strategy differ only in which images were labelled;
+    ``seed`` fixes the crops and augmentations, shared by all strategies of a round.
+    """
+    started = time.monotonic()
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    model = previous.build_model().train()
+    largest = max(max(s.image.shape[:2]) for s in labelled)
+    multiple = input_multiple(model)
+    crop = min(config.patch_size, -(-largest // multiple) * multiple)
+    weights = class_weights((s.mask for s in labelled), len(CLASSES), config.class_weights)
+    loss_fn = SegLoss(
+        torch.from_numpy(weights), ce_weight=config.ce_weight, dice_weight=config.dice_weight
+    )
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    # Cosine to 5 % within the round: the kept last weights sit at a low learning rate, which
+    # keeps the step-to-step noise of the curve small.
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=steps, eta_min=config.lr * 0.05
+    )
+    order: list[int] = []
+    for _ in range(steps):
+        images, masks = [], []
+        for _ in range(config.batch_size):
+            if not order:
+                order = rng.permutation(len(labelled)).tolist()
+            sample = labelled[order.pop()]
+            image, mask = sample_crop(sample.image, sample.mask, crop, rng, config.balanced_crops)
+            image, mask = augment(image, mask, rng, config.augment)
+            images.append(image)
+            masks.append(mask)
+        loss = loss_fn(
+            model(to_model_input(np.stack(images))), torch.from_numpy(np.stack(masks)).long()
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+    model.eval()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    val_metrics, _ = evaluate(model, val, CLASSES, INFERENCE)
+    train_s = time.monotonic() - started
+    test_metrics, _ = evaluate(model, test, CLASSES, INFERENCE)
+    result = TrainResult(
+        classes=CLASSES, metrics=val_metrics, best_epoch=1, history=(), epochs_run=1,
+        duration_s=train_s, stopped="epochs", state_dict=state, config=config,
+        n_train=len(labelled), n_val=len(val), class_weights=tuple(float(w) for w in weights),
+        checkpoint_dir=None,
+    )  # fmt: skip
+    return result, {
+        "n_labelled": len(labelled),
+        "val_miou": val_metrics.miou,
+        "test_miou": test_metrics.miou,
+        "test_iou": dict(zip(CLASSES, test_metrics.iou, strict=True)),
+        "best_epoch": None,
         "train_s": round(train_s, 1),
     }
 
@@ -173,6 +257,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--no-reference", action="store_true", help="skip the 200-label runs")
+    parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=None,
+        help="warm start: each round fine-tunes the previous round's model for this many steps "
+        "(round 0 still trains from scratch with --epochs x --steps-per-epoch); the reference "
+        "is then the long all-labels run of bench/zheng_quality.py",
+    )
     parser.add_argument("--out", type=Path, default=OUT_JSON, help="JSON to write")
     parser.add_argument(
         "--replot",
@@ -189,6 +281,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
     torch.set_num_threads(args.threads)
+    out_png = args.out.with_suffix(".png")
+    warm = args.warm_steps is not None
+    if warm:
+        args.no_reference = True
 
     pool, val, test = fixed_split(load_zheng(), (200, 50, 50), args.split_seed)
     base = SegTrainConfig(
@@ -211,10 +307,21 @@ def main() -> None:
             "start": args.start,
             "per_round": args.per_round,
             "rounds": args.rounds,
-            "steps_per_round": args.epochs * args.steps_per_epoch,
-            "training": "from scratch every round, same training seed; best-val epoch kept",
+            "steps_per_round": args.warm_steps if warm else args.epochs * args.steps_per_epoch,
+            "round0_steps": args.epochs * args.steps_per_epoch,
+            "training": (
+                "round 0 from scratch (best-val epoch); later rounds fine-tune the previous "
+                "round's model for a fixed step count, cosine lr to 5 % per round, last "
+                "weights kept; crops seeded by (seed, round), shared by all strategies"
+                if warm
+                else "from scratch every round, same training seed; best-val epoch kept"
+            ),
             "curve_metric": "test mIoU (val only selects the epoch)",
-            "reference": "all 200 pool images, same step cap and seed",
+            "reference": (
+                "bench/zheng_quality.py long run on all 200 pool images (same split)"
+                if warm
+                else "all 200 pool images, same step cap and seed"
+            ),
             "diversity": None,
         },
         "train_config": base.model_dump(mode="json"),
@@ -232,7 +339,14 @@ def main() -> None:
         write_json(args.out, report)
 
     started = time.monotonic()
+    quality = RESULTS / "zheng_quality.json"
     for seed in args.seeds:
+        if warm:
+            import json
+
+            # The same all-labels bar for every seed: the long run on the same 200-image pool.
+            miou = json.loads(quality.read_text())["test"]["miou"]
+            references[seed] = {"test_miou": miou, "source": str(quality.name)}
         config = base.model_copy(update={"seed": seed})
         if not args.no_reference:
             _, ref = train_and_test(pool, val, test, config)
@@ -263,7 +377,13 @@ def main() -> None:
                     picked = {t.tile_id for t in ranked[: args.per_round]}
                     score_s = time.monotonic() - score_start
                     labelled = labelled + [s for s in rest if s.tile_id in picked]
-                    model, row = train_and_test(labelled, val, test, config)
+                    if warm:
+                        model, row = fine_tune(
+                            model, labelled, val, test, config, args.warm_steps,
+                            seed=1_000 * seed + round_,
+                        )  # fmt: skip
+                    else:
+                        model, row = train_and_test(labelled, val, test, config)
                     row["score_s"] = round(score_s, 1)
                     row["added"] = sorted(picked)
                     state[name] = (labelled, model)
@@ -277,12 +397,12 @@ def main() -> None:
                 )
                 save()
         if report["summary"].get("strategies"):
-            plot(report["summary"], OUT_PNG)
+            plot(report["summary"], out_png)
     report["status"] = "done"
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     save()
     print_summary(report["summary"])
-    print(f"wrote {args.out} and {OUT_PNG.name}")
+    print(f"wrote {args.out} and {out_png.name}")
 
 
 def add_quality_reference(summary: dict, pool_size: int) -> None:
