@@ -180,6 +180,7 @@ def summarise(runs: list[dict], references: dict[int, dict], pool_size: int) -> 
     summary: dict = {
         "reference_test_miou_mean": ref,
         "reference_test_miou_per_seed": {s: references[s]["test_miou"] for s in seeds},
+        "reference_source": references[seeds[0]].get("source", "same step cap, per seed"),
         "target_95pct": 0.95 * ref,
         "n_labelled": sizes,
         "n_seeds": [len(cells[n]) for n in sizes],
@@ -469,7 +470,8 @@ def print_summary(summary: dict) -> None:
     if not summary:
         return
     ref = summary["reference_test_miou_mean"]
-    print(f"reference (all 200 labels, same steps): test mIoU {100 * ref:.2f}%; "
+    source = summary.get("reference_source", "same step cap, per seed")
+    print(f"reference (all 200 labels, {source}): test mIoU {100 * ref:.2f}%; "
           f"95% target {100 * summary['target_95pct']:.2f}%")  # fmt: skip
     print("  labelled: " + " ".join(f"{n:5d}" for n in summary["n_labelled"]))
     print("  seeds:    " + " ".join(f"{n:5d}" for n in summary["n_seeds"]))
