@@ -233,7 +233,7 @@ def load_csv(
                 )
             values = []
             for name, col in zip(names, columns, strict=True):
-                values.append(_parse_cell(row[col], path, line_no, name))
+                values.append(parse_number(row[col], f"{path}, line {line_no}", name))
             rows.append(values)
             labels.append(row[header.index(outcome)].strip())
     if not rows:
@@ -250,18 +250,24 @@ def load_csv(
     return TabularData(X=X, y=y, feature_names=tuple(names), classes=class_names, source=str(path))
 
 
-def _parse_cell(cell: str, path: Path, line_no: int, column: str) -> float:
-    text = cell.strip()
+def parse_number(text: str, where: str, column: str) -> float:
+    """A CSV cell as a float; empty, ``na``, ``nan`` or ``null`` mean missing (NaN).
+
+    Args:
+        where: The cell's place for messages, e.g. ``"pima.csv, line 12"``.
+
+    Raises:
+        ValueError: the cell is neither a finite number nor a missing-value mark.
+    """
+    text = text.strip()
     if text == "" or text.lower() in {"na", "nan", "null"}:
         return float("nan")
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(
-            f"{path}, line {line_no}: column {column!r} holds {text!r}, not a number"
-        ) from None
+        raise ValueError(f"{where}: column {column!r} holds {text!r}, not a number") from None
     if not np.isfinite(value):
-        raise ValueError(f"{path}, line {line_no}: column {column!r} holds {text!r}")
+        raise ValueError(f"{where}: column {column!r} holds {text!r}")
     return value
 
 

@@ -44,7 +44,12 @@ from dataset.registry import (
 from dataset.store import Store
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import Measurements, RuleResults, evaluate_rules
-from training.diagnosis.features import TabularData, load_csv, type_distinction_warning
+from training.diagnosis.features import (
+    TabularData,
+    load_csv,
+    parse_number,
+    type_distinction_warning,
+)
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
 from training.diagnosis.units import convert
 
@@ -982,18 +987,10 @@ def _read_table(
 
 
 def _number(text: str, path: Path, row: int, column: str) -> float:
-    text = text.strip()
-    if text.lower() in ("", "na", "nan", "null"):
-        return math.nan
     try:
-        value = float(text)
-    except ValueError:
-        raise DiagnosisError(
-            f"{path}, row {row}: column {column!r} holds {text!r}, not a number."
-        ) from None
-    if not math.isfinite(value):
-        raise DiagnosisError(f"{path}, row {row}: column {column!r} holds {text!r}.")
-    return value
+        return parse_number(text, f"{path}, row {row}", column)
+    except ValueError as err:
+        raise DiagnosisError(f"{err}.") from None
 
 
 def _labels_to_classes(
