@@ -979,7 +979,12 @@ def _unfired_verdict(
     guideline: str, context: Context, m: Measurements, table: GuidelineTable, ev: _Evaluation
 ) -> Verdict:
     graded = [n for n in ev.used if table.grades(guideline, context, n)]
-    needed = [n for n in MEASUREMENTS if table.grades(guideline, context, n)]
+    needed = [
+        n
+        for n in MEASUREMENTS
+        if table.grades(guideline, context, n)
+        and not (n == "hba1c" and m.anaemia_or_hb_disorder)  # the advice names glucose tests
+    ]
     groups = table.groups(guideline, context)
     if not needed and not groups:
         where = "in pregnancy" if context == "pregnant" else "outside pregnancy"
