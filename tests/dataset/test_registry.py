@@ -261,7 +261,7 @@ def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
 def test_rare_glucose_needs_the_unit_confirmed(registry: Registry) -> None:
     registry.add_patient("P-1")
     low = NewVisit(date=DAY, entered=(Reading("fpg", 0.8, "mmol/L"),))
-    with pytest.raises(RegistryError, match="fpg: 0.8 mmol/L is below 1.0 mmol/L"):
+    with pytest.raises(RegistryError, match=r"fpg: 0\.8 mmol/L is below 1\.0 mmol/L"):
         registry.add_visit("P-1", low)
     kept = registry.add_visit("P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True))
     assert registry.visit(kept.visit_id).unit_confirmed is True

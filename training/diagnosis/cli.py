@@ -152,9 +152,11 @@ def _measurement_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hba1c-unit", choices=HBA1C_UNITS, help="unit of --hba1c; none assumed")
     p.add_argument("--fpg", type=float, help="fasting plasma glucose")
     p.add_argument("--ogtt-1h", type=float, help="1-hour 75 g OGTT glucose")
-    p.add_argument("--ogtt", type=float, help="2-hour 75 g OGTT glucose")
+    p.add_argument("--ogtt", type=float, dest="ogtt_2h", help="2-hour 75 g OGTT glucose")
     p.add_argument("--random-glucose", type=float, help="random plasma glucose")
-    p.add_argument("--gct", type=float, help="pregnancy: 50 g 1-hour glucose challenge (ADA)")
+    p.add_argument(
+        "--gct", type=float, dest="gct_1h", help="pregnancy: 50 g 1-hour glucose challenge (ADA)"
+    )
     for hour in range(4):
         p.add_argument(
             f"--ogtt100-{hour}h",
@@ -178,8 +180,8 @@ def _measurement_args(p: argparse.ArgumentParser) -> None:
 
 
 def _values(args: argparse.Namespace) -> dict[str, float]:
-    """The measurements given on the command line, by name."""
-    return {n: getattr(args, n) for n in MEASUREMENTS if getattr(args, n, None) is not None}
+    """The measurements given on the command line, by name (every flag's dest is its name)."""
+    return {n: getattr(args, n) for n in MEASUREMENTS if getattr(args, n) is not None}
 
 
 def _units_given(args: argparse.Namespace) -> str | None:
