@@ -317,3 +317,18 @@ def test_python_m_training_runs_the_diagnosis_commands() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["guidelines"]["ADA"]["verdict"] == "prediabetes"
+
+
+def test_the_screen_cut_off_comes_from_the_workspace_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from dataset.settings import set_workspace_setting
+
+    ws = ["--workspace", str(tmp_path / "ws")]
+    argv = ["rules", "--gct", "132", "--glucose-unit", "mg/dL", "--pregnant", *ws]
+    assert run_json(capsys, *argv)["guidelines"]["ADA"]["verdict"] == "normal"
+    set_workspace_setting(tmp_path / "ws", "gdm_screen_cutoff_mgdl", 130)
+    doc = run_json(capsys, *argv)
+    assert doc["gdm_screen_cutoff_mgdl"] == 130
+    assert doc["guidelines"]["ADA"]["verdict"] == "insufficient data"
+    assert any("50 g screen positive" in n for n in doc["guidelines"]["ADA"]["notes"])
