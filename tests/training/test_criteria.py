@@ -418,9 +418,9 @@ def test_anaemia_leaves_hba1c_out_and_names_the_glucose_tests() -> None:
     alone = evaluate_rules(
         Measurements(hba1c=7.0, hba1c_unit="percent", anaemia_or_hb_disorder=True)
     )
-    for result in alone.values():
+    for g, result in alone.items():
         assert result.verdict == INSUFFICIENT
-        assert ANAEMIA_NOTE in result.notes
+        assert ANAEMIA_NOTE.format(source=criteria.ANAEMIA_SOURCES[g]) in result.notes
     assert "fasting plasma glucose or a 75 g OGTT" in ANAEMIA_NOTE
     assert "give HbA1c" not in " ".join(n for r in alone.values() for n in r.notes)
 
@@ -615,3 +615,19 @@ def test_importing_criteria_pulls_in_no_ui_or_plotting() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_who_and_nice_notes_never_cite_ada() -> None:
+    """Their notes cite their own sources (the page once showed '(ADA 2025)' under WHO)."""
+    cases = [
+        Measurements(hba1c=7.0, hba1c_unit="percent", anaemia_or_hb_disorder=True),
+        Measurements(fpg=7.5, glucose_unit=MMOL),
+        Measurements(fpg=7.5, hba1c=6.0, glucose_unit=MMOL, hba1c_unit="percent"),
+        Measurements(hba1c=6.7, hba1c_unit="percent", symptoms=True),
+        Measurements(fpg=4.5, glucose_unit=MMOL, pregnant=True),
+        Measurements(fpg=7.5, glucose_unit=MMOL, pregnant=True),
+    ]
+    for m in cases:
+        for g in ("WHO", "NICE"):
+            notes = evaluate_rules(m)[g].notes
+            assert not any("ADA 2025)" in n or "(ADA" in n for n in notes), (g, notes)

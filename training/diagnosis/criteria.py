@@ -147,8 +147,9 @@ ADA_SOURCE = (
     "diabetes (Diabetes Care 48, Suppl 1)"
 )
 HYPO_SOURCE = (
-    "ADA Standards of Care in Diabetes—2025, section 6: level 1 hypoglycaemia < 70 mg/dL "
-    "(3.9 mmol/L), level 2 < 54 mg/dL (3.0 mmol/L)"
+    "International Hypoglycaemia Study Group 2017 (Diabetes Care 40:155–157), as adopted by "
+    "ADA 2025 "
+    "section 6: level 1 hypoglycaemia < 3.9 mmol/L (70 mg/dL), level 2 < 3.0 mmol/L (54 mg/dL)"
 )
 HBA1C_FLOOR_SOURCE = (
     "RCPA Manual, HbA1c: the lowest reference interval in use starts at 3.5 % (15 mmol/mol)"
@@ -191,8 +192,9 @@ DISCORDANT_NOTE = (
 )
 ANAEMIA_NOTE = (
     "HbA1c left out: it is unreliable with anaemia or a haemoglobin disorder. Use plasma glucose "
-    "criteria instead: fasting plasma glucose or a 75 g OGTT (ADA 2025; WHO 2011)."
+    "criteria instead: fasting plasma glucose or a 75 g OGTT ({source})."
 )
+ANAEMIA_SOURCES = {"ADA": "ADA 2025", "WHO": "WHO 2011", "NICE": "WHO 2011, which NICE follows"}
 UNKNOWN_UNIT_NOTE = (
     "The entered unit of {what} was not kept (stored before units were recorded): the stored "
     "value was compared in {unit}. Check the original lab report."
@@ -772,7 +774,7 @@ def _evaluate(
                 UNKNOWN_UNIT_NOTE.format(what=LABELS[name], unit=symbol(CANONICAL_UNITS[name]))
             )
         if name == "hba1c" and m.anaemia_or_hb_disorder:
-            ev.notes.append(ANAEMIA_NOTE)
+            ev.notes.append(ANAEMIA_NOTE.format(source=ANAEMIA_SOURCES.get(guideline, "WHO 2011")))
             continue
         single = table.select(guideline, context, name)
         in_group = any(r.measurement == name for rows in grouped.values() for r in rows)
