@@ -161,6 +161,9 @@ TABLES: dict[str, pa.Schema] = {
             ("confirmed_by", pa.string()),
             ("confirmed_at", TS),
             ("note", pa.string()),
+            # What each guideline said when the clinician confirmed: JSON of
+            # {guideline: {"verdict", "repeat_test"}}; null when not recorded (imports, old rows).
+            ("guidelines", pa.string()),
         ]
     ),
 }
@@ -316,6 +319,11 @@ class Confirmation:
     confirmed_at: dt.datetime
     revision: int
     note: str = ""
+    guidelines: str | None = None
+
+    def guideline_verdicts(self) -> dict[str, dict[str, str]]:
+        """What each guideline said at confirmation (verdict, repeat_test); {} if not kept."""
+        return json.loads(self.guidelines) if self.guidelines else {}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1180,8 +1188,19 @@ class Registry:
         return added, duplicates
 
     # ------------------------------------------------------------------ diagnoses
-    def confirm(self, visit_id: str, diagnosis: str, *, by: str, note: str = "") -> Confirmation:
+    def confirm(
+        self,
+        visit_id: str,
+        diagnosis: str,
+        *,
+        by: str,
+        note: str = "",
+        guidelines: dict[str, dict[str, str]] | None = None,
+    ) -> Confirmation:
         """Record a clinician's confirmed diagnosis of a visit (a correction is a new call).
+
+        ``guidelines`` is what each guideline said at that moment (``{"ADA": {"verdict",
+        "repeat_test"}, ...}``), kept in the history beside the clinician's judgement.
 
         Raises:
             RegistryError: unknown visit or diagnosis, no clinician named, or gestational
@@ -1202,6 +1221,7 @@ class Registry:
                 confirmed_at=_now(),
                 revision=len(history) + 1,
                 note=note,
+                guidelines=None if guidelines is None else json.dumps(guidelines),
             )
             self.tables.append("registry_diagnoses", [asdict(confirmation)])
         return confirmation
@@ -1217,6 +1237,14 @@ class Registry:
             "registry_diagnoses", None, pc.field("visit_id") == visit_id
         ).to_pylist()
         return sorted((Confirmation(**r) for r in rows), key=lambda c: c.revision)
+
+    def histories(self, patient_id: str | None = None) -> dict[str, list[Confirmation]]:
+        """Every visit's confirmations (of one patient), oldest first, in one read."""
+        flt = None if patient_id is None else pc.field("patient_id") == patient_id
+        out: dict[str, list[Confirmation]] = {}
+        for row in self.tables.read("registry_diagnoses", None, flt).to_pylist():
+            out.setdefault(row["visit_id"], []).append(Confirmation(**row))
+        return {k: sorted(v, key=lambda c: c.revision) for k, v in out.items()}
 
     def confirmed(self) -> dict[str, Confirmation]:
         """The latest confirmation of every visit that has one."""

@@ -47,6 +47,7 @@ from training.diagnosis.service import (
     TRAIN_JOB_KIND,
     DiagnosisError,
     TrainRequest,
+    confirm_visit,
     load_model,
     model_warnings,
     patient_forecast,
@@ -330,15 +331,20 @@ def _confirm(registry: Registry, visit: Visit) -> None:
                 st.error("Choose the diagnosis to confirm.")
                 return
             try:
-                registry.confirm(visit.visit_id, diagnosis, by=by, note=note)
+                confirm_visit(registry, visit.visit_id, diagnosis, by=by, note=note)
             except RegistryError as exc:
                 st.error(str(exc))
             else:
                 st.rerun()
     for c in reversed(history):
+        said = "; ".join(
+            f"{g} {r['verdict']} (repeat test {r['repeat_test']})"
+            for g, r in c.guideline_verdicts().items()
+        )
         st.caption(
             f"{c.diagnosis} by {c.confirmed_by}, {c.confirmed_at:%Y-%m-%d %H:%M} UTC"
             + (f": {c.note}" if c.note else "")
+            + (f". Guidelines then: {said}." if said else "")
         )
 
 

@@ -225,6 +225,7 @@ def test_train_predict_evaluate_on_a_pima_csv(
         ws,
     )
     assert set(report["models"]) == {"mlp", "logreg"} and report["n_rows"] == 60
+    assert "not a diagnosis" in report["disclaimer"]
 
 
 def test_predict_without_a_model_exits_1(
@@ -283,6 +284,15 @@ def test_patient_visit_confirm_show_forecast(
     assert first["guidelines"]["NICE"]["verdict"] == "normal"
     assert shown["visits"][1]["guidelines"]["NICE"]["verdict"] == "prediabetes"  # 42 mmol/mol
     assert {r["repeat_test"] for r in first["guidelines"].values()} == {"not applicable"}
+    # The registry's history keeps what each guideline said at each confirmation.
+    history = shown["visits"][2]["history"]
+    assert [h["diagnosis"] for h in history] == ["prediabetes", "normal"]
+    assert history[0]["guidelines"]["ADA"] == {
+        "verdict": "prediabetes",
+        "repeat_test": "not applicable",
+    }
+    code, out, _ = run(capsys, "show", "P-100", *ws)
+    assert "repeat test: not applicable" in out and "guidelines then: WHO" in out
 
     fc = run_json(capsys, "forecast", "P-100", "--today", "2021-01-10", *ws)
     assert fc["patient"] == "P-100" and fc["series"]["hba1c"]["status"] == "fitted"

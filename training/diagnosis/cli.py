@@ -463,7 +463,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         on_progress=progress,
     )
     if args.json:
-        print(report.model_dump_json(indent=2))
+        _print_json(json.loads(report.model_dump_json()))
     else:
         print(f"{report.source}: {report.n_rows} rows, classes {report.class_counts}")
         print(f"{report.folds}-fold cross-validation, {report.repeats} repeats")
@@ -628,7 +628,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    c = registry.confirm(args.visit_id, args.diagnosis, by=args.by, note=args.note)
+    from training.diagnosis.service import confirm_visit
+
+    c = confirm_visit(registry, args.visit_id, args.diagnosis, by=args.by, note=args.note)
     if args.json:
         _print_json(
             {
@@ -638,6 +640,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                 "confirmed_by": c.confirmed_by,
                 "confirmed_at": c.confirmed_at.isoformat(),
                 "revision": c.revision,
+                "guidelines": c.guideline_verdicts(),
             }
         )
     else:
@@ -662,8 +665,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     for v in summary["visits"]:
         measured = ", ".join(f"{m['label']} {m['shown']}" for m in v["measurements"])
         print(f"{v['date']} {v['visit_id']}: {measured or '-'}")
-        print(f"  confirmed diagnosis: {v['diagnosis'] or 'none'}")
         _print_verdicts(v, "  ")
+        for c in v["history"]:
+            said = "; ".join(
+                f"{g} {r['verdict']}, repeat test {r['repeat_test']}"
+                for g, r in c["guidelines"].items()
+            )
+            print(
+                f"  confirmed #{c['revision']}: {c['diagnosis']} by {c['confirmed_by']}"
+                + (f" (guidelines then: {said})" if said else "")
+            )
     _disclaimer()
     return EXIT_OK
 

@@ -82,6 +82,7 @@ __all__ = [
     "TrainRequest",
     "TrainingSet",
     "VisitPrediction",
+    "confirm_visit",
     "csv_training_set",
     "earlier_results",
     "evaluate",
@@ -250,11 +251,17 @@ def visit_rules(
     )
 
 
-def visit_summary(registry: Registry, visit: Visit, confirmed: Confirmation | None) -> dict:
+def visit_summary(
+    registry: Registry,
+    visit: Visit,
+    confirmed: Confirmation | None,
+    history: Sequence[Confirmation] = (),
+) -> dict:
     """One visit as the page and ``diagnosis show`` present it (JSON-ready).
 
     ``measurements`` lists each value as entered (value, unit; ``unknown`` for a unit not
-    kept); ``guidelines`` gives each guideline's verdict, ``repeat_test`` and notes.
+    kept); ``guidelines`` gives each guideline's verdict, ``repeat_test`` and notes;
+    ``history`` the clinician's confirmations, each with what the guidelines said then.
     """
     results = visit_rules(visit, registry)
     return {
@@ -285,7 +292,34 @@ def visit_summary(registry: Registry, visit: Visit, confirmed: Confirmation | No
         "guidelines": results.to_json(),
         "diagnosis": None if confirmed is None else confirmed.diagnosis,
         "confirmed_by": None if confirmed is None else confirmed.confirmed_by,
+        "history": [
+            {
+                "revision": c.revision,
+                "diagnosis": c.diagnosis,
+                "confirmed_by": c.confirmed_by,
+                "confirmed_at": c.confirmed_at.isoformat(),
+                "note": c.note,
+                "guidelines": c.guideline_verdicts(),
+            }
+            for c in history
+        ],
     }
+
+
+def confirm_visit(
+    registry: Registry, visit_id: str, diagnosis: str, *, by: str, note: str = ""
+) -> Confirmation:
+    """Record a clinician's diagnosis with what each guideline said (verdict, repeat test).
+
+    Raises:
+        RegistryError: unknown visit or diagnosis, or no clinician named.
+    """
+    visit = registry.visit(visit_id)
+    said = {
+        name: {"verdict": r.verdict, "repeat_test": r.repeat_test}
+        for name, r in visit_rules(visit, registry).items()
+    }
+    return registry.confirm(visit_id, diagnosis, by=by, note=note, guidelines=said)
 
 
 def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
@@ -295,13 +329,18 @@ def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
         RegistryError: no such patient.
     """
     patient = registry.patient(patient_id)
-    confirmed = registry.confirmed()
+    histories = registry.histories(patient.patient_id)
     return {
         "patient": patient.patient_id,
         "sex": patient.sex,
         "birth_year": patient.birth_year,
         "visits": [
-            visit_summary(registry, v, confirmed.get(v.visit_id))
+            visit_summary(
+                registry,
+                v,
+                (histories.get(v.visit_id) or [None])[-1],
+                histories.get(v.visit_id, ()),
+            )
             for v in registry.visits(patient.patient_id)
         ],
         "repeat_window_days": REPEAT_WINDOW_DAYS,
