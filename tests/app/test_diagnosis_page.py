@@ -94,6 +94,9 @@ def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Pa
         "type 2",
         "other",
     ]
+    said = registry.diagnosis(visit.visit_id).guideline_verdicts()
+    assert said["ADA"] == {"verdict": "diabetes", "repeat_test": "not needed"}
+    assert any("Guidelines then: WHO diabetes (repeat test needed)" in c.value for c in at.caption)
     assert _says_decision_support(at)
 
 
