@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,18 +119,35 @@ def _table_path(workspace: Path) -> Path:
     return Path(workspace) / "tables" / SETTINGS_TABLE
 
 
+# Table path -> (name of its newest log entry, values): settings are read on every page run,
+# so a read that finds no new commit costs a directory listing, not a Delta scan.
+_CACHE: dict[str, tuple[str, dict[str, Any]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def _stored(workspace: Path) -> dict[str, Any]:
     """The workspace's values (latest row per key wins; unset keys left out), parsed JSON."""
     path = _table_path(workspace)
-    if not (path / "_delta_log").is_dir():
+    log = path / "_delta_log"
+    try:
+        newest = max(f for f in os.listdir(log) if f.endswith(".json"))
+    except (OSError, ValueError):  # no table (yet): nothing stored
         return {}
+    key = str(path.resolve())
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == newest:
+        return dict(hit[1])
     from deltalake import DeltaTable
 
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
     latest: dict[str, str | None] = {}
     for row in sorted(rows, key=lambda r: r["created_at"]):
         latest[row["key"]] = row["value"]
-    return {k: json.loads(v) for k, v in latest.items() if v is not None}
+    values = {k: json.loads(v) for k, v in latest.items() if v is not None}
+    with _CACHE_LOCK:
+        _CACHE[key] = (newest, values)
+    return dict(values)
 
 
 def _with_workspace(overrides: dict[str, object]) -> tuple[Settings, dict[str, Any], Settings]:

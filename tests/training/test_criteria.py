@@ -631,3 +631,8 @@ def test_who_and_nice_notes_never_cite_ada() -> None:
         for g in ("WHO", "NICE"):
             notes = evaluate_rules(m)[g].notes
             assert not any("ADA 2025)" in n or "(ADA" in n for n in notes), (g, notes)
+
+
+def test_an_old_value_of_unknown_unit_is_judged_without_a_new_confirmation() -> None:
+    m = Measurements(fpg=0.8, units=(("fpg", "unknown"),))
+    assert {r.verdict for r in evaluate_rules(m).values()} == {HYPO}

@@ -301,7 +301,9 @@ class Measurements:
                     f"({' or '.join(HBA1C_UNITS if name == 'hba1c' else GLUCOSE_UNITS)}). "
                     "No unit is assumed.",
                 )
-            check_possible(name, value, self.unit_of(name), confirmed=self.unit_confirmed)
+            # A value stored before units were kept passed the checks of its day.
+            confirmed = self.unit_confirmed or self.entered_unit(name) == UNKNOWN_UNIT
+            check_possible(name, value, self.unit_of(name), confirmed=confirmed)
 
     def entered_unit(self, name: str) -> str | None:
         """The unit ``name`` was entered in; ``"unknown"`` when it was not kept; None: not given."""

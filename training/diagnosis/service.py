@@ -50,10 +50,12 @@ from training.diagnosis.criteria import (
     MEASUREMENTS,
     REPEAT_WINDOW_DAYS,
     EarlierResult,
+    MeasurementError,
     Measurements,
     RuleResults,
     diagnostic_measurements,
     evaluate_rules,
+    load_guidelines,
 )
 from training.diagnosis.features import (
     TabularData,
@@ -218,7 +220,11 @@ def earlier_results(visit: Visit, visits: Sequence[Visit]) -> list[EarlierResult
             continue
         if days == 0 and other.created_at >= visit.created_at:
             continue
-        for name, result in evaluate_rules(visit_measurements(other)).items():
+        try:
+            results = evaluate_rules(visit_measurements(other))
+        except MeasurementError:
+            continue  # a stored value today's checks refuse confirms nothing
+        for name, result in results.items():
             found = diagnostic_measurements(result)
             if found:
                 out.append(EarlierResult(name, other.date.isoformat(), days, found))
@@ -263,7 +269,20 @@ def visit_summary(
     kept); ``guidelines`` gives each guideline's verdict, ``repeat_test`` and notes;
     ``history`` the clinician's confirmations, each with what the guidelines said then.
     """
-    results = visit_rules(visit, registry)
+    try:
+        guidelines = visit_rules(visit, registry).to_json()
+    except MeasurementError as err:
+        # A value stored under older, looser checks: say why instead of failing the page.
+        note = f"Cannot be judged: {err}. Correct the value and enter the visit again."
+        guidelines = {
+            name: {
+                "verdict": "insufficient data",
+                "repeat_test": "not applicable",
+                "fired": [],
+                "notes": [note],
+            }
+            for name in load_guidelines().guidelines
+        }
     return {
         "visit_id": visit.visit_id,
         "date": visit.date.isoformat(),
@@ -289,7 +308,7 @@ def visit_summary(
             if getattr(visit, k) is not None
         },
         "smear_ids": list(visit.smear_ids),
-        "guidelines": results.to_json(),
+        "guidelines": guidelines,
         "diagnosis": None if confirmed is None else confirmed.diagnosis,
         "confirmed_by": None if confirmed is None else confirmed.confirmed_by,
         "history": [
