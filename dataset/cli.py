@@ -370,7 +370,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
                 f"{', '.join(Settings.model_fields)}."
             )
     rows = [v.to_json() for v in values]
-    text = "\n".join(f"{r['key']} = {r['value']!r} ({r['source']})" for r in rows)
+    text = "\n".join(
+        f"{r['key']} = {r['value']!r} ({r['source']})"
+        + (f"; workspace value not used: {r['problem']}" if "problem" in r else "")
+        for r in rows
+    )
     _emit(args, {"settings": rows}, text)
     return EXIT_OK
 

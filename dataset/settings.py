@@ -82,15 +82,19 @@ class SettingValue:
     source: Source
     description: str
     workspace_value: Any = None
+    problem: str = ""  # a stored workspace value the settings refuse (the default applies)
 
     def to_json(self) -> dict[str, Any]:
         value = str(self.value) if isinstance(self.value, Path) else self.value
-        return {
+        out = {
             "key": self.key,
             "value": value,
             "source": self.source,
             "description": self.description,
         }
+        if self.problem:
+            out["problem"] = self.problem
+        return out
 
 
 def _schema() -> pa.Schema:
@@ -150,23 +154,31 @@ def _stored(workspace: Path) -> dict[str, Any]:
     return dict(values)
 
 
-def _with_workspace(overrides: dict[str, object]) -> tuple[Settings, dict[str, Any], Settings]:
-    """(settings, the workspace values used, the settings without the workspace layer)."""
+def _with_workspace(
+    overrides: dict[str, object],
+) -> tuple[Settings, dict[str, Any], Settings, dict[str, str]]:
+    """(settings, the workspace values used, the settings without the workspace layer, the
+    stored values left out because the settings refuse them, with why)."""
     clean = _clean(overrides)
     base = Settings(**clean)
     stored = _stored(base.workspace)
     keys = set(workspace_keys())
-    fill = {k: v for k, v in stored.items() if k in keys and k not in base.model_fields_set}
+    fill: dict[str, Any] = {}
+    refused: dict[str, str] = {}
+    for key, value in stored.items():
+        if key not in keys or key in base.model_fields_set:
+            continue
+        try:
+            Settings.model_validate({key: value})
+        except ValidationError as exc:
+            # A value stored before its field changed: the default applies and the Settings
+            # page and `settings get` say so, instead of every command failing.
+            refused[key] = f"{value!r} is refused: {exc.errors()[0]['msg']}"
+            continue
+        fill[key] = value
     if not fill:
-        return base, {}, base
-    try:
-        return Settings(**fill, **clean), fill, base
-    except ValidationError as exc:
-        bad = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise SettingsError(
-            f"The workspace {base.workspace} holds an invalid value for {bad}: "
-            f"{exc.errors()[0]['msg']}. Set it again with `python -m dataset settings set`."
-        ) from None
+        return base, {}, base, refused
+    return Settings(**fill, **clean), fill, base, refused
 
 
 def get_settings(**overrides: object) -> Settings:
@@ -177,14 +189,13 @@ def get_settings(**overrides: object) -> Settings:
 
     Raises:
         pydantic.ValidationError: an override or environment variable is invalid.
-        SettingsError: the workspace table holds a value the settings refuse.
     """
     return _with_workspace(overrides)[0]
 
 
 def setting_values(**overrides: object) -> list[SettingValue]:
     """Every setting with its value and where the value comes from (for the page and CLI)."""
-    settings, used, base = _with_workspace(overrides)
+    settings, used, base, refused = _with_workspace(overrides)
     clean = _clean(overrides)
     stored = _stored(settings.workspace)
     out = []
@@ -199,7 +210,12 @@ def setting_values(**overrides: object) -> list[SettingValue]:
             source = "default"
         out.append(
             SettingValue(
-                key, getattr(settings, key), source, info.description or "", stored.get(key)
+                key,
+                getattr(settings, key),
+                source,
+                info.description or "",
+                stored.get(key),
+                refused.get(key, ""),
             )
         )
     return out

@@ -56,6 +56,9 @@ def main() -> None:
         hide_index=True,
         key="set_table",
     )
+    for v in values:
+        if v.problem:
+            st.warning(f"This workspace's {v.key} is not used: {v.problem}. Set it again below.")
     by_key = {v.key: v for v in values}
     with st.form("set_form"):
         st.markdown("**Set a workspace value**")

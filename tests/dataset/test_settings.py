@@ -121,3 +121,22 @@ def test_settings_command_gets_and_sets(workspace: Path) -> None:
             "description": Settings.model_fields["hba1c_unit"].description,
         }
     ]
+
+
+def test_a_stored_value_the_settings_refuse_falls_back_and_is_reported(workspace: Path) -> None:
+    """A value stored before its field changed must not stop every command."""
+    import datetime as dt
+
+    from dataset._delta import DeltaTables
+    from dataset.settings import SETTINGS_TABLE, _schema
+
+    tables = DeltaTables(workspace)
+    tables.register(SETTINGS_TABLE, _schema())
+    now = dt.datetime.now(dt.UTC)
+    tables.append(
+        SETTINGS_TABLE,
+        [{"key": "gdm_screen_cutoff_mgdl", "value": "150", "set_by": "", "created_at": now}],
+    )
+    assert get_settings().gdm_screen_cutoff_mgdl == 140
+    [row] = [v for v in setting_values() if v.key == "gdm_screen_cutoff_mgdl"]
+    assert row.source == "default" and "150 is refused" in row.problem
