@@ -213,6 +213,32 @@ def test_exhaustive_grid_agrees_in_both_units_but_for_the_listed_disagreements(
     assert _differences(name, pregnant) == listed
 
 
+@pytest.mark.parametrize(
+    ("cutoff", "disagreements"), [(130, {(129, 7.2)}), (135, set()), (140, set())]
+)
+def test_screen_grid_per_cut_off(cutoff: int, disagreements: set) -> None:
+    """ADA's 50 g screen (not in the table: its cut-off is a setting), both grids per cut-off;
+    the one disagreement is named in guidelines.csv's header."""
+
+    def verdict(value: float, unit: str) -> str:
+        m = Measurements(gct_1h=value, glucose_unit=unit, pregnant=True)
+        return evaluate_rules(m, screen_cutoff_mgdl=cutoff)["ADA"].verdict
+
+    found = set()
+    for x in range(18, 601):
+        mmol = float(round_half_up(x / 18.016, 1))
+        if verdict(float(x), MG) != verdict(mmol, MMOL):
+            found.add((x, mmol))
+    for i in range(10, 334):
+        mg = int(round_half_up(i / 10 * 18.016, 0))
+        if verdict(float(mg), MG) != verdict(i / 10, MMOL):
+            found.add((mg, i / 10))
+    assert found == disagreements
+    if disagreements:
+        header = criteria.DEFAULT_TABLE.read_text(encoding="utf-8")
+        assert "129 mg/dL is negative but is 7.16 mmol/L and reads 7.2 mmol/L" in header
+
+
 def test_the_table_lists_each_unit_disagreement() -> None:
     table = load_guidelines()
     listed = {
