@@ -22,6 +22,7 @@ PAGES = (
     ("suggestions", "Suggestions", ":material/lightbulb:"),
     ("analysis", "Analysis", ":material/analytics:"),
     ("diagnosis", "Diagnosis", ":material/stethoscope:"),
+    ("settings", "Settings", ":material/settings:"),
 )
 
 pages = [

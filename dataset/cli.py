@@ -14,6 +14,7 @@ Usage::
     python -m dataset release VERSION -m MESSAGE [--seed N]
     python -m dataset verify VERSION
     python -m dataset export VERSION --format zip|png-masks --out PATH
+    python -m dataset settings get [KEY] | set KEY VALUE | unset KEY
 
 Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
 ``--json`` (print one JSON document). Exit status: 0 done, 1 some input was refused,
@@ -334,6 +335,50 @@ def _non_negative(text: str) -> float:
     return value
 
 
+# ---------------------------------------------------------------------------- settings
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Show the settings and where each comes from, or set / unset a workspace value."""
+    from dataset.settings import SettingsError, set_workspace_setting, setting_values
+
+    workspace = getattr(args, "workspace", None)
+    try:
+        if args.action in ("set", "unset"):
+            if args.key is None or (args.action == "set" and args.value is None):
+                usage = "settings set KEY VALUE" if args.action == "set" else "settings unset KEY"
+                raise CliError(
+                    f"Give the key{' and value' if args.action == 'set' else ''}: "
+                    f"python -m dataset {usage}.",
+                    EXIT_USAGE,
+                )
+            from dataset.settings import get_settings
+
+            root = workspace or get_settings().workspace
+            set_workspace_setting(root, args.key, None if args.action == "unset" else args.value)
+        values = setting_values(workspace=workspace)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"The SMEARLAB_ settings are invalid ({problems}).", EXIT_USAGE) from None
+    if args.key is not None:
+        values = [v for v in values if v.key == args.key]
+        if not values:
+            from dataset.settings import Settings
+
+            raise CliError(
+                f"Unknown setting {args.key!r}; the settings are: "
+                f"{', '.join(Settings.model_fields)}."
+            )
+    rows = [v.to_json() for v in values]
+    text = "\n".join(
+        f"{r['key']} = {r['value']!r} ({r['source']})"
+        + (f"; workspace value not used: {r['problem']}" if "problem" in r else "")
+        for r in rows
+    )
+    _emit(args, {"settings": rows}, text)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; --workspace and --json may come before or after the command."""
     common = argparse.ArgumentParser(add_help=False)
@@ -399,6 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("--format", required=True, choices=("zip", "png-masks"))
     p.add_argument("--out", required=True)
+
+    p = command(
+        "settings",
+        cmd_settings,
+        "show settings and where each comes from (override, env, workspace, default), or set "
+        "a workspace value",
+    )
+    p.add_argument("action", choices=("get", "set", "unset"))
+    p.add_argument("key", nargs="?", help="a setting (get: all when left out)")
+    p.add_argument("value", nargs="?", help="the value to store in the workspace (set)")
     return parser
 
 

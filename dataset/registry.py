@@ -3,10 +3,15 @@
 Promises:
 - Patients are stored under a pseudonym only: a study code with at least one digit
   (``P-0042``), never a name. Only sex and birth year are kept about the person.
-- Values are stored in canonical units: glucose in mmol/L, HbA1c in %, C-peptide in nmol/L,
-  insulin in µU/mL, blood pressure in mmHg, BMI in kg/m². A value that cannot be real is
-  refused, naming the field (glucose and HbA1c by
-  :func:`training.diagnosis.criteria.check_possible`).
+- A glucose or HbA1c measurement is stored as entered, value and unit (``{name}_entered``,
+  ``{name}_unit``), with its value in the canonical unit beside it for models and trends
+  (glucose in mmol/L, HbA1c in %). Visits stored before units were kept read with unit
+  ``unknown`` (their ids unchanged), and every verdict on them says so. C-peptide is stored in
+  nmol/L, insulin in µU/mL, blood pressure in mmHg, BMI in kg/m². A value that cannot be real,
+  or a glucose outside 1.0–33.3 mmol/L whose unit was not confirmed (``unit_confirmed``), is
+  refused naming the field (:func:`training.diagnosis.criteria.check_possible`).
+- No unit is assumed: a CSV mapping gives every mapped measurement's unit, or a column holding
+  it (:class:`VisitMapping`).
 - A visit's id is a hash of its patient, date and values, so the same visit entered or
   imported twice is stored once. Linking smears to a visit appends a new revision of it.
 - A confirmed diagnosis is a clinician's judgement (one of :data:`DIAGNOSES`), with who
@@ -41,22 +46,35 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dataset._delta import TS
 from dataset.store import Store, StoreError
-from training.diagnosis.criteria import MeasurementError, check_possible
+from training.diagnosis.criteria import (
+    CANONICAL_UNITS,
+    GLUCOSE_MEASUREMENTS,
+    LABELS,
+    MEASUREMENTS,
+    UNKNOWN_UNIT,
+    MeasurementError,
+    check_possible,
+)
 from training.diagnosis.units import GLUCOSE_UNITS, HBA1C_UNITS, convert
 
 __all__ = [
+    "CANONICAL_FIELDS",
     "DIABETES_DIAGNOSES",
     "DIAGNOSES",
     "DIAGNOSIS_LABELS",
     "MAPPING_FIELDS",
     "PSEUDONYM_RULE",
+    "QUANTITY_OF",
     "SEXES",
+    "UNIT_ALIASES",
+    "UNIT_CHOICES",
     "Confirmation",
     "ImportPreview",
     "ImportReport",
     "NewVisit",
     "ParsedRow",
     "Patient",
+    "Reading",
     "Registry",
     "RegistryError",
     "RowError",
@@ -108,6 +126,19 @@ TABLES: dict[str, pa.Schema] = {
             ("ogtt_1h_mmol", pa.float64()),
             ("ogtt_2h_mmol", pa.float64()),
             ("random_glucose_mmol", pa.float64()),
+            ("gct_1h_mmol", pa.float64()),
+            ("ogtt100_0h_mmol", pa.float64()),
+            ("ogtt100_1h_mmol", pa.float64()),
+            ("ogtt100_2h_mmol", pa.float64()),
+            ("ogtt100_3h_mmol", pa.float64()),
+            # Each measurement as entered: the value and its unit (null unit: stored before
+            # units were kept, read as "unknown").
+            *(
+                (f"{name}_{part}", pa.float64() if part == "entered" else pa.string())
+                for name in MEASUREMENTS
+                for part in ("entered", "unit")
+            ),
+            ("unit_confirmed", pa.bool_()),
             ("symptoms", pa.bool_()),
             ("bmi", pa.float64()),
             ("systolic_bp", pa.float64()),
@@ -130,6 +161,9 @@ TABLES: dict[str, pa.Schema] = {
             ("confirmed_by", pa.string()),
             ("confirmed_at", TS),
             ("note", pa.string()),
+            # What each guideline said when the clinician confirmed: JSON of
+            # {guideline: {"verdict", "repeat_test"}}; null when not recorded (imports, old rows).
+            ("guidelines", pa.string()),
         ]
     ),
 }
@@ -142,7 +176,11 @@ _LIMITS: dict[str, tuple[float, float, str]] = {
     "insulin_uu_ml": (0.0, 5000.0, "µU/mL"),
     "c_peptide_nmol": (0.0, 30.0, "nmol/L"),
 }
-_GLUCOSE_FIELDS = ("fpg_mmol", "ogtt_1h_mmol", "ogtt_2h_mmol", "random_glucose_mmol")
+# The canonical column of each measurement (glucose in mmol/L, HbA1c in %).
+CANONICAL_FIELDS: dict[str, str] = {
+    "hba1c": "hba1c_percent",
+    **{name: f"{name}_mmol" for name in GLUCOSE_MEASUREMENTS},
+}
 
 
 class RegistryError(StoreError):
@@ -164,11 +202,41 @@ class Patient:
     created_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One measurement as entered: its value and unit (``unknown`` when the unit was not kept)."""
+
+    measurement: str
+    value: float
+    unit: str
+
+    def canonical(self) -> float:
+        """The value in the canonical unit (%, mmol/L)."""
+        if self.unit == UNKNOWN_UNIT:
+            return float(self.value)
+        return convert(self.value, self.unit, CANONICAL_UNITS[self.measurement])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"measurement": self.measurement, "value": self.value, "unit": self.unit}
+
+    def __str__(self) -> str:
+        from training.diagnosis.units import symbol
+
+        if self.unit == UNKNOWN_UNIT:
+            unit = symbol(CANONICAL_UNITS[self.measurement])
+            return f"{self.value:g} {unit} (entered unit unknown)"
+        return f"{self.value:g} {symbol(self.unit)}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class NewVisit:
-    """What was found at one visit, in canonical units; every measurement is optional.
+    """What was found at one visit; every measurement is optional.
 
-    ``treated`` means glucose-lowering treatment (``treatment`` says which);
+    ``entered`` holds each glucose and HbA1c measurement as entered (:class:`Reading`); the
+    canonical fields (``hba1c_percent``, ``fpg_mmol``, ...) are derived from it. A visit built
+    from canonical fields only was entered in those units (the field names them).
+    ``unit_confirmed``: the person entering confirmed the unit of a glucose below 1.0 or above
+    33.3 mmol/L. ``treated`` means glucose-lowering treatment (``treatment`` says which);
     ``symptoms`` means classic symptoms of hyperglycaemia; ``gad_positive`` is the GAD
     antibody result (None: not tested).
     """
@@ -183,6 +251,13 @@ class NewVisit:
     ogtt_1h_mmol: float | None = None
     ogtt_2h_mmol: float | None = None
     random_glucose_mmol: float | None = None
+    gct_1h_mmol: float | None = None
+    ogtt100_0h_mmol: float | None = None
+    ogtt100_1h_mmol: float | None = None
+    ogtt100_2h_mmol: float | None = None
+    ogtt100_3h_mmol: float | None = None
+    entered: tuple[Reading, ...] = ()
+    unit_confirmed: bool = False
     symptoms: bool = False
     bmi: float | None = None
     systolic_bp: float | None = None
@@ -192,10 +267,32 @@ class NewVisit:
     gad_positive: bool | None = None
     smear_ids: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        given = {r.measurement for r in self.entered}
+        entered = list(self.entered)
+        for name, column in CANONICAL_FIELDS.items():
+            value = getattr(self, column)
+            if value is not None and name not in given:
+                entered.append(Reading(name, value, CANONICAL_UNITS[name]))
+        entered.sort(key=lambda r: MEASUREMENTS.index(r.measurement))
+        object.__setattr__(self, "entered", tuple(entered))
+        for reading in entered:
+            if getattr(self, CANONICAL_FIELDS[reading.measurement]) is None:
+                try:
+                    canonical = reading.canonical()
+                except (TypeError, ValueError):
+                    continue  # check_visit names the bad value or unit
+                object.__setattr__(self, CANONICAL_FIELDS[reading.measurement], canonical)
+
+    def reading(self, name: str) -> Reading | None:
+        """Measurement ``name`` as entered, or None when not measured."""
+        return next((r for r in self.entered if r.measurement == name), None)
+
     def values(self) -> dict[str, Any]:
         """The visit's fields as plain values (dates stay dates, smears a list)."""
         out = {f.name: getattr(self, f.name) for f in fields(NewVisit)}
         out["smear_ids"] = list(self.smear_ids)
+        out["entered"] = [r.to_json() for r in self.entered]
         return out
 
 
@@ -222,6 +319,11 @@ class Confirmation:
     confirmed_at: dt.datetime
     revision: int
     note: str = ""
+    guidelines: str | None = None
+
+    def guideline_verdicts(self) -> dict[str, dict[str, str]]:
+        """What each guideline said at confirmation (verdict, repeat_test); {} if not kept."""
+        return json.loads(self.guidelines) if self.guidelines else {}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -251,12 +353,32 @@ def check_visit(
         problems.append(("date", f"{visit.date} is in the future; give the day of the visit."))
     elif birth_year is not None and visit.date.year < birth_year:
         problems.append(("date", f"{visit.date} is before the birth year {birth_year}."))
-    if visit.hba1c_percent is not None:
-        _collect(problems, "hba1c_percent", visit.hba1c_percent, "percent")
-    for name in _GLUCOSE_FIELDS:
-        value = getattr(visit, name)
-        if value is not None:
-            _collect(problems, name, value, "mmol/L")
+    for reading in visit.entered:
+        if reading.measurement not in CANONICAL_FIELDS:
+            problems.append(
+                (reading.measurement, f"not a measurement; use one of {', '.join(MEASUREMENTS)}.")
+            )
+            continue
+        valid = HBA1C_UNITS if reading.measurement == "hba1c" else GLUCOSE_UNITS
+        if reading.unit not in (*valid, UNKNOWN_UNIT):
+            problems.append(
+                (
+                    reading.measurement,
+                    f"{reading.unit!r} is not a unit of {LABELS[reading.measurement]}; use one "
+                    f"of {', '.join(valid)}.",
+                )
+            )
+            continue
+        unit = (
+            CANONICAL_UNITS[reading.measurement] if reading.unit == UNKNOWN_UNIT else reading.unit
+        )
+        _collect(
+            problems,
+            reading.measurement,
+            reading.value,
+            unit,
+            confirmed=visit.unit_confirmed or reading.unit == UNKNOWN_UNIT,
+        )
     for name, (low, high, unit) in _LIMITS.items():
         value = getattr(visit, name)
         if value is None:
@@ -289,9 +411,11 @@ def check_visit(
     return problems
 
 
-def _collect(problems: list[tuple[str, str]], name: str, value: object, unit: str) -> None:
+def _collect(
+    problems: list[tuple[str, str]], name: str, value: object, unit: str, *, confirmed: bool
+) -> None:
     try:
-        check_possible(name, value, unit)
+        check_possible(name, value, unit, confirmed=confirmed)
     except MeasurementError as err:
         problems.append((name, err.reason))
 
@@ -356,6 +480,11 @@ MAPPING_FIELDS: dict[str, str] = {
     "ogtt_1h": "1-hour 75 g OGTT glucose (units: glucose)",
     "ogtt_2h": "2-hour 75 g OGTT glucose (units: glucose)",
     "random_glucose": "random plasma glucose (units: glucose)",
+    "gct_1h": "50 g 1-hour glucose challenge, in pregnancy (units: glucose)",
+    "ogtt100_0h": "fasting glucose of the 100 g 3-hour OGTT (units: glucose)",
+    "ogtt100_1h": "1-hour glucose of the 100 g OGTT (units: glucose)",
+    "ogtt100_2h": "2-hour glucose of the 100 g OGTT (units: glucose)",
+    "ogtt100_3h": "3-hour glucose of the 100 g OGTT (units: glucose)",
     "symptoms": "yes / no: classic symptoms of hyperglycaemia",
     "bmi": "body-mass index, kg/m²",
     "systolic_bp": "systolic blood pressure, mmHg",
@@ -364,6 +493,7 @@ MAPPING_FIELDS: dict[str, str] = {
     "c_peptide": "C-peptide (units: c_peptide)",
     "gad_antibodies": "GAD antibodies: positive / negative",
     "smears": "smear ids of the store, separated by ';'",
+    "unit_confirmed": "yes / no: the unit of a glucose below 1.0 or above 33.3 mmol/L is right",
     "diagnosis": "a confirmed diagnosis (needs confirmed_by in the mapping)",
 }
 UNIT_CHOICES: dict[str, tuple[str, ...]] = {
@@ -371,6 +501,32 @@ UNIT_CHOICES: dict[str, tuple[str, ...]] = {
     "hba1c": HBA1C_UNITS,
     "c_peptide": ("nmol/L", "pmol/L", "ng/mL"),
     "insulin": ("uU/mL", "pmol/L"),
+}
+# Unit spellings accepted in a unit column of a CSV (case-insensitive).
+UNIT_ALIASES: dict[str, str] = {
+    "mmol/l": "mmol/L",
+    "mmol/liter": "mmol/L",
+    "mg/dl": "mg/dL",
+    "%": "percent",
+    "percent": "percent",
+    "ngsp": "percent",
+    "dcct": "percent",
+    "mmol/mol": "mmol/mol",
+    "ifcc": "mmol/mol",
+    "nmol/l": "nmol/L",
+    "pmol/l": "pmol/L",
+    "ng/ml": "ng/mL",
+    "uu/ml": "uU/mL",
+    "µu/ml": "uU/mL",
+    "mu/l": "uU/mL",
+}
+# The quantity each mapped field is measured in (its units come from ``units`` or
+# ``unit_columns``, by field or by quantity).
+QUANTITY_OF: dict[str, str] = {
+    "hba1c": "hba1c",
+    **dict.fromkeys(GLUCOSE_MEASUREMENTS, "glucose"),
+    "insulin": "insulin",
+    "c_peptide": "c_peptide",
 }
 # To the canonical unit (the first of each UNIT_CHOICES entry): C-peptide 1 ng/mL = 0.331
 # nmol/L (3 020 Da), insulin 1 µU/mL = 6 pmol/L (the factor most assays use).
@@ -403,18 +559,30 @@ class VisitMapping(BaseModel):
 
     Example: ``{"columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c"},
     "units": {"glucose": "mg/dL", "hba1c": "percent"}, "date_format": "%Y-%m-%d"}``.
+
+    No unit is assumed: each mapped measurement needs its unit, in ``units`` (by field, e.g.
+    ``"fpg"``, or by quantity: ``glucose``, ``hba1c``, ``insulin``, ``c_peptide``) or in
+    ``unit_columns`` (a CSV column holding each row's unit, by field or quantity).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     columns: dict[str, str] = Field(description="registry field -> CSV column")
-    units: dict[str, str] = Field(default_factory=dict, description="quantity -> unit")
+    units: dict[str, str] = Field(
+        default_factory=dict, description="field or quantity -> unit of the whole file"
+    )
+    unit_columns: dict[str, str] = Field(
+        default_factory=dict, description="field or quantity -> CSV column holding the unit"
+    )
     date_format: str = Field("%Y-%m-%d", description="strptime format of the date column")
     missing_values: list[str] = Field(
         default_factory=lambda: ["", "na", "n/a", "nan", "null", "none", "."],
         description="cell texts meaning 'not measured' (case-insensitive)",
     )
     confirmed_by: str | None = Field(None, description="clinician who confirmed the diagnoses")
+    units_confirmed: bool = Field(
+        False, description="the units of glucose below 1.0 or above 33.3 mmol/L are right"
+    )
     delimiter: str = Field(",", min_length=1, max_length=1)
 
     @field_validator("columns")
@@ -431,10 +599,12 @@ class VisitMapping(BaseModel):
     @field_validator("units")
     @classmethod
     def _known_units(cls, value: dict[str, str]) -> dict[str, str]:
-        for quantity, unit in value.items():
+        for key, unit in value.items():
+            quantity = QUANTITY_OF.get(key, key)
             if quantity not in UNIT_CHOICES:
                 raise ValueError(
-                    f"no unit to set for {quantity!r}; units apply to {', '.join(UNIT_CHOICES)}"
+                    f"no unit to set for {key!r}; units apply to {', '.join(UNIT_CHOICES)} or "
+                    f"a measured field ({', '.join(QUANTITY_OF)})"
                 )
             if unit not in UNIT_CHOICES[quantity]:
                 raise ValueError(
@@ -442,14 +612,51 @@ class VisitMapping(BaseModel):
                 )
         return value
 
+    @field_validator("unit_columns")
+    @classmethod
+    def _known_unit_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [k for k in value if QUANTITY_OF.get(k, k) not in UNIT_CHOICES]
+        if unknown:
+            raise ValueError(
+                f"no unit column for {unknown}; unit columns apply to {', '.join(UNIT_CHOICES)} "
+                f"or a measured field ({', '.join(QUANTITY_OF)})"
+            )
+        return value
+
     @model_validator(mode="after")
     def _lowercase_missing(self) -> VisitMapping:
         self.missing_values = [m.strip().lower() for m in self.missing_values]
+        lacking = [
+            f
+            for f in self.columns
+            if f in QUANTITY_OF
+            and not any(
+                k in d for k in (f, QUANTITY_OF[f]) for d in (self.units, self.unit_columns)
+            )
+        ]
+        if lacking:
+            raise ValueError(
+                f"give the unit of {', '.join(lacking)}: no unit is assumed. Add it to units "
+                f'(e.g. "units": {{"{QUANTITY_OF[lacking[0]]}": '
+                f'"{UNIT_CHOICES[QUANTITY_OF[lacking[0]]][0]}"}}) or name a column holding '
+                "it in unit_columns"
+            )
         return self
 
-    def unit(self, quantity: str) -> str:
-        """The unit of ``quantity`` in the file (the canonical one when not given)."""
-        return self.units.get(quantity, UNIT_CHOICES[quantity][0])
+    def unit_source(self, name: str) -> tuple[str, str]:
+        """Where the unit of field ``name`` comes from: ``("unit", U)`` or ``("column", C)``.
+
+        A field's own entry wins over its quantity's; a fixed unit over a column.
+
+        Raises:
+            ValueError: the mapping gives no unit for ``name``.
+        """
+        for key in (name, QUANTITY_OF.get(name, name)):
+            if key in self.units:
+                return "unit", self.units[key]
+            if key in self.unit_columns:
+                return "column", self.unit_columns[key]
+        raise ValueError(f"the mapping gives no unit for {name}")
 
     @classmethod
     def load(cls, path: Path | str) -> VisitMapping:
@@ -591,12 +798,17 @@ def parse_visits_csv(
         raise RegistryError(f"{label} is not UTF-8 text; save it as UTF-8 CSV.") from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
     header = [h.strip() for h in next(reader, [])]
-    absent = [c for c in mapping.columns.values() if c not in header]
+    absent = [
+        c
+        for c in dict.fromkeys([*mapping.columns.values(), *mapping.unit_columns.values()])
+        if c not in header
+    ]
     if absent:
         raise RegistryError(
             f"{label} has no column(s) {absent}; its columns are {header}. Fix the mapping."
         )
     index = {f: header.index(c) for f, c in mapping.columns.items()}
+    index |= {f"unit:{c}": header.index(c) for c in mapping.unit_columns.values()}
     rows: list[ParsedRow] = []
     errors: list[RowError] = []
     n_rows = 0
@@ -693,30 +905,50 @@ def _parse_row(
         elif birth_year is None and date is not None:
             birth_year = date.year - int(age)
 
+    def unit_of(name: str) -> str | None:
+        """The unit of field ``name`` in this row, from the mapping or the row's unit column."""
+        kind, where = mapping.unit_source(name)
+        if kind == "unit":
+            return where
+        i = index[f"unit:{where}"]
+        text = cells[i].strip() if i < len(cells) else ""
+        quantity = QUANTITY_OF[name]
+        unit = UNIT_ALIASES.get(text.lower())
+        if unit not in UNIT_CHOICES[quantity]:
+            errors.append(
+                RowError(
+                    row,
+                    where,
+                    f"{text!r} is not a {quantity} unit (the unit of {name}); use one of "
+                    f"{', '.join(UNIT_CHOICES[quantity])}. No unit is assumed.",
+                )
+            )
+            return None
+        return unit
+
     # Values are checked in the unit they were entered in, so messages show them as written.
     values: dict[str, Any] = {}
-    for name, target in (("hba1c", "hba1c_percent"),):
+    confirmed = bool(flag("unit_confirmed")) or mapping.units_confirmed
+    entered: list[Reading] = []
+    for name in MEASUREMENTS:
         value = number(name)
-        if value is not None:
-            unit = mapping.unit("hba1c")
-            try:
-                check_possible(name, value, unit)
-                values[target] = convert(value, unit, "percent")
-            except MeasurementError as err:
-                fail(name, err.reason)
-    for name in ("fpg", "ogtt_1h", "ogtt_2h", "random_glucose"):
-        value = number(name)
-        if value is not None:
-            unit = mapping.unit("glucose")
-            try:
-                check_possible(name, value, unit)
-                values[f"{name}_mmol"] = convert(value, unit, "mmol/L")
-            except MeasurementError as err:
-                fail(name, err.reason)
+        if value is None:
+            continue
+        unit = unit_of(name)
+        if unit is None:
+            continue
+        try:
+            check_possible(name, value, unit, confirmed=confirmed)
+        except MeasurementError as err:
+            fail(name, err.reason)
+            continue
+        entered.append(Reading(name, value, unit))
     for name, target in (("c_peptide", "c_peptide_nmol"), ("insulin", "insulin_uu_ml")):
         value = number(name)
         if value is not None:
-            values[target] = value * _FACTORS[(name, mapping.unit(name))]
+            unit = unit_of(name)
+            if unit is not None:
+                values[target] = value * _FACTORS[(name, unit)]
     for name in ("bmi", "systolic_bp", "diastolic_bp"):
         value = number(name)
         if value is not None:
@@ -748,6 +980,8 @@ def _parse_row(
         symptoms=bool(symptoms),
         gad_positive=gad_positive,
         smear_ids=smears,
+        entered=tuple(entered),
+        unit_confirmed=confirmed,
         **values,
     )
     for name, message in check_visit(visit, sex=sex, birth_year=birth_year):
@@ -954,8 +1188,19 @@ class Registry:
         return added, duplicates
 
     # ------------------------------------------------------------------ diagnoses
-    def confirm(self, visit_id: str, diagnosis: str, *, by: str, note: str = "") -> Confirmation:
+    def confirm(
+        self,
+        visit_id: str,
+        diagnosis: str,
+        *,
+        by: str,
+        note: str = "",
+        guidelines: dict[str, dict[str, str]] | None = None,
+    ) -> Confirmation:
         """Record a clinician's confirmed diagnosis of a visit (a correction is a new call).
+
+        ``guidelines`` is what each guideline said at that moment (``{"ADA": {"verdict",
+        "repeat_test"}, ...}``), kept in the history beside the clinician's judgement.
 
         Raises:
             RegistryError: unknown visit or diagnosis, no clinician named, or gestational
@@ -976,6 +1221,7 @@ class Registry:
                 confirmed_at=_now(),
                 revision=len(history) + 1,
                 note=note,
+                guidelines=None if guidelines is None else json.dumps(guidelines),
             )
             self.tables.append("registry_diagnoses", [asdict(confirmation)])
         return confirmation
@@ -991,6 +1237,14 @@ class Registry:
             "registry_diagnoses", None, pc.field("visit_id") == visit_id
         ).to_pylist()
         return sorted((Confirmation(**r) for r in rows), key=lambda c: c.revision)
+
+    def histories(self, patient_id: str | None = None) -> dict[str, list[Confirmation]]:
+        """Every visit's confirmations (of one patient), oldest first, in one read."""
+        flt = None if patient_id is None else pc.field("patient_id") == patient_id
+        out: dict[str, list[Confirmation]] = {}
+        for row in self.tables.read("registry_diagnoses", None, flt).to_pylist():
+            out.setdefault(row["visit_id"], []).append(Confirmation(**row))
+        return {k: sorted(v, key=lambda c: c.revision) for k, v in out.items()}
 
     def confirmed(self) -> dict[str, Confirmation]:
         """The latest confirmation of every visit that has one."""
@@ -1161,14 +1415,26 @@ def _fresh_pseudonym(taken: set[str]) -> str:
 
 
 def _visit_row(visit: Visit) -> dict[str, Any]:
-    row = {f.name: getattr(visit, f.name) for f in fields(Visit)}
+    row = {f.name: getattr(visit, f.name) for f in fields(Visit) if f.name != "entered"}
     row["smear_ids"] = list(visit.smear_ids)
+    for reading in visit.entered:
+        row[f"{reading.measurement}_entered"] = reading.value
+        row[f"{reading.measurement}_unit"] = reading.unit
     return row
 
 
 def _visit_from_row(row: dict[str, Any]) -> Visit:
-    row = dict(row)
-    row["smear_ids"] = tuple(row.get("smear_ids") or ())
-    for name in ("pregnant", "treated", "symptoms"):
-        row[name] = bool(row[name])
-    return Visit(**row)
+    """A stored row as a visit; a value stored before units were kept reads as ``unknown``."""
+    entered = []
+    for name, column in CANONICAL_FIELDS.items():
+        unit = row.get(f"{name}_unit")
+        if unit is not None and row.get(f"{name}_entered") is not None:
+            entered.append(Reading(name, row[f"{name}_entered"], unit))
+        elif row.get(column) is not None:
+            entered.append(Reading(name, row[column], UNKNOWN_UNIT))
+    known = {f.name for f in fields(Visit)} - {"entered"}
+    values = {k: v for k, v in row.items() if k in known}
+    values["smear_ids"] = tuple(row.get("smear_ids") or ())
+    for name in ("pregnant", "treated", "symptoms", "unit_confirmed"):
+        values[name] = bool(values.get(name))
+    return Visit(**values, entered=tuple(entered))

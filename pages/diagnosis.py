@@ -1,12 +1,18 @@
 """Diagnosis page: decision support for a clinician, for research use, not a diagnosis.
 
 What it promises:
-- Every screen says that this is decision support for a clinician, for research use, and not
-  a diagnosis; patients are found and created by pseudonym only, never a name.
-- For a visit: the WHO / ADA / NICE table with what fired and the notes, the classifier's
+- The page says once, at the top, that this is decision support for a clinician, for research
+  use, and not a diagnosis; patients are found and created by pseudonym only, never a name.
+- No unit is assumed: the visit form's units start empty unless the workspace settings
+  ``glucose_unit`` / ``hba1c_unit`` preselect them, and the form says so. Values are shown as
+  entered; a glucose below 1.0 or above 33.3 mmol/L needs the unit-confirmation checkbox.
+- For a visit: the WHO / ADA / NICE table (verdict, whether a repeat test is needed, what
+  fired, notes) from :func:`training.diagnosis.service.visit_summary`, the function
+  ``diagnosis show`` uses; the classifier's
   probabilities with their explanation and caveats (including when it cannot tell type 1
   from type 2), the HbA1c and fasting-glucose trend, and a form to confirm or correct the
-  diagnosis (a correction is a new confirmation; the history stays).
+  diagnosis that starts blank (a correction is a new confirmation; the history stays).
+- Import: a column-mapping form (every field, every unit or unit column) with a preview.
 - Training queues a background job (``training.diagnosis.service:train_job``) and never
   blocks the page; its cross-validated metrics are shown with the current model.
 All logic lives in :mod:`dataset.registry` and :mod:`training.diagnosis.service`.
@@ -23,38 +29,39 @@ import streamlit as st
 from dataset.registry import (
     DIAGNOSES,
     DIAGNOSIS_LABELS,
+    MAPPING_FIELDS,
     PSEUDONYM_RULE,
+    QUANTITY_OF,
+    UNIT_CHOICES,
     Registry,
     RegistryError,
     Visit,
     VisitMapping,
 )
+from dataset.settings import SettingsError, get_settings
 from model_zoo import Zoo, ZooError
 from pages import _common
 from training.diagnosis import DISCLAIMER, MeasurementError
-from training.diagnosis.criteria import LABELS
+from training.diagnosis.criteria import LABELS, REPEAT_WINDOW_DAYS
 from training.diagnosis.service import (
     TRAIN_JOB_KIND,
     DiagnosisError,
     TrainRequest,
+    confirm_visit,
     load_model,
     model_warnings,
     patient_forecast,
     predict_visit,
     submit_training,
     visit_from_entry,
-    visit_rules,
+    visit_summary,
 )
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
 
 PATIENT_KEY = "dx_patient"
 JOB_KEY = "dx_train_job"
 POLL_S = 2.0
-EXAMPLE_MAPPING = """{
-  "columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c", "fpg": "FPG"},
-  "units": {"glucose": "mg/dL", "hba1c": "percent"},
-  "date_format": "%Y-%m-%d"
-}"""
+UNIT_COLUMN = "a column of the file"
 
 
 @st.cache_resource(show_spinner="Loading the diagnosis model…", max_entries=4)
@@ -107,18 +114,70 @@ def _find_or_create(registry: Registry) -> str | None:
     return st.session_state.get(PATIENT_KEY)
 
 
+def _lab_units(workspace: Path) -> tuple[str | None, str | None, str]:
+    """The units the workspace settings preselect, and a sentence saying so."""
+    try:
+        settings = get_settings(workspace=workspace)
+    except (SettingsError, ValueError):
+        return None, None, "The workspace settings cannot be read: choose the units."
+    glucose, hba1c = settings.glucose_unit, settings.hba1c_unit
+    if glucose is None and hba1c is None:
+        text = (
+            "No unit is assumed: choose the units. A lab can preselect its units with the "
+            "settings glucose_unit and hba1c_unit (Settings page)."
+        )
+    else:
+        shown = ", ".join(
+            f"{k} = {v}" for k, v in (("glucose_unit", glucose), ("hba1c_unit", hba1c)) if v
+        )
+        text = f"Units preselected from this workspace's settings ({shown}; Settings page)."
+    return glucose, hba1c, text
+
+
 def _visit_form(registry: Registry, store_smears: list[str], patient_id: str) -> None:
+    glucose_default, hba1c_default, units_text = _lab_units(registry.store.root)
+    glucose_units, hba1c_units = list(UNIT_CHOICES["glucose"]), list(UNIT_CHOICES["hba1c"])
     with st.expander("New visit"), st.form("dx_new_visit", clear_on_submit=False):
+        st.caption(units_text)
         c = st.columns(3)
         date = c[0].date_input("Date", value=dt.date.today(), key="dx_v_date")
-        hba1c_unit = c[1].selectbox("HbA1c unit", ["percent", "mmol/mol"], key="dx_v_au")
-        glucose_unit = c[2].selectbox("Glucose unit", ["mmol/L", "mg/dL"], key="dx_v_gu")
+        hba1c_unit = c[1].selectbox(
+            "HbA1c unit",
+            hba1c_units,
+            index=None if hba1c_default is None else hba1c_units.index(hba1c_default),
+            placeholder="choose the unit",
+            key="dx_v_au",
+        )
+        glucose_unit = c[2].selectbox(
+            "Glucose unit",
+            glucose_units,
+            index=None if glucose_default is None else glucose_units.index(glucose_default),
+            placeholder="choose the unit",
+            key="dx_v_gu",
+        )
         c = st.columns(5)
         hba1c = c[0].number_input("HbA1c", value=None, min_value=0.0, key="dx_v_a1c")
         fpg = c[1].number_input("Fasting glucose", value=None, min_value=0.0, key="dx_v_fpg")
-        ogtt_1h = c[2].number_input("OGTT 1 h", value=None, min_value=0.0, key="dx_v_o1")
-        ogtt_2h = c[3].number_input("OGTT 2 h", value=None, min_value=0.0, key="dx_v_o2")
+        ogtt_1h = c[2].number_input("75 g OGTT 1 h", value=None, min_value=0.0, key="dx_v_o1")
+        ogtt_2h = c[3].number_input("75 g OGTT 2 h", value=None, min_value=0.0, key="dx_v_o2")
         rnd = c[4].number_input("Random glucose", value=None, min_value=0.0, key="dx_v_rnd")
+        st.caption("Pregnancy, ADA two-step: the 50 g screen, then the 100 g 3-hour OGTT.")
+        c = st.columns(5)
+        gct = c[0].number_input("50 g screen 1 h", value=None, min_value=0.0, key="dx_v_gct")
+        hundred = [
+            c[i + 1].number_input(
+                f"100 g OGTT {'fasting' if i == 0 else f'{i} h'}",
+                value=None,
+                min_value=0.0,
+                key=f"dx_v_h{i}",
+            )
+            for i in range(4)
+        ]
+        confirm_unit = st.checkbox(
+            "The unit is right for a glucose below 1.0 mmol/L (18 mg/dL) or above 33.3 mmol/L "
+            "(600 mg/dL)",
+            key="dx_v_confirm",
+        )
         c = st.columns(4)
         symptoms = c[0].checkbox("Classic symptoms", key="dx_v_sym")
         pregnant = c[1].checkbox("Pregnant", key="dx_v_preg")
@@ -145,7 +204,10 @@ def _visit_form(registry: Registry, store_smears: list[str], patient_id: str) ->
             ogtt_1h=ogtt_1h,
             ogtt_2h=ogtt_2h,
             random_glucose=rnd,
+            gct_1h=gct,
+            **{f"ogtt100_{i}h": v for i, v in enumerate(hundred)},
             glucose_unit=glucose_unit,
+            unit_confirmed=confirm_unit,
             symptoms=symptoms,
             pregnant=pregnant or week is not None,
             pregnancy_week=None if week is None else int(week),
@@ -174,9 +236,8 @@ def _visits_table(registry: Registry, visits: list[Visit]) -> None:
         rows.append(
             {
                 "date": v.date,
-                "HbA1c %": v.hba1c_percent,
-                "fasting mmol/L": v.fpg_mmol,
-                "OGTT 2 h mmol/L": v.ogtt_2h_mmol,
+                "values as entered": "; ".join(f"{LABELS[r.measurement]} {r}" for r in v.entered)
+                or "-",
                 "pregnant": v.pregnant,
                 "treated": v.treated,
                 "confirmed diagnosis": None if c is None else c.diagnosis,
@@ -184,27 +245,35 @@ def _visits_table(registry: Registry, visits: list[Visit]) -> None:
                 "visit": v.visit_id,
             }
         )
-    fmt = st.column_config.NumberColumn(format="%.2f")
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        column_config={"HbA1c %": fmt, "fasting mmol/L": fmt, "OGTT 2 h mmol/L": fmt},
-    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 # ------------------------------------------------------------------------------ one visit
-def _guidelines(visit: Visit) -> None:
+def _guidelines(registry: Registry, visit: Visit) -> None:
     st.markdown("**Guidelines**")
-    results = visit_rules(visit)
+    summary = visit_summary(registry, visit, registry.diagnosis(visit.visit_id))
     rows = []
-    for name, result in results.items():
+    for name, result in summary["guidelines"].items():
         fired = "; ".join(
-            f"{LABELS[f.measurement]} {f.value:g} in {f.range} ({f.source})" for f in result.fired
+            f"{LABELS[f['measurement']]} {f['entered']} in {f['range']} ({f['source']})"
+            for f in result["fired"]
         )
-        rows.append({"guideline": name, "verdict": result.verdict, "fired": fired or "-"})
+        rows.append(
+            {
+                "guideline": name,
+                "verdict": result["verdict"],
+                "repeat test": result["repeat_test"],
+                "fired": fired or "-",
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    for name, result in results.items():
-        for note in result.notes:
+    st.caption(
+        "Repeat test: whether the guideline asks for a second abnormal result before the "
+        f"diagnosis stands; an earlier visit in the diabetic range within {REPEAT_WINDOW_DAYS} "
+        "days counts as the second sample. It is not the clinician's confirmation below."
+    )
+    for name, result in summary["guidelines"].items():
+        for note in result["notes"]:
             st.caption(f"{name}: {note}")
 
 
@@ -216,7 +285,7 @@ def _classifier(workspace: str, registry: Registry, visit: Visit) -> None:
         st.error(f"The diagnosis model cannot be read: {exc}")
         return
     if card is None:
-        st.info("No diagnosis model yet: train one under **Classifier** below.")
+        st.info("No diagnosis model yet: train one in the **Classifier** tab at the top.")
         return
     try:
         loaded = _model(workspace, card.model_id)
@@ -245,11 +314,12 @@ def _confirm(registry: Registry, visit: Visit) -> None:
     history = registry.diagnosis_history(visit.visit_id)
     latest = history[-1] if history else None
     with st.form(f"dx_confirm_{visit.visit_id}"):
-        index = DIAGNOSES.index(latest.diagnosis) if latest else 0
+        # Blank until the clinician chooses: a preselected diagnosis is one click from wrong.
         diagnosis = st.selectbox(
             "Diagnosis",
             DIAGNOSES,
-            index=index,
+            index=None,
+            placeholder="choose the diagnosis",
             format_func=lambda d: f"{d}: {DIAGNOSIS_LABELS[d]}",
             key="dx_c_diag",
         )
@@ -257,16 +327,24 @@ def _confirm(registry: Registry, visit: Visit) -> None:
         note = st.text_input("Note", key="dx_c_note")
         label = "Correct" if latest else "Confirm"
         if st.form_submit_button(label, key="dx_confirm"):
+            if diagnosis is None:
+                st.error("Choose the diagnosis to confirm.")
+                return
             try:
-                registry.confirm(visit.visit_id, diagnosis, by=by, note=note)
+                confirm_visit(registry, visit.visit_id, diagnosis, by=by, note=note)
             except RegistryError as exc:
                 st.error(str(exc))
             else:
                 st.rerun()
     for c in reversed(history):
+        said = "; ".join(
+            f"{g} {r['verdict']} (repeat test {r['repeat_test']})"
+            for g, r in c.guideline_verdicts().items()
+        )
         st.caption(
             f"{c.diagnosis} by {c.confirmed_by}, {c.confirmed_at:%Y-%m-%d %H:%M} UTC"
             + (f": {c.note}" if c.note else "")
+            + (f". Guidelines then: {said}." if said else "")
         )
 
 
@@ -282,7 +360,7 @@ def _trend(registry: Registry, patient_id: str) -> None:
             "threshold": f"{c.category} {c.threshold}",
             "status": c.status,
             "date": c.date,
-            "95 % range": f"{c.earliest or '-'} to {c.latest or '-'}",
+            "95 % range": c.range_text,
         }
         for s in result.series
         for c in s.crossings
@@ -295,34 +373,131 @@ def _trend(registry: Registry, patient_id: str) -> None:
 
 
 # ------------------------------------------------------------------------------ import
+def _mapping_form(header: list[str]) -> VisitMapping | None:
+    """Columns → registry fields, and each quantity's unit (fixed, or from a column)."""
+    st.markdown("**Columns**")
+    columns: dict[str, str] = {}
+    fields = list(MAPPING_FIELDS)
+    cols = st.columns(3)
+    for i, name in enumerate(fields):
+        guess = next((h for h in header if h.strip().lower() == name), None)
+        chosen = cols[i % 3].selectbox(
+            name,
+            header,
+            index=None if guess is None else header.index(guess),
+            placeholder="not in the file",
+            help=MAPPING_FIELDS[name],
+            key=f"dx_imp_col_{name}",
+        )
+        if chosen is not None:
+            columns[name] = chosen
+    quantities = sorted({QUANTITY_OF[f] for f in columns if f in QUANTITY_OF})
+    units: dict[str, str] = {}
+    unit_columns: dict[str, str] = {}
+    if quantities:
+        st.markdown("**Units** (none is assumed)")
+        cols = st.columns(len(quantities))
+        for col, quantity in zip(cols, quantities, strict=True):
+            choice = col.selectbox(
+                f"{quantity} unit",
+                [*UNIT_CHOICES[quantity], UNIT_COLUMN],
+                index=None,
+                placeholder="choose the unit",
+                key=f"dx_imp_unit_{quantity}",
+            )
+            if choice == UNIT_COLUMN:
+                column = col.selectbox(
+                    f"column with the {quantity} unit",
+                    header,
+                    index=None,
+                    key=f"dx_imp_ucol_{quantity}",
+                )
+                if column is not None:
+                    unit_columns[quantity] = column
+            elif choice is not None:
+                units[quantity] = choice
+    c = st.columns(3)
+    date_format = c[0].text_input("Date format", "%Y-%m-%d", key="dx_imp_datefmt")
+    confirmed_by = c[1].text_input(
+        "Diagnoses confirmed by (with a diagnosis column)", key="dx_imp_by"
+    )
+    confirm = c[2].checkbox(
+        "Units of glucose below 1.0 or above 33.3 mmol/L are right", key="dx_imp_confirm"
+    )
+    try:
+        return VisitMapping(
+            columns=columns,
+            units=units,
+            unit_columns=unit_columns,
+            date_format=date_format,
+            confirmed_by=confirmed_by.strip() or None,
+            units_confirmed=confirm,
+        )
+    except ValueError as exc:
+        st.info(f"Complete the mapping: {exc}")
+        return None
+
+
 def _import(registry: Registry) -> None:
     st.caption(
-        "Visits from a CSV: map its columns to the registry's fields and give the units. "
-        "Rows with a value that cannot be real are refused with their row and column; the "
-        "good rows are stored."
+        "Visits from a CSV: map its columns to the registry's fields and give each "
+        "measurement's unit (or a column holding it). Rows with a value that cannot be real "
+        "are refused with their row and column; the good rows are stored."
     )
     upload = st.file_uploader("Visits CSV", type=["csv"], key="dx_imp_file")
-    text = st.text_area("Mapping (JSON)", value=EXAMPLE_MAPPING, height=160, key="dx_imp_map")
     if upload is None:
         return
+    raw = upload.getvalue()
     try:
-        mapping = VisitMapping.model_validate_json(text)
-        preview = registry.preview_import(upload.getvalue(), mapping, name=upload.name)
+        first = raw.decode("utf-8-sig").splitlines()[0] if raw else ""
+    except UnicodeDecodeError:
+        st.error(f"{upload.name} is not UTF-8 text; save it as UTF-8 CSV.")
+        return
+    import csv
+
+    header = [h.strip() for h in next(csv.reader([first]), [])]
+    if not header:
+        st.error(f"{upload.name} is empty; it needs a header row.")
+        return
+    mapping = _mapping_form(header)
+    if mapping is None:
+        return
+    with st.expander("The mapping as JSON (for `python -m training diagnosis import-visits`)"):
+        st.code(mapping.model_dump_json(indent=2, exclude_defaults=True), language="json")
+    try:
+        preview = registry.preview_import(raw, mapping, name=upload.name)
     except (ValueError, RegistryError) as exc:
         st.error(f"Cannot read the file with this mapping: {exc}")
         return
     new = sum(r.status == "new" for r in preview.rows)
     st.write(
-        f"{preview.n_rows} rows: {new} new, {len(preview.rows) - new} stored already, "
+        f"Preview: {preview.n_rows} rows: {new} new, {len(preview.rows) - new} stored already, "
         f"{len(preview.refused_rows)} refused."
     )
     if preview.rows:
-        st.dataframe(pd.DataFrame([r.to_json() for r in preview.rows]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "row": r.row,
+                        "status": r.status,
+                        "patient": r.patient_id,
+                        "date": r.visit.date,
+                        "values as entered": "; ".join(
+                            f"{LABELS[m.measurement]} {m}" for m in r.visit.entered
+                        ),
+                        "diagnosis": r.diagnosis,
+                    }
+                    for r in preview.rows
+                ]
+            ),
+            hide_index=True,
+        )
     if preview.errors:
         st.dataframe(pd.DataFrame([e.to_json() for e in preview.errors]), hide_index=True)
     if st.button("Import the good rows", disabled=new == 0, key="dx_imp_go"):
         report = registry.import_visits(
-            upload.getvalue(), mapping, entered_by=_common.annotator(), name=upload.name
+            raw, mapping, entered_by=_common.annotator(), name=upload.name
         )
         st.success(
             f"{len(report.added)} visits and {len(report.patients_added)} patients added, "
@@ -354,7 +529,7 @@ def _job_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
         st.warning("Training was cancelled; no model was kept.")
 
 
-def _training(workspace: str) -> None:
+def _training(workspace: str, registry: Registry) -> None:
     zoo = Zoo(Path(workspace))
     try:
         card = zoo.current("diagnosis")
@@ -394,13 +569,23 @@ def _training(workspace: str) -> None:
     busy = any(
         s.kind == TRAIN_JOB_KIND for s in runner.list(states=[JobState.QUEUED, JobState.RUNNING])
     )
+    n_confirmed = len(registry.confirmed())
     with st.form("dx_train"):
         st.markdown("**Train on the confirmed diagnoses**")
+        st.caption(
+            f"{n_confirmed} visits have a confirmed diagnosis."
+            + (
+                ""
+                if n_confirmed
+                else " Confirm diagnoses first: open a patient in the **Patient** tab at the "
+                "top, choose a visit and use **Confirm or correct the diagnosis**."
+            )
+        )
         c = st.columns(3)
         model = c[0].selectbox("Model", ["mlp", "logreg"], key="dx_t_model")
         target = c[1].selectbox("Target", ["auto", "binary", "multiclass"], key="dx_t_target")
         folds = c[2].number_input("Cross-validation folds", 0, 20, value=5, key="dx_t_folds")
-        go = st.form_submit_button("Train", disabled=busy, key="dx_train_go")
+        go = st.form_submit_button("Train", disabled=busy or not n_confirmed, key="dx_train_go")
     if busy:
         st.caption("A diagnosis training job is queued or running.")
     if go:
@@ -446,17 +631,15 @@ def main() -> None:
                 visit = by_id[chosen]
                 left, right = st.columns(2, gap="large")
                 with left:
-                    _guidelines(visit)
+                    _guidelines(registry, visit)
                     _confirm(registry, visit)
                 with right:
                     _classifier(workspace, registry, visit)
                 _trend(registry, patient_id)
     with import_tab:
-        st.caption(DISCLAIMER)
         _import(registry)
     with train_tab:
-        st.caption(DISCLAIMER)
-        _training(workspace)
+        _training(workspace, registry)
 
 
 main()

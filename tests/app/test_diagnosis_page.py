@@ -54,16 +54,33 @@ def test_a_name_is_refused_and_a_pseudonym_is_kept(workspace: Path) -> None:
 def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Path) -> None:
     Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960)
     at = _open()
-    at.number_input(key="dx_v_a1c").set_value(6.8)
-    at.number_input(key="dx_v_fpg").set_value(7.4)
+    assert at.selectbox(key="dx_v_gu").value is None  # no unit is assumed
+    at.number_input(key="dx_v_a1c").set_value(48.0)
+    at.number_input(key="dx_v_fpg").set_value(126.0)
+    at.button(key="dx_add_visit").click().run()
+    assert any("has no unit" in e.value for e in at.error)
+    registry = Registry.open(workspace)
+    assert registry.visits("P-5") == []
+    at.selectbox(key="dx_v_au").set_value("mmol/mol")
+    at.selectbox(key="dx_v_gu").set_value("mg/dL")
     at.button(key="dx_add_visit").click().run()
     assert not at.exception, at.exception
-    registry = Registry.open(workspace)
     [visit] = registry.visits("P-5")
-    assert visit.hba1c_percent == 6.8
+    assert [(r.value, r.unit) for r in visit.entered] == [(48.0, "mmol/mol"), (126.0, "mg/dL")]
+    visits_table = at.dataframe[0].value
+    assert "HbA1c 48 mmol/mol" in visits_table["values as entered"][0]
     verdicts = at.dataframe[1].value  # the visits table comes first, the guidelines second
     assert list(verdicts["verdict"]) == ["diabetes", "diabetes", "diabetes"]
-    assert any("No diagnosis model yet" in i.value for i in at.info)
+    assert list(verdicts["repeat test"]) == ["needed", "not needed", "needed"]
+    assert "48 mmol/mol" in verdicts["fired"][0] and "6.54" not in verdicts["fired"][0]
+    notes = [c.value for c in at.caption]
+    assert not any(n.startswith(("WHO:", "NICE:")) and "(ADA" in n for n in notes)
+    assert any("No diagnosis model yet" in i.value and "tab at the top" in i.value for i in at.info)
+    # The confirmation starts blank: one click cannot record a diagnosis.
+    assert at.selectbox(key="dx_c_diag").value is None
+    at.button(key="dx_confirm").click().run()
+    assert any("Choose the diagnosis" in e.value for e in at.error)
+    assert registry.diagnosis(visit.visit_id) is None
 
     at.selectbox(key="dx_c_diag").set_value("type 2")
     at.button(key="dx_confirm").click().run()
@@ -77,6 +94,9 @@ def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Pa
         "type 2",
         "other",
     ]
+    said = registry.diagnosis(visit.visit_id).guideline_verdicts()
+    assert said["ADA"] == {"verdict": "diabetes", "repeat_test": "not needed"}
+    assert any("Guidelines then: WHO diabetes (repeat test needed)" in c.value for c in at.caption)
     assert _says_decision_support(at)
 
 
@@ -94,3 +114,79 @@ def test_probabilities_and_type_caveat_with_a_model(workspace: Path) -> None:
     assert not at.exception, at.exception
     assert any("cannot tell type 1 from type 2" in w.value for w in at.warning)
     assert any("most probable" in c.value for c in at.caption)
+
+
+def _disclaimers(at: AppTest) -> int:
+    texts = [w.value for w in at.warning] + [c.value for c in at.caption]
+    return sum("not a diagnosis" in t for t in texts)
+
+
+def test_disclaimer_once_and_train_disabled_without_confirmations(workspace: Path) -> None:
+    at = _open()
+    assert _disclaimers(at) == 1
+    train = at.button(key="dx_train_go")
+    assert train.disabled
+    assert any("Confirm diagnoses first" in c.value and "Patient" in c.value for c in at.caption)
+
+
+def test_lab_units_come_from_the_workspace_settings(workspace: Path) -> None:
+    from dataset.settings import set_workspace_setting
+
+    Registry.open(workspace).add_patient("P-6")
+    set_workspace_setting(workspace, "glucose_unit", "mg/dL")
+    at = _open()
+    assert at.selectbox(key="dx_v_gu").value == "mg/dL"
+    assert at.selectbox(key="dx_v_au").value is None
+    assert any("glucose_unit = mg/dL" in c.value for c in at.caption)
+    # A glucose above 600 mg/dL is kept only with the unit confirmed.
+    at.number_input(key="dx_v_rnd").set_value(650.0)
+    at.button(key="dx_add_visit").click().run()
+    assert any("confirm the unit" in e.value for e in at.error)
+    at.checkbox(key="dx_v_confirm").check()
+    at.button(key="dx_add_visit").click().run()
+    assert not at.exception, at.exception
+    [visit] = Registry.open(workspace).visits("P-6")
+    assert visit.unit_confirmed and visit.entered[0].value == 650.0
+
+
+def test_import_maps_columns_in_a_form_with_a_preview(workspace: Path) -> None:
+    at = _open()
+    text = "PatientID,VisitDate,FPG,Unit\nP-1,2022-05-03,126,mg/dL\nP-2,2022-05-03,6.9,mmol/L\n"
+    at.file_uploader(key="dx_imp_file").set_value([("v.csv", text.encode(), "text/csv")]).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="dx_imp_col_patient").set_value("PatientID")
+    at.selectbox(key="dx_imp_col_date").set_value("VisitDate")
+    at.selectbox(key="dx_imp_col_fpg").set_value("FPG").run()
+    assert any("give the unit of fpg" in i.value for i in at.info)
+    at.selectbox(key="dx_imp_unit_glucose").set_value("a column of the file").run()
+    at.selectbox(key="dx_imp_ucol_glucose").set_value("Unit").run()
+    assert not at.exception, at.exception
+    assert any("2 new" in m.value for m in at.markdown)
+    at.button(key="dx_imp_go").click().run()
+    assert not at.exception, at.exception
+    stored = {v.patient_id: v.entered[0] for v in Registry.open(workspace).visits()}
+    assert (stored["P-1"].value, stored["P-1"].unit) == (126.0, "mg/dL")
+    assert (stored["P-2"].value, stored["P-2"].unit) == (6.9, "mmol/L")
+
+
+def test_settings_page_shows_sources_and_saves_workspace_values(workspace: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert "glucose_unit" in list(table["setting"])
+    row = table[table["setting"] == "workspace"].iloc[0]
+    assert row["from"] == "SMEARLAB_ environment variable"
+    at.selectbox(key="set_key").set_value("hba1c_unit")
+    at.text_input(key="set_value").input("%")
+    at.button(key="set_go").click().run()
+    assert any("not a valid hba1c_unit" in e.value for e in at.error)
+    at.text_input(key="set_value").input("mmol/mol")
+    at.button(key="set_go").click().run()
+    assert not at.exception, at.exception
+    from dataset.settings import get_settings
+
+    assert get_settings().hba1c_unit == "mmol/mol"
+    table = at.dataframe[0].value
+    assert table[table["setting"] == "hba1c_unit"].iloc[0]["from"] == "this workspace"

@@ -13,6 +13,7 @@ from PIL import Image
 from dataset.registry import (
     DIAGNOSES,
     NewVisit,
+    Reading,
     Registry,
     RegistryError,
     VisitMapping,
@@ -80,8 +81,9 @@ def test_visit_is_stored_once_and_refuses_impossible_values(registry: Registry) 
     assert registry.visit(first.visit_id).hba1c_percent == 6.1
 
     cases = {
-        "hba1c_percent": NewVisit(date=DAY, hba1c_percent=21.0),
-        "fpg_mmol": NewVisit(date=DAY, fpg_mmol=0.0),
+        "hba1c": NewVisit(date=DAY, hba1c_percent=21.0),
+        "fpg": NewVisit(date=DAY, fpg_mmol=0.0),
+        "ogtt_2h": NewVisit(date=DAY, entered=(Reading("ogtt_2h", 40.0, "mmol/L"),)),
         "bmi": NewVisit(date=DAY, bmi=3.0),
         "date": NewVisit(date=dt.date.today() + dt.timedelta(days=2)),
         "pregnant": NewVisit(date=DAY, pregnant=True),  # the patient is male
@@ -157,10 +159,14 @@ def test_import_refuses_impossible_rows_and_stores_the_good_ones(
     assert len(report.added) == 2 and report.patients_added == ("P-01",)
     visits = registry.visits("P-01")
     assert [v.date for v in visits] == [dt.date(2022, 5, 3), dt.date(2022, 6, 4)]
-    # Stored canonically: 48 mmol/mol is 6.54 %, 126 mg/dL is 6.99 mmol/L.
+    # Stored as entered, with the canonical value beside it for models.
+    assert visits[0].entered == (
+        Reading("hba1c", 48.0, "mmol/mol"),
+        Reading("fpg", 126.0, "mg/dL"),
+    )
     assert visits[0].hba1c_percent == pytest.approx(48 / 10.929 + 2.15)
     assert visits[0].fpg_mmol == pytest.approx(126 / 18.016)
-    assert visits[1].ogtt_2h_mmol == pytest.approx(200 / 18.016)
+    assert visits[1].reading("ogtt_2h") == Reading("ogtt_2h", 200.0, "mg/dL")
     assert visits[0].source == "import"
     assert registry.patient("P-01").sex == "female"
     assert [p.patient_id for p in registry.patients()] == ["P-01"]
@@ -235,3 +241,123 @@ def test_linking_smears_adds_a_revision_and_keeps_the_id(registry: Registry) -> 
     assert (linked.visit_id, linked.revision, linked.smear_ids) == (visit.visit_id, 2, ("smear-1",))
     assert registry.visits("P-1") == [linked]
     assert registry.link_smears(visit.visit_id, ["smear-1"]).revision == 2
+
+
+def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
+    registry.add_patient("P-1")
+    visit = NewVisit(
+        date=DAY,
+        entered=(Reading("fpg", 126.0, "mg/dL"), Reading("hba1c", 48.0, "mmol/mol")),
+    )
+    stored = registry.visit(registry.add_visit("P-1", visit).visit_id)
+    assert stored.entered == (Reading("hba1c", 48.0, "mmol/mol"), Reading("fpg", 126.0, "mg/dL"))
+    assert str(stored.reading("hba1c")) == "48 mmol/mol"
+    assert stored.fpg_mmol == pytest.approx(126 / 18.016)
+    # A visit built from canonical fields was entered in those fields' units.
+    plain = NewVisit(date=DAY, fpg_mmol=7.1)
+    assert plain.entered == (Reading("fpg", 7.1, "mmol/L"),)
+
+
+def test_rare_glucose_needs_the_unit_confirmed(registry: Registry) -> None:
+    registry.add_patient("P-1")
+    low = NewVisit(date=DAY, entered=(Reading("fpg", 0.8, "mmol/L"),))
+    with pytest.raises(RegistryError, match=r"fpg: 0\.8 mmol/L is below 1\.0 mmol/L"):
+        registry.add_visit("P-1", low)
+    kept = registry.add_visit("P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True))
+    assert registry.visit(kept.visit_id).unit_confirmed is True
+
+
+def test_rows_stored_before_units_were_kept_read_as_unknown_and_keep_their_ids(
+    tmp_path: Path,
+) -> None:
+    """A registry written by the old schema (canonical columns only) reads with unit unknown."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from dataset._delta import TS
+
+    root = tmp_path / "ws"
+    floats = ("hba1c_percent", "fpg_mmol", "ogtt_1h_mmol", "ogtt_2h_mmol", "random_glucose_mmol")
+    old = pa.schema(
+        [
+            ("visit_id", pa.string()),
+            ("revision", pa.int32()),
+            ("patient_id", pa.string()),
+            ("date", pa.date32()),
+            ("pregnant", pa.bool_()),
+            ("pregnancy_week", pa.int32()),
+            ("treated", pa.bool_()),
+            ("treatment", pa.string()),
+            *((name, pa.float64()) for name in floats),
+            ("symptoms", pa.bool_()),
+            ("bmi", pa.float64()),
+            ("systolic_bp", pa.float64()),
+            ("diastolic_bp", pa.float64()),
+            ("insulin_uu_ml", pa.float64()),
+            ("c_peptide_nmol", pa.float64()),
+            ("gad_positive", pa.bool_()),
+            ("smear_ids", pa.list_(pa.string())),
+            ("source", pa.string()),
+            ("entered_by", pa.string()),
+            ("created_at", TS),
+        ]
+    )
+    row = dict.fromkeys(old.names)
+    row |= {
+        "visit_id": "V0123456789ab",
+        "revision": 1,
+        "patient_id": "P-1",
+        "date": DAY,
+        "pregnant": False,
+        "treated": False,
+        "fpg_mmol": 126 / 18.016,  # entered as 126 mg/dL, stored converted and unrounded
+        "symptoms": False,
+        "smear_ids": [],
+        "source": "manual",
+        "entered_by": "",
+        "created_at": dt.datetime(2022, 5, 3, tzinfo=dt.UTC),
+    }
+    write_deltalake(str(root / "tables" / "registry_visits"), pa.Table.from_pylist([row], old))
+    registry = Registry.open(root)
+    registry.add_patient("P-1")
+    [visit] = registry.visits("P-1")
+    assert visit.visit_id == "V0123456789ab"
+    assert visit.entered == (Reading("fpg", 126 / 18.016, "unknown"),)
+    assert "entered unit unknown" in str(visit.reading("fpg"))
+    # A new visit appends under the new schema; the old row still reads the same.
+    registry.add_visit("P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)))
+    units = {v.visit_id: v.entered[0].unit for v in registry.visits("P-1")}
+    assert units["V0123456789ab"] == "unknown"
+    assert sorted(units.values()) == ["mmol/L", "unknown"]
+
+
+def test_a_mapping_must_give_every_measurements_unit() -> None:
+    columns = {"patient": "P", "date": "D", "fpg": "FPG", "hba1c": "A1c"}
+    with pytest.raises(ValueError, match="give the unit of fpg, hba1c: no unit is assumed"):
+        VisitMapping.model_validate({"columns": columns})
+    with pytest.raises(ValueError, match="give the unit of hba1c"):
+        VisitMapping.model_validate({"columns": columns, "units": {"glucose": "mg/dL"}})
+    VisitMapping.model_validate(
+        {"columns": columns, "units": {"fpg": "mg/dL"}, "unit_columns": {"hba1c": "A1cUnit"}}
+    )
+
+
+def test_unit_columns_give_each_rows_unit(registry: Registry) -> None:
+    text = (
+        "P,D,FPG,GU\n"
+        "P-1,2022-05-03,126,mg/dl\n"
+        "P-2,2022-05-03,7.0,mmol/L\n"
+        "P-3,2022-05-03,95,\n"  # no unit: refused, never assumed
+        "P-4,2022-05-03,5.0,mol\n"
+    )
+    m = VisitMapping.model_validate(
+        {"columns": {"patient": "P", "date": "D", "fpg": "FPG"}, "unit_columns": {"glucose": "GU"}}
+    )
+    report = registry.import_visits(text.encode(), m)
+    assert {(e.row, e.column) for e in report.errors} == {(4, "GU"), (5, "GU")}
+    assert "No unit is assumed" in report.errors[0].message
+    stored = {v.patient_id: v.entered for v in registry.visits()}
+    assert stored == {
+        "P-1": (Reading("fpg", 126.0, "mg/dL"),),
+        "P-2": (Reading("fpg", 7.0, "mmol/L"),),
+    }

@@ -81,7 +81,7 @@ def visits_mapping(*, type_features: bool = False, confirmed_by: str | None = "d
         columns |= {"c_peptide": "CPep", "gad_antibodies": "GAD"}
     return {
         "columns": columns,
-        "units": {"glucose": "mg/dL", "hba1c": "percent"},
+        "units": {"glucose": "mg/dL", "hba1c": "percent", "c_peptide": "nmol/L"},
         "date_format": "%Y-%m-%d",
         "confirmed_by": confirmed_by,
     }

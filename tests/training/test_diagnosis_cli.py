@@ -54,13 +54,47 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
 
 
 def test_rules_json_has_one_verdict_per_guideline(capsys: pytest.CaptureFixture[str]) -> None:
-    doc = run_json(capsys, "rules", "--hba1c", "6.6", "--fpg", "126", "--glucose-unit", "mg/dL")
-    assert list(doc) == ["WHO", "ADA", "NICE"]
-    for result in doc.values():
-        assert set(result) == {"verdict", "fired", "notes"}
+    doc = run_json(
+        capsys,
+        "rules",
+        *("--hba1c", "6.6", "--hba1c-unit", "percent", "--fpg", "126", "--glucose-unit", "mg/dL"),
+    )
+    assert set(doc) == {"measurements", "gdm_screen_cutoff_mgdl", "guidelines", "disclaimer"}
+    assert "not a diagnosis" in doc["disclaimer"]
+    assert doc["measurements"] == [
+        {"measurement": "hba1c", "value": 6.6, "unit": "percent"},
+        {"measurement": "fpg", "value": 126.0, "unit": "mg/dL"},
+    ]
+    assert list(doc["guidelines"]) == ["WHO", "ADA", "NICE"]
+    for result in doc["guidelines"].values():
+        assert set(result) == {"verdict", "repeat_test", "fired", "notes"}
         assert result["verdict"] == "diabetes"
-    pregnant = run_json(capsys, "rules", "--ogtt", "8.6", "--pregnant")
-    assert pregnant["ADA"]["verdict"] == "gestational diabetes"
+    pregnant = run_json(capsys, "rules", "--ogtt", "8.6", "--glucose-unit", "mmol/L", "--pregnant")
+    assert pregnant["guidelines"]["ADA"]["verdict"] == "gestational diabetes"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (("--fpg", "95"), "--glucose-unit"),
+        (("--ogtt100-2h", "160", "--pregnant"), "--glucose-unit"),
+        (("--hba1c", "6.5"), "--hba1c-unit"),
+        (("--hba1c", "48", "--glucose-unit", "mg/dL"), "--hba1c-unit"),
+    ],
+)
+def test_a_value_without_its_unit_is_refused_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], argv, flag
+) -> None:
+    code, out, err = run(capsys, "rules", *argv, "--json")
+    assert code == 2 and out == ""
+    assert flag in err and "No unit is assumed" in err
+
+
+def test_rare_glucose_needs_confirm_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "rules", "--fpg", "35", "--glucose-unit", "mmol/L")
+    assert code == 1 and "--confirm-unit" in err and "mg/dL" in err
+    doc = run_json(capsys, "rules", "--fpg", "35", "--glucose-unit", "mmol/L", "--confirm-unit")
+    assert any(n.startswith("Critical value") for n in doc["guidelines"]["ADA"]["notes"])
 
 
 def test_rules_text_says_it_is_decision_support(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +104,7 @@ def test_rules_text_says_it_is_decision_support(capsys: pytest.CaptureFixture[st
 
 
 def test_rules_refuses_an_impossible_value(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "rules", "--fpg", "300", "--json")
+    code, out, err = run(capsys, "rules", "--fpg", "300", "--glucose-unit", "mmol/L", "--json")
     assert code == 1 and out == ""
     assert "fpg" in err and "mg/dL" in err
 
@@ -170,6 +204,10 @@ def test_train_predict_evaluate_on_a_pima_csv(
         ws,
     )
     assert chosen["model_id"] == second["model_id"]
+    # The outcome the model predicts is named, in JSON and in the text.
+    assert "within about five years" in doc["outcome"]
+    code, out, _ = run(capsys, "predict", "--csv", csv, "--format", "pima", "--workspace", ws)
+    assert code == 0 and "within about five years" in out and "as defined above" in out
 
     report = run_json(
         capsys,
@@ -187,6 +225,7 @@ def test_train_predict_evaluate_on_a_pima_csv(
         ws,
     )
     assert set(report["models"]) == {"mlp", "logreg"} and report["n_rows"] == 60
+    assert "not a diagnosis" in report["disclaimer"]
 
 
 def test_predict_without_a_model_exits_1(
@@ -224,8 +263,10 @@ def test_patient_visit_confirm_show_forecast(
             *ws,
         )
         ids.append(visit["visit_id"])
-    code, _, err = run(capsys, "add-visit", "P-100", "--fpg", "0", *ws)
+    code, _, err = run(capsys, "add-visit", "P-100", "--fpg", "0", "--glucose-unit", "mg/dL", *ws)
     assert code == 1 and "fpg" in err
+    code, _, err = run(capsys, "add-visit", "P-100", "--fpg", "95", *ws)
+    assert code == 2 and "--glucose-unit" in err
 
     confirmed = run_json(capsys, "confirm", "P-100", ids[-1], "prediabetes", "--by", "dr-a", *ws)
     assert (confirmed["diagnosis"], confirmed["revision"]) == ("prediabetes", 1)
@@ -236,10 +277,28 @@ def test_patient_visit_confirm_show_forecast(
 
     shown = run_json(capsys, "show", "P-100", *ws)
     assert [v["diagnosis"] for v in shown["visits"]] == [None, None, "normal"]
-    assert shown["visits"][0]["hba1c_percent"] == pytest.approx(39 / 10.929 + 2.15)
+    assert "not a diagnosis" in shown["disclaimer"]
+    first = shown["visits"][0]
+    assert [(m["value"], m["unit"]) for m in first["measurements"]] == [(39.0, "mmol/mol")]
+    assert first["guidelines"]["ADA"]["verdict"] == "prediabetes"
+    assert first["guidelines"]["NICE"]["verdict"] == "normal"
+    assert shown["visits"][1]["guidelines"]["NICE"]["verdict"] == "prediabetes"  # 42 mmol/mol
+    assert {r["repeat_test"] for r in first["guidelines"].values()} == {"not applicable"}
+    # The registry's history keeps what each guideline said at each confirmation.
+    history = shown["visits"][2]["history"]
+    assert [h["diagnosis"] for h in history] == ["prediabetes", "normal"]
+    assert history[0]["guidelines"]["ADA"] == {
+        "verdict": "prediabetes",
+        "repeat_test": "not applicable",
+    }
+    code, out, _ = run(capsys, "show", "P-100", *ws)
+    assert "repeat test: not applicable" in out and "guidelines then: WHO" in out
 
     fc = run_json(capsys, "forecast", "P-100", "--today", "2021-01-10", *ws)
     assert fc["patient"] == "P-100" and fc["series"]["hba1c"]["status"] == "fitted"
+    assert "not a diagnosis" in fc["disclaimer"]
+    code, out, _ = run(capsys, "forecast", "P-100", "--today", "2021-01-10", *ws)
+    assert "95 % range" in out
     assert fc["series"]["hba1c"]["crossings"]["diabetes"]["status"] == "projected"
     code, _, err = run(capsys, "forecast", "P-404", *ws)
     assert code == 1 and "No patient" in err
@@ -257,11 +316,29 @@ def test_python_m_training_runs_the_diagnosis_commands() -> None:
 
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, "-m", "training", "diagnosis", "rules", "--hba1c", "5.9", "--json"],
+        [
+            *(sys.executable, "-m", "training", "diagnosis", "rules"),
+            *("--hba1c", "5.9", "--hba1c-unit", "percent", "--json"),
+        ],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["ADA"]["verdict"] == "prediabetes"
+    assert json.loads(out.stdout)["guidelines"]["ADA"]["verdict"] == "prediabetes"
+
+
+def test_the_screen_cut_off_comes_from_the_workspace_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from dataset.settings import set_workspace_setting
+
+    ws = ["--workspace", str(tmp_path / "ws")]
+    argv = ["rules", "--gct", "132", "--glucose-unit", "mg/dL", "--pregnant", *ws]
+    assert run_json(capsys, *argv)["guidelines"]["ADA"]["verdict"] == "normal"
+    set_workspace_setting(tmp_path / "ws", "gdm_screen_cutoff_mgdl", 130)
+    doc = run_json(capsys, *argv)
+    assert doc["gdm_screen_cutoff_mgdl"] == 130
+    assert doc["guidelines"]["ADA"]["verdict"] == "insufficient data"
+    assert any("50 g screen positive" in n for n in doc["guidelines"]["ADA"]["notes"])

@@ -292,3 +292,19 @@ def test_registry_features_follow_the_visit() -> None:
     assert list(feats) == list(REGISTRY_FEATURES)
     assert feats["age (years)"] == 30 and feats["female"] == 0.0
     assert feats["GAD antibodies"] == 1.0 and np.isnan(feats["HbA1c (%)"])
+
+
+def test_a_stored_value_todays_checks_refuse_is_shown_not_fatal(tmp_path: Path) -> None:
+    """An old row (unit unknown) with HbA1c 2.5 % passed the checks of its day."""
+    from dataset.registry import Reading
+    from training.diagnosis.service import patient_summary
+
+    registry = Registry.open(tmp_path / "ws")
+    registry.add_patient("P-1")
+    old = NewVisit(date=dt.date(2020, 1, 1), entered=(Reading("hba1c", 2.5, "unknown"),))
+    registry._store_visits([("P-1", old)], "", "manual")  # as an old registry holds it
+    [visit] = patient_summary(registry, "P-1")["visits"]
+    assert visit["measurements"][0]["unit"] == "unknown"
+    for result in visit["guidelines"].values():
+        assert result["verdict"] == "insufficient data"
+        assert "Cannot be judged" in result["notes"][0] and "below 3 %" in result["notes"][0]

@@ -62,9 +62,10 @@ def test_exact_line_gives_its_slope_and_crossing_dates() -> None:
     # ADA 5.7 % at 3.5 years, 6.5 % at 7.5 years after the first visit.
     assert (pre.threshold, pre.status, pre.date) == (5.7, "projected", START + _days(3.5))
     assert (dia.threshold, dia.status, dia.date) == (6.5, "projected", START + _days(7.5))
-    # With no scatter the interval has no width, so it brackets the date tightly.
-    assert pre.earliest is not None and pre.latest is not None
-    assert abs((pre.earliest - pre.date).days) <= 1 and abs((pre.latest - pre.date).days) <= 1
+    # With no scatter there is no spread to give a range from: it says so, never a zero width.
+    assert (pre.earliest, pre.latest, pre.spread) == (None, None, False)
+    assert pre.range_text.startswith("cannot be estimated")
+    assert pre.to_json()["range"] == pre.range_text
     # Fasting glucose: 5.6 mmol/L at 12 years, 10 years after today: beyond the horizon.
     assert result.fpg.fit.slope_per_year == pytest.approx(0.05, abs=1e-12)
     assert result.fpg.crossing("prediabetes").status == "not within 10 years"

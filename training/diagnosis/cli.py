@@ -2,8 +2,10 @@
 
 ``training/cli.py`` calls :func:`add_parser` with its subparsers and runs ``args.func(args)``;
 every handler returns the exit code: 0 done, 1 refused (the reason on stderr; for
-``import-visits``: some rows were refused, the good ones were stored), 2 usage. ``--json``
-prints exactly one JSON document on stdout. ``--workspace`` defaults to the settings' one.
+``import-visits``: some rows were refused, the good ones were stored), 2 usage (among them a
+value given without its unit: no unit is ever assumed). ``--json`` prints exactly one JSON
+document on stdout, and every document carries the disclaimer. ``--workspace`` defaults to the
+settings' one.
 
 Building the parser imports nothing heavy (the store, torch and scipy are imported by the
 handlers that need them), so other ``python -m training`` commands do not pay for them.
@@ -21,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from training.diagnosis import DISCLAIMER
-from training.diagnosis.criteria import MeasurementError, Measurements, describe, evaluate_rules
+from training.diagnosis.criteria import (
+    MEASUREMENTS,
+    MeasurementError,
+    Measurements,
+    describe,
+    evaluate_rules,
+)
 from training.diagnosis.units import GLUCOSE_UNITS, HBA1C_UNITS
 
 __all__ = ["add_parser", "main"]
@@ -124,18 +132,73 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+# Measurement -> its flag; glucose flags share --glucose-unit, HbA1c has --hba1c-unit.
+FLAGS: dict[str, str] = {
+    "hba1c": "--hba1c",
+    "fpg": "--fpg",
+    "ogtt_1h": "--ogtt-1h",
+    "ogtt_2h": "--ogtt",
+    "random_glucose": "--random-glucose",
+    "gct_1h": "--gct",
+    "ogtt100_0h": "--ogtt100-0h",
+    "ogtt100_1h": "--ogtt100-1h",
+    "ogtt100_2h": "--ogtt100-2h",
+    "ogtt100_3h": "--ogtt100-3h",
+}
+
+
 def _measurement_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hba1c", type=float, help="HbA1c")
-    p.add_argument("--hba1c-unit", choices=HBA1C_UNITS, default="percent")
+    p.add_argument("--hba1c", type=float, help="HbA1c (give --hba1c-unit)")
+    p.add_argument("--hba1c-unit", choices=HBA1C_UNITS, help="unit of --hba1c; none assumed")
     p.add_argument("--fpg", type=float, help="fasting plasma glucose")
     p.add_argument("--ogtt-1h", type=float, help="1-hour 75 g OGTT glucose")
-    p.add_argument("--ogtt", type=float, help="2-hour 75 g OGTT glucose")
+    p.add_argument("--ogtt", type=float, dest="ogtt_2h", help="2-hour 75 g OGTT glucose")
     p.add_argument("--random-glucose", type=float, help="random plasma glucose")
+    p.add_argument(
+        "--gct", type=float, dest="gct_1h", help="pregnancy: 50 g 1-hour glucose challenge (ADA)"
+    )
+    for hour in range(4):
+        p.add_argument(
+            f"--ogtt100-{hour}h",
+            type=float,
+            dest=f"ogtt100_{hour}h",
+            help=f"pregnancy: {'fasting' if hour == 0 else f'{hour}-hour'} 100 g OGTT glucose",
+        )
+    p.add_argument(
+        "--glucose-unit", choices=GLUCOSE_UNITS, help="unit of every glucose value; none assumed"
+    )
+    p.add_argument(
+        "--confirm-unit",
+        action="store_true",
+        help="the unit of a glucose below 1.0 or above 33.3 mmol/L is right (insulinoma, "
+        "insulin overdose, hyperglycaemic crisis)",
+    )
     p.add_argument("--symptoms", action="store_true", help="classic symptoms of hyperglycaemia")
-    p.add_argument("--glucose-unit", choices=GLUCOSE_UNITS, default="mmol/L")
     p.add_argument("--pregnant", action="store_true")
     p.add_argument("--treated", action="store_true", help="takes glucose-lowering treatment")
     p.add_argument("--anaemia", action="store_true", help="anaemia or a haemoglobin disorder")
+
+
+def _values(args: argparse.Namespace) -> dict[str, float]:
+    """The measurements given on the command line, by name (every flag's dest is its name)."""
+    return {n: getattr(args, n) for n in MEASUREMENTS if getattr(args, n) is not None}
+
+
+def _units_given(args: argparse.Namespace) -> str | None:
+    """Why the values cannot be read (a value without its unit), naming the flags; or None."""
+    values = _values(args)
+    if "hba1c" in values and args.hba1c_unit is None:
+        return (
+            f"--hba1c {values['hba1c']:g} has no unit: add --hba1c-unit percent or --hba1c-unit "
+            "mmol/mol. No unit is assumed."
+        )
+    glucose = [FLAGS[n] for n in values if n != "hba1c"]
+    if glucose and args.glucose_unit is None:
+        return (
+            f"{', '.join(glucose)} without a unit: add --glucose-unit mmol/L or --glucose-unit "
+            "mg/dL. No unit is assumed."
+        )
+    return None
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -191,6 +254,9 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _print_json(value: Any) -> None:
+    """Print one JSON document; a mapping always carries the disclaimer."""
+    if isinstance(value, dict) and "disclaimer" not in value:
+        value = {**value, "disclaimer": DISCLAIMER}
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
@@ -200,27 +266,56 @@ def _disclaimer() -> None:
 
 def _measurements(args: argparse.Namespace) -> Measurements:
     return Measurements(
-        hba1c=args.hba1c,
+        **_values(args),
         hba1c_unit=args.hba1c_unit,
-        fpg=args.fpg,
-        ogtt_1h=args.ogtt_1h,
-        ogtt_2h=args.ogtt,
-        random_glucose=args.random_glucose,
         glucose_unit=args.glucose_unit,
         symptoms=args.symptoms,
         pregnant=args.pregnant,
         treated=args.treated,
         anaemia_or_hb_disorder=args.anaemia,
+        unit_confirmed=args.confirm_unit,
     )
+
+
+def _screen_cutoff(args: argparse.Namespace) -> int:
+    from dataset.settings import get_settings
+
+    return get_settings(workspace=getattr(args, "workspace", None)).gdm_screen_cutoff_mgdl
+
+
+def _no_unit(args: argparse.Namespace) -> int | None:
+    problem = _units_given(args)
+    if problem is None:
+        return None
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 # ---------------------------------------------------------------------------- handlers
 @_handled
 def cmd_rules(args: argparse.Namespace) -> int:
-    """Guideline verdicts of the values given."""
-    results = evaluate_rules(_measurements(args))
+    """Guideline verdicts of the values given, each compared in the unit it was entered in."""
+    refused = _no_unit(args)
+    if refused is not None:
+        return refused
+    measurements = _measurements(args)
+    cutoff = _screen_cutoff(args)
+    results = evaluate_rules(measurements, screen_cutoff_mgdl=cutoff)
     if args.json:
-        _print_json(results.to_json())
+        _print_json(
+            {
+                "measurements": [
+                    {
+                        "measurement": n,
+                        "value": getattr(measurements, n),
+                        "unit": measurements.unit_of(n),
+                    }
+                    for n in measurements.present()
+                ],
+                "gdm_screen_cutoff_mgdl": cutoff,
+                "guidelines": results.to_json(),
+            }
+        )
     else:
         print("\n".join(describe(results)))
         _disclaimer()
@@ -368,7 +463,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         on_progress=progress,
     )
     if args.json:
-        print(report.model_dump_json(indent=2))
+        _print_json(json.loads(report.model_dump_json()))
     else:
         print(f"{report.source}: {report.n_rows} rows, classes {report.class_counts}")
         print(f"{report.folds}-fold cross-validation, {report.repeats} repeats")
@@ -393,9 +488,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _print_json(report.to_json())
         return EXIT_OK
     print(f"model {report.model_id}; classes: {', '.join(report.classes)}")
+    print(f"outcome the classes mean: {report.outcome}")
     for row in report.rows:
         shares = ", ".join(f"{c} {p:.2f}" for c, p in row["probabilities"].items())
-        print(f"  row {row['row']}: {row['predicted']} ({shares})")
+        print(
+            f"  row {row['row']}: most probable {row['predicted']!r}, as defined above ({shares})"
+        )
     for error in report.errors:
         print(f"  row {error['row']}, column {error['column']!r}: {error['message']}")
     if report.metrics is not None:
@@ -443,7 +541,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             print(f"  slope {series.fit.slope_per_year:+.3f} {series.unit} per year")
         for c in series.crossings:
             when = f" on {c.date}" if c.date else ""
-            print(f"  {c.category} ({c.threshold}): {c.status}{when}")
+            line = f"  {c.category} ({c.threshold}): {c.status}{when}"
+            if series.fit is not None and c.threshold is not None and c.status != "already above":
+                line += f"; 95 % range {c.range_text}"
+            print(line)
         for day, value, reason in series.left_out:
             print(f"  left out {day}: {value:g} ({reason})")
     _disclaimer()
@@ -468,19 +569,19 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
 
 @_handled
 def cmd_add_visit(args: argparse.Namespace) -> int:
-    """Add a visit; values are converted to the canonical units (%, mmol/L)."""
+    """Add a visit; each value is stored as entered, with its unit."""
     from dataset.registry import Registry
-    from training.diagnosis.service import visit_from_entry
+    from training.diagnosis.service import visit_from_entry, visit_summary
 
+    refused = _no_unit(args)
+    if refused is not None:
+        return refused
     visit = visit_from_entry(
         args.date or dt.date.today(),
-        hba1c=args.hba1c,
+        **_values(args),
         hba1c_unit=args.hba1c_unit,
-        fpg=args.fpg,
-        ogtt_1h=args.ogtt_1h,
-        ogtt_2h=args.ogtt,
-        random_glucose=args.random_glucose,
         glucose_unit=args.glucose_unit,
+        unit_confirmed=args.confirm_unit,
         symptoms=args.symptoms,
         pregnant=args.pregnant or args.pregnancy_week is not None,
         pregnancy_week=args.pregnancy_week,
@@ -496,11 +597,21 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
     )
     registry = Registry.open(_workspace(args))
     stored = registry.add_visit(args.patient, visit, entered_by=args.by)
+    summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
     if args.json:
-        _print_json({"patient": stored.patient_id, "visit_id": stored.visit_id})
+        _print_json({"patient": stored.patient_id, **summary})
     else:
         print(f"visit {stored.visit_id} of {stored.patient_id} on {stored.date}")
+        _print_verdicts(summary)
+        _disclaimer()
     return EXIT_OK
+
+
+def _print_verdicts(summary: dict[str, Any], indent: str = "  ") -> None:
+    for name, result in summary["guidelines"].items():
+        print(f"{indent}{name}: {result['verdict']} (repeat test: {result['repeat_test']})")
+        for note in result["notes"]:
+            print(f"{indent}  note: {note}")
 
 
 @_handled
@@ -517,7 +628,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    c = registry.confirm(args.visit_id, args.diagnosis, by=args.by, note=args.note)
+    from training.diagnosis.service import confirm_visit
+
+    c = confirm_visit(registry, args.visit_id, args.diagnosis, by=args.by, note=args.note)
     if args.json:
         _print_json(
             {
@@ -527,6 +640,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                 "confirmed_by": c.confirmed_by,
                 "confirmed_at": c.confirmed_at.isoformat(),
                 "revision": c.revision,
+                "guidelines": c.guideline_verdicts(),
             }
         )
     else:
@@ -536,45 +650,31 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 @_handled
 def cmd_show(args: argparse.Namespace) -> int:
-    """A patient, their visits and the latest confirmed diagnosis of each."""
+    """A patient's visits as entered, each guideline's verdict and repeat test, and diagnoses."""
     from dataset.registry import Registry
+    from training.diagnosis.service import patient_summary
 
-    registry = Registry.open(_workspace(args))
-    patient = registry.patient(args.patient)
-    confirmed = registry.confirmed()
-    visits = []
-    for v in registry.visits(patient.patient_id):
-        c = confirmed.get(v.visit_id)
-        values = v.values()
-        values["date"] = v.date.isoformat()
-        visits.append(
-            {
-                "visit_id": v.visit_id,
-                **values,
-                "diagnosis": None if c is None else c.diagnosis,
-                "confirmed_by": None if c is None else c.confirmed_by,
-            }
-        )
+    summary = patient_summary(Registry.open(_workspace(args)), args.patient)
     if args.json:
-        _print_json(
-            {
-                "patient": patient.patient_id,
-                "sex": patient.sex,
-                "birth_year": patient.birth_year,
-                "visits": visits,
-            }
-        )
+        _print_json(summary)
         return EXIT_OK
-    print(f"patient {patient.patient_id}: {patient.sex or 'sex ?'}, born {patient.birth_year}")
-    for v in visits:
-        measured = ", ".join(
-            f"{k} {v[k]:g}"
-            for k in ("hba1c_percent", "fpg_mmol", "ogtt_2h_mmol")
-            if v[k] is not None
-        )
-        print(
-            f"  {v['date']} {v['visit_id']}: {measured or '-'}; {v['diagnosis'] or 'unconfirmed'}"
-        )
+    print(
+        f"patient {summary['patient']}: {summary['sex'] or 'sex ?'}, born "
+        f"{summary['birth_year'] or '?'}"
+    )
+    for v in summary["visits"]:
+        measured = ", ".join(f"{m['label']} {m['shown']}" for m in v["measurements"])
+        print(f"{v['date']} {v['visit_id']}: {measured or '-'}")
+        _print_verdicts(v, "  ")
+        for c in v["history"]:
+            said = "; ".join(
+                f"{g} {r['verdict']}, repeat test {r['repeat_test']}"
+                for g, r in c["guidelines"].items()
+            )
+            print(
+                f"  confirmed #{c['revision']}: {c['diagnosis']} by {c['confirmed_by']}"
+                + (f" (guidelines then: {said})" if said else "")
+            )
     _disclaimer()
     return EXIT_OK
 

@@ -1,43 +1,47 @@
-"""Guideline criteria for diabetes: measurements in, one verdict per guideline out.
+"""Guideline criteria for diabetes: measurements as entered in, one verdict per guideline out.
 
 Promises:
     * The thresholds are data, not code: ``guidelines.csv`` beside this module holds one row per
       published threshold with its source and year; a lab may pass its own copy as a local variant
       (:func:`load_guidelines`).
     * :func:`evaluate_rules` returns, for each guideline of the table (WHO, ADA, NICE), a verdict
-      from :data:`VERDICTS`, the measurements that fired (most severe first) and notes for the
-      clinician. The most severe category that fired wins.
+      from :data:`VERDICTS`, whether a repeat test is needed (:data:`REPEAT_TEST`), the
+      measurements that fired (most severe first) and notes for the clinician. The most severe
+      category that fired wins.
     * Ranges are half-open at the top: a published ``6.1–6.9`` means ``6.1 ≤ x < 7.0``.
-    * Units: where the guideline publishes a threshold in the unit the value was entered in, the
-      value is compared as entered (``125.9 mg/dL < 126 mg/dL``: ADA prediabetes). Where it
-      publishes only another unit, the value is converted (mg/dL = mmol/L × 18.016; mmol/mol =
-      (% − 2.15) × 10.929) and rounded half-up to the published precision first, the way a
-      clinician reads a converted result against a printed table (``125.9 mg/dL`` → 6.988 →
-      ``7.0 mmol/L``: NICE diabetes; ``126 mg/dL`` is diabetes under every guideline). A note
-      says when a value was converted.
-    * Values that cannot be real (not above zero, HbA1c above 20 % / 195 mmol/mol, glucose above
-      100 mmol/L / 1801.6 mg/dL) raise :class:`MeasurementError` naming the field. Glucose above
-      33.3 mmol/L is accepted and every guideline gets a critical-value warning.
+    * One rule for units and precision, whatever the unit: a value is compared in the unit it
+      was entered in with the threshold as the guideline publishes it in that unit (ADA: 126
+      mg/dL and 7.0 mmol/L), after rounding half-up to the precision the guideline publishes
+      (``6.96 mmol/L`` → ``7.0``; ``125.5 mg/dL`` → ``126``). Where the guideline does not publish
+      the entered unit, the value is converted (mg/dL = mmol/L × 18.016; mmol/mol = (% − 2.15) ×
+      10.929) and rounded the same way; a note says so. Where a guideline's two units disagree at
+      published precision, the table's ``unit_disagreement`` column names it.
+    * No unit is ever assumed: a value without a unit raises :class:`MeasurementError` naming the
+      unit field. A value stored before units were kept has unit ``unknown``: it is compared in
+      the unit it was stored in (%, mmol/L) and every verdict says the entered unit was not kept.
+    * Plausibility (:func:`check_possible`): glucose ≤ 0, HbA1c below 3 % (9 mmol/mol) or above
+      20 % (195 mmol/mol) and glucose above 100 mmol/L are refused; glucose below 1.0 mmol/L
+      (18 mg/dL) or above 33.3 mmol/L (600 mg/dL) is refused unless the unit is confirmed
+      (``unit_confirmed``). A value that looks like the other unit is refused naming that unit.
+      Glucose below 3.9 mmol/L (70 mg/dL) is ``hypoglycaemia``, never normal; below 3.0 mmol/L
+      (54 mg/dL) it is flagged as critically low; above 33.3 as a critical value.
 
 Clinical choices (each is stated in the notes of the result it affects):
     * ``normal`` needs a test the guideline grades below diabetes. WHO uses HbA1c only to diagnose
       diabetes (WHO 2011), so HbA1c below 6.5 % alone is ``insufficient data`` under WHO. A random
       glucose only ever diagnoses (with classic symptoms), so it never makes a result normal.
-    * In pregnancy, ``normal`` needs every OGTT value the guideline uses (WHO/ADA: fasting, 1-hour
-      and 2-hour; NICE: fasting and 2-hour): a part of the test cannot exclude gestational
-      diabetes. HbA1c is not used in pregnancy. NICE NG3 has no ``diabetes in pregnancy``
-      category: a fasting value of 7.0 or more is gestational diabetes under NICE.
-    * A random glucose in the diabetic range without symptoms does not diagnose; a note asks for
-      a confirming test.
-    * ``treated``: the verdict is still computed from the values (so a result in the diabetic
-      range under treatment is not hidden), and the first note says the criteria do not apply:
-      glucose-lowering treatment lowers the values, so a result below a threshold rules nothing
-      out.
-    * ``anaemia_or_hb_disorder``: HbA1c is left out of the verdict (ADA 2025, WHO 2011 advise
-      plasma glucose only) and a note says so.
-    * Diabetes resting on a single abnormal result in a person without symptoms gets a note that
-      a repeat test is needed to confirm (ADA 2025; WHO 2006/2011); discordant tests get ADA's
-      advice to repeat the test in the diabetic range.
+    * In pregnancy, ``normal`` needs a complete test: every value of the one-step 75 g OGTT the
+      guideline uses (WHO/ADA: fasting, 1 and 2 hours; NICE: fasting and 2 hours), all four
+      values of ADA's 100 g 3-hour OGTT, or a negative 50 g screen (ADA two-step; the cut-off,
+      130, 135 or 140 mg/dL, is the workspace setting ``gdm_screen_cutoff_mgdl``). Rows with a
+      ``group`` count together: the 100 g OGTT diagnoses gestational diabetes when at least
+      ``at_least`` (2) of its values meet the group's thresholds (Carpenter–Coustan or NDDG).
+    * ``treated``: glucose-lowering treatment lowers the values, so the verdict is ``not
+      applicable``; what fired is still listed, so a value in the diabetic range is not hidden.
+    * ``anaemia_or_hb_disorder``: HbA1c is left out (ADA 2025, WHO 2011) and the advice names the
+      glucose tests to use instead.
+    * ``repeat_test`` follows each guideline's rule (see :func:`_repeat_test`); an earlier
+      diagnostic-range result within :data:`REPEAT_WINDOW_DAYS` counts as the second sample.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import csv
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -56,7 +60,6 @@ from training.diagnosis.units import (
     GLUCOSE_UNITS,
     HBA1C_UNITS,
     convert,
-    exact,
     quantity_of,
     round_half_up,
     symbol,
@@ -68,6 +71,8 @@ Verdict = Literal[
     "diabetes",
     "gestational diabetes",
     "diabetes in pregnancy",
+    "hypoglycaemia",
+    "not applicable",
     "insufficient data",
 ]
 VERDICTS: tuple[Verdict, ...] = (
@@ -76,27 +81,88 @@ VERDICTS: tuple[Verdict, ...] = (
     "diabetes",
     "gestational diabetes",
     "diabetes in pregnancy",
+    "hypoglycaemia",
+    "not applicable",
     "insufficient data",
 )
+RepeatTest = Literal["not needed", "needed", "not applicable"]
+REPEAT_TEST: tuple[RepeatTest, ...] = ("not needed", "needed", "not applicable")
 Context = Literal["not pregnant", "pregnant"]
 # The categories a guideline row may carry, least severe first, per context.
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "not pregnant": ("prediabetes", "diabetes"),
     "pregnant": ("gestational diabetes", "diabetes in pregnancy"),
 }
-MEASUREMENTS: tuple[str, ...] = ("hba1c", "fpg", "ogtt_1h", "ogtt_2h", "random_glucose")
+DIABETES_CATEGORIES = frozenset({"diabetes", "diabetes in pregnancy"})
+MEASUREMENTS: tuple[str, ...] = (
+    "hba1c",
+    "fpg",
+    "ogtt_1h",
+    "ogtt_2h",
+    "random_glucose",
+    "gct_1h",
+    "ogtt100_0h",
+    "ogtt100_1h",
+    "ogtt100_2h",
+    "ogtt100_3h",
+)
+GLUCOSE_MEASUREMENTS: tuple[str, ...] = MEASUREMENTS[1:]
 LABELS: dict[str, str] = {
     "hba1c": "HbA1c",
     "fpg": "fasting plasma glucose",
-    "ogtt_1h": "1-hour OGTT glucose",
-    "ogtt_2h": "2-hour OGTT glucose",
+    "ogtt_1h": "1-hour 75 g OGTT glucose",
+    "ogtt_2h": "2-hour 75 g OGTT glucose",
     "random_glucose": "random glucose",
+    "gct_1h": "50 g 1-hour glucose challenge",
+    "ogtt100_0h": "fasting glucose of the 100 g OGTT",
+    "ogtt100_1h": "1-hour 100 g OGTT glucose",
+    "ogtt100_2h": "2-hour 100 g OGTT glucose",
+    "ogtt100_3h": "3-hour 100 g OGTT glucose",
+}
+UNKNOWN_UNIT = "unknown"
+# The unit a value of unknown entered unit was stored in (the registry's canonical units).
+CANONICAL_UNITS: dict[str, str] = {
+    "hba1c": "percent",
+    **dict.fromkeys(GLUCOSE_MEASUREMENTS, "mmol/L"),
 }
 DEFAULT_TABLE = Path(__file__).with_name("guidelines.csv")
 
-HBA1C_MAX_PERCENT = 20.0
-GLUCOSE_MAX_MMOL = 100.0
-GLUCOSE_CRITICAL_MMOL = 33.3
+# Plausibility limits, each in both units as published, compared in the entered unit.
+HBA1C_MIN = {"percent": Decimal("3"), "mmol/mol": Decimal("9")}
+HBA1C_MAX = {"percent": Decimal("20"), "mmol/mol": Decimal("195")}
+GLUCOSE_MAX = {"mmol/L": Decimal("100"), "mg/dL": Decimal("1801.6")}
+GLUCOSE_CONFIRM_LOW = {"mmol/L": Decimal("1.0"), "mg/dL": Decimal("18")}
+GLUCOSE_CONFIRM_HIGH = {"mmol/L": Decimal("33.3"), "mg/dL": Decimal("600")}
+GLUCOSE_HYPO = {"mmol/L": Decimal("3.9"), "mg/dL": Decimal("70")}
+GLUCOSE_CRITICAL_LOW = {"mmol/L": Decimal("3.0"), "mg/dL": Decimal("54")}
+GLUCOSE_DECIMALS = {"mmol/L": 1, "mg/dL": 0}
+# ADA's 50 g screen cut-offs as ADA publishes them in both units.
+SCREEN_CUTOFFS: dict[int, Decimal] = {130: Decimal("7.2"), 135: Decimal("7.5"), 140: Decimal("7.8")}
+DEFAULT_SCREEN_CUTOFF_MGDL = 140
+# An earlier diagnostic-range result counts as the second sample within this many days.
+REPEAT_WINDOW_DAYS = 90
+
+ADA_SOURCE = (
+    "ADA Standards of Care in Diabetes—2025, section 2: Diagnosis and classification of "
+    "diabetes (Diabetes Care 48, Suppl 1)"
+)
+HYPO_SOURCE = (
+    "International Hypoglycaemia Study Group 2017 (Diabetes Care 40:155–157), as adopted by "
+    "ADA 2025 "
+    "section 6: level 1 hypoglycaemia < 3.9 mmol/L (70 mg/dL), level 2 < 3.0 mmol/L (54 mg/dL)"
+)
+HBA1C_FLOOR_SOURCE = (
+    "RCPA Manual, HbA1c: the lowest reference interval in use starts at 3.5 % (15 mmol/mol)"
+)
+SCREEN_SOURCE = (
+    "ADA Standards of Care—2025, section 2, two-step approach: 50 g 1-hour screen, cut-off "
+    "130, 135 or 140 mg/dL (7.2, 7.5 or 7.8 mmol/L), then the 100 g 3-hour OGTT"
+)
+REPEAT_WINDOW_SOURCE = (
+    f"{REPEAT_WINDOW_DAYS} days: ADA asks for the second sample 'without delay', and HbA1c "
+    "reflects the glycaemia of the previous 2–3 months (ADA 2025, sections 2 and 6), so an older "
+    "result describes another period"
+)
 
 _SEVERITY = {"prediabetes": 1, "gestational diabetes": 2, "diabetes in pregnancy": 3, "diabetes": 3}
 _COLUMNS = (
@@ -112,36 +178,47 @@ _COLUMNS = (
     "source",
     "year",
 )
+# Columns added later; a local table without them reads as empty / 1.
+_OPTIONAL_COLUMNS = ("group", "at_least", "unit_disagreement")
 
 TREATED_NOTE = (
-    "Criteria not applicable: the person takes glucose-lowering treatment, and these thresholds "
-    "diagnose untreated people. The verdict shows where the values fall; a value below a "
-    "threshold does not rule diabetes out."
-)
-REPEAT_NOTE = (
-    "A single abnormal result in a person without symptoms needs a repeat test, on another day "
-    "or a second test from the same sample, to confirm diabetes (ADA 2025; WHO 2006/2011)."
+    "Not applicable: on glucose-lowering treatment. These thresholds diagnose untreated people; "
+    "treatment lowers the values, so a value below a threshold rules nothing out. What fired is "
+    "still listed."
 )
 DISCORDANT_NOTE = (
     "Tests disagree: repeat the test that is in the diabetic range; if it is again, diabetes is "
     "confirmed (ADA 2025)."
 )
 ANAEMIA_NOTE = (
-    "HbA1c left out: it is unreliable with anaemia or a haemoglobin disorder; use plasma glucose "
-    "criteria (ADA 2025; WHO 2011)."
+    "HbA1c left out: it is unreliable with anaemia or a haemoglobin disorder. Use plasma glucose "
+    "criteria instead: fasting plasma glucose or a 75 g OGTT ({source})."
 )
-PREGNANCY_HBA1C_NOTE = (
-    "HbA1c left out: it is not used to diagnose hyperglycaemia in pregnancy (WHO 2013; "
-    "IADPSG 2010; NICE NG3)."
+ANAEMIA_SOURCES = {"ADA": "ADA 2025", "WHO": "WHO 2011", "NICE": "WHO 2011, which NICE follows"}
+UNKNOWN_UNIT_NOTE = (
+    "The entered unit of {what} was not kept (stored before units were recorded): the stored "
+    "value was compared in {unit}. Check the original lab report."
 )
 NICE_GDM_NOTE = (
     "NICE NG3 has no separate category for diabetes first found in pregnancy; it advises an "
     "HbA1c at diagnosis of gestational diabetes to look for pre-existing type 2 diabetes."
 )
+PREGNANCY_HBA1C_NOTES: dict[str, str] = {
+    "WHO": (
+        "HbA1c left out: WHO 2013 diagnoses hyperglycaemia first detected in pregnancy by "
+        "plasma glucose only."
+    ),
+    "NICE": (
+        "HbA1c left out: NICE NG3 (1.2.4) advises against HbA1c to assess gestational "
+        "diabetes; it diagnoses by the 75 g OGTT."
+    ),
+}
+PREGNANCY_HBA1C_NOTE = "HbA1c left out: {guideline} does not use it to diagnose in pregnancy."
+GDM_REPEAT_NOTE = "One diagnostic OGTT diagnoses gestational diabetes; no repeat is asked for."
 
 
 class MeasurementError(ValueError):
-    """A measurement that cannot be real, or an unknown unit; ``field`` names the input."""
+    """A measurement that cannot be real, an unknown or missing unit; ``field`` names the input."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -153,68 +230,120 @@ class GuidelineTableError(ValueError):
     """A guideline table that cannot be used, naming the file, line and column."""
 
 
+def unit_field(name: str) -> str:
+    """The field that gives the unit of measurement ``name`` (``hba1c_unit``/``glucose_unit``)."""
+    return "hba1c_unit" if name == "hba1c" else "glucose_unit"
+
+
 @dataclass(frozen=True)
 class Measurements:
-    """What is known about one person at one time; every value is optional.
+    """What is known about one person at one time; every value is optional, no unit is assumed.
 
-    Glucose values (``fpg``, ``ogtt_1h``, ``ogtt_2h``, ``random_glucose``) share ``glucose_unit``.
-    ``symptoms`` means classic symptoms of hyperglycaemia (polyuria, polydipsia, unexplained
-    weight loss) or hyperglycaemic crisis.
+    Glucose values share ``glucose_unit`` and HbA1c has ``hba1c_unit`` unless ``units`` gives
+    one measurement its own unit (``(("fpg", "mg/dL"),)``; ``"unknown"`` marks a value stored in
+    its canonical unit, %, mmol/L, whose entered unit was not kept). ``symptoms`` means classic
+    symptoms of hyperglycaemia (polyuria, polydipsia, unexplained weight loss) or a
+    hyperglycaemic crisis. ``unit_confirmed`` keeps glucose below 1.0 or above 33.3 mmol/L.
 
     Raises:
-        MeasurementError: a unit is unknown, a flag is not a bool, or a value cannot be real.
+        MeasurementError: a unit is unknown or missing, a flag is not a bool, or a value cannot
+            be real.
     """
 
     hba1c: float | None = None
-    hba1c_unit: str = "percent"
     fpg: float | None = None
     ogtt_1h: float | None = None
     ogtt_2h: float | None = None
     random_glucose: float | None = None
-    glucose_unit: str = "mmol/L"
+    gct_1h: float | None = None
+    ogtt100_0h: float | None = None
+    ogtt100_1h: float | None = None
+    ogtt100_2h: float | None = None
+    ogtt100_3h: float | None = None
+    hba1c_unit: str | None = None
+    glucose_unit: str | None = None
+    units: tuple[tuple[str, str], ...] = ()
     symptoms: bool = False
     pregnant: bool = False
     treated: bool = False
     anaemia_or_hb_disorder: bool = False
+    unit_confirmed: bool = False
 
     def __post_init__(self) -> None:
-        if self.hba1c_unit not in HBA1C_UNITS:
+        if self.hba1c_unit is not None and self.hba1c_unit not in HBA1C_UNITS:
             raise MeasurementError(
                 "hba1c_unit", f"{self.hba1c_unit!r} is not an HbA1c unit; use one of {HBA1C_UNITS}."
             )
-        if self.glucose_unit not in GLUCOSE_UNITS:
+        if self.glucose_unit is not None and self.glucose_unit not in GLUCOSE_UNITS:
             raise MeasurementError(
                 "glucose_unit",
                 f"{self.glucose_unit!r} is not a glucose unit; use one of {GLUCOSE_UNITS}.",
             )
-        for flag in ("symptoms", "pregnant", "treated", "anaemia_or_hb_disorder"):
+        for name, unit in self.units:
+            if name not in MEASUREMENTS:
+                raise MeasurementError("units", f"{name!r} is not one of {MEASUREMENTS}.")
+            valid = HBA1C_UNITS if name == "hba1c" else GLUCOSE_UNITS
+            if unit != UNKNOWN_UNIT and unit not in valid:
+                raise MeasurementError(
+                    f"{name} unit", f"{unit!r} is not a unit of {LABELS[name]}; use one of {valid}."
+                )
+        for flag in ("symptoms", "pregnant", "treated", "anaemia_or_hb_disorder", "unit_confirmed"):
             if not isinstance(getattr(self, flag), bool):
                 raise MeasurementError(flag, f"must be true or false, not {getattr(self, flag)!r}.")
         for name in MEASUREMENTS:
             value = getattr(self, name)
-            if value is not None:
-                check_possible(name, value, self.unit_of(name))
+            if value is None:
+                continue
+            if self.entered_unit(name) is None:
+                raise MeasurementError(
+                    unit_field(name),
+                    f"{LABELS[name]} {value!r} has no unit; give {unit_field(name)} "
+                    f"({' or '.join(HBA1C_UNITS if name == 'hba1c' else GLUCOSE_UNITS)}). "
+                    "No unit is assumed.",
+                )
+            # A value stored before units were kept passed the checks of its day.
+            confirmed = self.unit_confirmed or self.entered_unit(name) == UNKNOWN_UNIT
+            check_possible(name, value, self.unit_of(name), confirmed=confirmed)
+
+    def entered_unit(self, name: str) -> str | None:
+        """The unit ``name`` was entered in; ``"unknown"`` when it was not kept; None: not given."""
+        own = dict(self.units).get(name)
+        if own is not None:
+            return own
+        return self.hba1c_unit if name == "hba1c" else self.glucose_unit
 
     def unit_of(self, name: str) -> str:
-        """The unit measurement ``name`` was entered in."""
-        return self.hba1c_unit if name == "hba1c" else self.glucose_unit
+        """The unit the value of ``name`` is in (the canonical one when the entered is unknown)."""
+        unit = self.entered_unit(name)
+        if unit is None:
+            raise MeasurementError(unit_field(name), f"{LABELS[name]} has no unit.")
+        return CANONICAL_UNITS[name] if unit == UNKNOWN_UNIT else unit
 
     def present(self) -> tuple[str, ...]:
         """Names of the measurements given, in :data:`MEASUREMENTS` order."""
         return tuple(n for n in MEASUREMENTS if getattr(self, n) is not None)
 
-    def critical(self) -> tuple[str, ...]:
-        """Glucose measurements above the critical 33.3 mmol/L (600 mg/dL)."""
-        return tuple(
-            n
-            for n in self.present()
-            if n != "hba1c"
-            and convert(getattr(self, n), self.glucose_unit, "mmol/L") > GLUCOSE_CRITICAL_MMOL
-        )
+    def shown(self, name: str) -> str:
+        """The value as entered, with its unit (``126 mg/dL``; ``6.99 (unit unknown)``)."""
+        value = getattr(self, name)
+        if self.entered_unit(name) == UNKNOWN_UNIT:
+            return f"{value:g} {symbol(self.unit_of(name))} (entered unit unknown)"
+        return _show(value, self.unit_of(name))
 
 
-def check_possible(name: str, value: object, unit: str) -> None:
-    """Refuse a value that cannot be real (see the module docstring); ``name`` is the field.
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def check_possible(name: str, value: object, unit: str, *, confirmed: bool = False) -> None:
+    """Refuse a value that cannot be real or needs its unit confirmed; ``name`` is the field.
+
+    Args:
+        name: The field, named in the error (``fpg``, ``hba1c_percent``, ...).
+        value: The value as entered.
+        unit: Its unit (``mmol/L``, ``mg/dL``, ``percent``, ``mmol/mol``).
+        confirmed: The person entering confirmed the unit of a glucose below 1.0 mmol/L
+            (18 mg/dL) or above 33.3 mmol/L (600 mg/dL).
 
     Raises:
         MeasurementError: naming ``name``, with what is wrong and what to do.
@@ -223,40 +352,78 @@ def check_possible(name: str, value: object, unit: str) -> None:
         raise MeasurementError(name, f"{value!r} is not a number.")
     if not math.isfinite(value):
         raise MeasurementError(name, f"{value!r} is not a finite number.")
-    shown = f"{value:g} {symbol(unit)}"
+    shown = _show(float(value), unit)
+    exact = _dec(float(value))
     if value <= 0:
         raise MeasurementError(name, f"{shown} cannot be real: a measured value is above zero.")
     if quantity_of(unit) == "hba1c":
-        limit = convert(HBA1C_MAX_PERCENT, "percent", unit)
-        if value > limit:
+        other = "mmol/mol" if unit == "percent" else "percent"
+        if exact > HBA1C_MAX[unit]:
             hint = (
-                " If it is in mmol/mol, set hba1c_unit to 'mmol/mol'."
-                if unit == "percent" and value <= convert(HBA1C_MAX_PERCENT, "percent", "mmol/mol")
-                else " Check the value and hba1c_unit."
+                f" It looks like {symbol(other)}: if it is, give the unit {other!r}."
+                if unit == "percent" and exact <= HBA1C_MAX[other]
+                else " Check the value and its unit."
+            )
+            raise MeasurementError(
+                name, f"{shown} cannot be real: HbA1c is at most 20 % (195 mmol/mol).{hint}"
+            )
+        if exact < HBA1C_MIN[unit]:
+            hint = (
+                f" It looks like {symbol(other)}: if it is, give the unit {other!r}."
+                if unit == "mmol/mol" and HBA1C_MIN[other] <= exact <= HBA1C_MAX[other]
+                else " Check the value and its unit."
             )
             raise MeasurementError(
                 name,
-                f"{shown} cannot be real: HbA1c is at most 20 % "
-                f"({convert(HBA1C_MAX_PERCENT, 'percent', 'mmol/mol'):.0f} mmol/mol).{hint}",
+                f"{shown} cannot be real: HbA1c below 3 % (9 mmol/mol) is not seen in a living "
+                f"person; even shortened red-cell survival leaves it higher ({HBA1C_FLOOR_SOURCE})."
+                f"{hint}",
             )
         return
-    limit = convert(GLUCOSE_MAX_MMOL, "mmol/L", unit)
-    if value > limit:
+    other = "mg/dL" if unit == "mmol/L" else "mmol/L"
+    if exact > GLUCOSE_MAX[unit]:
         hint = (
-            " If it is in mg/dL, set glucose_unit to 'mg/dL'."
-            if unit == "mmol/L" and value <= convert(GLUCOSE_MAX_MMOL, "mmol/L", "mg/dL")
-            else " Check the value and glucose_unit."
+            f" It looks like {other}: if it is, give the unit {other!r}."
+            if unit == "mmol/L" and exact <= GLUCOSE_MAX[other]
+            else " Check the value and its unit."
+        )
+        raise MeasurementError(
+            name, f"{shown} cannot be real: glucose is at most 100 mmol/L (1801.6 mg/dL).{hint}"
+        )
+    if confirmed:
+        return
+    if exact > GLUCOSE_CONFIRM_HIGH[unit]:
+        hint = (
+            " It is usually a mg/dL value typed as mmol/L: if it is mg/dL, give the unit 'mg/dL'."
+            if unit == "mmol/L"
+            else ""
         )
         raise MeasurementError(
             name,
-            f"{shown} cannot be real: glucose is at most 100 mmol/L "
-            f"({convert(GLUCOSE_MAX_MMOL, 'mmol/L', 'mg/dL'):g} mg/dL).{hint}",
+            f"{shown} is above 33.3 mmol/L (600 mg/dL): real but rare.{hint} If the value and "
+            "its unit are right, confirm the unit (--confirm-unit, or the page's checkbox).",
+        )
+    if exact < GLUCOSE_CONFIRM_LOW[unit]:
+        hint = (
+            " It looks like mmol/L: if it is, give the unit 'mmol/L'."
+            if unit == "mg/dL" and exact >= GLUCOSE_CONFIRM_LOW["mmol/L"]
+            else " Check the value."
+        )
+        raise MeasurementError(
+            name,
+            f"{shown} is below 1.0 mmol/L (18 mg/dL).{hint} Insulinoma or an insulin overdose "
+            "can give such a value: if the value and its unit are right, confirm the unit "
+            "(--confirm-unit, or the page's checkbox).",
         )
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """One published range: ``low ≤ x < high + one step of the published precision``."""
+    """One published range: ``low ≤ x < high + one step of the published precision``.
+
+    Rows with the same ``group`` count together: the group fires when at least ``at_least``
+    of its rows are met (ADA's 100 g OGTT: 2 of 4).
+    """
 
     guideline: str
     context: Context
@@ -269,6 +436,9 @@ class Threshold:
     needs_symptoms: bool
     source: str
     year: int
+    group: str = ""
+    at_least: int = 1
+    unit_disagreement: str = ""
 
     @property
     def below(self) -> Decimal | None:
@@ -276,8 +446,16 @@ class Threshold:
         return None if self.high is None else self.high + Decimal(1).scaleb(-self.decimals)
 
     def contains(self, value: Decimal) -> bool:
-        """Whether ``value`` (in this row's unit) falls in the range."""
+        """Whether ``value`` (in this row's unit, at its precision) falls in the range."""
         return value >= self.low and (self.below is None or value < self.below)
+
+    def compared(self, value: float, unit: str) -> Decimal:
+        """``value`` in ``unit`` as this row reads it: in the row's unit, rounded half-up."""
+        return round_half_up(convert(value, unit, self.unit), self.decimals)
+
+    def meets(self, value: float, unit: str) -> bool:
+        """Whether ``value`` entered in ``unit`` falls in the range."""
+        return self.contains(self.compared(value, unit))
 
     def range_text(self) -> str:
         """The range as published, e.g. ``5.7–6.4 %`` or ``≥ 126 mg/dL``."""
@@ -299,13 +477,29 @@ class GuidelineTable:
         """Guideline names in order of first appearance."""
         return tuple(dict.fromkeys(r.guideline for r in self.rows))
 
-    def select(self, guideline: str, context: str, measurement: str) -> tuple[Threshold, ...]:
-        """Rows of one guideline for one measurement in one context."""
+    def select(
+        self, guideline: str, context: str, measurement: str, *, grouped: bool | None = False
+    ) -> tuple[Threshold, ...]:
+        """Rows of one guideline for one measurement in one context.
+
+        ``grouped``: False (default) only single rows, True only rows of a group, None both.
+        """
         return tuple(
             r
             for r in self.rows
-            if r.guideline == guideline and r.context == context and r.measurement == measurement
+            if r.guideline == guideline
+            and r.context == context
+            and r.measurement == measurement
+            and (grouped is None or bool(r.group) == grouped)
         )
+
+    def groups(self, guideline: str, context: str) -> dict[str, tuple[Threshold, ...]]:
+        """Grouped rows of one guideline in one context, by group name, in file order."""
+        out: dict[str, list[Threshold]] = {}
+        for r in self.rows:
+            if r.guideline == guideline and r.context == context and r.group:
+                out.setdefault(r.group, []).append(r)
+        return {name: tuple(rows) for name, rows in out.items()}
 
     def grades(self, guideline: str, context: str, measurement: str) -> bool:
         """Whether the guideline can call this measurement normal (it has a lowest-category row)."""
@@ -314,6 +508,10 @@ class GuidelineTable:
             r.category == lowest and not r.needs_symptoms
             for r in self.select(guideline, context, measurement)
         )
+
+    def disagreements(self) -> tuple[Threshold, ...]:
+        """Rows whose two published units disagree at published precision (listed, with why)."""
+        return tuple(r for r in self.rows if r.unit_disagreement)
 
 
 def load_guidelines(path: Path | str | None = None) -> GuidelineTable:
@@ -398,6 +596,11 @@ def _parse_row(record: dict[str, str], where: str) -> Threshold:
         raise GuidelineTableError(f"{where}: guideline and source must not be empty.")
     if not cell("year").isdigit():
         raise GuidelineTableError(f"{where}: year must be a year, e.g. 2025.")
+    at_least = cell("at_least") or "1"
+    if not at_least.isdigit() or int(at_least) < 1:
+        raise GuidelineTableError(f"{where}: at_least must be a whole number ≥ 1.")
+    if int(at_least) > 1 and not cell("group"):
+        raise GuidelineTableError(f"{where}: at_least above 1 needs a group name.")
     low = number("low")
     high = number("high") if cell("high") else None
     if high is not None and high < low:
@@ -414,19 +617,32 @@ def _parse_row(record: dict[str, str], where: str) -> Threshold:
         needs_symptoms=cell("needs_symptoms") == "yes",
         source=cell("source"),
         year=int(cell("year")),
+        group=cell("group"),
+        at_least=int(at_least),
+        unit_disagreement=cell("unit_disagreement"),
     )
 
 
 def _check_consistent(rows: list[Threshold], path: Path) -> None:
-    seen: set[tuple[str, str, str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     for r in rows:
-        key = (r.guideline, r.context, r.measurement, r.category, r.unit)
+        key = (r.guideline, r.context, r.measurement, r.category, r.unit, r.group)
         if key in seen:
             raise GuidelineTableError(
                 f"{path}: {r.guideline} has two {r.category} rows for {r.measurement} in "
                 f"{r.unit} ({r.context}); keep one."
             )
         seen.add(key)
+    needs: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        if (
+            r.group
+            and needs.setdefault((r.guideline, r.context, r.group), r.at_least) != r.at_least
+        ):
+            raise GuidelineTableError(
+                f"{path}: group {r.group!r} of {r.guideline} has rows with different at_least; "
+                "give every row of a group the same number."
+            )
 
 
 @dataclass(frozen=True)
@@ -439,11 +655,13 @@ class Fired:
     range: str
     source: str
     category: str
+    entered: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """``{"measurement", "value", "unit", "range", "source"}``."""
+        """``{"measurement", "entered", "value", "unit", "range", "source"}``."""
         return {
             "measurement": self.measurement,
+            "entered": self.entered,
             "value": self.value,
             "unit": self.unit,
             "range": self.range,
@@ -452,18 +670,30 @@ class Fired:
 
 
 @dataclass(frozen=True)
+class EarlierResult:
+    """A diagnostic-range result of one guideline at an earlier visit (a possible 2nd sample)."""
+
+    guideline: str
+    date: str
+    days_before: int
+    measurements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GuidelineResult:
-    """One guideline's verdict, what fired (most severe first) and notes for the clinician."""
+    """One guideline's verdict, whether a repeat test is needed, what fired and notes."""
 
     guideline: str
     verdict: Verdict
     fired: tuple[Fired, ...] = ()
     notes: tuple[str, ...] = ()
+    repeat_test: RepeatTest = "not applicable"
 
     def to_json(self) -> dict[str, Any]:
-        """``{"verdict", "fired": [...], "notes": [...]}``."""
+        """``{"verdict", "repeat_test", "fired": [...], "notes": [...]}``."""
         return {
             "verdict": self.verdict,
+            "repeat_test": self.repeat_test,
             "fired": [f.to_json() for f in self.fired],
             "notes": list(self.notes),
         }
@@ -473,22 +703,50 @@ class RuleResults(dict[str, GuidelineResult]):
     """Results keyed by guideline name (``"WHO"``, ``"ADA"``, ``"NICE"``), in table order."""
 
     def to_json(self) -> dict[str, dict[str, Any]]:
-        """``{"WHO": {"verdict", "fired", "notes"}, "ADA": {...}, "NICE": {...}}``."""
+        """``{"WHO": {"verdict", "repeat_test", "fired", "notes"}, "ADA": {...}, ...}``."""
         return {name: result.to_json() for name, result in self.items()}
 
 
-def evaluate_rules(measurements: Measurements, table: GuidelineTable | None = None) -> RuleResults:
+def evaluate_rules(
+    measurements: Measurements,
+    table: GuidelineTable | None = None,
+    *,
+    screen_cutoff_mgdl: int = DEFAULT_SCREEN_CUTOFF_MGDL,
+    earlier: Sequence[EarlierResult] = (),
+) -> RuleResults:
     """Apply every guideline of ``table`` (default: the shipped one) to ``measurements``.
 
     Args:
         measurements: what is known; absent values are simply not used.
         table: a local variant from :func:`load_guidelines`; None uses the shipped table.
+        screen_cutoff_mgdl: ADA's 50 g screen cut-off, 130, 135 or 140 mg/dL (the workspace
+            setting ``gdm_screen_cutoff_mgdl``).
+        earlier: diagnostic-range results of earlier visits (:func:`earlier_results`); one
+            within :data:`REPEAT_WINDOW_DAYS` counts as the second sample.
 
     Returns:
         One :class:`GuidelineResult` per guideline, keyed by its name.
+
+    Raises:
+        ValueError: ``screen_cutoff_mgdl`` is not one ADA allows.
     """
+    if screen_cutoff_mgdl not in SCREEN_CUTOFFS:
+        raise ValueError(
+            f"The 50 g screen cut-off {screen_cutoff_mgdl!r} mg/dL is not one ADA allows; use "
+            f"one of {', '.join(map(str, SCREEN_CUTOFFS))}."
+        )
     table = table or load_guidelines()
-    return RuleResults((g, _evaluate(g, measurements, table)) for g in table.guidelines)
+    return RuleResults(
+        (g, _evaluate(g, measurements, table, screen_cutoff_mgdl, earlier))
+        for g in table.guidelines
+    )
+
+
+def diagnostic_measurements(result: GuidelineResult) -> tuple[str, ...]:
+    """The measurements of ``result`` in a diabetes category (what a later visit may confirm)."""
+    return tuple(
+        dict.fromkeys(f.measurement for f in result.fired if f.category in DIABETES_CATEGORIES)
+    )
 
 
 @dataclass
@@ -496,41 +754,115 @@ class _Evaluation:
     fired: list[Fired] = field(default_factory=list)
     used: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    hypo: list[str] = field(default_factory=list)
+    complete_groups: list[str] = field(default_factory=list)
+    screen: str | None = None
 
 
-def _evaluate(guideline: str, m: Measurements, table: GuidelineTable) -> GuidelineResult:
+def _evaluate(
+    guideline: str,
+    m: Measurements,
+    table: GuidelineTable,
+    cutoff: int,
+    earlier: Sequence[EarlierResult],
+) -> GuidelineResult:
     context: Context = "pregnant" if m.pregnant else "not pregnant"
     ev = _Evaluation()
-    if m.treated:
-        ev.notes.append(TREATED_NOTE)
-    for name in m.critical():
-        ev.notes.append(
-            f"Critical value: {LABELS[name]} {_show(getattr(m, name), m.glucose_unit)} is above "
-            "33.3 mmol/L (600 mg/dL). Act now: check for a hyperglycaemic emergency."
-        )
+    _flag_glucose(m, ev)
+    grouped = table.groups(guideline, context)
     for name in m.present():
-        _assess(guideline, context, name, m, table, ev)
+        if m.entered_unit(name) == UNKNOWN_UNIT:
+            ev.notes.append(
+                UNKNOWN_UNIT_NOTE.format(what=LABELS[name], unit=symbol(CANONICAL_UNITS[name]))
+            )
+        if name == "hba1c" and m.anaemia_or_hb_disorder:
+            ev.notes.append(ANAEMIA_NOTE.format(source=ANAEMIA_SOURCES.get(guideline, "WHO 2011")))
+            continue
+        single = table.select(guideline, context, name)
+        in_group = any(r.measurement == name for rows in grouped.values() for r in rows)
+        if single:
+            _assess(guideline, context, name, m, single, ev)
+        elif name == "gct_1h" and grouped:
+            _screen(m, cutoff, ev)
+        elif not in_group:
+            ev.notes.append(_left_out(guideline, name, m.pregnant))
+    for group, rows in grouped.items():
+        _assess_group(guideline, group, rows, m, ev)
 
     fired = sorted(
         ev.fired, key=lambda f: (-_SEVERITY[f.category], MEASUREMENTS.index(f.measurement))
     )
     if fired:
         verdict: Verdict = fired[0].category  # type: ignore[assignment]
+    elif ev.hypo:
+        verdict = "hypoglycaemia"
     else:
         verdict = _unfired_verdict(guideline, context, m, table, ev)
-
-    if verdict == "diabetes":
-        at_diabetes = {f.measurement for f in fired if f.category == "diabetes"}
-        # A random glucose below 11.1 says little about a fasting or OGTT value, so it does not
-        # count as disagreeing.
-        below = [n for n in ev.used if n not in at_diabetes and n != "random_glucose"]
-        if below:
-            ev.notes.append(DISCORDANT_NOTE)
-        elif len(at_diabetes) == 1 and not m.symptoms:
-            ev.notes.append(REPEAT_NOTE)
+    notes = ev.notes
+    if m.treated and verdict != "hypoglycaemia":
+        verdict = "not applicable"
+        notes = [TREATED_NOTE, *notes]
+    repeat, why = _repeat_test(guideline, verdict, fired, m, ev, earlier)
+    if why:
+        notes.append(why)
     if guideline == "NICE" and verdict == "gestational diabetes":
-        ev.notes.append(NICE_GDM_NOTE)
-    return GuidelineResult(guideline, verdict, tuple(fired), tuple(dict.fromkeys(ev.notes)))
+        notes.append(NICE_GDM_NOTE)
+    return GuidelineResult(guideline, verdict, tuple(fired), tuple(dict.fromkeys(notes)), repeat)
+
+
+def _left_out(guideline: str, name: str, pregnant: bool) -> str:
+    if name == "hba1c" and pregnant:
+        return PREGNANCY_HBA1C_NOTES.get(
+            guideline, PREGNANCY_HBA1C_NOTE.format(guideline=guideline)
+        )
+    where = "in pregnancy" if pregnant else "outside pregnancy"
+    return f"{_label(name)} left out: {guideline} does not use it {where}."
+
+
+def _flag_glucose(m: Measurements, ev: _Evaluation) -> None:
+    """Hypoglycaemia (never normal), critically low and critically high glucose."""
+    for name in m.present():
+        if name == "hba1c":
+            continue
+        value, unit = getattr(m, name), m.unit_of(name)
+        if _dec(value) > GLUCOSE_CONFIRM_HIGH[unit]:
+            ev.notes.append(
+                f"Critical value: {LABELS[name]} {m.shown(name)} is above 33.3 mmol/L "
+                "(600 mg/dL). Act now: check for a hyperglycaemic emergency."
+            )
+        read = round_half_up(value, GLUCOSE_DECIMALS[unit])
+        if read < GLUCOSE_CRITICAL_LOW[unit]:
+            ev.hypo.append(name)
+            ev.notes.append(
+                f"Critically low: {LABELS[name]} {m.shown(name)} is below 3.0 mmol/L (54 mg/dL), "
+                f"level 2 hypoglycaemia ({HYPO_SOURCE}). Act now: treat and find the cause."
+            )
+        elif read < GLUCOSE_HYPO[unit]:
+            ev.hypo.append(name)
+            ev.notes.append(
+                f"Hypoglycaemia: {LABELS[name]} {m.shown(name)} is below 3.9 mmol/L (70 mg/dL) "
+                f"({HYPO_SOURCE}); it is not a normal result."
+            )
+
+
+def _reading(
+    guideline: str, name: str, m: Measurements, row: Threshold, ev: _Evaluation
+) -> Decimal:
+    """The value as ``row`` reads it, with a note when it was converted or rounded."""
+    value, unit = getattr(m, name), m.unit_of(name)
+    compared = row.compared(value, unit)
+    if row.unit != unit:
+        ev.notes.append(
+            f"{_label(name)} {m.shown(name)} compared as {compared} {symbol(row.unit)}: "
+            f"{guideline} publishes this threshold in {symbol(row.unit)} only "
+            f"({_conversion_text(unit, row.unit)}, {_rounding_text(row.decimals)}, half up)."
+        )
+    elif compared != _dec(value):
+        ev.notes.append(
+            f"{_label(name)} {m.shown(name)} read as {compared} {symbol(unit)}: {guideline} "
+            f"publishes this threshold {_rounding_text(row.decimals)} (half up)."
+        )
+    return compared
 
 
 def _assess(
@@ -538,22 +870,11 @@ def _assess(
     context: Context,
     name: str,
     m: Measurements,
-    table: GuidelineTable,
+    rows: tuple[Threshold, ...],
     ev: _Evaluation,
 ) -> None:
     """Compare one measurement with every category the guideline has for it."""
-    value, unit = getattr(m, name), m.unit_of(name)
-    rows = table.select(guideline, context, name)
-    if name == "hba1c" and m.pregnant and not rows:
-        ev.notes.append(PREGNANCY_HBA1C_NOTE)
-        return
-    if not rows:
-        where = "in pregnancy" if m.pregnant else "outside pregnancy"
-        ev.notes.append(f"{_label(name)} left out: {guideline} does not use it {where}.")
-        return
-    if name == "hba1c" and m.anaemia_or_hb_disorder:
-        ev.notes.append(ANAEMIA_NOTE)
-        return
+    unit = m.unit_of(name)
     ev.used.append(name)
     fired_here = held_back = False
     for category in CATEGORIES[context]:
@@ -561,20 +882,12 @@ def _assess(
         if not candidates:
             continue
         row = next((r for r in candidates if r.unit == unit), candidates[0])
-        if row.unit == unit:
-            compared = exact(value)
-        else:
-            compared = round_half_up(convert(value, unit, row.unit), row.decimals)
-            ev.notes.append(
-                f"{_label(name)} {_show(value, unit)} compared as {compared} {symbol(row.unit)}: "
-                f"{guideline} publishes this threshold in {symbol(row.unit)} only "
-                f"({_conversion_text(unit, row.unit)}, {_rounding_text(row.decimals)})."
-            )
+        compared = _reading(guideline, name, m, row, ev)
         if not row.contains(compared):
             continue
         if row.needs_symptoms and not m.symptoms:
             ev.notes.append(
-                f"{_label(name)} {_show(value, unit)} is in the {category} range "
+                f"{_label(name)} {m.shown(name)} is in the {category} range "
                 f"({row.range_text()}) but does not diagnose without classic symptoms: confirm "
                 "with fasting plasma glucose, HbA1c or an OGTT."
             )
@@ -582,9 +895,19 @@ def _assess(
             continue
         fired_here = True
         ev.fired.append(
-            Fired(name, float(compared), row.unit, row.range_text(), row.source, category)
+            Fired(
+                name,
+                float(compared),
+                row.unit,
+                row.range_text(),
+                row.source,
+                category,
+                m.shown(name),
+            )
         )
-    if not (fired_here or held_back or table.grades(guideline, context, name)):
+    lowest = CATEGORIES[context][0]
+    grades = any(r.category == lowest and not r.needs_symptoms for r in rows)
+    if not (fired_here or held_back or grades):
         top = next((r for r in rows if r.unit == unit), rows[0])
         ev.notes.append(
             f"{guideline} uses {LABELS[name]} only to diagnose {top.category} "
@@ -593,23 +916,96 @@ def _assess(
         )
 
 
+def _assess_group(
+    guideline: str, group: str, rows: tuple[Threshold, ...], m: Measurements, ev: _Evaluation
+) -> None:
+    """A test read as a whole: it fires when at least ``at_least`` of its values are met."""
+    members = tuple(dict.fromkeys(r.measurement for r in rows))
+    present = [n for n in members if getattr(m, n) is not None]
+    if not present:
+        return
+    met: list[tuple[str, Threshold, Decimal]] = []
+    for name in present:
+        candidates = [r for r in rows if r.measurement == name]
+        row = next((r for r in candidates if r.unit == m.unit_of(name)), candidates[0])
+        compared = _reading(guideline, name, m, row, ev)
+        if row.contains(compared):
+            met.append((name, row, compared))
+    need = rows[0].at_least
+    count = f"{len(met)} of {len(members)} values met (at least {need} needed)"
+    shown = "; ".join(f"{LABELS[n]} {m.shown(n)} ≥ {r.low} {symbol(r.unit)}" for n, r, _ in met)
+    if len(met) >= need:
+        for name, row, compared in met:
+            ev.fired.append(
+                Fired(
+                    name,
+                    float(compared),
+                    row.unit,
+                    f"{row.range_text()} ({group}: {count})",
+                    row.source,
+                    row.category,
+                    m.shown(name),
+                )
+            )
+        ev.notes.append(f"{group}: {count}: {rows[0].category} ({shown}).")
+        return
+    missing = [n for n in members if n not in present]
+    if missing:
+        ev.notes.append(
+            f"{group}: {count}{': ' + shown if shown else ''}; missing {_join(missing, 'and')}."
+        )
+    else:
+        ev.complete_groups.append(group)
+        ev.notes.append(f"{group}: {count}{': ' + shown if shown else ''}: not {rows[0].category}.")
+
+
+def _screen(m: Measurements, cutoff: int, ev: _Evaluation) -> None:
+    """ADA's 50 g screen: positive asks for the 100 g OGTT; negative completes the two-step."""
+    unit = m.unit_of("gct_1h")
+    limit = Decimal(cutoff) if unit == "mg/dL" else SCREEN_CUTOFFS[cutoff]
+    read = round_half_up(m.gct_1h, GLUCOSE_DECIMALS[unit])  # type: ignore[arg-type]
+    where = f"cut-off {limit} {symbol(unit)}, the workspace setting gdm_screen_cutoff_mgdl"
+    if read >= limit:
+        ev.screen = "positive"
+        ev.notes.append(
+            f"50 g screen positive: {m.shown('gct_1h')} ({where}; {SCREEN_SOURCE}). The screen "
+            "does not diagnose: do the 100 g 3-hour OGTT."
+        )
+    else:
+        ev.screen = "negative"
+        ev.notes.append(
+            f"50 g screen negative: {m.shown('gct_1h')} is below the {where} ({SCREEN_SOURCE}): "
+            "no gestational diabetes by the two-step approach."
+        )
+
+
 def _unfired_verdict(
     guideline: str, context: Context, m: Measurements, table: GuidelineTable, ev: _Evaluation
 ) -> Verdict:
     graded = [n for n in ev.used if table.grades(guideline, context, n)]
-    needed = [n for n in MEASUREMENTS if table.grades(guideline, context, n)]
-    if not needed:
+    needed = [
+        n
+        for n in MEASUREMENTS
+        if table.grades(guideline, context, n)
+        and not (n == "hba1c" and m.anaemia_or_hb_disorder)  # the advice names glucose tests
+    ]
+    groups = table.groups(guideline, context)
+    if not needed and not groups:
         where = "in pregnancy" if context == "pregnant" else "outside pregnancy"
         ev.notes.append(f"{guideline} has no thresholds {where} in this table.")
         return "insufficient data"
     if context == "pregnant":
         missing = [n for n in needed if n not in graded]
-        if not missing:
+        if (needed and not missing) or ev.complete_groups or ev.screen == "negative":
             return "normal"
-        ev.notes.append(
+        text = (
             f"Gestational diabetes cannot be excluded under {guideline} without the whole 75 g "
-            f"OGTT ({_join(needed, 'and')}); missing {_join(missing, 'and')}."
+            f"OGTT ({_join(needed, 'and')}); missing {_join(missing, 'and')}"
         )
+        if groups:
+            text += ", or ADA's two-step approach: a 50 g screen below the cut-off, or all four "
+            text += "values of the 100 g 3-hour OGTT"
+        ev.notes.append(text + ".")
         return "insufficient data"
     if graded:
         ev.notes.append(
@@ -619,6 +1015,74 @@ def _unfired_verdict(
         return "normal"
     ev.notes.append(f"Not enough to decide under {guideline}: give {_join(needed, 'or')}.")
     return "insufficient data"
+
+
+def _repeat_test(
+    guideline: str,
+    verdict: str,
+    fired: list[Fired],
+    m: Measurements,
+    ev: _Evaluation,
+    earlier: Sequence[EarlierResult],
+) -> tuple[RepeatTest, str]:
+    """Whether a repeat test is needed, by the guideline's own rule, and why.
+
+    ADA: two different tests in the diabetic range (one sample or two), or a random glucose
+    ≥ 11.1 mmol/L with classic symptoms, need no repeat; otherwise a second sample is needed
+    (ADA 2025, section 2). WHO and NICE (which follows WHO): with classic symptoms one value is
+    enough; otherwise repeat on another day (WHO 2006; WHO 2011). An earlier diagnostic-range
+    result within :data:`REPEAT_WINDOW_DAYS` (another day for WHO/NICE) is the second sample.
+    """
+    if verdict == "gestational diabetes":
+        return "not needed", GDM_REPEAT_NOTE
+    if verdict not in DIABETES_CATEGORIES:
+        return "not applicable", ""
+    at_diabetes = list(
+        dict.fromkeys(f.measurement for f in fired if f.category in DIABETES_CATEGORIES)
+    )
+    ada = guideline == "ADA"
+    prior = [
+        e
+        for e in earlier
+        if e.guideline == guideline
+        and (0 if ada else 1) <= e.days_before <= REPEAT_WINDOW_DAYS
+        and e.measurements
+    ]
+    if prior:
+        first = max(prior, key=lambda e: -e.days_before)
+        return "not needed", (
+            f"Second sample: {_join(list(first.measurements), 'and')} in the diabetic range "
+            f"on {first.date} ({first.days_before} days before), within the {REPEAT_WINDOW_SOURCE}."
+        )
+    if ada:
+        if "random_glucose" in at_diabetes:
+            return "not needed", (
+                "Random glucose ≥ 11.1 mmol/L (200 mg/dL) with classic symptoms is unequivocal "
+                "hyperglycaemia: no second test is needed (ADA 2025)."
+            )
+        if len(at_diabetes) >= 2:
+            return "not needed", (
+                f"Two different tests in the diabetic range ({_join(at_diabetes, 'and')}) "
+                "confirm each other, from one sample or two (ADA 2025)."
+            )
+        below = [n for n in ev.used if n not in at_diabetes and n != "random_glucose"]
+        if below:
+            return "needed", DISCORDANT_NOTE
+        return "needed", (
+            f"One abnormal result ({_join(at_diabetes, 'and')}): ADA asks for a second abnormal "
+            "result, the same or another test, from the same sample or a second one without "
+            "delay. Symptoms waive it only with a random glucose ≥ 11.1 mmol/L (200 mg/dL) or a "
+            "hyperglycaemic crisis (ADA 2025)."
+        )
+    if m.symptoms:
+        return "not needed", (
+            f"With classic symptoms a single diagnostic value is enough ({guideline}; WHO 2006, "
+            "WHO 2011)."
+        )
+    return "needed", (
+        f"Without classic symptoms {guideline} asks for a repeat test on another day to confirm "
+        "diabetes (WHO 2006; WHO 2011)."
+    )
 
 
 def _show(value: float, unit: str) -> str:
@@ -654,9 +1118,9 @@ def _conversion_text(from_unit: str, to_unit: str) -> str:
 def describe(results: Mapping[str, GuidelineResult]) -> Iterable[str]:
     """Plain-text lines for a terminal: one verdict line per guideline, then its details."""
     for name, result in results.items():
-        yield f"{name}: {result.verdict}"
+        yield f"{name}: {result.verdict} (repeat test: {result.repeat_test})"
         for f in result.fired:
-            yield f"  {LABELS[f.measurement]} {f.value:g} {symbol(f.unit)} in {f.range}"
+            yield f"  {LABELS[f.measurement]} {f.entered} in {f.range}"
             yield f"    source: {f.source}"
         for note in result.notes:
             yield f"  note: {note}"

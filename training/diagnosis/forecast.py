@@ -40,6 +40,10 @@ DAYS_PER_YEAR = 365.25
 MIN_VISITS = 3
 LEVEL = 0.95
 NEEDS_VISITS = f"needs at least {MIN_VISITS} visits"
+ZERO_SPREAD = (
+    "cannot be estimated: the visits lie exactly on a line, so there is no residual spread to "
+    "give a range from"
+)
 # (series name, unit, VisitPoint attribute, label)
 SERIES: tuple[tuple[str, str, str, str], ...] = (
     ("hba1c", "percent", "hba1c_percent", "HbA1c"),
@@ -66,9 +70,9 @@ class VisitPoint:
         if not isinstance(self.date, dt.date):
             raise TypeError(f"VisitPoint.date must be a date, not {self.date!r}.")
         if self.hba1c_percent is not None:
-            check_possible("hba1c_percent", self.hba1c_percent, "percent")
+            check_possible("hba1c_percent", self.hba1c_percent, "percent", confirmed=True)
         if self.fpg_mmol is not None:
-            check_possible("fpg_mmol", self.fpg_mmol, "mmol/L")
+            check_possible("fpg_mmol", self.fpg_mmol, "mmol/L", confirmed=True)
 
     @property
     def left_out_because(self) -> str | None:
@@ -208,9 +212,20 @@ class Crossing:
     date: dt.date | None = None
     earliest: dt.date | None = None
     latest: dt.date | None = None
+    spread: bool = True  # False: the visits lie exactly on a line, no interval can be given
+
+    @property
+    def range_text(self) -> str:
+        """The 95 % range of the crossing date as text (``earliest to latest``)."""
+        if not self.spread:
+            return ZERO_SPREAD
+        if self.earliest is None and self.latest is None:
+            return "not within the horizon"
+        beyond = "beyond the horizon"
+        return f"{_iso(self.earliest) or beyond} to {_iso(self.latest) or beyond}"
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types; dates as ISO strings."""
+        """Plain JSON types; dates as ISO strings; ``range`` the 95 % range as text."""
         return {
             "category": self.category,
             "threshold": self.threshold,
@@ -218,6 +233,7 @@ class Crossing:
             "date": _iso(self.date),
             "earliest": _iso(self.earliest),
             "latest": _iso(self.latest),
+            "range": self.range_text,
         }
 
 
@@ -375,14 +391,18 @@ def _crossing(
     # The bounds are not straight lines, so they are searched day by day over the horizon.
     grid = now + np.arange(0, round(horizon_years * DAYS_PER_YEAR) + 1) / DAYS_PER_YEAR
     mean, half = fit.at(grid)
-    earliest = _first_day(fit, grid, mean + half >= threshold)
-    latest = _first_day(fit, grid, mean - half >= threshold)
+    # Rounding leaves ~1e-16 of spread on points exactly on a line: that is no spread.
+    spread = bool(fit.residual_sd > 1e-9)
+    earliest = _first_day(fit, grid, mean + half >= threshold) if spread else None
+    latest = _first_day(fit, grid, mean - half >= threshold) if spread else None
     if fit.slope_per_year > 0:
         years = (threshold - fit.intercept) / fit.slope_per_year
         if years <= end:
-            return Crossing(category, threshold, "projected", fit.date_at(years), earliest, latest)
+            return Crossing(
+                category, threshold, "projected", fit.date_at(years), earliest, latest, spread
+            )
     return Crossing(
-        category, threshold, f"not within {horizon_years:g} years", None, earliest, latest
+        category, threshold, f"not within {horizon_years:g} years", None, earliest, latest, spread
     )
 
 

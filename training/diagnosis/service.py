@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataset.registry import (
     DIABETES_DIAGNOSES,
     DIAGNOSES,
+    Confirmation,
     NewVisit,
     ParsedRow,
+    Reading,
     Registry,
     RowError,
     Visit,
@@ -43,7 +45,18 @@ from dataset.registry import (
 )
 from dataset.store import Store
 from training.diagnosis import DISCLAIMER
-from training.diagnosis.criteria import Measurements, RuleResults, evaluate_rules
+from training.diagnosis.criteria import (
+    LABELS,
+    MEASUREMENTS,
+    REPEAT_WINDOW_DAYS,
+    EarlierResult,
+    MeasurementError,
+    Measurements,
+    RuleResults,
+    diagnostic_measurements,
+    evaluate_rules,
+    load_guidelines,
+)
 from training.diagnosis.features import (
     TabularData,
     load_csv,
@@ -51,7 +64,6 @@ from training.diagnosis.features import (
     type_distinction_warning,
 )
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
-from training.diagnosis.units import convert
 
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
@@ -72,12 +84,15 @@ __all__ = [
     "TrainRequest",
     "TrainingSet",
     "VisitPrediction",
+    "confirm_visit",
     "csv_training_set",
+    "earlier_results",
     "evaluate",
     "fit_and_stage",
     "load_model",
     "model_warnings",
     "patient_forecast",
+    "patient_summary",
     "predict_file",
     "predict_visit",
     "registry_training_set",
@@ -90,6 +105,7 @@ __all__ = [
     "visit_from_entry",
     "visit_measurements",
     "visit_rules",
+    "visit_summary",
 ]
 
 BINARY_CLASSES: tuple[str, str] = ("no diabetes", "diabetes")
@@ -127,67 +143,228 @@ class DiagnosisError(ValueError):
 
 
 # ---------------------------------------------------------------------------- visit helpers
-def visit_measurements(visit: Visit, *, anaemia_or_hb_disorder: bool = False) -> Measurements:
-    """The guideline engine's input for a stored visit (canonical units: %, mmol/L)."""
+def visit_measurements(visit: NewVisit, *, anaemia_or_hb_disorder: bool = False) -> Measurements:
+    """The guideline engine's input for a visit: each measurement in the unit it was entered in.
+
+    A value stored before units were kept has the unit ``unknown`` (compared as stored, in %
+    or mmol/L, with a note on every verdict).
+    """
+    values = {r.measurement: r.value for r in visit.entered}
+    units = tuple((r.measurement, r.unit) for r in visit.entered)
     return Measurements(
-        hba1c=visit.hba1c_percent,
-        fpg=visit.fpg_mmol,
-        ogtt_1h=visit.ogtt_1h_mmol,
-        ogtt_2h=visit.ogtt_2h_mmol,
-        random_glucose=visit.random_glucose_mmol,
+        **values,
+        units=units,
         symptoms=visit.symptoms,
         pregnant=visit.pregnant,
         treated=visit.treated,
         anaemia_or_hb_disorder=anaemia_or_hb_disorder,
+        unit_confirmed=visit.unit_confirmed,
     )
 
 
 def visit_from_entry(
     date: dt.date,
     *,
-    hba1c: float | None = None,
-    hba1c_unit: str = "percent",
-    fpg: float | None = None,
-    ogtt_1h: float | None = None,
-    ogtt_2h: float | None = None,
-    random_glucose: float | None = None,
-    glucose_unit: str = "mmol/L",
-    **other: Any,
+    hba1c_unit: str | None = None,
+    glucose_unit: str | None = None,
+    unit_confirmed: bool = False,
+    **fields_: Any,
 ) -> NewVisit:
-    """A visit from values as entered (any supported unit), in the registry's canonical units.
+    """A visit from values as entered, each kept with its unit (no unit is assumed).
 
-    ``other`` are the remaining :class:`~dataset.registry.NewVisit` fields, as stored.
+    ``fields_`` are measurements by name (``hba1c``, ``fpg``, ``ogtt_1h``, ``ogtt_2h``,
+    ``random_glucose``, ``gct_1h``, ``ogtt100_0h`` … ``ogtt100_3h``) and the remaining
+    :class:`~dataset.registry.NewVisit` fields (``symptoms``, ``pregnant``, ``bmi``, ...).
 
     Raises:
-        MeasurementError: a unit is unknown or a value cannot be real, in the unit entered.
+        MeasurementError: a value without its unit, an unknown unit, or a value that cannot
+            be real or needs its unit confirmed, in the unit entered.
     """
-    entered = Measurements(
-        hba1c=hba1c,
+    readings = {n: fields_.pop(n) for n in MEASUREMENTS if n in fields_}
+    readings = {n: v for n, v in readings.items() if v is not None}
+    # The engine checks every value in its unit and refuses a value without one.
+    Measurements(
+        **readings,
         hba1c_unit=hba1c_unit,
-        fpg=fpg,
-        ogtt_1h=ogtt_1h,
-        ogtt_2h=ogtt_2h,
-        random_glucose=random_glucose,
         glucose_unit=glucose_unit,
+        unit_confirmed=unit_confirmed,
+    )
+    entered = tuple(
+        Reading(n, float(v), hba1c_unit if n == "hba1c" else glucose_unit)  # type: ignore[arg-type]
+        for n, v in readings.items()
+    )
+    return NewVisit(date=date, entered=entered, unit_confirmed=unit_confirmed, **fields_)
+
+
+def _rules_settings(workspace: Path | str | None) -> int:
+    """The 50 g screen cut-off of the workspace's settings."""
+    from dataset.settings import get_settings
+
+    overrides = {} if workspace is None else {"workspace": Path(workspace)}
+    return get_settings(**overrides).gdm_screen_cutoff_mgdl
+
+
+def earlier_results(visit: Visit, visits: Sequence[Visit]) -> list[EarlierResult]:
+    """Diagnostic-range results of the patient's earlier visits, per guideline.
+
+    A visit counts when it is of the same patient, dated on or before ``visit`` (entered
+    earlier when on the same day), not on treatment, and at most :data:`REPEAT_WINDOW_DAYS`
+    before it; a later visit never confirms an earlier one.
+    """
+    out: list[EarlierResult] = []
+    for other in visits:
+        if other.visit_id == visit.visit_id or other.patient_id != visit.patient_id:
+            continue
+        days = (visit.date - other.date).days
+        if days < 0 or days > REPEAT_WINDOW_DAYS or other.treated:
+            continue
+        if days == 0 and other.created_at >= visit.created_at:
+            continue
+        try:
+            results = evaluate_rules(visit_measurements(other))
+        except MeasurementError:
+            continue  # a stored value today's checks refuse confirms nothing
+        for name, result in results.items():
+            found = diagnostic_measurements(result)
+            if found:
+                out.append(EarlierResult(name, other.date.isoformat(), days, found))
+    return out
+
+
+def visit_rules(
+    visit: Visit,
+    registry: Registry | None = None,
+    *,
+    screen_cutoff_mgdl: int | None = None,
+    anaemia_or_hb_disorder: bool = False,
+) -> RuleResults:
+    """WHO, ADA and NICE verdicts for a stored visit, each with ``repeat_test``.
+
+    With ``registry``, an earlier visit of the patient in the diagnostic range (see
+    :func:`earlier_results`) counts as the second sample; the 50 g screen cut-off comes from
+    the workspace settings unless given.
+    """
+    earlier: list[EarlierResult] = []
+    workspace = None
+    if registry is not None:
+        earlier = earlier_results(visit, registry.visits(visit.patient_id))
+        workspace = registry.store.root
+    cutoff = screen_cutoff_mgdl or _rules_settings(workspace)
+    return evaluate_rules(
+        visit_measurements(visit, anaemia_or_hb_disorder=anaemia_or_hb_disorder),
+        screen_cutoff_mgdl=cutoff,
+        earlier=earlier,
     )
 
-    def glucose(value: float | None) -> float | None:
-        return None if value is None else convert(value, glucose_unit, "mmol/L")
 
-    return NewVisit(
-        date=date,
-        hba1c_percent=None if hba1c is None else convert(hba1c, entered.hba1c_unit, "percent"),
-        fpg_mmol=glucose(fpg),
-        ogtt_1h_mmol=glucose(ogtt_1h),
-        ogtt_2h_mmol=glucose(ogtt_2h),
-        random_glucose_mmol=glucose(random_glucose),
-        **other,
-    )
+def visit_summary(
+    registry: Registry,
+    visit: Visit,
+    confirmed: Confirmation | None,
+    history: Sequence[Confirmation] = (),
+) -> dict:
+    """One visit as the page and ``diagnosis show`` present it (JSON-ready).
+
+    ``measurements`` lists each value as entered (value, unit; ``unknown`` for a unit not
+    kept); ``guidelines`` gives each guideline's verdict, ``repeat_test`` and notes;
+    ``history`` the clinician's confirmations, each with what the guidelines said then.
+    """
+    try:
+        guidelines = visit_rules(visit, registry).to_json()
+    except MeasurementError as err:
+        # A value stored under older, looser checks: say why instead of failing the page.
+        note = f"Cannot be judged: {err}. Correct the value and enter the visit again."
+        guidelines = {
+            name: {
+                "verdict": "insufficient data",
+                "repeat_test": "not applicable",
+                "fired": [],
+                "notes": [note],
+            }
+            for name in load_guidelines().guidelines
+        }
+    return {
+        "visit_id": visit.visit_id,
+        "date": visit.date.isoformat(),
+        "pregnant": visit.pregnant,
+        "pregnancy_week": visit.pregnancy_week,
+        "treated": visit.treated,
+        "treatment": visit.treatment,
+        "symptoms": visit.symptoms,
+        "unit_confirmed": visit.unit_confirmed,
+        "measurements": [
+            {**r.to_json(), "shown": str(r), "label": LABELS[r.measurement]} for r in visit.entered
+        ],
+        "other": {
+            k: getattr(visit, k)
+            for k in (
+                "bmi",
+                "systolic_bp",
+                "diastolic_bp",
+                "insulin_uu_ml",
+                "c_peptide_nmol",
+                "gad_positive",
+            )
+            if getattr(visit, k) is not None
+        },
+        "smear_ids": list(visit.smear_ids),
+        "guidelines": guidelines,
+        "diagnosis": None if confirmed is None else confirmed.diagnosis,
+        "confirmed_by": None if confirmed is None else confirmed.confirmed_by,
+        "history": [
+            {
+                "revision": c.revision,
+                "diagnosis": c.diagnosis,
+                "confirmed_by": c.confirmed_by,
+                "confirmed_at": c.confirmed_at.isoformat(),
+                "note": c.note,
+                "guidelines": c.guideline_verdicts(),
+            }
+            for c in history
+        ],
+    }
 
 
-def visit_rules(visit: Visit) -> RuleResults:
-    """WHO, ADA and NICE verdicts for a stored visit."""
-    return evaluate_rules(visit_measurements(visit))
+def confirm_visit(
+    registry: Registry, visit_id: str, diagnosis: str, *, by: str, note: str = ""
+) -> Confirmation:
+    """Record a clinician's diagnosis with what each guideline said (verdict, repeat test).
+
+    Raises:
+        RegistryError: unknown visit or diagnosis, or no clinician named.
+    """
+    visit = registry.visit(visit_id)
+    said = {
+        name: {"verdict": r.verdict, "repeat_test": r.repeat_test}
+        for name, r in visit_rules(visit, registry).items()
+    }
+    return registry.confirm(visit_id, diagnosis, by=by, note=note, guidelines=said)
+
+
+def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
+    """A patient and every visit (:func:`visit_summary`), oldest first, with the disclaimer.
+
+    Raises:
+        RegistryError: no such patient.
+    """
+    patient = registry.patient(patient_id)
+    histories = registry.histories(patient.patient_id)
+    return {
+        "patient": patient.patient_id,
+        "sex": patient.sex,
+        "birth_year": patient.birth_year,
+        "visits": [
+            visit_summary(
+                registry,
+                v,
+                (histories.get(v.visit_id) or [None])[-1],
+                histories.get(v.visit_id, ()),
+            )
+            for v in registry.visits(patient.patient_id)
+        ],
+        "repeat_window_days": REPEAT_WINDOW_DAYS,
+        "disclaimer": DISCLAIMER,
+    }
 
 
 def smear_features(store: Store, smear_ids: Sequence[str]) -> dict[str, float]:
@@ -867,12 +1044,15 @@ class PredictionReport:
     metrics: dict[str, float | None] | None
     warnings: tuple[str, ...]
     errors: tuple[dict[str, Any], ...]
+    outcome: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """``{"model_id", "rows": [{"row", "probabilities", "predicted"}], "metrics",
-        "warnings", "errors"}``; ``metrics`` is null when the file has no outcome."""
+        """``{"model_id", "outcome", "rows": [{"row", "probabilities", "predicted"}],
+        "metrics", "warnings", "errors"}``; ``outcome`` is what the model's classes mean (from
+        its card); ``metrics`` is null when the file has no outcome."""
         return {
             "model_id": self.model_id,
+            "outcome": self.outcome,
             "rows": list(self.rows),
             "metrics": self.metrics,
             "warnings": list(self.warnings),
@@ -954,8 +1134,9 @@ def predict_file(
             raw = classification_metrics(proba, y)
             metrics = {k: (None if math.isnan(v) else v) for k, v in raw.items()}
             metrics["n_rows"] = len(y)
+    outcome = card.settings.get("target") or "not recorded in the model's card"
     return PredictionReport(
-        card.model_id, model.classes, rows, metrics, tuple(warnings), tuple(errors)
+        card.model_id, model.classes, rows, metrics, tuple(warnings), tuple(errors), outcome
     )
 
 
