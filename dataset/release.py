@@ -54,6 +54,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
+from dataset._delta import local_dataset
 from dataset.card import render_card
 from dataset.durable import fsync_dir
 from dataset.schema import UNLABELLED, UNLABELLED_NAME, ClassSchema
@@ -712,7 +713,7 @@ def _write_release(
     latest = store.latest_revisions()
     revisions_table = store.tables.table("revisions")
     revisions_version = revisions_table.version()
-    revisions = revisions_table.to_pyarrow_dataset()
+    revisions = local_dataset(revisions_table)
     ids = [t for t in labelled if t in tiles and latest[t].n_labelled_px > 0]
     if not ids:
         raise ReleaseError(
