@@ -30,7 +30,8 @@ from dataset.images import (
     encode_png_lossless,
     smear_id_for,
 )
-from dataset.store import NewSmear, Store
+from dataset.limits import InputLimits, InputRefused, input_limits, read_input_file
+from dataset.store import WHOLE_PNG_MAX_PIXELS, NewSmear, Store
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -118,6 +119,8 @@ class IngestResult:
             taken, transparency flattened, ...).
         image: For mask imports: the image the mask belongs to.
         revisions: For mask imports: tiles that got an ``import`` revision.
+        unmatched: For lenient mask imports: pixels per grey level that no level of the
+            map explained, imported as unlabelled.
     """
 
     input: str
@@ -128,6 +131,7 @@ class IngestResult:
     warnings: tuple[str, ...] = field(default=())
     image: str | None = None
     revisions: int | None = None
+    unmatched: dict[int, int] | None = None
 
     def to_json(self) -> dict:
         """The result row of ``--json`` output (mask-import keys only for mask imports)."""
@@ -143,6 +147,8 @@ class IngestResult:
             out["image"] = self.image
         if self.revisions is not None:
             out["revisions"] = self.revisions
+        if self.unmatched is not None:
+            out["unmatched"] = {str(k): v for k, v in self.unmatched.items()}
         return out
 
 
@@ -158,11 +164,7 @@ def upload_label(name: str) -> str:
 
 def resolve_max_pixels(max_pixels: int | None) -> int:
     """``max_pixels`` if given, else the settings' limit."""
-    if max_pixels is not None:
-        return max_pixels
-    from dataset.settings import get_settings
-
-    return get_settings().max_pixels
+    return input_limits(max_pixels).max_pixels
 
 
 def store_decoded(
@@ -193,7 +195,10 @@ def _new_smear(smear_id: str, decoded: DecodedImage, name: str, meta: SmearMeta 
     meta = meta or SmearMeta()
     return NewSmear(
         smear_id=smear_id,
-        image_png=encode_png_lossless(decoded.rgb),
+        # A large smear is kept as its tiles only (see dataset.store.WHOLE_PNG_MAX_PIXELS).
+        image_png=encode_png_lossless(decoded.rgb)
+        if decoded.width * decoded.height <= WHOLE_PNG_MAX_PIXELS
+        else None,
         width=decoded.width,
         height=decoded.height,
         label=upload_label(name),
@@ -219,9 +224,9 @@ def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]
     )
 
 
-def _decode(name: str, data: bytes, max_pixels: int) -> DecodedImage | IngestResult:
+def _decode(name: str, data: bytes, limits: InputLimits) -> DecodedImage | IngestResult:
     try:
-        return decode_image(data, name, max_pixels=max_pixels)
+        return decode_image(data, name, limits=limits)
     except ImageRejected as exc:
         return IngestResult(name, "rejected", reason=str(exc))
     except MemoryError:
@@ -260,10 +265,10 @@ class _Batcher:
         meta: SmearMeta | None,
         total: int,
         on_progress: ProgressFn | None,
-        max_pixels: int,
+        limits: InputLimits,
     ) -> None:
         self.store, self.meta, self.total = store, meta, total
-        self.on_progress, self.max_pixels = on_progress, max_pixels
+        self.on_progress, self.limits = on_progress, limits
         self.results: list[IngestResult | None] = []
         self._pending: list[_Pending] = []
         self._pending_ids: set[str] = set()
@@ -274,7 +279,8 @@ class _Batcher:
         """One upload: its bytes, or the result already known (unreadable file)."""
         index = len(self.results)
         self.results.append(None)
-        decoded = data if isinstance(data, IngestResult) else _decode(name, data, self.max_pixels)
+        decoded = data if isinstance(data, IngestResult) else _decode(name, data, self.limits)
+        del data  # the file's bytes are not needed past decoding; a batch may hold many
         if isinstance(decoded, IngestResult):
             self.results[index] = decoded
         else:
@@ -334,6 +340,7 @@ def ingest_files(
     on_progress: ProgressFn | None = None,
     *,
     max_pixels: int | None = None,
+    total: int | None = None,
 ) -> list[IngestResult]:
     """Ingest uploaded files: decode, check, deduplicate, store and tile each one.
 
@@ -344,16 +351,19 @@ def ingest_files(
         files: ``(name, bytes)`` per upload; the name is a label only, never a path.
         meta: Metadata applied to every newly added smear of the batch.
         on_progress: Called as ``on_progress(done, total)`` once each file's result is final.
-        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
+        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``);
+            the other limits of :func:`dataset.limits.input_limits` apply too.
+        total: How many files ``files`` yields, for progress. Give it with a generator
+            that reads one file at a time, so only that file's bytes are held.
 
     Returns:
         One result per file, in the order given.
     """
-    # The total is needed for progress; uploads are in memory already, so listing an
-    # iterator holds no more bytes than its caller produced.
-    items: Sequence[tuple[str, bytes]] = files if isinstance(files, Sequence) else list(files)
-    batcher = _Batcher(store, meta, len(items), on_progress, resolve_max_pixels(max_pixels))
-    for name, data in items:
+    if total is None:
+        files = files if isinstance(files, Sequence) else list(files)
+        total = len(files)
+    batcher = _Batcher(store, meta, total, on_progress, input_limits(max_pixels))
+    for name, data in files:
         batcher.add(name, data)
     return batcher.finish()
 
@@ -380,7 +390,8 @@ def _expand(paths: Sequence[Path]) -> list[tuple[str, Path | None, str | None]]:
                     )
                 )
             out.extend((str(child), child, None) for child in found)
-        elif path.is_file():
+        elif path.exists():
+            # Not only regular files: a device or a FIFO is refused by name when read.
             out.append((str(path), path, None))
         else:
             out.append((str(path), None, f"{str(path)!r} does not exist; check the path."))
@@ -401,6 +412,9 @@ def ingest_paths(
     sorted by name; a file named explicitly is always tried. Files are read one at a time;
     decoded smears wait for their batch's commit (see :func:`ingest_files`).
 
+    A named path that is not a regular file (a device such as ``/dev/zero``, a FIFO) and a
+    file over the size limit are refused by name before anything is read.
+
     Args:
         store: The workspace.
         paths: Files and folders.
@@ -412,16 +426,23 @@ def ingest_paths(
         One result per file found (and one ``rejected`` per missing path or empty folder).
     """
     todo = _expand([Path(p) for p in paths])
-    batcher = _Batcher(store, meta, len(todo), on_progress, resolve_max_pixels(max_pixels))
+    limits = input_limits(max_pixels)
+    batcher = _Batcher(store, meta, len(todo), on_progress, limits)
     for name, path, problem in todo:
         if path is None:
             batcher.add(name, IngestResult(name, "rejected", reason=problem))
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            reason = f"{name!r} cannot be read ({exc.strerror or exc}); check its permissions."
-            batcher.add(name, IngestResult(name, "rejected", reason=reason))
-        else:
-            batcher.add(name, data)
+        # Read inside the call: no local keeps the file's bytes while its batch is stored.
+        batcher.add(name, _read(name, path, limits))
     return batcher.finish()
+
+
+def _read(name: str, path: Path, limits: InputLimits) -> bytes | IngestResult:
+    """A file's bytes within the limits, or its ``rejected`` result."""
+    try:
+        return read_input_file(path, limits.max_file_bytes, name)
+    except InputRefused as exc:
+        return IngestResult(name, "rejected", reason=str(exc))
+    except OSError as exc:
+        reason = f"{name!r} cannot be read ({exc.strerror or exc}); check its permissions."
+        return IngestResult(name, "rejected", reason=reason)

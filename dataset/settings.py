@@ -23,6 +23,26 @@ class Settings(BaseSettings):
     device: str = Field(default="cpu", description="Torch device for training and inference")
     max_pixels: int = Field(default=100_000_000, ge=1, description="Largest accepted upload")
 
+    # --- Input limits: what one uploaded or imported file may cost (dataset/limits.py) -----
+    # max_file_mb is also Streamlit's server.maxUploadSize in .streamlit/config.toml; keep
+    # the two equal (a test checks the defaults agree).
+    max_file_mb: int = Field(
+        default=320,
+        ge=1,
+        le=4096,
+        description="Largest file read for an upload, a mask or a pairs CSV, in MiB "
+        "(a 100-megapixel uncompressed RGB image is 286 MiB)",
+    )
+    min_side_px: int = Field(
+        default=32, ge=1, le=4096, description="Smallest accepted image width or height, pixels"
+    )
+    max_aspect_ratio: float = Field(
+        default=20.0,
+        ge=1.0,
+        description="Largest accepted ratio of an image's longer side to its shorter side",
+    )
+    # --- end of input limits -----------------------------------------------------------------
+
 
 def get_settings(**overrides: object) -> Settings:
     """Build the settings; keyword overrides win over the environment.

@@ -77,8 +77,9 @@ def _upload_form(store: Store) -> None:
         st.error(f"Nothing was added: {exc}")
         return
     bar = st.progress(0.0, text=f"Reading {len(files)} files…")
-    files_in = [(f.name, f.getvalue()) for f in files]
-    results = ingest_files(store, files_in, meta, _progress(bar, "files"))
+    # A generator: one upload's bytes are copied out at a time, not all of them at once.
+    one_at_a_time = ((f.name, f.getvalue()) for f in files)
+    results = ingest_files(store, one_at_a_time, meta, _progress(bar, "files"), total=len(files))
     bar.empty()
     _remember("This upload", results)
 
@@ -101,16 +102,31 @@ def _results() -> None:
         n_masks = sum(r["status"] == "added" for r in masks)
         summary += f" {n_masks} masks imported ({sum(r['revisions'] for r in masks)} tiles)."
     (st.warning if bad else st.success)(summary)
+    # A rejection's reason is the part the user must read in full: each gets its own line,
+    # where a table cell would cut it off.
+    for r in rows:
+        if r["status"] == "rejected":
+            st.error(f"**{r['input']}** was not added: {r.get('reason') or 'no reason given'}")
     table = pd.DataFrame(
         {
             "File": [r["input"] for r in rows],
             "Result": [("mask " if "revisions" in r else "") + r["status"] for r in rows],
+            # Text, not numbers: a rejected file has no tiles, shown as an empty cell.
             "Tiles": [
-                r.get("revisions", r["tiles"]) if r["status"] != "rejected" else None for r in rows
+                str(r.get("revisions", r["tiles"])) if r["status"] != "rejected" else ""
+                for r in rows
             ],
             "Smear": [r["smear_id"] or "" for r in rows],
             "Details": [
-                " ".join(filter(None, [r.get("reason") or "", *(r.get("warnings") or [])]))
+                " ".join(
+                    filter(
+                        None,
+                        [
+                            "see above" if r["status"] == "rejected" else r.get("reason") or "",
+                            *(r.get("warnings") or []),
+                        ],
+                    )
+                )
                 for r in rows
             ],
         }
@@ -119,10 +135,7 @@ def _results() -> None:
         table,
         hide_index=True,
         width="stretch",
-        column_config={
-            "Tiles": st.column_config.NumberColumn(format="%d"),
-            "Details": st.column_config.TextColumn(width="large"),
-        },
+        column_config={"Details": st.column_config.TextColumn(width="large")},
     )
 
 
