@@ -246,3 +246,52 @@ def test_a_grey_missing_from_the_level_map_is_an_error_whatever_its_share(
     assert main([*argv[:-1], "--level-tolerance", "300"]) == 2  # usage error: 0..255
     main([*argv[:-1], "--levels-lenient", "--level-tolerance", "10"])
     assert "each ±10 grey levels (lenient" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ releases
+@pytest.fixture
+def released(store, make_smear, encode_image):
+    from dataset.release import create_release
+
+    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=11).rgb))])
+    tile = store.tiles(res.smear_id)[0]
+    store.save_mask(tile.tile_id, np.ones((tile.h, tile.w), np.uint8), annotator="ann")
+    info = create_release(store, "1.0.0", "first")
+    return store, info
+
+
+def test_export_into_the_releases_folder_is_refused_and_the_release_stays_valid(released, tmp_path):
+    from dataset.release import ReleaseError, export_release, verify_release
+
+    store, info = released
+    inside = [info.path, store.root / "releases", store.root / "releases" / "x.zip"]
+    for out in inside:
+        with pytest.raises(ReleaseError, match="inside the workspace's releases folder"):
+            export_release(store, "1.0.0", "zip", out)
+    assert verify_release(store, "1.0.0").ok
+    outside = export_release(store, "1.0.0", "zip", tmp_path / "exports")
+    assert outside.is_file() and verify_release(store, "1.0.0").ok
+
+
+def test_a_release_folder_is_read_only_folder_included(released):
+    import stat
+
+    _, info = released
+    paths = [info.path, *info.path.rglob("*")]
+    assert len(paths) > 3
+    for p in paths:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode & 0o222 == 0, (p, oct(mode))  # no write bit for anyone
+        assert mode & 0o444 == 0o444, (p, oct(mode))
+    assert stat.S_IMODE(info.path.parent.stat().st_mode) & stat.S_IWUSR  # releases/ itself
+
+
+@pytest.mark.parametrize("version", ["1.0.1\n", "1.0.1\n\n", " 1.0.1", "1.0.1 "])
+def test_a_version_must_match_to_the_end(released, version):
+    from dataset.release import ReleaseError, SemVer, create_release
+
+    store, _ = released
+    with pytest.raises(ReleaseError, match="is not a version"):
+        SemVer.parse(version)
+    with pytest.raises(ReleaseError, match="is not a version"):
+        create_release(store, version, "again")
