@@ -214,20 +214,24 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     store = _open_store(args)
     mask = _read_index_png(Path(args.mask))
     tile = store.tile(args.tile_id)
-    base = args.base_revision
-    if base is None:
-        # No base given: the user means "on top of what is there now".
-        latest = store.latest(tile.tile_id)
-        base = latest.revision if latest else None
+    annotator = (args.annotator or args.settings.annotator or "").strip()
+    if not annotator:
+        raise CliError(
+            "Say who drew this mask: add --annotator NAME (or set SMEARLAB_ANNOTATOR).",
+            EXIT_USAGE,
+        )
     try:
         rev = store.save_mask(
             tile.tile_id,
             mask,
-            annotator=args.annotator or args.settings.annotator,
+            annotator=annotator,
             source="manual",
-            base_revision=base,
+            base_revision=args.base_revision,
             seconds=args.seconds,
             force=args.force,
+            # No base given: the user means "on top of what is there when it is saved",
+            # read under the store's lock, so concurrent saves never look like conflicts.
+            on_latest=args.base_revision is None,
         )
     except RevisionConflict as exc:
         raise CliError(

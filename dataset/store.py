@@ -645,6 +645,7 @@ class Store:
         model_id: str | None = None,
         force: bool = False,
         check_base: bool = True,
+        on_latest: bool = False,
     ) -> Revision:
         """Save a new revision of a tile's mask; returns once the commit is durable.
 
@@ -652,11 +653,21 @@ class Store:
             base_revision: the revision the user started from (None or 0: a blank tile).
             force: save on top even when someone saved after ``base_revision``.
             check_base: False for imports, which never conflict.
+            on_latest: save on top of whatever revision is latest when the save takes the
+                lock, and record that one as the base (``base_revision`` is ignored). For
+                callers that name no base: reading the latest before the lock would turn
+                every concurrent save into a false conflict.
 
         Raises:
             RevisionConflict: the tile's latest revision is newer than ``base_revision``.
-            StoreError: the mask does not fit the tile or uses values outside the schema.
+            StoreError: no annotator name, or the mask does not fit the tile or uses values
+                outside the schema.
         """
+        if not str(annotator or "").strip():
+            # Until accounts replace names, the name is the only record of who drew a mask.
+            raise StoreError(
+                f"A mask for {tile_id_} needs the name of whoever drew it; give an annotator."
+            )
         tile = self.tile(tile_id_)
         mask = np.asarray(mask)
         if mask.dtype != np.uint8 or mask.shape != (tile.h, tile.w):
@@ -681,6 +692,8 @@ class Store:
         png = _encode_png(mask)
         with self.tables.lock("revisions"):
             latest = self.latest(tile_id_)
+            if on_latest:
+                base_revision = latest.revision if latest else None
             stale = latest is not None and (base_revision or 0) != latest.revision
             if check_base and not force and stale:
                 raise RevisionConflict(tile_id_, base_revision, latest)

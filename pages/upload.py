@@ -111,22 +111,14 @@ def _results() -> None:
         {
             "File": [r["input"] for r in rows],
             "Result": [("mask " if "revisions" in r else "") + r["status"] for r in rows],
-            # Text, not numbers: a rejected file has no tiles, shown as an empty cell.
+            # A rejected file stored no tile: 0, never an empty value shown as "None".
             "Tiles": [
-                str(r.get("revisions", r["tiles"])) if r["status"] != "rejected" else ""
+                int(r.get("revisions", r["tiles"]) or 0) if r["status"] != "rejected" else 0
                 for r in rows
             ],
             "Smear": [r["smear_id"] or "" for r in rows],
             "Details": [
-                " ".join(
-                    filter(
-                        None,
-                        [
-                            "see above" if r["status"] == "rejected" else r.get("reason") or "",
-                            *(r.get("warnings") or []),
-                        ],
-                    )
-                )
+                " ".join(filter(None, [r.get("reason") or "", *(r.get("warnings") or [])]))
                 for r in rows
             ],
         }
@@ -135,7 +127,10 @@ def _results() -> None:
         table,
         hide_index=True,
         width="stretch",
-        column_config={"Details": st.column_config.TextColumn(width="large")},
+        column_config={
+            "Tiles": st.column_config.NumberColumn(format="%d"),
+            "Details": st.column_config.TextColumn(width="large"),
+        },
     )
 
 

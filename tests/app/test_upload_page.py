@@ -36,5 +36,5 @@ def test_rejections_show_their_whole_reason_and_no_none_tiles(empty_ws: Path) ->
     assert not at.exception, at.exception
     assert any(LONG_REASON in e.value for e in at.error)  # the whole sentence, uncut
     table = at.dataframe[0].value
-    assert list(table["Tiles"]) == ["", "4"]
+    assert list(table["Tiles"]) == [0, 4]
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()

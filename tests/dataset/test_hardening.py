@@ -295,3 +295,59 @@ def test_a_version_must_match_to_the_end(released, version):
         SemVer.parse(version)
     with pytest.raises(ReleaseError, match="is not a version"):
         create_release(store, version, "again")
+
+
+# ------------------------------------------------------------------ annotate, annotator
+def test_annotate_without_a_base_reads_the_latest_under_the_lock(
+    store, make_smear, encode_image, tmp_path, capsys, monkeypatch
+):
+    """Another save landing between a read of the latest and the save is no conflict."""
+    from PIL import Image
+
+    from dataset.cli import main
+
+    monkeypatch.delenv("SMEARLAB_ANNOTATOR", raising=False)
+    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=12).rgb))])
+    tile = store.tiles(res.smear_id)[0]
+    path = tmp_path / "m.png"
+    Image.fromarray(np.ones((tile.h, tile.w), np.uint8)).save(path)
+    real_save = Store.save_mask
+    raced: list[int] = []
+
+    def racing_save(self, tile_id, mask, **kw):
+        if not raced:  # someone else saves just before ours takes the lock
+            raced.append(real_save(self, tile_id, mask, annotator="other").revision)
+        return real_save(self, tile_id, mask, **kw)
+
+    monkeypatch.setattr(Store, "save_mask", racing_save)
+    argv = ["--workspace", str(store.root), "annotate", tile.tile_id, str(path), "--annotator", "a"]
+    assert main(argv) == 0, capsys.readouterr().err
+    history = store.history(tile.tile_id)
+    assert [(r.revision, r.annotator, r.base_revision) for r in history] == [
+        (1, "other", None),
+        (2, "a", 1),  # recorded on top of the revision that was latest under the lock
+    ]
+
+
+def test_an_empty_annotator_name_is_refused(
+    store, make_smear, encode_image, tmp_path, capsys, monkeypatch
+):
+    from PIL import Image
+
+    from dataset.cli import main
+    from dataset.store import StoreError
+
+    monkeypatch.delenv("SMEARLAB_ANNOTATOR", raising=False)
+    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=13).rgb))])
+    tile = store.tiles(res.smear_id)[0]
+    mask = np.ones((tile.h, tile.w), np.uint8)
+    for name in ("", "   "):
+        with pytest.raises(StoreError, match="needs the name of whoever drew it"):
+            store.save_mask(tile.tile_id, mask, annotator=name)
+    path = tmp_path / "m.png"
+    Image.fromarray(mask).save(path)
+    for extra in ([], ["--annotator", " "]):
+        code = main(["--workspace", str(store.root), "annotate", tile.tile_id, str(path), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "--annotator NAME" in err
+    assert store.latest_revisions() == {}
