@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -86,7 +88,7 @@ class DecodedImage:
 
 
 def decode_image(
-    data: bytes,
+    data: bytes | BinaryIO,
     name: str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -102,7 +104,9 @@ def decode_image(
     32-bit integer and floating-point images are refused: their range is not defined.
 
     Args:
-        data: The uploaded file's bytes.
+        data: The uploaded file's bytes, or a binary file open at its start (read as
+            needed, so a large file is never held in memory whole; see
+            :func:`dataset.limits.open_input_file`). The caller closes the file.
         name: The upload's file name, used only to name it in messages.
         max_pixels: Largest width × height accepted; checked from the header before any
             pixel is decoded. Pillow's own limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``)
@@ -140,7 +144,7 @@ def decode_image(
 
 
 def open_checked(
-    data: bytes,
+    data: bytes | BinaryIO,
     name: str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -153,7 +157,7 @@ def open_checked(
     RGB, for callers that need the image in its own mode (mask imports).
 
     Args:
-        data: The uploaded file's bytes.
+        data: The uploaded file's bytes, or a binary file open at its start.
         name: The upload's file name, used only to name it in messages.
         max_pixels: Largest width × height accepted.
         limits: As for :func:`decode_image`.
@@ -171,14 +175,15 @@ def open_checked(
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES was set to True somewhere in this process; "
             "SmearLab needs it False to detect truncated uploads."
         )
-    if not data:
+    size = _size(data)
+    if not size:
         raise ImageRejected(f"{name!r} is empty (0 bytes): upload the image file again.")
     if limits is not None:
         try:
-            check_file_size(name, len(data), limits.max_file_bytes)
+            check_file_size(name, size, limits.max_file_bytes)
         except InputRefused as exc:
             raise ImageRejected(str(exc)) from None
-    buffer = io.BytesIO(bytes(data))
+    buffer = _stream(data)
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below decides; the warning would only be noise.
@@ -356,8 +361,29 @@ def _check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"Expected RGB pixels of shape (H, W, 3), got {rgb.shape}.")
 
 
-def _sniff(data: bytes) -> str:
-    head = bytes(data[:16])
+def _size(data: bytes | BinaryIO) -> int:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    return os.fstat(data.fileno()).st_size
+
+
+def _stream(data: bytes | BinaryIO) -> BinaryIO:
+    """A file object at the start of the upload (bytes are wrapped without a copy)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _head(data: bytes | BinaryIO, n: int) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data[:n])
+    data.seek(0)
+    return data.read(n)
+
+
+def _sniff(data: bytes | BinaryIO) -> str:
+    head = _head(data, 16)
     for magic, what in _SNIFF:
         if head.startswith(magic):
             return f": it looks like {what}"
@@ -365,7 +391,7 @@ def _sniff(data: bytes) -> str:
         return ": it looks like a HEIC/AVIF (phone camera) image"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return ": it looks like a WebP image"
-    sample = bytes(data[:512])
+    sample = _head(data, 512)
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError:
@@ -424,7 +450,7 @@ def _is_tiff_rgb16(img: Image.Image) -> bool:
     )
 
 
-def _tiff_rgb16(data: bytes, img: Image.Image) -> np.ndarray | None:
+def _tiff_rgb16(data: bytes | BinaryIO, img: Image.Image) -> np.ndarray | None:
     """Exact 16-bit RGB TIFF pixels scaled to 8 bits; None to fall back to Pillow.
 
     Pillow reads such files keeping only the high byte of each sample; tifffile reads the
@@ -433,7 +459,7 @@ def _tiff_rgb16(data: bytes, img: Image.Image) -> np.ndarray | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        with tifffile.TiffFile(_stream(data)) as tif:
             page = tif.pages[0]
             pixels = page.asarray()
     except Exception:  # any failure means: let Pillow's reading stand

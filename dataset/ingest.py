@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from dataset.images import (
     ACCEPTED_FORMATS,
@@ -30,7 +30,7 @@ from dataset.images import (
     encode_png_lossless,
     smear_id_for,
 )
-from dataset.limits import InputLimits, InputRefused, input_limits, read_input_file
+from dataset.limits import InputLimits, InputRefused, input_limits, open_input_file
 from dataset.store import WHOLE_PNG_MAX_PIXELS, NewSmear, Store
 
 __all__ = [
@@ -224,7 +224,7 @@ def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]
     )
 
 
-def _decode(name: str, data: bytes, limits: InputLimits) -> DecodedImage | IngestResult:
+def _decode(name: str, data: bytes | BinaryIO, limits: InputLimits) -> DecodedImage | IngestResult:
     try:
         return decode_image(data, name, limits=limits)
     except ImageRejected as exc:
@@ -275,11 +275,19 @@ class _Batcher:
         self._pixel_bytes = 0
         self._reported = 0
 
-    def add(self, name: str, data: bytes | IngestResult) -> None:
-        """One upload: its bytes, or the result already known (unreadable file)."""
+    def add(self, name: str, data: bytes | BinaryIO | IngestResult) -> None:
+        """One upload: its bytes or open file (closed here once decoded), or its result
+        already known (unreadable file)."""
         index = len(self.results)
         self.results.append(None)
-        decoded = data if isinstance(data, IngestResult) else _decode(name, data, self.limits)
+        if isinstance(data, IngestResult):
+            decoded: DecodedImage | IngestResult = data
+        else:
+            try:
+                decoded = _decode(name, data, self.limits)
+            finally:
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    data.close()
         del data  # the file's bytes are not needed past decoding; a batch may hold many
         if isinstance(decoded, IngestResult):
             self.results[index] = decoded
@@ -432,15 +440,15 @@ def ingest_paths(
         if path is None:
             batcher.add(name, IngestResult(name, "rejected", reason=problem))
             continue
-        # Read inside the call: no local keeps the file's bytes while its batch is stored.
-        batcher.add(name, _read(name, path, limits))
+        # The decoder reads the open file as it goes: its bytes are never held whole.
+        batcher.add(name, _open(name, path, limits))
     return batcher.finish()
 
 
-def _read(name: str, path: Path, limits: InputLimits) -> bytes | IngestResult:
-    """A file's bytes within the limits, or its ``rejected`` result."""
+def _open(name: str, path: Path, limits: InputLimits) -> BinaryIO | IngestResult:
+    """The file opened within the limits, or its ``rejected`` result."""
     try:
-        return read_input_file(path, limits.max_file_bytes, name)
+        return open_input_file(path, limits.max_file_bytes, name)
     except InputRefused as exc:
         return IngestResult(name, "rejected", reason=str(exc))
     except OSError as exc:

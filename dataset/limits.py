@@ -2,10 +2,10 @@
 
 Promises:
 
-* :func:`read_input_file` reads only regular files, checks the size before reading, and
-  never reads more than the limit (a file growing while it is read is refused too). A
-  device (``/dev/zero``), a FIFO, a socket or a folder is refused naming the path and what
-  it is, without blocking.
+* :func:`open_input_file` and :func:`read_input_file` open only regular files, check the
+  size before reading, and never read more than the limit (a file growing while it is read
+  is refused too). A device (``/dev/zero``), a FIFO, a socket or a folder is refused naming
+  the path and what it is, without blocking.
 * :func:`check_image_size` refuses, from the header's width and height alone, images over
   the pixel limit, with a side under the minimum, or longer than the aspect-ratio limit;
   each message names the upload, the figure and the limit.
@@ -20,6 +20,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "InputLimits",
@@ -27,6 +28,7 @@ __all__ = [
     "check_file_size",
     "check_image_size",
     "input_limits",
+    "open_input_file",
     "read_input_file",
 ]
 
@@ -99,12 +101,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_input_file(path: Path | str, max_bytes: int, name: str | None = None) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``.
+def open_input_file(path: Path | str, max_bytes: int, name: str | None = None) -> BinaryIO:
+    """Open a regular file of at most ``max_bytes`` for reading; the caller closes it.
 
-    The file is opened without blocking (a FIFO with no writer would hang a plain open),
-    checked with ``fstat`` on the open descriptor (so a swapped path cannot slip in
-    between), and read to at most ``max_bytes + 1`` bytes.
+    The file is opened without blocking (a FIFO with no writer would hang a plain open) and
+    checked with ``fstat`` on the open descriptor, so a path swapped after a check cannot
+    slip in. Nothing is read yet: a decoder can read what it needs as it goes.
 
     Args:
         path: The file.
@@ -113,7 +115,7 @@ def read_input_file(path: Path | str, max_bytes: int, name: str | None = None) -
 
     Raises:
         InputRefused: Not a regular file, or larger than ``max_bytes``.
-        OSError: The file cannot be opened or read (missing, no permission).
+        OSError: The file cannot be opened (missing, no permission).
     """
     label = str(path) if name is None else name
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -126,12 +128,25 @@ def read_input_file(path: Path | str, max_bytes: int, name: str | None = None) -
             )
         check_file_size(label, info.st_size, max_bytes)
         os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=True) as fh:
-            fd = -1
-            data = fh.read(max_bytes + 1)
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        return os.fdopen(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_input_file(path: Path | str, max_bytes: int, name: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_input_file`).
+
+    Reads at most ``max_bytes + 1`` bytes, so a file that grows while it is read is refused
+    rather than read without end.
+
+    Raises:
+        InputRefused: Not a regular file, or larger than ``max_bytes``.
+        OSError: The file cannot be opened or read (missing, no permission).
+    """
+    label = str(path) if name is None else name
+    with open_input_file(path, max_bytes, name) as fh:
+        data = fh.read(max_bytes + 1)
     check_file_size(label, len(data), max_bytes)  # it grew while being read
     return data
 

@@ -351,3 +351,24 @@ def test_an_empty_annotator_name_is_refused(
         err = capsys.readouterr().err
         assert code == 2 and "--annotator NAME" in err
     assert store.latest_revisions() == {}
+
+
+def test_ingest_decodes_from_the_open_file_and_closes_it(
+    store, tmp_path, make_smear, encode_image, monkeypatch
+):
+    import dataset.ingest
+    import dataset.limits
+
+    opened = []
+    real_open = dataset.limits.open_input_file
+
+    def spy(path, max_bytes, name=None):
+        fh = real_open(path, max_bytes, name)
+        opened.append(fh)
+        return fh
+
+    monkeypatch.setattr(dataset.ingest, "open_input_file", spy)
+    photo = tmp_path / "s.tif"
+    photo.write_bytes(encode_image(make_smear(96, 80, seed=14).rgb, "TIFF"))
+    [res] = ingest_paths(store, [photo])
+    assert res.status == "added" and len(opened) == 1 and opened[0].closed
