@@ -364,7 +364,10 @@ def _check_rgb(rgb: np.ndarray) -> None:
 def _size(data: bytes | BinaryIO) -> int:
     if isinstance(data, bytes | bytearray | memoryview):
         return len(data)
-    return os.fstat(data.fileno()).st_size
+    try:
+        return os.fstat(data.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):  # an in-memory file
+        return data.seek(0, io.SEEK_END)
 
 
 def _stream(data: bytes | BinaryIO) -> BinaryIO:

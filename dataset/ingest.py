@@ -343,7 +343,7 @@ class _Batcher:
 
 def ingest_files(
     store: Store,
-    files: Iterable[tuple[str, bytes]],
+    files: Iterable[tuple[str, bytes | BinaryIO]],
     meta: SmearMeta | None = None,
     on_progress: ProgressFn | None = None,
     *,
@@ -356,7 +356,8 @@ def ingest_files(
 
     Args:
         store: The workspace.
-        files: ``(name, bytes)`` per upload; the name is a label only, never a path.
+        files: ``(name, bytes)`` per upload, or ``(name, file)`` with a binary file open at
+            its start (closed once decoded); the name is a label only, never a path.
         meta: Metadata applied to every newly added smear of the batch.
         on_progress: Called as ``on_progress(done, total)`` once each file's result is final.
         max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``);

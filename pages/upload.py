@@ -77,8 +77,8 @@ def _upload_form(store: Store) -> None:
         st.error(f"Nothing was added: {exc}")
         return
     bar = st.progress(0.0, text=f"Reading {len(files)} files…")
-    # A generator: one upload's bytes are copied out at a time, not all of them at once.
-    one_at_a_time = ((f.name, f.getvalue()) for f in files)
+    # One at a time, each read where Streamlit holds it: no copy of any upload's bytes.
+    one_at_a_time = ((f.name, f) for f in files)
     results = ingest_files(store, one_at_a_time, meta, _progress(bar, "files"), total=len(files))
     bar.empty()
     _remember("This upload", results)

@@ -372,3 +372,15 @@ def test_ingest_decodes_from_the_open_file_and_closes_it(
     photo.write_bytes(encode_image(make_smear(96, 80, seed=14).rgb, "TIFF"))
     [res] = ingest_paths(store, [photo])
     assert res.status == "added" and len(opened) == 1 and opened[0].closed
+
+
+def test_ingest_files_takes_in_memory_files_without_copying_them_out(
+    store, make_smear, encode_image
+):
+    import io
+
+    upload = io.BytesIO(encode_image(make_smear(96, 80, seed=15).rgb))  # as Streamlit hands it
+    [res] = ingest_files(store, [("up.png", upload)])
+    assert res.status == "added" and upload.closed
+    [empty] = ingest_files(store, [("empty.png", io.BytesIO(b""))])
+    assert empty.status == "rejected" and "is empty" in empty.reason
