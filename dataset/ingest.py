@@ -11,6 +11,11 @@ What this module promises:
   EXIF, ICC and every other metadata dropped; see :mod:`dataset.images`).
 * An upload's name is kept only as a label in the workspace (its last path component);
   it is never used as a path.
+* Memory is bounded (:mod:`dataset.limits`): a file over the size limit, a device or a
+  FIFO is refused before it is read; uploads are taken one at a time and decoded from their
+  file; an image over the pixel limit, with a side under 32 px or an aspect ratio over 20
+  is refused from its header. The largest accepted image (100 megapixels) peaks under 1 GB
+  (``bench/memory_bench.py``).
 """
 
 from __future__ import annotations
@@ -160,11 +165,6 @@ def upload_label(name: str) -> str:
     last = re.split(r"[\\/]", str(name))[-1]
     text = "".join(ch for ch in last if ch.isprintable()).strip()
     return text[:_LABEL_MAX] or "upload"
-
-
-def resolve_max_pixels(max_pixels: int | None) -> int:
-    """``max_pixels`` if given, else the settings' limit."""
-    return input_limits(max_pixels).max_pixels
 
 
 def store_decoded(
