@@ -8,6 +8,7 @@ shows what the interpreter and libraries cost before any pixel.
 Cases:
 
 * ``largest_jpeg``: a 10,000 × 10,000 smear-like JPEG (100 MP, the pixel limit).
+* ``largest_png_smear``: the same smear as a PNG (about 145 MB: noise compresses poorly).
 * ``largest_png_flat``: a 10,000 × 10,000 PNG of one colour (a few hundred KB that
   decompress to 300 MB).
 * ``dev_zero``: ``ingest /dev/zero`` and a pairs CSV naming ``/dev/zero``.
@@ -72,8 +73,8 @@ def _flat_png(width: int, height: int) -> bytes:
     )
 
 
-def _smear_jpeg(path: Path, side: int) -> None:
-    """A smear-like JPEG: the test fixture's synthetic smear, repeated, with fresh noise."""
+def _smear_images(jpeg: Path, png: Path, side: int) -> None:
+    """A smear-like JPEG and PNG: the test fixture's synthetic smear, tiled, with noise."""
     import numpy as np
     from PIL import Image
 
@@ -85,7 +86,9 @@ def _smear_jpeg(path: Path, side: int) -> None:
     rgb = np.tile(block, (reps, reps, 1))[:side, :side]
     rng = np.random.default_rng(1)
     rgb = np.clip(rgb.astype(np.int16) + rng.integers(-8, 9, rgb.shape, dtype=np.int16), 0, 255)
-    Image.fromarray(rgb.astype(np.uint8)).save(path, format="JPEG", quality=90)
+    image = Image.fromarray(rgb.astype(np.uint8))
+    image.save(jpeg, format="JPEG", quality=90)
+    image.save(png, format="PNG", compress_level=1)
 
 
 def _cap_memory() -> None:
@@ -125,7 +128,7 @@ def _run(argv: list[str], env: dict[str, str]) -> dict:
 def _make_inputs(tmp_path: Path, large: bool) -> None:
     """Write the input files (run in a child of its own, see :func:`_run`)."""
     if large:
-        _smear_jpeg(tmp_path / "largest.jpg", 10_000)
+        _smear_images(tmp_path / "largest.jpg", tmp_path / "largest.png", 10_000)
         (tmp_path / "flat.png").write_bytes(_flat_png(10_000, 10_000))
     (tmp_path / "over.png").write_bytes(_png_header_only(10_001, 10_000))
     (tmp_path / "strip.png").write_bytes(_png_header_only(1_000_000, 2))
@@ -159,6 +162,10 @@ def main() -> int:
         if not args.quick:
             cases += [
                 ("largest_jpeg", ["--workspace", ws, "ingest", str(jpeg)]),
+                (
+                    "largest_png_smear",
+                    ["--workspace", ws + "2", "ingest", str(tmp_path / "largest.png")],
+                ),
                 ("largest_png_flat", ["--workspace", ws, "ingest", str(flat)]),
             ]
         cases += [
