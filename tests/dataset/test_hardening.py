@@ -384,3 +384,28 @@ def test_ingest_files_takes_in_memory_files_without_copying_them_out(
     assert res.status == "added" and upload.closed
     [empty] = ingest_files(store, [("empty.png", io.BytesIO(b""))])
     assert empty.status == "rejected" and "is empty" in empty.reason
+
+
+@pytest.mark.slow
+def test_eight_concurrent_annotates_without_a_base_all_save(
+    store, make_smear, encode_image, tmp_path
+):
+    from PIL import Image
+
+    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=16).rgb))])
+    tile = store.tiles(res.smear_id)[0]
+    path = tmp_path / "m.png"
+    Image.fromarray(np.ones((tile.h, tile.w), np.uint8)).save(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMEARLAB_")}
+    argv = [sys.executable, "-m", "dataset", "--workspace", str(store.root), "annotate",
+            tile.tile_id, str(path)]  # fmt: skip
+    procs = [
+        subprocess.Popen([*argv, "--annotator", f"a{i}"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(8)
+    ]  # fmt: skip
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert [code for code, _ in outcomes] == [0] * 8, outcomes
+    history = Store.open(store.root).history(tile.tile_id)
+    assert [r.revision for r in history] == list(range(1, 9))
+    assert [r.base_revision for r in history] == [None, *range(1, 8)]
