@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Optional: a PyTorch wheel index for a CPU-only torch build (see README).
 TORCH_INDEX_URL ?=
 
-.PHONY: run test lint install install-dev bench clean-venv
+.PHONY: run serve test lint install install-dev bench clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# `make run` serves this machine only; `make serve` serves the network (PORT ?= 8501), and
+# every page then warns that nothing is protected: SmearLab has no accounts yet.
+PORT ?= 8501
+
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+serve: $(VENV)/.runtime
+	$(PY) -m streamlit run app.py --server.address 0.0.0.0 --server.port $(PORT)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

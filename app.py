@@ -1,7 +1,9 @@
-"""SmearLab's entry point: the page navigation and the shared sidebar, nothing else.
+"""SmearLab's entry point: the page navigation, the shared sidebar and the network banner.
 
-Run with ``streamlit run app.py``; the workspace comes from ``SMEARLAB_WORKSPACE``.
-A page appears in the navigation as soon as its file exists under ``pages/``.
+Run with ``make run`` (this machine only) or ``make serve`` (the network); the workspace comes
+from ``SMEARLAB_WORKSPACE``. A page appears in the navigation as soon as its file exists
+under ``pages/``. When the server listens beyond this machine, every page opens with a
+banner saying that nothing is protected (:func:`dataset.serving.exposure_warning` decides).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dataset.serving import exposure_warning
 from pages import _common
 
 HERE = Path(__file__).parent
@@ -33,4 +36,7 @@ pages = [
 current = st.navigation(pages)
 
 _common.sidebar()
+exposed = exposure_warning(st.get_option("server.address"))
+if exposed:
+    st.warning(exposed, icon=":material/public:")
 current.run()

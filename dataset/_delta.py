@@ -5,6 +5,9 @@ history is never rewritten, so every version stays readable. Appends that must c
 something first (a duplicate smear, the next revision number) hold an ``fcntl`` lock on
 ``<workspace>/locks/<name>.lock`` for the read-check-write, which makes them safe across
 processes of one machine. Small commits are compacted and checkpointed as they pile up.
+
+Reads go through :func:`local_dataset`, never ``DeltaTable.to_pyarrow_dataset()`` with its
+default filesystem; see there why (a process that read a table could abort at exit).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from deltalake import DeltaTable, write_deltalake
 
 from dataset.durable import fsync_dir, fsync_path, locked
@@ -108,6 +112,32 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+
+def local_dataset(dt: DeltaTable) -> pads.Dataset:
+    """A pyarrow dataset of the table's current files, read with Arrow's own local filesystem.
+
+    Why not ``dt.to_pyarrow_dataset()`` as it comes: without a ``filesystem`` it reads
+    through ``pyarrow.fs.PyFileSystem(DeltaStorageHandler)``, so every byte read is a
+    Python object wrapped in an ``arrow::py::PyBuffer``. The Parquet reader pre-buffers
+    column chunks on Arrow's IO thread pool; after a scan returns, some of those read-ahead
+    futures (and their PyBuffers) are still alive and are released on an IO thread. When
+    that happens during interpreter shutdown, ``~PyBuffer`` asks for the GIL, CPython 3.11
+    ends the thread with ``pthread_exit`` (its rule for threads that want the GIL while it
+    finalises), the forced unwind meets a ``noexcept`` destructor, and ``std::terminate``
+    aborts the process: exit status 134 with "terminate called without an active exception",
+    after a command had printed its complete result. Measured with a bare
+    ``DeltaTable(p).to_pyarrow_dataset().to_table()`` on a 500-revision table: 5-25 % of runs
+    abort, with deltalake 1.6.6 / pyarrow 26.0.1 and with 1.4.2 / 24.0.0 alike, so no pin
+    helps. Arrow's C++ ``LocalFileSystem`` hands out native buffers that need no GIL to be
+    freed, which removes the cause (0 aborts in 60 runs of the same script).
+
+    The table is local (``<workspace>/tables/<name>``); its files are named relative to its
+    root, as ``to_pyarrow_dataset`` expects of a ``SubTreeFileSystem`` rooted there.
+    """
+    root = unquote(dt.table_uri.removeprefix("file://"))
+    return dt.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(root, pafs.LocalFileSystem()))
+
+
 COMPACT_EVERY = 64  # commits between compactions; each small commit adds one Parquet file
 
 
@@ -156,7 +186,7 @@ class DeltaTables:
 
     def dataset(self, name: str) -> pads.Dataset:
         """A pyarrow dataset over the latest version (streams; nothing loaded yet)."""
-        return self.table(name).to_pyarrow_dataset()
+        return local_dataset(self.table(name))
 
     def read(
         self, name: str, columns: list[str] | None = None, filter: pads.Expression | None = None

@@ -6,6 +6,7 @@ Usage::
     python -m dataset ingest FILE_OR_DIR... [--patient ID] [--stain S] [--magnification M]
                                             [--um-per-px X] [--note N]
     python -m dataset import-masks --pairs PAIRS.csv --levels "0=unlabelled,155=leukocyte"
+                                   [--level-tolerance 40] [--levels-lenient]
     python -m dataset annotate TILE_ID MASK.png [--annotator NAME]
                                                 [--base-revision N [--force]] [--seconds S]
     python -m dataset skip TILE_ID
@@ -35,6 +36,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from dataset.ingest import IngestResult, MetaError, SmearMeta
+from dataset.masks import DEFAULT_LEVEL_TOLERANCE
 from dataset.schema import SchemaError
 from dataset.store import RevisionConflict, Store, StoreError
 
@@ -93,9 +95,14 @@ def _progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
     return show
 
 
-def _report_results(args: argparse.Namespace, results: list[IngestResult]) -> int:
+def _report_results(
+    args: argparse.Namespace,
+    results: list[IngestResult],
+    header: str | None = None,
+    extra: dict | None = None,
+) -> int:
     """Print one row per file; exit 1 when any was rejected."""
-    lines = []
+    lines = [header] if header else []
     for r in results:
         if r.status == "rejected":
             lines.append(f"rejected   {r.input}: {r.reason}")
@@ -107,7 +114,7 @@ def _report_results(args: argparse.Namespace, results: list[IngestResult]) -> in
         lines.extend(f"           warning: {w}" for w in r.warnings)
     counts = {s: sum(r.status == s for r in results) for s in ("added", "duplicate", "rejected")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
-    _emit(args, {"files": [r.to_json() for r in results]}, "\n".join(lines))
+    _emit(args, {**(extra or {}), "files": [r.to_json() for r in results]}, "\n".join(lines))
     return EXIT_REFUSED if counts["rejected"] else EXIT_OK
 
 
@@ -188,9 +195,18 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
     pairs = read_pairs_csv(args.pairs)
     annotator = args.annotator or args.settings.annotator or "import"
     results = import_masks(
-        store, pairs, args.levels, annotator=annotator, on_progress=_progress(args)
+        store,
+        pairs,
+        args.levels,
+        annotator=annotator,
+        on_progress=_progress(args),
+        tolerance=args.level_tolerance,
+        lenient=args.levels_lenient,
     )
-    return _report_results(args, results)
+    mode = "lenient: other greys imported as unlabelled" if args.levels_lenient else "strict"
+    header = f"Levels {args.levels!r}, each ±{args.level_tolerance} grey levels ({mode})."
+    extra = {"levels": args.levels, "tolerance": args.level_tolerance}
+    return _report_results(args, results, header, extra | {"lenient": args.levels_lenient})
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -199,20 +215,24 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     store = _open_store(args)
     mask = _read_index_png(Path(args.mask))
     tile = store.tile(args.tile_id)
-    base = args.base_revision
-    if base is None:
-        # No base given: the user means "on top of what is there now".
-        latest = store.latest(tile.tile_id)
-        base = latest.revision if latest else None
+    annotator = (args.annotator or args.settings.annotator or "").strip()
+    if not annotator:
+        raise CliError(
+            "Say who drew this mask: add --annotator NAME (or set SMEARLAB_ANNOTATOR).",
+            EXIT_USAGE,
+        )
     try:
         rev = store.save_mask(
             tile.tile_id,
             mask,
-            annotator=args.annotator or args.settings.annotator,
+            annotator=annotator,
             source="manual",
-            base_revision=base,
+            base_revision=args.base_revision,
             seconds=args.seconds,
             force=args.force,
+            # No base given: the user means "on top of what is there when it is saved",
+            # read under the store's lock, so concurrent saves never look like conflicts.
+            on_latest=args.base_revision is None,
         )
     except RevisionConflict as exc:
         raise CliError(
@@ -325,6 +345,16 @@ def _tile_size(text: str) -> int:
     return value
 
 
+def _grey_band(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..255 grey levels")
+    return value
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -417,6 +447,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", required=True, help='grey level map, e.g. "0=unlabelled,155=leukocyte"'
     )
     p.add_argument("--annotator", help="recorded as the author (default: import)")
+    p.add_argument(
+        "--level-tolerance",
+        type=_grey_band,
+        default=DEFAULT_LEVEL_TOLERANCE,
+        help="grey levels either side of a listed level that count as it "
+        f"(default {DEFAULT_LEVEL_TOLERANCE})",
+    )
+    p.add_argument(
+        "--levels-lenient",
+        action="store_true",
+        help="import greys that no level explains as unlabelled (counted per file) "
+        "instead of refusing the mask",
+    )
 
     p = command("annotate", cmd_annotate, "save a tile mask (PNG of class indices)")
     p.add_argument("tile_id")

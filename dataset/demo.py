@@ -18,6 +18,7 @@ from dataset.store import Store
 __all__ = [
     "DEMO_DIR",
     "DEMO_LEVELS",
+    "DEMO_LEVEL_TOLERANCE",
     "DEMO_META",
     "demo_images",
     "demo_pairs",
@@ -28,6 +29,9 @@ __all__ = [
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 # 0 is "not a white cell" in these masks (red cells included), so it must stay unlabelled.
 DEMO_LEVELS = "0=unlabelled,155=leukocyte,255=leukocyte"
+# Two of the shipped masks are RGB with anti-aliased edges (greys all along 0..255): a band
+# of 80 levels, over half the widest gap of the map (155), gives every grey its nearest level.
+DEMO_LEVEL_TOLERANCE = 80
 DEMO_META = SmearMeta(
     stain="Giemsa", note="BCCD demo smear (MIT licence; see dataset/demo_data/NOTICE)."
 )
@@ -85,5 +89,6 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
         meta=DEMO_META,
         annotator="BCCD white-cell masks (Banik et al. 2020)",
         on_progress=masks_progress,
+        tolerance=DEMO_LEVEL_TOLERANCE,
     )
     return photos + masks

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from dataset.limits import InputLimits, InputRefused, check_file_size, check_image_size
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -83,7 +87,13 @@ class DecodedImage:
     warnings: tuple[str, ...] = ()
 
 
-def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def decode_image(
+    data: bytes | BinaryIO,
+    name: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limits: InputLimits | None = None,
+) -> DecodedImage:
     """Decode an uploaded photo into upright 8-bit RGB pixels, or refuse it.
 
     Colour handling: greyscale, 1-bit and palette images are expanded to RGB; CMYK uses
@@ -94,11 +104,16 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
     32-bit integer and floating-point images are refused: their range is not defined.
 
     Args:
-        data: The uploaded file's bytes.
+        data: The uploaded file's bytes, or a binary file open at its start (read as
+            needed, so a large file is never held in memory whole; see
+            :func:`dataset.limits.open_input_file`). The caller closes the file.
         name: The upload's file name, used only to name it in messages.
         max_pixels: Largest width × height accepted; checked from the header before any
             pixel is decoded. Pillow's own limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``)
             also applies.
+        limits: The upload limits (:mod:`dataset.limits`): file size, pixels, shortest
+            side, aspect ratio, all checked before any pixel is decoded; when given, its
+            ``max_pixels`` replaces the argument's.
 
     Returns:
         The decoded pixels, their size, the source format and any warnings.
@@ -107,7 +122,7 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
         ImageRejected: Empty, not one of the accepted formats, too large, truncated or
             otherwise undecodable, or a pixel format SmearLab cannot convert.
     """
-    img, notes = open_checked(data, name, max_pixels=max_pixels)
+    img, notes = open_checked(data, name, max_pixels=max_pixels, limits=limits)
     source_format = img.format or ""
     try:
         orientation = _orientation(img, notes)
@@ -129,7 +144,11 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def open_checked(
-    data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes | BinaryIO,
+    name: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limits: InputLimits | None = None,
 ) -> tuple[Image.Image, list[str]]:
     """Open an upload with Pillow, check it, and fully decode its first page.
 
@@ -138,9 +157,10 @@ def open_checked(
     RGB, for callers that need the image in its own mode (mask imports).
 
     Args:
-        data: The uploaded file's bytes.
+        data: The uploaded file's bytes, or a binary file open at its start.
         name: The upload's file name, used only to name it in messages.
         max_pixels: Largest width × height accepted.
+        limits: As for :func:`decode_image`.
 
     Returns:
         The loaded image (first page; close it when done) and warnings for the user.
@@ -155,9 +175,15 @@ def open_checked(
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES was set to True somewhere in this process; "
             "SmearLab needs it False to detect truncated uploads."
         )
-    if not data:
+    size = _size(data)
+    if not size:
         raise ImageRejected(f"{name!r} is empty (0 bytes): upload the image file again.")
-    buffer = io.BytesIO(bytes(data))
+    if limits is not None:
+        try:
+            check_file_size(name, size, limits.max_file_bytes)
+        except InputRefused as exc:
+            raise ImageRejected(str(exc)) from None
+    buffer = _stream(data)
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below decides; the warning would only be noise.
@@ -180,13 +206,15 @@ def open_checked(
         ) from None
 
     try:
-        return img, _check_and_load(img, name, max_pixels)
+        return img, _check_and_load(img, name, max_pixels, limits)
     except BaseException:
         img.close()
         raise
 
 
-def _check_and_load(img: Image.Image, name: str, max_pixels: int) -> list[str]:
+def _check_and_load(
+    img: Image.Image, name: str, max_pixels: int, limits: InputLimits | None
+) -> list[str]:
     if img.format not in ACCEPTED_FORMATS:  # pragma: no cover - open() already restricts
         raise ImageRejected(
             f"{name!r} is a {img.format} image; accepted formats: {', '.join(ACCEPTED_FORMATS)}."
@@ -194,7 +222,12 @@ def _check_and_load(img: Image.Image, name: str, max_pixels: int) -> list[str]:
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageRejected(f"{name!r} has no pixels ({width} × {height}).")
-    if width * height > max_pixels:
+    if limits is not None:
+        try:
+            check_image_size(name, width, height, limits)
+        except InputRefused as exc:
+            raise ImageRejected(str(exc)) from None
+    elif width * height > max_pixels:
         raise ImageRejected(
             f"{name!r} is {width} × {height} pixels ({width * height / 1e6:.1f} megapixels); "
             f"the limit is {max_pixels / 1e6:.1f} megapixels. Upload a smaller image or a crop."
@@ -254,16 +287,38 @@ def encode_rgb_png(rgb: np.ndarray) -> bytes:
     """
     _check_rgb(rgb)
     h, w = rgb.shape[:2]
-    rows = rgb.reshape(h, w * 3)
-    raw = np.empty((h, w * 3 + 1), dtype=np.uint8)
-    raw[:, 0] = 2  # PNG filter type "Up" on every scanline
-    raw[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wrap-around is the PNG rule
     comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    idat = comp.compress(raw.data) + comp.flush()
+    # Filtered a band of rows at a time, so a large image costs one band, not a second copy.
+    band = max(1, _BAND_BYTES // (3 * w + 1))
+    raw = np.empty((min(band, h), w * 3 + 1), dtype=np.uint8)
+    raw[:, 0] = 2  # PNG filter type "Up" on every scanline
+    parts = []
+    for y in range(0, h, band):
+        n = min(band, h - y)
+        rows = rgb[y : y + n].reshape(n, w * 3)
+        out = raw[:n]
+        if y == 0:
+            out[0, 1:] = rows[0]
+        else:
+            np.subtract(rows[0], rgb[y - 1].reshape(w * 3), out=out[0, 1:])
+        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # uint8 wrap-around is the PNG rule
+        parts.append(comp.compress(out.data))
+    parts.append(comp.flush())
+    crc = zlib.crc32(b"IDAT")
+    for part in parts:
+        crc = zlib.crc32(part, crc)
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    # One join of the compressed parts: the PNG is assembled without an extra copy of IDAT.
     return b"".join(
-        (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
+        (
+            _PNG_SIGNATURE,
+            _chunk(b"IHDR", header),
+            struct.pack(">I", sum(map(len, parts))),
+            b"IDAT",
+            *parts,
+            struct.pack(">I", crc),
+            _chunk(b"IEND", b""),
+        )
     )
 
 
@@ -278,7 +333,13 @@ def pixel_sha256(rgb: np.ndarray) -> str:
         rgb: (H, W, 3), uint8.
     """
     _check_rgb(rgb)
-    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
+    h = hashlib.sha256()
+    if rgb.flags.c_contiguous:
+        h.update(memoryview(rgb).cast("B"))  # no copy of the pixels
+    else:
+        for row in rgb:  # rows of a crop or a rotated view, in order: the same digest
+            h.update(np.ascontiguousarray(row).data)
+    return h.hexdigest()
 
 
 def smear_id_for(rgb: np.ndarray) -> str:
@@ -300,8 +361,32 @@ def _check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"Expected RGB pixels of shape (H, W, 3), got {rgb.shape}.")
 
 
-def _sniff(data: bytes) -> str:
-    head = bytes(data[:16])
+def _size(data: bytes | BinaryIO) -> int:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    try:
+        return os.fstat(data.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):  # an in-memory file
+        return data.seek(0, io.SEEK_END)
+
+
+def _stream(data: bytes | BinaryIO) -> BinaryIO:
+    """A file object at the start of the upload (bytes are wrapped without a copy)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _head(data: bytes | BinaryIO, n: int) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data[:n])
+    data.seek(0)
+    return data.read(n)
+
+
+def _sniff(data: bytes | BinaryIO) -> str:
+    head = _head(data, 16)
     for magic, what in _SNIFF:
         if head.startswith(magic):
             return f": it looks like {what}"
@@ -309,7 +394,7 @@ def _sniff(data: bytes) -> str:
         return ": it looks like a HEIC/AVIF (phone camera) image"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return ": it looks like a WebP image"
-    sample = bytes(data[:512])
+    sample = _head(data, 512)
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError:
@@ -368,7 +453,7 @@ def _is_tiff_rgb16(img: Image.Image) -> bool:
     )
 
 
-def _tiff_rgb16(data: bytes, img: Image.Image) -> np.ndarray | None:
+def _tiff_rgb16(data: bytes | BinaryIO, img: Image.Image) -> np.ndarray | None:
     """Exact 16-bit RGB TIFF pixels scaled to 8 bits; None to fall back to Pillow.
 
     Pillow reads such files keeping only the high byte of each sample; tifffile reads the
@@ -377,7 +462,7 @@ def _tiff_rgb16(data: bytes, img: Image.Image) -> np.ndarray | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        with tifffile.TiffFile(_stream(data)) as tif:
             page = tif.pages[0]
             pixels = page.asarray()
     except Exception:  # any failure means: let Pillow's reading stand
@@ -387,10 +472,31 @@ def _tiff_rgb16(data: bytes, img: Image.Image) -> np.ndarray | None:
     return _scale16(pixels)
 
 
+_BAND_BYTES = 16 * 2**20
+
+
+def _rgb_in_bands(img: Image.Image) -> np.ndarray:
+    """An RGB image's pixels as one array, copied out of Pillow a band of rows at a time.
+
+    ``np.asarray(img)`` goes through ``img.tobytes()``, a second full-size buffer; copying
+    bands keeps the peak at Pillow's own pixels plus the result (see bench/memory_bench.py).
+
+    Shape:
+        return: (H, W, 3) uint8.
+    """
+    width, height = img.size
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    band = max(1, _BAND_BYTES // (3 * width))
+    for y in range(0, height, band):
+        piece = img.crop((0, y, width, min(height, y + band)))
+        out[y : y + piece.height] = np.asarray(piece, dtype=np.uint8)
+    return out
+
+
 def _to_rgb(img: Image.Image, name: str, notes: list[str]) -> np.ndarray:
     mode = img.mode
     if mode == "RGB":
-        return np.asarray(img, dtype=np.uint8).copy()
+        return _rgb_in_bands(img)
     if mode in ("L", "1"):
         grey = np.asarray(img.convert("L"), dtype=np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)

@@ -11,6 +11,11 @@ What this module promises:
   EXIF, ICC and every other metadata dropped; see :mod:`dataset.images`).
 * An upload's name is kept only as a label in the workspace (its last path component);
   it is never used as a path.
+* Memory is bounded (:mod:`dataset.limits`): a file over the size limit, a device or a
+  FIFO is refused before it is read; uploads are taken one at a time and decoded from their
+  file; an image over the pixel limit, with a side under 32 px or an aspect ratio over 20
+  is refused from its header. The largest accepted image (100 megapixels) peaks under 1 GB
+  (``bench/memory_bench.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from dataset.images import (
     ACCEPTED_FORMATS,
@@ -30,7 +35,8 @@ from dataset.images import (
     encode_png_lossless,
     smear_id_for,
 )
-from dataset.store import NewSmear, Store
+from dataset.limits import InputLimits, InputRefused, input_limits, open_input_file
+from dataset.store import WHOLE_PNG_MAX_PIXELS, NewSmear, Store
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -118,6 +124,8 @@ class IngestResult:
             taken, transparency flattened, ...).
         image: For mask imports: the image the mask belongs to.
         revisions: For mask imports: tiles that got an ``import`` revision.
+        unmatched: For lenient mask imports: pixels per grey level that no level of the
+            map explained, imported as unlabelled.
     """
 
     input: str
@@ -128,6 +136,7 @@ class IngestResult:
     warnings: tuple[str, ...] = field(default=())
     image: str | None = None
     revisions: int | None = None
+    unmatched: dict[int, int] | None = None
 
     def to_json(self) -> dict:
         """The result row of ``--json`` output (mask-import keys only for mask imports)."""
@@ -143,6 +152,8 @@ class IngestResult:
             out["image"] = self.image
         if self.revisions is not None:
             out["revisions"] = self.revisions
+        if self.unmatched is not None:
+            out["unmatched"] = {str(k): v for k, v in self.unmatched.items()}
         return out
 
 
@@ -154,15 +165,6 @@ def upload_label(name: str) -> str:
     last = re.split(r"[\\/]", str(name))[-1]
     text = "".join(ch for ch in last if ch.isprintable()).strip()
     return text[:_LABEL_MAX] or "upload"
-
-
-def resolve_max_pixels(max_pixels: int | None) -> int:
-    """``max_pixels`` if given, else the settings' limit."""
-    if max_pixels is not None:
-        return max_pixels
-    from dataset.settings import get_settings
-
-    return get_settings().max_pixels
 
 
 def store_decoded(
@@ -193,7 +195,10 @@ def _new_smear(smear_id: str, decoded: DecodedImage, name: str, meta: SmearMeta 
     meta = meta or SmearMeta()
     return NewSmear(
         smear_id=smear_id,
-        image_png=encode_png_lossless(decoded.rgb),
+        # A large smear is kept as its tiles only (see dataset.store.WHOLE_PNG_MAX_PIXELS).
+        image_png=encode_png_lossless(decoded.rgb)
+        if decoded.width * decoded.height <= WHOLE_PNG_MAX_PIXELS
+        else None,
         width=decoded.width,
         height=decoded.height,
         label=upload_label(name),
@@ -219,9 +224,9 @@ def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]
     )
 
 
-def _decode(name: str, data: bytes, max_pixels: int) -> DecodedImage | IngestResult:
+def _decode(name: str, data: bytes | BinaryIO, limits: InputLimits) -> DecodedImage | IngestResult:
     try:
-        return decode_image(data, name, max_pixels=max_pixels)
+        return decode_image(data, name, limits=limits)
     except ImageRejected as exc:
         return IngestResult(name, "rejected", reason=str(exc))
     except MemoryError:
@@ -260,21 +265,30 @@ class _Batcher:
         meta: SmearMeta | None,
         total: int,
         on_progress: ProgressFn | None,
-        max_pixels: int,
+        limits: InputLimits,
     ) -> None:
         self.store, self.meta, self.total = store, meta, total
-        self.on_progress, self.max_pixels = on_progress, max_pixels
+        self.on_progress, self.limits = on_progress, limits
         self.results: list[IngestResult | None] = []
         self._pending: list[_Pending] = []
         self._pending_ids: set[str] = set()
         self._pixel_bytes = 0
         self._reported = 0
 
-    def add(self, name: str, data: bytes | IngestResult) -> None:
-        """One upload: its bytes, or the result already known (unreadable file)."""
+    def add(self, name: str, data: bytes | BinaryIO | IngestResult) -> None:
+        """One upload: its bytes or open file (closed here once decoded), or its result
+        already known (unreadable file)."""
         index = len(self.results)
         self.results.append(None)
-        decoded = data if isinstance(data, IngestResult) else _decode(name, data, self.max_pixels)
+        if isinstance(data, IngestResult):
+            decoded: DecodedImage | IngestResult = data
+        else:
+            try:
+                decoded = _decode(name, data, self.limits)
+            finally:
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    data.close()
+        del data  # the file's bytes are not needed past decoding; a batch may hold many
         if isinstance(decoded, IngestResult):
             self.results[index] = decoded
         else:
@@ -329,11 +343,12 @@ class _Batcher:
 
 def ingest_files(
     store: Store,
-    files: Iterable[tuple[str, bytes]],
+    files: Iterable[tuple[str, bytes | BinaryIO]],
     meta: SmearMeta | None = None,
     on_progress: ProgressFn | None = None,
     *,
     max_pixels: int | None = None,
+    total: int | None = None,
 ) -> list[IngestResult]:
     """Ingest uploaded files: decode, check, deduplicate, store and tile each one.
 
@@ -341,19 +356,23 @@ def ingest_files(
 
     Args:
         store: The workspace.
-        files: ``(name, bytes)`` per upload; the name is a label only, never a path.
+        files: ``(name, bytes)`` per upload, or ``(name, file)`` with a binary file open at
+            its start (closed once decoded); the name is a label only, never a path.
         meta: Metadata applied to every newly added smear of the batch.
         on_progress: Called as ``on_progress(done, total)`` once each file's result is final.
-        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
+        max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``);
+            the other limits of :func:`dataset.limits.input_limits` apply too.
+        total: How many files ``files`` yields, for progress. Give it with a generator
+            that reads one file at a time, so only that file's bytes are held.
 
     Returns:
         One result per file, in the order given.
     """
-    # The total is needed for progress; uploads are in memory already, so listing an
-    # iterator holds no more bytes than its caller produced.
-    items: Sequence[tuple[str, bytes]] = files if isinstance(files, Sequence) else list(files)
-    batcher = _Batcher(store, meta, len(items), on_progress, resolve_max_pixels(max_pixels))
-    for name, data in items:
+    if total is None:
+        files = files if isinstance(files, Sequence) else list(files)
+        total = len(files)
+    batcher = _Batcher(store, meta, total, on_progress, input_limits(max_pixels))
+    for name, data in files:
         batcher.add(name, data)
     return batcher.finish()
 
@@ -380,7 +399,8 @@ def _expand(paths: Sequence[Path]) -> list[tuple[str, Path | None, str | None]]:
                     )
                 )
             out.extend((str(child), child, None) for child in found)
-        elif path.is_file():
+        elif path.exists():
+            # Not only regular files: a device or a FIFO is refused by name when read.
             out.append((str(path), path, None))
         else:
             out.append((str(path), None, f"{str(path)!r} does not exist; check the path."))
@@ -401,6 +421,9 @@ def ingest_paths(
     sorted by name; a file named explicitly is always tried. Files are read one at a time;
     decoded smears wait for their batch's commit (see :func:`ingest_files`).
 
+    A named path that is not a regular file (a device such as ``/dev/zero``, a FIFO) and a
+    file over the size limit are refused by name before anything is read.
+
     Args:
         store: The workspace.
         paths: Files and folders.
@@ -412,16 +435,23 @@ def ingest_paths(
         One result per file found (and one ``rejected`` per missing path or empty folder).
     """
     todo = _expand([Path(p) for p in paths])
-    batcher = _Batcher(store, meta, len(todo), on_progress, resolve_max_pixels(max_pixels))
+    limits = input_limits(max_pixels)
+    batcher = _Batcher(store, meta, len(todo), on_progress, limits)
     for name, path, problem in todo:
         if path is None:
             batcher.add(name, IngestResult(name, "rejected", reason=problem))
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            reason = f"{name!r} cannot be read ({exc.strerror or exc}); check its permissions."
-            batcher.add(name, IngestResult(name, "rejected", reason=reason))
-        else:
-            batcher.add(name, data)
+        # The decoder reads the open file as it goes: its bytes are never held whole.
+        batcher.add(name, _open(name, path, limits))
     return batcher.finish()
+
+
+def _open(name: str, path: Path, limits: InputLimits) -> BinaryIO | IngestResult:
+    """The file opened within the limits, or its ``rejected`` result."""
+    try:
+        return open_input_file(path, limits.max_file_bytes, name)
+    except InputRefused as exc:
+        return IngestResult(name, "rejected", reason=str(exc))
+    except OSError as exc:
+        reason = f"{name!r} cannot be read ({exc.strerror or exc}); check its permissions."
+        return IngestResult(name, "rejected", reason=reason)

@@ -4,8 +4,9 @@ What this module promises:
 
 * PNG round trips are exact (:func:`encode_mask_png` / :func:`decode_mask_png`).
 * Imported mask files become class indices through an explicit grey-level map
-  (:func:`parse_levels`, :func:`apply_levels`); a map that leaves many pixels unexplained is
-  refused, naming the file, instead of guessing.
+  (:func:`parse_levels`, :func:`apply_levels`) with an explicit tolerance band; a grey that
+  no listed level explains refuses the file, naming the file, the level and its pixel count,
+  however few such pixels there are (or, asked to be lenient, becomes unlabelled).
 * Canvas drawings become crisp class indices: :func:`rasterize_canvas` re-draws the
   fabric.js objects of ``streamlit-drawable-canvas`` at tile resolution without
   anti-aliasing, so no stroke edge ever takes a third class. :func:`apply_paint` then lays the
@@ -29,6 +30,7 @@ from dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, open_checked
 from dataset.schema import UNLABELLED, UNLABELLED_NAME
 
 __all__ = [
+    "DEFAULT_LEVEL_TOLERANCE",
     "LevelMap",
     "MaskRejected",
     "apply_levels",
@@ -42,6 +44,7 @@ __all__ = [
     "parse_levels",
     "rasterize_canvas",
     "threshold_canvas_rgba",
+    "unmatched_levels",
 ]
 
 
@@ -190,54 +193,80 @@ def parse_levels(spec: str, schema_names: Sequence[str]) -> LevelMap:
     )
 
 
+DEFAULT_LEVEL_TOLERANCE = 40
+"""Grey levels either side of a listed level that still count as that level (JPEG noise,
+anti-aliased edges). A grey farther than this from every listed level is unknown."""
+
+
+def unmatched_levels(
+    grey: np.ndarray, level_map: LevelMap, tolerance: int = DEFAULT_LEVEL_TOLERANCE
+) -> dict[int, int]:
+    """Grey levels farther than ``tolerance`` from every listed level, with their pixel counts.
+
+    Shape:
+        grey: (H, W), uint8.
+    """
+    _, distance = level_map.lookup()
+    counts = np.bincount(grey.ravel(), minlength=256)
+    far = (distance > tolerance) & (counts > 0)
+    return {int(v): int(counts[v]) for v in np.flatnonzero(far)}
+
+
 def apply_levels(
     grey: np.ndarray,
     level_map: LevelMap,
     *,
     name: str,
-    max_far_fraction: float = 0.01,
-    far_distance: int = 40,
+    tolerance: int = DEFAULT_LEVEL_TOLERANCE,
+    lenient: bool = False,
 ) -> np.ndarray:
     """Turn an imported grey mask into class indices by the nearest listed level.
 
-    Anti-aliased edges land on the nearest level, so a mask resized with interpolation
-    imports cleanly. If more than ``max_far_fraction`` of the pixels are farther than
-    ``far_distance`` from every listed level, the map does not describe this file and it is
-    refused.
+    A grey within ``tolerance`` of a listed level takes that level's class (the nearest, if
+    several), so JPEG noise and anti-aliased edges import cleanly. A grey farther than
+    ``tolerance`` from every listed level is not explained by the map: strict (the
+    default), any such pixel, however few, refuses the file; ``lenient``, those pixels
+    become unlabelled (count them with :func:`unmatched_levels` to report them).
 
     Args:
         grey: The mask file's grey values (see :func:`load_mask_file`).
         level_map: From :func:`parse_levels`.
         name: The file's name, for the message.
-        max_far_fraction: Largest tolerated fraction of unexplained pixels.
-        far_distance: Grey levels beyond which a pixel is unexplained.
+        tolerance: Grey levels either side of a listed level that count as it (0..255).
+        lenient: Map unexplained greys to unlabelled instead of refusing the file.
 
     Returns:
         Class indices.
 
     Raises:
-        MaskRejected: Too many pixels are far from every listed level.
+        MaskRejected: Strict, and some pixel is farther than ``tolerance`` from every level.
+        ValueError: ``tolerance`` outside 0..255.
 
     Shape:
         grey: (H, W), uint8. return: (H, W), uint8.
     """
     _check_mask(grey, f"The grey values of {name!r}")
+    if not 0 <= int(tolerance) <= 255:
+        raise ValueError(f"The level tolerance must be 0..255 grey levels, got {tolerance}.")
     classes, distance = level_map.lookup()
-    counts = np.bincount(grey.ravel(), minlength=256)
-    far = distance > far_distance
-    far_fraction = counts[far].sum() / grey.size
-    if far_fraction > max_far_fraction:
-        common = [int(v) for v in np.argsort(-np.where(far, counts, 0))[:5] if far[v] and counts[v]]
+    far = distance > tolerance
+    unknown = unmatched_levels(grey, level_map, tolerance)
+    if unknown and not lenient:
         listed = ", ".join(
             f"{lv}={nm}" for lv, nm in zip(level_map.levels, level_map.names, strict=True)
         )
+        worst = sorted(unknown.items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"grey {v}: {n} px" for v, n in worst[:5])
+        more = f" and {len(worst) - 5} more levels" if len(worst) > 5 else ""
+        total = sum(unknown.values())
         raise MaskRejected(
-            f"{name!r}: {far_fraction:.1%} of its pixels are more than {far_distance} grey "
-            f"levels from every level in the map ({listed}); most common such values: "
-            f"{', '.join(map(str, common))}. Add those levels to the map, or check that this "
-            "is the right mask file."
+            f"{name!r} has {total} pixels ({total / grey.size:.2%}) at grey levels more than "
+            f"{tolerance} from every level in the map ({listed}): {shown}{more}. Add those "
+            "levels to the map, widen the tolerance, or import with --levels-lenient to "
+            "leave them unlabelled."
         )
-    return classes[grey]
+    lut = np.where(far, UNLABELLED, classes).astype(np.uint8)
+    return lut[grey]
 
 
 def load_mask_file(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -11,7 +11,9 @@ What this module promises:
   tile not skipped) as it was when the release began: a save made meanwhile is not in it.
 * A release appears whole or not at all. It is written into ``releases/.tmp-*``, fsynced,
   then renamed into place; only after the rename is it recorded in the ``releases`` table.
-  A released version is never rewritten, and versions (SemVer) only ever increase.
+  A released version is never rewritten, and versions (SemVer, matched to the end of the
+  string) only ever increase. A release folder is read-only once written (its files and
+  folders, itself included), and no export writes into the releases folder.
 * The split is the workspace's (:meth:`dataset.store.Store.splits_of`): no smear, and no
   patient, is ever in two splits, in any release or in training.
 * Nothing identifies a person or an upload: the patient pseudonym is replaced by a hash
@@ -54,6 +56,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
+from dataset._delta import local_dataset
 from dataset.card import render_card
 from dataset.durable import fsync_dir
 from dataset.schema import UNLABELLED, UNLABELLED_NAME, ClassSchema
@@ -92,7 +95,7 @@ class ReleaseError(StoreError):
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"  # \Z: "1.0.1\n" is no version
 )
 
 
@@ -114,7 +117,7 @@ class SemVer:
         Raises:
             ReleaseError: ``text`` is not a SemVer version.
         """
-        m = _SEMVER.match(text or "")
+        m = _SEMVER.fullmatch(text or "")
         if not m:
             hint = f" (drop the leading 'v': {text[1:]})" if text[:1] in "vV" else ""
             raise ReleaseError(
@@ -314,7 +317,7 @@ def _on_disk(store: Store) -> dict[str, Path]:
         return {}
     out = {}
     for p in root.iterdir():
-        if p.is_dir() and not p.name.startswith(".") and _SEMVER.match(p.name):
+        if p.is_dir() and not p.name.startswith(".") and _SEMVER.fullmatch(p.name):
             out[p.name] = p
     return out
 
@@ -653,9 +656,7 @@ def create_release(
                 store, tmp, version, message.strip(), seed, license, opts, on_progress
             )
             final = root / version
-            for p in tmp.rglob("*"):
-                if p.is_file():
-                    p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            _make_read_only(tmp)
             os.rename(tmp, final)  # atomic: the release appears whole or not at all
             fsync_dir(root)
         except BaseException:
@@ -712,7 +713,7 @@ def _write_release(
     latest = store.latest_revisions()
     revisions_table = store.tables.table("revisions")
     revisions_version = revisions_table.version()
-    revisions = revisions_table.to_pyarrow_dataset()
+    revisions = local_dataset(revisions_table)
     ids = [t for t in labelled if t in tiles and latest[t].n_labelled_px > 0]
     if not ids:
         raise ReleaseError(
@@ -856,9 +857,29 @@ def _recorded(store: Store) -> dict[str, dict]:
     return {r["version"]: r for r in store.tables.read("releases").to_pylist()}
 
 
+_READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_READ_ONLY_DIR = _READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+
+
+def _make_read_only(folder: Path) -> None:
+    """Files r--r--r--, folders r-xr-xr-x, the release folder itself included.
+
+    Nobody can then add a file into a release by accident (an export's ``--out``, a
+    script). Root ignores mode bits, so the guarantee that holds for everyone is the
+    ``--out`` refusal in :func:`export_release` plus :func:`verify_release`.
+    """
+    for p in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        p.chmod(_READ_ONLY_DIR if p.is_dir() else _READ_ONLY_FILE)
+    folder.chmod(_READ_ONLY_DIR)
+
+
 def _clean_temps(root: Path) -> None:
     """Remove what a release killed mid-write left behind (called under the release lock)."""
     for p in root.glob(".tmp-*"):
+        for q in [p, *p.rglob("*")]:  # a temp killed after _make_read_only: writable again
+            if q.is_dir():
+                with contextlib.suppress(OSError):
+                    q.chmod(stat.S_IRWXU)
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -983,7 +1004,8 @@ def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"],
         The zip file written (atomically: a partial file is never left under its name).
 
     Raises:
-        ReleaseError: Unknown format, no such release, or the release fails verification.
+        ReleaseError: Unknown format, no such release, the release fails verification, or
+            ``out`` lies inside the workspace's releases folder.
     """
     if fmt not in ("zip", "png-masks"):
         raise ReleaseError(f"Unknown export format {fmt!r}; use 'zip' or 'png-masks'.")
@@ -998,6 +1020,13 @@ def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"],
     stem = f"smearlab-release-{version}" + ("-masks" if fmt == "png-masks" else "")
     out = Path(out)
     target = out if out.suffix == ".zip" else out / f"{stem}.zip"
+    releases = _releases_root(store).resolve()
+    if target.resolve().is_relative_to(releases):
+        raise ReleaseError(
+            f"Cannot export to {str(out)!r}: it is inside the workspace's releases folder "
+            f"({releases}), where releases are kept exactly as written. Give --out a path "
+            "outside it, e.g. ~/exports."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:

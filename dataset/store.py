@@ -7,7 +7,9 @@ Promises:
   store that opens with every revision whose save had returned.
 - A smear is stored once per distinct pixel content (its id is a hash of the pixels), with
   its tiles; each tile keeps its pixels as a lossless PNG, encoded once at ingest, and a
-  smear row is committed only after its tiles.
+  smear row is committed only after its tiles. A retried ingest reuses the tiles that a
+  killed one left without their smear row, so no tile is stored twice. A smear over
+  ``WHOLE_PNG_MAX_PIXELS`` is kept as its tiles only.
 - A group (patient, else smear) is assigned to train / validation / test once and for ever.
 """
 
@@ -34,6 +36,12 @@ from dataset.schema import UNLABELLED, ClassSchema, SchemaError
 from dataset.tiling import TileBox, assemble, tile_grid, tile_id
 
 SPLITS = ("train", "validation", "test")
+# Tile PNG bytes per commit of the tiles table: what an ingest holds of a smear's tiles.
+TILE_COMMIT_BYTES = 32 * 2**20
+# Above this a smear's row keeps no whole-image PNG: its tiles hold every pixel already, and
+# one blob of hundreds of MB costs several times its size to write (measured: 160 MB -> 700 MB
+# peak in deltalake's writer). smear_image() then puts the tiles together.
+WHOLE_PNG_MAX_PIXELS = 16_000_000
 SPLIT_SHARES = (0.8, 0.1, 0.1)
 
 
@@ -100,6 +108,8 @@ class NewSmear:
     """A decoded smear ready to store (pixels already stripped of all metadata).
 
     Attributes:
+        image_png: The whole image as a PNG, or None for a smear over
+            :data:`WHOLE_PNG_MAX_PIXELS`, which is kept as its tiles only.
         rgb: The pixels ``image_png`` decodes to, when the caller has them; without them
             the store decodes ``image_png`` once to cut the tiles.
 
@@ -108,7 +118,7 @@ class NewSmear:
     """
 
     smear_id: str
-    image_png: bytes
+    image_png: bytes | None
     width: int
     height: int
     label: str = ""
@@ -351,10 +361,13 @@ class Store:
         return self.add_smears([smear])[0]
 
     def add_smears(self, smears: Sequence[NewSmear]) -> list[tuple[bool, list[TileInfo]]]:
-        """Store several smears and their tiles in two commits, skipping duplicates.
+        """Store several smears and their tiles, skipping duplicates.
 
         A smear whose pixels are stored already, or that repeats an earlier smear of the
         same call, is not stored again. Each tile's pixels are stored as a PNG with its row.
+        Tiles are encoded and committed in chunks of at most :data:`TILE_COMMIT_BYTES` of
+        PNG, so a 100-megapixel smear never holds all its tile PNGs in memory; the smears'
+        rows are committed last, in one commit.
 
         Returns:
             ``(added, tiles)`` per smear, in the order given, as :meth:`add_smear` returns.
@@ -366,67 +379,76 @@ class Store:
             return []
         self.ensure_initialised()
         size = self.tile_size()
-        # Cut and encode the tiles before taking the lock (the slow part), for the smears
-        # not stored yet; the lock then only guards the check and the two commits.
         known = self._smear_ids()
-        prepared: dict[str, list[dict]] = {}
-        for smear in smears:
-            if smear.smear_id not in known and smear.smear_id not in prepared:
-                prepared[smear.smear_id] = self._tile_rows(smear, size)
+        pixels: dict[str, np.ndarray] = {}
+        for smear in smears:  # every shape is checked before anything is written
+            if smear.smear_id not in known and smear.smear_id not in pixels:
+                pixels[smear.smear_id] = self._checked_pixels(smear)
+        new_tiles: dict[str, list[TileInfo]] = {}
         with self.tables.lock("smears"):
             stored = self._smear_ids()
-            tile_rows: list[dict] = []
-            smear_rows: list[dict] = []
-            now = _now()
-            for smear in smears:
-                sid = smear.smear_id
-                if sid in stored or sid not in prepared:
-                    continue
-                rows = prepared.pop(sid)
-                tile_rows += rows
-                smear_rows.append(self._smear_row(smear, len(rows), size, now))
-            if smear_rows:
-                # Tiles first: a crash between the two commits leaves orphan tiles that a
-                # retry reuses, never a smear without tiles.
-                self.tables.append("tiles", tile_rows)
-                self.tables.append("smears", smear_rows)
-        added = {r["smear_id"] for r in smear_rows}
-        new_tiles: dict[str, list[TileInfo]] = {}
-        for r in tile_rows:
-            new_tiles.setdefault(r["smear_id"], []).append(
-                TileInfo(**{k: r[k] for k in _TILE_COLUMNS})
-            )
+            new: dict[str, NewSmear] = {}
+            for smear in smears:  # the first of repeats is the one stored
+                if smear.smear_id in pixels and smear.smear_id not in stored:
+                    new.setdefault(smear.smear_id, smear)
+            if new:
+                # Tiles first: a crash before the smears commit leaves orphan tiles, never a
+                # smear without tiles. A retry reuses the orphans (same ids, same pixels: the
+                # id is a hash of them) and appends only the tiles still missing.
+                orphans = self._stored_tile_ids(set(new))
+                chunk: list[dict] = []
+                chunk_bytes = 0
+                for sid, smear in new.items():
+                    rgb = pixels.pop(sid)
+                    boxes = tile_grid(smear.width, smear.height, size)
+                    new_tiles[sid] = [
+                        TileInfo(tile_id(sid, b.x, b.y), sid, b.x, b.y, b.w, b.h) for b in boxes
+                    ]
+                    for t in new_tiles[sid]:
+                        if t.tile_id in orphans:
+                            continue
+                        png = encode_rgb_png(rgb[t.y : t.y + t.h, t.x : t.x + t.w])
+                        chunk.append({**t.__dict__, "image_png": png})
+                        chunk_bytes += len(png)
+                        if chunk_bytes >= TILE_COMMIT_BYTES:
+                            self.tables.append("tiles", chunk)
+                            chunk, chunk_bytes = [], 0
+                    del rgb
+                if chunk:
+                    self.tables.append("tiles", chunk)
+                now = _now()
+                self.tables.append(
+                    "smears",
+                    [self._smear_row(s, len(new_tiles[sid]), size, now) for sid, s in new.items()],
+                )
         out = []
         for smear in smears:
             sid = smear.smear_id
-            first = sid in added
-            added.discard(sid)  # a repeat later in the same call is a duplicate
-            out.append((first, new_tiles[sid] if sid in new_tiles else self.tiles(sid)))
+            first = sid in new_tiles
+            tiles = new_tiles.pop(sid) if first else self.tiles(sid)
+            out.append((first, tiles))  # a repeat later in the same call is a duplicate
         return out
 
+    def _stored_tile_ids(self, smear_ids: set[str]) -> set[str]:
+        """Ids of the tiles stored for these smears (orphans, when the smears are not)."""
+        t = self.tables.read("tiles", ["tile_id"], pc.field("smear_id").isin(sorted(smear_ids)))
+        return set(t.column(0).to_pylist())
+
     @staticmethod
-    def _tile_rows(smear: NewSmear, size: int) -> list[dict]:
-        """One ``tiles`` row per tile of the smear, its pixels PNG-encoded."""
-        rgb = smear.rgb if smear.rgb is not None else _decode_png(smear.image_png)
+    def _checked_pixels(smear: NewSmear) -> np.ndarray:
+        """The smear's pixels (decoded from ``image_png`` when not given), shape-checked."""
+        if smear.rgb is not None:
+            rgb = smear.rgb
+        elif smear.image_png is not None:
+            rgb = _decode_png(smear.image_png)
+        else:
+            raise StoreError(f"Smear {smear.smear_id} comes with neither pixels nor a PNG.")
         if rgb.shape != (smear.height, smear.width, 3) or rgb.dtype != np.uint8:
             raise StoreError(
                 f"Smear {smear.smear_id} claims {smear.width}x{smear.height} RGB pixels but "
                 f"its image is {rgb.shape} {rgb.dtype}; decode the upload again."
             )
-        rows = []
-        for b in tile_grid(smear.width, smear.height, size):
-            rows.append(
-                {
-                    "tile_id": tile_id(smear.smear_id, b.x, b.y),
-                    "smear_id": smear.smear_id,
-                    "x": b.x,
-                    "y": b.y,
-                    "w": b.w,
-                    "h": b.h,
-                    "image_png": encode_rgb_png(rgb[b.y : b.y + b.h, b.x : b.x + b.w]),
-                }
-            )
-        return rows
+        return rgb
 
     @staticmethod
     def _smear_row(smear: NewSmear, n_tiles: int, size: int, now: dt.datetime) -> dict:
@@ -462,10 +484,28 @@ class Store:
         return SmearInfo(**rows[0])
 
     def _load_smear_image(self, smear_id: str) -> np.ndarray:
-        t = self.tables.read("smears", ["image_png"], pc.field("smear_id") == smear_id)
+        t = self.tables.read(
+            "smears", ["image_png", "width", "height"], pc.field("smear_id") == smear_id
+        )
         if t.num_rows == 0:
             raise StoreError(f"No smear {smear_id!r} in workspace {self.root}.")
-        img = _decode_png(t.column("image_png")[0].as_py())
+        png = t.column("image_png")[0].as_py()
+        if png is not None:
+            img = _decode_png(png)
+        else:  # a large smear is kept as its tiles only: put them together
+            width, height = t.column("width")[0].as_py(), t.column("height")[0].as_py()
+            img = np.empty((height, width, 3), dtype=np.uint8)
+            rows = self.tables.read(
+                "tiles", ["tile_id", "x", "y", "image_png"], pc.field("smear_id") == smear_id
+            )
+            for x, y, tile_png in zip(
+                rows.column("x").to_pylist(),
+                rows.column("y").to_pylist(),
+                rows.column("image_png"),
+                strict=True,
+            ):
+                tile = _decode_png(tile_png.as_py())
+                img[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
         img.setflags(write=False)
         return img
 
@@ -605,6 +645,7 @@ class Store:
         model_id: str | None = None,
         force: bool = False,
         check_base: bool = True,
+        on_latest: bool = False,
     ) -> Revision:
         """Save a new revision of a tile's mask; returns once the commit is durable.
 
@@ -612,11 +653,21 @@ class Store:
             base_revision: the revision the user started from (None or 0: a blank tile).
             force: save on top even when someone saved after ``base_revision``.
             check_base: False for imports, which never conflict.
+            on_latest: save on top of whatever revision is latest when the save takes the
+                lock, and record that one as the base (``base_revision`` is ignored). For
+                callers that name no base: reading the latest before the lock would turn
+                every concurrent save into a false conflict.
 
         Raises:
             RevisionConflict: the tile's latest revision is newer than ``base_revision``.
-            StoreError: the mask does not fit the tile or uses values outside the schema.
+            StoreError: no annotator name, or the mask does not fit the tile or uses values
+                outside the schema.
         """
+        if not str(annotator or "").strip():
+            # Until accounts replace names, the name is the only record of who drew a mask.
+            raise StoreError(
+                f"A mask for {tile_id_} needs the name of whoever drew it; give an annotator."
+            )
         tile = self.tile(tile_id_)
         mask = np.asarray(mask)
         if mask.dtype != np.uint8 or mask.shape != (tile.h, tile.w):
@@ -641,6 +692,8 @@ class Store:
         png = _encode_png(mask)
         with self.tables.lock("revisions"):
             latest = self.latest(tile_id_)
+            if on_latest:
+                base_revision = latest.revision if latest else None
             stale = latest is not None and (base_revision or 0) != latest.revision
             if check_base and not force and stale:
                 raise RevisionConflict(tile_id_, base_revision, latest)

@@ -7,7 +7,8 @@ Usage::
     python -m model_zoo promote  MODEL_ID [--json] [--workspace W]
     python -m model_zoo rollback [--kind segmentation|diagnosis] [--json] [--workspace W]
 
-Exit status: 0 done, 1 refused (unknown id, class mismatch, nothing to roll back), 2 usage.
+Exit status: 0 done, 1 refused (unknown id, class mismatch, weights that do not load or run,
+nothing to roll back), 2 usage.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from model_zoo.card import KINDS, ModelCard, flat_metrics
@@ -39,6 +40,20 @@ def workspace_classes(workspace: Path) -> list[str] | None:
     except StoreError as exc:
         print(f"note: class check skipped: {exc}", file=sys.stderr)
         return None
+
+
+def weights_check(card: ModelCard) -> Callable[[Path], None] | None:
+    """For a segmentation model: load its weights and run one forward pass before promotion.
+
+    Loading a model belongs to ``training`` (:func:`training.model.check_checkpoint`); the
+    zoo imports it lazily, here only, until a loader shared by both packages exists.
+    """
+    if card.kind != "segmentation":
+        return None
+    from training.model import check_checkpoint
+
+    n_classes = len(card.classes)
+    return lambda folder: check_checkpoint(folder, n_classes)
 
 
 def format_models(cards: Sequence[ModelCard], current_ids: set[str]) -> str:
@@ -154,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "promote":
             card = zoo.get(args.model_id)  # unknown ids fail before the workspace is touched
             previous = zoo.current(card.kind)
-            card = zoo.promote(card.model_id, classes=workspace_classes(zoo.workspace))
+            card = zoo.promote(
+                card.model_id,
+                classes=workspace_classes(zoo.workspace),
+                verify=weights_check(card),
+            )
             was = previous.model_id if previous else None
             if as_json:
                 print(json.dumps({"kind": card.kind, "current": card.model_id, "previous": was}))

@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -184,13 +184,22 @@ class Zoo:
                 self._write_pointer(kind, pointer)
         return card
 
-    def promote(self, model_id: str, classes: Sequence[str] | None = None) -> ModelCard:
+    def promote(
+        self,
+        model_id: str,
+        classes: Sequence[str] | None = None,
+        verify: Callable[[Path], None] | None = None,
+    ) -> ModelCard:
         """Make ``model_id`` the current model of its kind.
 
         Args:
             model_id: The checkpoint to promote.
             classes: The workspace's class names in index order. When given, promotion is
                 refused unless the model was trained on exactly these classes.
+            verify: Called with the checkpoint folder before the pointer changes; a
+                ``ValueError`` from it refuses the promotion (``python -m model_zoo
+                promote`` passes :func:`training.model.check_checkpoint`, which loads the
+                weights and runs one forward pass). The zoo itself never loads a model.
 
         Returns:
             The promoted model's card.
@@ -198,6 +207,7 @@ class Zoo:
         Raises:
             UnknownModelError: No such model (the message lists valid ids).
             ClassMismatchError: The classes differ (the message names both lists).
+            ZooError: ``verify`` refused the checkpoint.
         """
         card = self.get(model_id)
         if classes is not None and list(classes) != list(card.classes):
@@ -206,6 +216,11 @@ class Zoo:
                 f"schema has {list(classes)}; retrain on the current schema or promote a model "
                 "that matches it"
             )
+        if verify is not None:
+            try:
+                verify(self.path(model_id))
+            except ValueError as exc:
+                raise ZooError(f"model {model_id} was not promoted: {exc}") from None
         with self._locked(card.kind):
             pointer = self._read_pointer(card.kind)
             previous = pointer.model_id

@@ -77,8 +77,9 @@ def _upload_form(store: Store) -> None:
         st.error(f"Nothing was added: {exc}")
         return
     bar = st.progress(0.0, text=f"Reading {len(files)} files…")
-    files_in = [(f.name, f.getvalue()) for f in files]
-    results = ingest_files(store, files_in, meta, _progress(bar, "files"))
+    # One at a time, each read where Streamlit holds it: no copy of any upload's bytes.
+    one_at_a_time = ((f.name, f) for f in files)
+    results = ingest_files(store, one_at_a_time, meta, _progress(bar, "files"), total=len(files))
     bar.empty()
     _remember("This upload", results)
 
@@ -101,12 +102,19 @@ def _results() -> None:
         n_masks = sum(r["status"] == "added" for r in masks)
         summary += f" {n_masks} masks imported ({sum(r['revisions'] for r in masks)} tiles)."
     (st.warning if bad else st.success)(summary)
+    # A rejection's reason is the part the user must read in full: each gets its own line,
+    # where a table cell would cut it off.
+    for r in rows:
+        if r["status"] == "rejected":
+            st.error(f"**{r['input']}** was not added: {r.get('reason') or 'no reason given'}")
     table = pd.DataFrame(
         {
             "File": [r["input"] for r in rows],
             "Result": [("mask " if "revisions" in r else "") + r["status"] for r in rows],
+            # A rejected file stored no tile: 0, never an empty value shown as "None".
             "Tiles": [
-                r.get("revisions", r["tiles"]) if r["status"] != "rejected" else None for r in rows
+                int(r.get("revisions", r["tiles"]) or 0) if r["status"] != "rejected" else 0
+                for r in rows
             ],
             "Smear": [r["smear_id"] or "" for r in rows],
             "Details": [

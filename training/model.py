@@ -20,6 +20,7 @@ __all__ = [
     "ENCODERS",
     "SegModel",
     "build_model",
+    "check_checkpoint",
     "input_multiple",
     "load_model",
     "model_classes_count",
@@ -125,6 +126,64 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel
         )
     model = smp.from_pretrained(str(folder))
     return model.to(device).eval()
+
+
+def check_checkpoint(path: Path | str, n_classes: int | None = None) -> None:
+    """Load a checkpoint folder's weights and run one forward pass on a dummy tile.
+
+    What ``model_zoo promote`` asks before a model becomes current: a checkpoint whose
+    weights do not load, or whose output is not ``n_classes`` finite maps, would otherwise
+    only fail later, in every page and command that uses the current model. The model is
+    rebuilt from ``config.json`` with no encoder weights to fetch, then filled from
+    ``model.safetensors`` (strictly: every tensor present, every shape right); nothing is
+    downloaded or unpickled.
+
+    Args:
+        path: The checkpoint folder (``config.json`` + ``model.safetensors``).
+        n_classes: The classes its card lists; the output must have that many channels.
+
+    Raises:
+        ValueError: The files are missing or unreadable, the weights do not fit the
+            architecture, or the forward pass fails or gives the wrong or non-finite output.
+    """
+    import json
+
+    import segmentation_models_pytorch as smp
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model_class = getattr(smp, str(config.get("_model_class")), None)
+        if not isinstance(model_class, type):
+            raise ValueError(
+                f"config.json names no smp model class ({config.get('_model_class')!r})"
+            )
+        kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+        kwargs["encoder_weights"] = None  # every weight comes from the checkpoint file
+        model = model_class(**kwargs)
+        model.load_state_dict(load_file(str(folder / "model.safetensors"), device="cpu"))
+    except Exception as exc:  # safetensors, json, torch and smp each raise their own types
+        raise ValueError(
+            f"the checkpoint in {folder} cannot be loaded ({type(exc).__name__}: {exc}); "
+            "retrain the model or promote another one"
+        ) from None
+    side = 2 * input_multiple(model)
+    try:
+        with torch.inference_mode():
+            out = model.eval()(to_model_input(np.zeros((side, side, 3), dtype=np.uint8)))
+    except Exception as exc:
+        raise ValueError(
+            f"the checkpoint in {folder} loads but fails on a {side}x{side} tile "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if out.shape != (1, n_classes or out.shape[1], side, side):
+        raise ValueError(
+            f"the checkpoint in {folder} gives output of shape {tuple(out.shape)} for a "
+            f"{side}x{side} tile; its card lists {n_classes} classes"
+        )
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"the checkpoint in {folder} gives non-finite scores (NaN or inf)")
 
 
 def model_classes_count(model: SegModel) -> int:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("SMEARLAB_WORKSPACE", raising=False)
+    monkeypatch.setenv("SMEARLAB_ANNOTATOR", "cli-test")  # a save needs a name (issue #9)
     return tmp_path / "ws"
 
 

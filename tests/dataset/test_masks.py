@@ -23,6 +23,7 @@ from dataset.masks import (
     parse_levels,
     rasterize_canvas,
     threshold_canvas_rgba,
+    unmatched_levels,
 )
 from dataset.schema import UNLABELLED
 
@@ -186,18 +187,24 @@ def test_wrong_level_map_is_refused_naming_the_file():
     grey = np.zeros((20, 20), dtype=np.uint8)
     grey[5:15, 5:15] = 200
     level_map = parse_levels("0=background,100=leukocyte", NAMES)
-    with pytest.raises(MaskRejected, match=r"'cells_07\.png': 25\.0% .* 200"):
+    with pytest.raises(MaskRejected, match=r"'cells_07\.png' has 100 pixels .* grey 200: 100 px"):
         apply_levels(grey, level_map, name="cells_07.png")
 
 
-def test_few_stray_pixels_are_tolerated_and_take_the_nearest_class():
+def test_any_stray_grey_is_an_error_unless_lenient_or_within_the_band():
     grey = np.zeros((100, 100), dtype=np.uint8)
-    grey[0, :50] = 200  # 0.5 % of the pixels, 100 levels from 100
+    grey[0, :3] = 200  # 3 pixels (0.03 %), 100 levels from 100
+    grey[1, :5] = 130  # within 40 of 100: leukocyte
     level_map = parse_levels("0=background,100=leukocyte", NAMES)
-    result = apply_levels(grey, level_map, name="m.png")
-    assert (result[0, :50] == 2).all() and (result[1:] == 0).all()
-    with pytest.raises(MaskRejected):
-        apply_levels(grey, level_map, name="m.png", max_far_fraction=0.004)
+    with pytest.raises(MaskRejected, match=r"'m\.png' has 3 pixels .* more than 40 .* grey 200"):
+        apply_levels(grey, level_map, name="m.png")
+    lenient = apply_levels(grey, level_map, name="m.png", lenient=True)
+    assert (lenient[0, :3] == UNLABELLED).all() and (lenient[1, :5] == 2).all()
+    assert unmatched_levels(grey, level_map) == {200: 3}
+    wide = apply_levels(grey, level_map, name="m.png", tolerance=100)
+    assert (wide[0, :3] == 2).all()  # nearest level within the wider band
+    with pytest.raises(MaskRejected, match="grey 130: 5 px"):
+        apply_levels(grey, level_map, name="m.png", tolerance=20)
 
 
 def test_load_mask_file_modes():

@@ -259,6 +259,8 @@ def test_cli_list_marks_current_and_shows_metrics(zoo: Zoo, capsys) -> None:
 
 def test_cli_promote_show_and_rollback(zoo: Zoo, capsys, monkeypatch) -> None:
     monkeypatch.setattr(cli, "workspace_classes", lambda ws: CLASSES)
+    # Fake checkpoints: the weights check is tested on real ones in test_promote_check.py.
+    monkeypatch.setattr(cli, "weights_check", lambda card: None)
     a, b = add_model(zoo), add_model(zoo)
     ws = str(zoo.workspace)
     code, out, _ = run_cli(capsys, "promote", b.model_id, "--workspace", ws, "--json")
