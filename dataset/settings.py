@@ -68,6 +68,26 @@ class Settings(BaseSettings):
         description="ADA two-step 50 g screen cut-off, mg/dL (130, 135 or 140; 7.2/7.5/7.8 mmol/L)",
     )
 
+    # --- Input limits: what one uploaded or imported file may cost (dataset/limits.py) -----
+    # max_file_mb is also Streamlit's server.maxUploadSize in .streamlit/config.toml; keep
+    # the two equal (a test checks the defaults agree).
+    max_file_mb: int = Field(
+        default=320,
+        ge=1,
+        le=4096,
+        description="Largest file read for an upload, a mask or a pairs CSV, in MiB "
+        "(a 100-megapixel uncompressed RGB image is 286 MiB)",
+    )
+    min_side_px: int = Field(
+        default=32, ge=1, le=4096, description="Smallest accepted image width or height, pixels"
+    )
+    max_aspect_ratio: float = Field(
+        default=20.0,
+        ge=1.0,
+        description="Largest accepted ratio of an image's longer side to its shorter side",
+    )
+    # --- end of input limits -----------------------------------------------------------------
+
 
 class SettingsError(ValueError):
     """A setting that cannot be read or written; the message names the key and what to do."""
@@ -179,26 +199,6 @@ def _with_workspace(
     if not fill:
         return base, {}, base, refused
     return Settings(**fill, **clean), fill, base, refused
-
-    # --- Input limits: what one uploaded or imported file may cost (dataset/limits.py) -----
-    # max_file_mb is also Streamlit's server.maxUploadSize in .streamlit/config.toml; keep
-    # the two equal (a test checks the defaults agree).
-    max_file_mb: int = Field(
-        default=320,
-        ge=1,
-        le=4096,
-        description="Largest file read for an upload, a mask or a pairs CSV, in MiB "
-        "(a 100-megapixel uncompressed RGB image is 286 MiB)",
-    )
-    min_side_px: int = Field(
-        default=32, ge=1, le=4096, description="Smallest accepted image width or height, pixels"
-    )
-    max_aspect_ratio: float = Field(
-        default=20.0,
-        ge=1.0,
-        description="Largest accepted ratio of an image's longer side to its shorter side",
-    )
-    # --- end of input limits -----------------------------------------------------------------
 
 
 def get_settings(**overrides: object) -> Settings:
