@@ -63,7 +63,12 @@ def _segment(args: argparse.Namespace) -> int:
 
     status = JobRunner(ws).wait(job_id, on_progress=show, poll_s=1.0)
     payload = status.model_dump(mode="json", exclude={"history"})
-    _print(args, payload, f"job {job_id} {status.state}: {status.error or status.result}")
+    result = dict(status.result or {})
+    selection = result.pop("selection", None)
+    text = f"job {job_id} {status.state}: {status.error or result}"
+    if selection:
+        text += "\n" + selection["reason"]
+    _print(args, payload, text)
     return 0 if status.state == JobState.DONE else 1
 
 

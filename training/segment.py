@@ -3,7 +3,9 @@
 The promise of this module: :func:`train_segmentation` takes plain data (train and
 validation :class:`Sample` lists, the class names, one :class:`SegTrainConfig`) and returns a
 :class:`TrainResult` holding the weights of the epoch with the best validation mean IoU, the
-per-class IoU/Dice of that epoch and the whole history. It never sees the test split (the
+per-class IoU/Dice of that epoch and the whole history. A class with no labelled pixel in the
+validation tiles has no IoU, is left out of the mean IoU that picks the best epoch, and is named
+in ``metrics.absent`` (and in each validation's progress as ``val_absent``). It never sees the test split (the
 caller passes only train and validation), refuses a smear that sits in both, stops early
 when validation stops improving or the time budget runs out, and raises
 :class:`NonFiniteLossError` rather than saving a model whose loss went NaN.
@@ -399,6 +401,7 @@ def _train(
             phase="validate", epoch=epoch, epochs=config.epochs, train_loss=record.train_loss,
             val_loss=val_loss, val_miou=metrics.miou, best_miou=best[0].miou,
             best_epoch=best[1], val_iou=dict(zip(classes, metrics.iou, strict=True)),
+            val_absent=list(metrics.absent),
         )  # fmt: skip
         if stopped != "epochs":
             break

@@ -175,3 +175,130 @@ def test_evaluate_command_scores_external_pairs(workspace: Path, tmp_path: Path,
     argv[-2] = "0=background,255=nucleus"
     assert main(argv) == 1
     assert "nucleus" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ selection
+def _scores(truth: list[int], pred: list[int], classes=("background", "leukocyte")):
+    from dataset.schema import UNLABELLED
+    from training.metrics import confusion_matrix, metrics_from_confusion
+
+    t = np.array([truth], np.uint8)
+    p = np.array([[UNLABELLED if v is None else v for v in pred]], np.uint8)
+    cm = confusion_matrix(p, t, len(classes), unlabelled_pred=True)
+    return metrics_from_confusion(cm, classes)
+
+
+def test_the_new_model_replaces_the_rules_only_when_it_scores_higher() -> None:
+    from training.service import RULES, choose
+
+    truth = [0, 0, 1, 1]
+    good = _scores(truth, [0, 0, 1, 1])
+    # The rules leave half the pixels unlabelled: those count as wrong, so they score 0.5.
+    rules = _scores(truth, [0, None, 1, None])
+    assert rules.miou == pytest.approx(0.5)
+
+    won = choose("seg-new", good, rules, None, 4)
+    assert (won.baseline, won.winner, won.beats_rules) == (RULES, "seg-new", True)
+    assert (won.new_miou, won.baseline_miou, won.rules_miou) == (1.0, 0.5, 0.5)
+    assert won.per_class["rules"] == {"background": 0.5, "leukocyte": 0.5}
+    assert "becomes the current model" in won.reason and "colour rules" in won.reason
+
+    tie = choose("seg-new", rules, rules, None, 4)
+    assert (tie.winner, tie.beats_rules) == (RULES, False)
+    assert "stays in the zoo" in tie.reason and "promote it by hand" in tie.reason
+
+
+def test_against_a_current_model_the_winner_is_the_higher_score_and_rules_are_kept_apart() -> None:
+    from training.service import choose
+
+    truth = [0, 0, 1, 1]
+    rules = _scores(truth, [0, None, 1, None])  # 0.5
+    old = _scores(truth, [0, 0, 1, 0])
+    worse = _scores(truth, [0, 1, 1, 0])
+    lost = choose("seg-new", worse, rules, ("seg-old", old), 4)
+    assert (lost.baseline, lost.winner) == ("seg-old", "seg-old")
+    assert lost.new_miou < lost.baseline_miou
+    assert lost.beats_rules is False and lost.new_miou < lost.rules_miou
+    assert "seg-old stays current" in lost.reason
+    assert set(lost.per_class) == {"seg-new", "seg-old", "rules"}
+
+    won = choose("seg-new", _scores(truth, truth), rules, ("seg-old", old), 4)
+    assert (won.winner, won.beats_rules) == ("seg-new", True)
+    assert "current model seg-old" in won.reason
+
+
+def test_classes_without_validation_pixels_are_named_and_left_out_of_the_choice() -> None:
+    from training.service import choose
+
+    classes = ("background", "leukocyte", "platelet")
+    truth = [0, 0, 1, 1]
+    new = _scores(truth, [0, 2, 1, 1], classes)
+    rules = _scores(truth, [0, None, None, None], classes)
+    sel = choose("seg-new", new, rules, None, 4)
+    assert sel.classes_scored == ["background", "leukocyte"]
+    assert sel.absent_classes == ["platelet"]
+    assert sel.per_class["seg-new"]["platelet"] is None
+    assert "No labelled pixels of platelet" in sel.reason
+
+
+def test_a_run_that_loses_to_the_rules_is_kept_but_not_made_current(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from training import service
+
+    ws = make_workspace(tmp_path / "ws")
+    # Rules that copy the ground truth cannot be beaten: the run must not become current.
+    monkeypatch.setattr(service, "_rules_masks", lambda samples, classes: (s.mask for s in samples))
+    ctx = train_tiny(ws, as_chosen=True)
+    (_, _, card) = ctx.models[0]
+    sel = card.metrics["selection"]
+    assert sel["baseline"] == "rules" and sel["winner"] == "rules"
+    assert sel["rules_miou"] == 1.0 and card.metrics["beats_rules"] is False
+    assert sel["new_miou"] == pytest.approx(card.metrics["mean_iou"])
+    assert ctx.choices[0] == {"make_current": False, "compared_with": None}
+    zoo = Zoo(ws)
+    assert zoo.current("segmentation") is None
+    assert [c.model_id for c in zoo.list("segmentation")] == [card.model_id]
+
+    # Rules that label nothing score 0: the next run beats them and becomes current.
+    monkeypatch.setattr(
+        service, "_rules_masks", lambda samples, classes: (s.mask * 0 + 255 for s in samples)
+    )
+    ctx = train_tiny(ws, as_chosen=True, seed=2)
+    (_, _, card) = ctx.models[0]
+    assert card.metrics["beats_rules"] is True
+    assert card.metrics["selection"]["winner"] == card.model_id
+    assert zoo.current("segmentation").model_id == card.model_id
+
+
+def test_a_second_run_is_compared_with_the_current_model_on_the_same_tiles(
+    workspace: Path,
+) -> None:
+    from training.service import load_model, load_samples, validation_metrics
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    current = Zoo(workspace).current("segmentation")
+    ctx = train_tiny(workspace, as_chosen=True, seed=5)
+    (_, _, card) = ctx.models[0]
+    sel = card.metrics["selection"]
+    assert sel["baseline"] == current.model_id
+    store = Store.open(workspace)
+    val = load_samples(store, "validation")
+    assert sel["tiles"] == len(val) == len(card.data["validation_tiles"])
+    loaded = load_model(workspace, current.model_id)
+    from training.inference import predict_mask
+
+    again = validation_metrics(
+        (predict_mask(loaded.model, s.image, loaded.inference_config()) for s in val),
+        val,
+        list(store.schema().names),
+    )
+    assert sel["baseline_miou"] == pytest.approx(again.miou)
+    assert set(sel["per_class"]) == {card.model_id, current.model_id, "rules"}
+    wins = sel["new_miou"] > sel["baseline_miou"]
+    assert sel["winner"] == (card.model_id if wins else current.model_id)
+    assert ctx.choices[0] == {"make_current": wins, "compared_with": current.model_id}
+    assert card.metrics["beats_rules"] == (sel["new_miou"] > sel["rules_miou"])
+    expected = card.model_id if wins else current.model_id
+    assert Zoo(workspace).current("segmentation").model_id == expected
