@@ -151,6 +151,42 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
     assert len(charts) == 2
 
 
+def test_train_panel_says_why_the_run_did_not_become_current(tmp_path: Path, monkeypatch) -> None:
+    from training.jobs import _update_status
+    from training.metrics import confusion_matrix, metrics_from_confusion
+    from training.service import choose
+
+    ws = make_workspace(tmp_path / "ws")
+    runner = JobRunner(ws)
+    job = runner.submit("train-segmentation", "training.service:segment_job", {})
+    truth = np.array([[0, 0, 1, 1]], np.uint8)
+
+    def scores(pred: list[int]):
+        cm = confusion_matrix(np.array([pred], np.uint8), truth, 2, unlabelled_pred=True)
+        return metrics_from_confusion(cm, CLASSES)
+
+    selection = choose("seg-lost", scores([0, 1, 1, 0]), scores([0, 0, 1, 255]), None, 4)
+
+    def done(status) -> None:
+        status.state = status.outcome = JobState.DONE
+        status.result = {
+            "model_ids": ["seg-lost"],
+            "mean_iou": selection.new_miou,
+            "best_epoch": 1,
+            "selection": selection.model_dump(mode="json"),
+        }
+
+    _update_status(ws / "jobs" / job.job_id, done)
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert any("It is not the current model" in s.value for s in at.success)
+    why = [w.value for w in at.warning if "Why:" in w.value]
+    assert why and "colour rules keep pre-filling" in why[0]
+    table = at.dataframe[0].value
+    assert table["model"].tolist() == ["seg-lost", "rules"]
+    assert table[""].tolist() == ["new model", "✔ colour rules"]
+
+
 # ------------------------------------------------------------------------------ trained
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAGES)
@@ -171,6 +207,8 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
     table = at.dataframe[0].value
     assert table.loc[table["current"], "model"].tolist() == [current.model_id]
     assert "mean_iou" in table.columns and "iou/leukocyte" in table.columns
+    assert set(table["beats rules"]) <= {"yes", "no"}
+    assert not [c for c in table.columns if c.startswith("selection/")]
     # A second model trained on other classes is listed but cannot be promoted.
     staging = zoo.staging_dir("segmentation")
     for f in ("config.json", "model.safetensors"):
