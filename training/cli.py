@@ -96,11 +96,13 @@ def _suggest(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     loaded = None if args.strategy == "random" else _loaded(args, ws)
-    rows = suggest(
+    found = suggest(
         Store.open(ws), args.strategy, args.top, loaded=loaded, diversity=args.diversity or None
     )
-    text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in rows) or "no unlabelled tiles"
-    _print(args, {"strategy": args.strategy, "tiles": [r.to_json() for r in rows]}, text)
+    text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in found) or "no unlabelled tiles"
+    if found.note:
+        text = f"note: {found.note}\n{text}"
+    _print(args, found.to_json(), text)
     return 0
 
 

@@ -5,9 +5,9 @@ validation :class:`Sample` lists, the class names, one :class:`SegTrainConfig`) 
 :class:`TrainResult` holding the weights of the epoch with the best validation mean IoU, the
 per-class IoU/Dice of that epoch and the whole history. A class with no labelled pixel in the
 validation tiles has no IoU, is left out of the mean IoU that picks the best epoch, and is named
-in ``metrics.absent`` (and in each validation's progress as ``val_absent``). It never sees the test split (the
-caller passes only train and validation), refuses a smear that sits in both, stops early
-when validation stops improving or the time budget runs out, and raises
+in ``metrics.absent`` (and in each validation's progress as ``val_absent``). It never sees
+the test split (the caller passes only train and validation), refuses a smear that sits in
+both, stops early when validation stops improving or the time budget runs out, and raises
 :class:`NonFiniteLossError` rather than saving a model whose loss went NaN.
 
 With the same seed, data, thread count and machine, two runs give the same weights.

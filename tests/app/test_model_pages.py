@@ -234,8 +234,6 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
 def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     trained_ws: Path, monkeypatch
 ) -> None:
-    from training.service import load_model, score_unlabelled
-
     ws = trained_ws
     at = page(ws, "pages/suggestions.py", monkeypatch)
     assert at.selectbox(key="sugg_strategy").value == "entropy"
@@ -248,9 +246,9 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert [(j.kind, j.state) for j in new] == [("score", JobState.QUEUED)]
     JobRunner(ws).cancel(new[0].job_id)
 
-    # Scores written (as the job would), the page ranks them with a heat map per tile.
-    store = Store.open(ws)
-    score_unlabelled(store, "entropy", load_model(ws))
+    # Scores written as the job would (spread apart: a one-epoch model's own entropy scores
+    # are all alike, which the page answers with a random order), ranked with heat maps.
+    _write_scores(Store.open(ws), Zoo(ws).current("segmentation").model_id, spread=True)
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -263,6 +261,35 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert [t.value for t in at.title] == ["Label"]
     assert at.session_state["label_strategy"] == "entropy"
     assert at.session_state["label_tile_id"] in set(at.session_state["label_queue"][1])
+
+
+def _write_scores(store: Store, model_id: str, *, spread: bool) -> None:
+    """Entropy scores for every open tile, as a scoring job stores them: all 1.0, or spread."""
+    import datetime as dt
+
+    from training.service import _register_tables, unlabelled_tile_ids
+
+    _register_tables(store)
+    smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
+    store.tables.append(
+        "scores",
+        [
+            {"model_id": model_id, "strategy": "entropy", "tile_id": t, "smear_id": smear_of[t],
+             "score": 1.0 - 0.05 * i if spread else 1.0, "features": None,
+             "created_at": dt.datetime.now(dt.UTC)}
+            for i, t in enumerate(unlabelled_tile_ids(store))
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_suggestions_say_when_scores_do_not_separate_tiles(trained_ws: Path, monkeypatch) -> None:
+    ws = trained_ws
+    _write_scores(Store.open(ws), Zoo(ws).current("segmentation").model_id, spread=False)
+    at = page(ws, "pages/suggestions.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert any("do not separate the tiles" in w.value for w in at.warning)
+    assert any("random order" in m.value for m in at.markdown)
 
 
 @pytest.mark.slow

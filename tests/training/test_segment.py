@@ -170,3 +170,19 @@ def test_sample_checks_shapes():
         Sample(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), "t1", "s")
     with pytest.raises(ValueError, match="multiple of 32"):
         SegTrainConfig(patch_size=100)
+
+
+@pytest.mark.slow
+def test_a_class_missing_from_validation_is_named_and_left_out_of_the_mean():
+    classes = [*CLASSES, "platelet"]  # never labelled anywhere, though the model may predict it
+    events: list[dict] = []
+    result = train_segmentation(
+        _discs(4, 0, "a"), _discs(2, 1, "b"), classes, _config(), on_progress=events.append
+    )
+    assert result.metrics.absent == ("platelet",)
+    assert result.metrics.iou[2] is None
+    scored = [v for v in result.metrics.iou if v is not None]
+    assert result.metrics.miou == pytest.approx(sum(scored) / 2)
+    assert result.card_metrics()["absent_classes"] == ["platelet"]
+    validated = [e for e in events if e["phase"] == "validate"]
+    assert validated and validated[-1]["val_absent"] == ["platelet"]

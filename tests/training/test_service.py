@@ -302,3 +302,76 @@ def test_a_second_run_is_compared_with_the_current_model_on_the_same_tiles(
     assert card.metrics["beats_rules"] == (sel["new_miou"] > sel["rules_miou"])
     expected = card.model_id if wins else current.model_id
     assert Zoo(workspace).current("segmentation").model_id == expected
+
+
+# ------------------------------------------------------------------------------ suggestions
+def test_flat_scores_are_recognised_within_one_percent_of_the_top_twenty() -> None:
+    from training.service import flat_note
+
+    assert flat_note("entropy", [1.0] * 30) is not None
+    assert "do not separate" in flat_note("entropy", [0.5, 0.499, 0.498])
+    # The 21st score may differ: only the top 20 are compared.
+    assert flat_note("entropy", [0.8] * 20 + [0.1]) is not None
+    assert flat_note("entropy", [0.8] * 19 + [0.7]) is None
+    assert flat_note("entropy", [0.8]) is None  # one tile has nothing to separate
+    assert flat_note("entropy", [0.0, 0.0]) is not None  # all equally sure
+
+
+def test_flat_scores_fall_back_to_random_spread_over_smears(workspace: Path) -> None:
+    from training.service import _register_tables, load_model, suggest, unlabelled_tile_ids
+    from training.strategies import RandomStrategy
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    store = Store.open(workspace)
+    loaded = load_model(workspace)
+    _register_tables(store)
+    import datetime as dt
+
+    open_ids = unlabelled_tile_ids(store)
+    smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
+    # A model as useless as the demo's first one: every tile scores 1.000.
+    store.tables.append(
+        "scores",
+        [
+            {
+                "model_id": "flat-model",
+                "strategy": "entropy",
+                "tile_id": t,
+                "smear_id": smear_of[t],
+                "score": 1.0,
+                "features": None,
+                "created_at": dt.datetime.now(dt.UTC),
+            }
+            for t in open_ids
+        ],
+    )
+    flat = loaded.card.model_copy(update={"model_id": "flat-model"})
+    found = suggest(
+        store, "entropy", 4, loaded=type(loaded)(loaded.model, flat), score_missing=False
+    )
+    assert (found.strategy, found.order) == ("entropy", "random")
+    assert "do not separate" in found.note
+    ranked = sorted(open_ids, key=lambda t: (-RandomStrategy.key(t), t))
+    capped = []
+    for t in ranked:  # per_smear: at most two tiles of one smear at the top
+        if sum(smear_of[c] == smear_of[t] for c in capped) < 2:
+            capped.append(t)
+    assert [s.tile_id for s in found] == capped[:4]
+
+
+def test_suggest_command_reports_flat_scores(workspace: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from training import service
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    argv = ["suggest", "--workspace", str(workspace), "--top", "3"]
+    monkeypatch.setattr(service, "flat_note", lambda strategy, scores: "all alike")
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["order"], out["note"]) == ("random", "all alike") and len(out["tiles"]) == 3
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("note: all alike")
