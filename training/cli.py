@@ -108,7 +108,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from dataset.store import Store
-    from training.service import analyze_smear
+    from training.service import analyze_smear, model_quality
 
     ws = _workspace(args)
     loaded = None if args.labels else _loaded(args, ws)
@@ -121,11 +121,19 @@ def _analyze(args: argparse.Namespace) -> int:
     if analysis.labelled_pixels == 0:
         text = "no labelled pixels on this smear yet: label its tiles, or analyse with a model"
     source = f"model {model_id}" if model_id else "saved labels"
-    _print(
-        args,
-        {"smear_id": args.smear_id, "source": source, "model_id": model_id, "classes": rows},
-        f"{args.smear_id} ({source})\n{text}",
-    )
+    payload = {"smear_id": args.smear_id, "source": source, "model_id": model_id, "classes": rows}
+    if loaded is not None:
+        quality = model_quality(loaded.card)
+        payload["validation"] = quality.to_json()
+        figures = ", ".join(
+            f"{c} {'-' if v is None else f'{v:.3f}'}" for c, v in quality.iou.items()
+        )
+        miou = "-" if quality.miou is None else f"{quality.miou:.3f}"
+        text += f"\nvalidation of {model_id}: mean IoU {miou} ({figures})"
+        text += "".join(f"\nwarning: {w}" for w in quality.warnings)
+        if quality.note:
+            text += f"\nnote: {quality.note}"
+    _print(args, payload, f"{args.smear_id} ({source})\n{text}")
     return 0
 
 

@@ -734,6 +734,87 @@ def suggest(
     return Suggestions(tiles, strategy, order, note)
 
 
+# --------------------------------------------------------------------------- model quality
+POOR_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    """A model's validation figures, read from its card, and what is wrong with them.
+
+    Attributes:
+        iou: Class to validation IoU (None: no labelled pixels of it in validation).
+        beats_rules: Whether it beat the colour rules on its validation tiles; None when the
+            card predates that comparison.
+        warnings: Sentences for the person reading counts made by this model: a class IoU
+            below :data:`POOR_IOU`, or a model that did not (or was never shown to) beat the
+            colour rules.
+        note: Which classes could not be scored, if any.
+    """
+
+    model_id: str
+    miou: float | None
+    iou: dict[str, float | None]
+    absent: list[str]
+    rules_miou: float | None
+    beats_rules: bool | None
+    warnings: list[str]
+    note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "mean_iou": self.miou,
+            "iou": self.iou,
+            "absent_classes": self.absent,
+            "rules_mean_iou": self.rules_miou,
+            "beats_rules": self.beats_rules,
+            "warnings": self.warnings,
+            "note": self.note,
+        }
+
+
+def model_quality(card) -> ModelQuality:
+    """The validation figures on ``card`` (a segmentation model card) and warnings when poor."""
+    from training.metrics import absent_note
+
+    metrics = card.metrics
+    iou = {c: metrics.get("iou", {}).get(c) for c in card.classes}
+    absent = list(metrics.get("absent_classes") or [])
+    selection = metrics.get("selection") or {}
+    beats = metrics.get("beats_rules")
+    miou = metrics.get("mean_iou")
+    warnings = []
+    poor = [(c, v) for c, v in iou.items() if v is not None and v < POOR_IOU]
+    if poor:
+        listed = ", ".join(f"{c} {v:.2f}" for c, v in poor)
+        warnings.append(
+            f"Validation IoU below {POOR_IOU} for {listed}: this model's counts and shares of "
+            f"{'that class' if len(poor) == 1 else 'those classes'} are unreliable."
+        )
+    if beats is False:
+        warnings.append(
+            f"Model {card.model_id} did not beat the colour rules on its validation tiles "
+            f"(mean IoU {_fmt(miou)} against {_fmt(selection.get('rules_miou'))}): its "
+            "segmentation is no better than the rule-based pre-fill."
+        )
+    elif beats is None:
+        warnings.append(
+            f"Model {card.model_id} was never compared with the colour rules (it was trained "
+            "before that check), so nothing shows it segments better than they do."
+        )
+    return ModelQuality(
+        model_id=card.model_id,
+        miou=miou,
+        iou=iou,
+        absent=absent,
+        rules_miou=selection.get("rules_miou"),
+        beats_rules=beats,
+        warnings=warnings,
+        note=absent_note(absent, "its validation tiles") if absent else None,
+    )
+
+
 # --------------------------------------------------------------------------- analysis
 def analyze_smear(store: Store, smear_id: str, loaded: LoadedModel | None = None):
     """Cell counts and class shares of one smear, from the model's segmentation.

@@ -308,6 +308,34 @@ def test_analysis_segments_the_smear_with_the_current_model(trained_ws: Path, mo
     assert "Counted from the saved labels" in texts(at)
 
 
+@pytest.mark.slow
+def test_analysis_warns_when_the_models_validation_figures_are_poor(
+    trained_ws: Path, monkeypatch
+) -> None:
+    ws = trained_ws
+    zoo = Zoo(ws)
+    card = zoo.current("segmentation")
+    metrics = {
+        **card.metrics,
+        "mean_iou": 0.6,
+        "iou": {"background": 0.9, "leukocyte": 0.3},
+        "beats_rules": False,
+        "selection": {**card.metrics["selection"], "rules_miou": 0.7},
+    }
+    (zoo.path(card.model_id) / "card.json").write_text(
+        card.model_copy(update={"metrics": metrics}).model_dump_json()
+    )
+    at = page(ws, "pages/analysis.py", monkeypatch)
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("below 0.5 for leukocyte 0.30" in w for w in warnings), warnings
+    assert any("did not beat the colour rules" in w and "0.700" in w for w in warnings)
+    assert f"Validation of model {card.model_id}: mean IoU 0.60" in texts(at)
+    # Counted from the saved labels, the model's figures are beside the point.
+    at.radio(key="ana_source").set_value("Saved labels").run()
+    assert not [w for w in at.warning if "colour rules" in w.value]
+
+
 # ------------------------------------------------------------------------------ Label pre-fill
 def label_page(workspace: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))

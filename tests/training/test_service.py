@@ -375,3 +375,59 @@ def test_suggest_command_reports_flat_scores(workspace: Path, capsys, monkeypatc
     assert (out["order"], out["note"]) == ("random", "all alike") and len(out["tiles"]) == 3
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith("note: all alike")
+
+
+# ------------------------------------------------------------------------------ model quality
+def _card(**metrics):
+    from model_zoo import ModelCard
+
+    return ModelCard(
+        model_id="seg-x", kind="segmentation", classes=["a", "b", "c"], metrics=metrics
+    )
+
+
+def test_model_quality_warns_on_poor_classes_and_on_losing_to_the_rules() -> None:
+    from training.service import model_quality
+
+    good = model_quality(
+        _card(mean_iou=0.8, iou={"a": 0.9, "b": 0.7, "c": None}, absent_classes=["c"],
+              beats_rules=True, selection={"rules_miou": 0.4})
+    )  # fmt: skip
+    assert good.warnings == [] and good.rules_miou == 0.4
+    assert "No labelled pixels of c" in good.note
+
+    poor = model_quality(
+        _card(mean_iou=0.45, iou={"a": 0.8, "b": 0.1, "c": 0.49}, beats_rules=False,
+              selection={"rules_miou": 0.5})
+    )  # fmt: skip
+    assert len(poor.warnings) == 2
+    assert "below 0.5 for b 0.10, c 0.49" in poor.warnings[0]
+    assert "did not beat the colour rules" in poor.warnings[1] and "0.500" in poor.warnings[1]
+    assert poor.to_json()["beats_rules"] is False
+
+    old = model_quality(_card(mean_iou=0.9, iou={"a": 0.9, "b": 0.9, "c": 0.9}))
+    assert old.beats_rules is None and "never compared" in old.warnings[0]
+
+
+def test_analyze_command_shows_the_models_validation_figures(workspace: Path, capsys) -> None:
+    import json
+
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    card = Zoo(workspace).current("segmentation")
+    smear_id = Store.open(workspace).smears()[0].smear_id
+    argv = ["analyze", smear_id, "--workspace", str(workspace)]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["validation"]["model_id"] == card.model_id
+    assert out["validation"]["mean_iou"] == card.metrics["mean_iou"]
+    assert out["validation"]["beats_rules"] == card.metrics["beats_rules"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"validation of {card.model_id}: mean IoU" in text
+    poor = any(v is not None and v < 0.5 for v in card.metrics["iou"].values())
+    assert ("warning: Validation IoU below 0.5" in text) == poor
+    assert main([*argv, "--labels", "--json"]) == 0
+    assert "validation" not in json.loads(capsys.readouterr().out)
