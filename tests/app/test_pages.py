@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from dataset.demo import load_demo
 from dataset.ingest import ingest_files
-from dataset.schema import UNLABELLED
+from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,10 @@ TIMEOUT = 60
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "workspace"
-    load_demo(Store.open(root))
+    store = Store.open(root)
+    # The four default classes: the demo's white cells come in as leukocyte, painted here.
+    store.init(list(DEFAULT_CLASSES))
+    load_demo(store)
     return root
 
 
