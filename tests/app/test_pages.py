@@ -436,8 +436,23 @@ def test_dataset_page_creates_a_release(demo_ws: Path) -> None:
     at.button(key="FormSubmitter:ds_release-Create release").click().run()
     assert not at.exception, at.exception
     assert any("Release 1.0.0 created" in s.value for s in at.success)
-    assert list(at.dataframe[0].value["Version"]) == ["1.0.0"]
+    releases = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert list(releases["Version"]) == ["1.0.0"]
     assert {"ds_dl_zip", "ds_dl_png"} <= {b.key for b in at.get("download_button")}
+
+
+def test_dataset_page_shows_each_smears_split(demo_ws: Path) -> None:
+    at = _open("dataset.py")
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Split" in d.value.columns)
+    store = Store.open(demo_ws)
+    smears = store.smears()
+    assert list(table["Smear"]) == [s.label for s in smears]
+    assert list(table["Split"]) == [store.split_of(s.smear_id) for s in smears]
+    assert set(table["Split"]) == {"train", "validation", "test"}  # the demo fills every split
+    assert table["Labelled"].sum() == len(store.labelled_tile_ids())
+    n_val = len(store.labelled_tile_ids("validation"))
+    assert n_val > 0 and any(f"{n_val} validation" in c.value for c in at.caption)
 
 
 def test_a_handed_over_queue_becomes_the_tile_order(demo_ws: Path) -> None:
