@@ -431,3 +431,30 @@ def test_analyze_command_shows_the_models_validation_figures(workspace: Path, ca
     assert ("warning: Validation IoU below 0.5" in text) == poor
     assert main([*argv, "--labels", "--json"]) == 0
     assert "validation" not in json.loads(capsys.readouterr().out)
+
+
+def test_segment_command_says_which_model_won_and_why(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    ws = make_workspace(tmp_path / "ws")
+    argv = [sys.executable, "-m", "training", "segment", "--workspace", str(ws), "--epochs", "1"]
+    argv += ["--patch-size", "64", "--batch-size", "4", "--wait"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert "scored mean IoU" in last and "Classes scored: background, leukocyte." in last
+    again = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    status = json.loads(again.stdout)
+    selection = status["result"]["selection"]
+    (model_id,) = status["result"]["model_ids"]
+    assert selection["model_id"] == model_id
+    first = Zoo(ws).list("segmentation")[0].model_id
+    # The second run was compared with the first run's winner: the first model or the rules.
+    assert selection["baseline"] in (first, "rules")
+    current = Zoo(ws).current("segmentation")
+    assert (current is not None and current.model_id == model_id) == (
+        selection["winner"] == model_id
+    )
