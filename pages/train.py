@@ -370,12 +370,19 @@ def _flash(kind: str, text: str) -> None:
 
 def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
     try:
-        Zoo(Path(workspace)).promote(model_id, classes=list(classes))
+        card = Zoo(Path(workspace)).promote(model_id, classes=list(classes))
     except ZooError as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
     queued = queue_rescoring(Path(workspace))
     note = " Unlabelled tiles are being re-scored with it." if queued else ""
+    if card.metrics.get("beats_rules") is False:
+        _flash(
+            "warning",
+            f"Model {model_id} is now the current model, although it did not beat the colour "
+            f"rules on its validation tiles.{note}",
+        )
+        return
     _flash("success", f"Model {model_id} is now the current model.{note}")
 
 

@@ -231,6 +231,34 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
 
 
 @pytest.mark.slow
+def test_promoting_a_model_that_lost_to_the_rules_works_with_a_warning(
+    trained_ws: Path, monkeypatch
+) -> None:
+    ws = trained_ws
+    zoo = Zoo(ws)
+    current = zoo.current("segmentation")
+    staging = zoo.staging_dir("segmentation")
+    for f in ("config.json", "model.safetensors"):
+        (staging / f).write_bytes((zoo.path(current.model_id) / f).read_bytes())
+    metrics = {**current.metrics, "beats_rules": False}
+    lost = zoo.add(
+        "segmentation",
+        staging,
+        current.model_copy(update={"model_id": "", "metrics": metrics}),
+        make_current=False,
+    )
+    at = page(ws, "pages/train.py", monkeypatch)
+    table = at.dataframe[0].value
+    assert table.loc[table["model"] == lost.model_id, "beats rules"].tolist() == ["no"]
+    at.selectbox(key="train_model_pick").set_value(lost.model_id).run()
+    next(b for b in at.button if b.label == "Promote").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("did not beat the colour rules" in w.value for w in at.warning)
+    assert zoo.current("segmentation").model_id == lost.model_id
+
+
+@pytest.mark.slow
 def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     trained_ws: Path, monkeypatch
 ) -> None:
