@@ -246,6 +246,9 @@ def _run_panel(workspace: str, job_id: str, live_at_start: bool, colours: dict[s
             st.caption("Appears after the first epoch's validation.")
         else:
             st.altair_chart(_chart(ious, "IoU", "class", colours), width="stretch")
+        absent = status.progress.get("val_absent")
+        if absent:
+            st.caption(absent_note(absent))
     with st.expander("Log", expanded=status.state == JobState.FAILED):
         tail = status.log_tail[-40:]
         st.code("\n".join(tail) if tail else "(nothing logged yet)", language=None)

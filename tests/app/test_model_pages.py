@@ -136,12 +136,13 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
         {"t": 0.1, "phase": "train", "epoch": 1, "epochs": 2, "step": 1, "steps": 2, "loss": 0.9},
         {"t": 0.2, "phase": "train", "epoch": 1, "epochs": 2, "step": 2, "steps": 2, "loss": 0.7},
         {"t": 0.3, "phase": "validate", "epoch": 1, "epochs": 2, "val_loss": 0.8,
-         "val_miou": 0.5, "best_miou": 0.5, "best_epoch": 1,
-         "val_iou": {"background": 0.9, "leukocyte": 0.1}},
+         "val_miou": 0.9, "best_miou": 0.9, "best_epoch": 1,
+         "val_iou": {"background": 0.9, "leukocyte": None}, "val_absent": ["leukocyte"]},
     ]  # fmt: skip
 
     def failed(status) -> None:
         status.state, status.error, status.history = JobState.FAILED, "boom: disk full", history
+        status.progress = history[-1]
 
     _update_status(ws / "jobs" / job.job_id, failed)
     at = page(ws, "pages/train.py", monkeypatch)
@@ -149,6 +150,7 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
     assert any("boom: disk full" in e.value for e in at.error)
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2
+    assert "No labelled pixels of leukocyte in the validation tiles" in texts(at)
 
 
 def test_train_panel_says_why_the_run_did_not_become_current(tmp_path: Path, monkeypatch) -> None:
