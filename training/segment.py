@@ -41,6 +41,7 @@ from training.model import (
 )
 
 __all__ = [
+    "MIN_STEPS_PER_EPOCH",
     "EpochRecord",
     "NonFiniteLossError",
     "Sample",
@@ -92,6 +93,12 @@ class Sample:
             )
 
 
+# With a few dozen labelled tiles one pass is 3 batches: validating (and counting patience)
+# after every 3 steps stopped the demo's first run after 27 steps, still predicting background
+# only. At least this many steps make an epoch.
+MIN_STEPS_PER_EPOCH = 20
+
+
 class SegTrainConfig(BaseModel):
     """Everything that decides a training run; saved on the model card as its settings."""
 
@@ -106,7 +113,10 @@ class SegTrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     patch_size: int = Field(256, ge=32, description="training crop side, a multiple of 32")
     steps_per_epoch: int | None = Field(
-        None, ge=1, description="default: enough batches to see every tile once"
+        None,
+        ge=1,
+        description="default: enough batches to see every tile once, and at least "
+        f"{MIN_STEPS_PER_EPOCH}",
     )
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -318,7 +328,9 @@ def _train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=config.epochs, eta_min=config.lr * 0.05
     )
-    steps = config.steps_per_epoch or max(1, math.ceil(len(train) / config.batch_size))
+    steps = config.steps_per_epoch or max(
+        MIN_STEPS_PER_EPOCH, math.ceil(len(train) / config.batch_size)
+    )
     budget_s = None if config.time_budget_min is None else config.time_budget_min * 60.0
 
     def report(**fields) -> None:
