@@ -1,9 +1,19 @@
-"""The first-start demo: a dozen real BCCD smears, a few with white-cell masks as labels.
+"""The first-start demo: a dozen real BCCD smears, eight of them labelled by white-cell masks.
 
 What this module promises: :func:`load_demo` stores the 12 BCCD photos shipped in
-``dataset/demo_data`` (MIT licence; see its ``NOTICE``) and imports the 4 white-cell masks
-shipped with them as ``import`` revisions. Those masks mark white cells only, so their 0 is
-imported as *unlabelled*, never as background. Loading twice adds nothing new.
+``dataset/demo_data`` (MIT licence; see its ``NOTICE``) and imports the 8 white-cell masks
+shipped with them as ``import`` revisions.
+
+- A new workspace gets the classes the masks mean (:data:`DEMO_CLASSES`: background,
+  cytoplasm, nucleus), so every pixel of a masked photo is a label and a first model learns
+  every class it predicts. A workspace already set up with a ``leukocyte`` class keeps its
+  classes; the masks then label white cells only and their 0 stays *unlabelled* (it covers red
+  cells and platelets too, so it is not "background" there).
+- Splits are chosen, not hashed (:data:`DEMO_SPLITS`): the masked photos fill train (4),
+  validation (2) and test (2), so training can start at once and its validation scores every
+  class; the 4 photos without a mask sit in train, to be labelled. A smear already stored keeps
+  its split.
+- Loading twice adds nothing new.
 """
 
 from __future__ import annotations
@@ -16,25 +26,44 @@ from dataset.ingest import IngestResult, ProgressFn, SmearMeta, ingest_paths
 from dataset.store import Store
 
 __all__ = [
+    "DEMO_CLASSES",
     "DEMO_DIR",
     "DEMO_LEVELS",
     "DEMO_LEVEL_TOLERANCE",
     "DEMO_META",
+    "DEMO_SPLITS",
     "demo_images",
+    "demo_levels",
     "demo_pairs",
     "load_demo",
     "workspace_is_empty",
 ]
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
-# 0 is "not a white cell" in these masks (red cells included), so it must stay unlabelled.
-DEMO_LEVELS = "0=unlabelled,155=leukocyte,255=leukocyte"
+# What the shipped masks' grey levels mean (Banik et al. 2020; see demo_data/NOTICE).
+DEMO_CLASSES = ("background", "cytoplasm", "nucleus")
+DEMO_LEVELS = "0=background,155=cytoplasm,255=nucleus"
+# In a workspace with a leukocyte class, 0 ("not a white cell", red cells included) must stay
+# unlabelled: it does not say which of the other classes a pixel is.
+LEUKOCYTE_LEVELS = "0=unlabelled,155=leukocyte,255=leukocyte"
 # Two of the shipped masks are RGB with anti-aliased edges (greys all along 0..255): a band
 # of 80 levels, over half the widest gap of the map (155), gives every grey its nearest level.
 DEMO_LEVEL_TOLERANCE = 80
 DEMO_META = SmearMeta(
     stain="Giemsa", note="BCCD demo smear (MIT licence; see dataset/demo_data/NOTICE)."
 )
+# Photo -> split. Masked photos: 4 train, 2 validation, 2 test (validation gets two with
+# large white cells, so cytoplasm and nucleus have pixels to be scored on); unmasked: train.
+DEMO_SPLITS = {
+    "BloodImage_00003.jpg": "train",
+    "BloodImage_00004.jpg": "train",
+    "BloodImage_00009.jpg": "train",
+    "BloodImage_00020.jpg": "train",
+    "BloodImage_00005.jpg": "validation",
+    "BloodImage_00034.jpg": "validation",
+    "BloodImage_00006.jpg": "test",
+    "BloodImage_00043.jpg": "test",
+}
 
 
 def demo_images() -> list[Path]:
@@ -47,16 +76,27 @@ def demo_pairs() -> list[MaskPair]:
     return read_pairs_csv(DEMO_DIR / "masks.csv")
 
 
+def demo_levels(classes: tuple[str, ...] | list[str]) -> str:
+    """The level map for the demo masks in a workspace with ``classes``.
+
+    The masks' own classes when the workspace has them, else white cells as ``leukocyte``
+    (an unusable map is refused by the import, mask by mask, with the reason).
+    """
+    if set(DEMO_CLASSES) <= set(classes):
+        return DEMO_LEVELS
+    return LEUKOCYTE_LEVELS
+
+
 def workspace_is_empty(store: Store) -> bool:
     """True when no smear is stored: the Upload page then offers the demo."""
     return not store.smears()
 
 
 def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[IngestResult]:
-    """Store the demo smears and import their white-cell masks.
+    """Store the demo smears, put them in their splits and import their white-cell masks.
 
-    The workspace is initialised with the default classes if it is new. In a workspace
-    whose classes lack ``leukocyte`` the photos are still stored and the masks come back
+    A new workspace is initialised with :data:`DEMO_CLASSES`. In a workspace whose classes
+    have neither those nor ``leukocyte`` the photos are still stored and the masks come back
     ``rejected`` with the reason.
 
     Args:
@@ -66,7 +106,7 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
     Returns:
         One result per photo (by file name), then one per mask.
     """
-    store.ensure_initialised()
+    schema = store.schema() if store.is_initialised() else store.init(list(DEMO_CLASSES))
     images = demo_images()
     pairs = demo_pairs()
     total = len(images) + len(pairs)
@@ -82,10 +122,13 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
     photos = ingest_paths(store, images, DEMO_META, photos_progress)
     # Result rows name the shipped files, not paths inside the installed package.
     photos = [replace(r, input=Path(r.input).name) for r in photos]
+    store.assign_splits(
+        {r.smear_id: DEMO_SPLITS.get(str(r.input), "train") for r in photos if r.smear_id}
+    )
     masks = import_masks(
         store,
         pairs,
-        DEMO_LEVELS,
+        demo_levels(schema.names),
         meta=DEMO_META,
         annotator="BCCD white-cell masks (Banik et al. 2020)",
         on_progress=masks_progress,

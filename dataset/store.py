@@ -827,6 +827,46 @@ class Store:
     def split_of(self, smear_id: str) -> str:
         return self.splits_of([smear_id])[smear_id]
 
+    def assign_splits(self, wanted: dict[str, str]) -> dict[str, str]:
+        """Put smears' groups in chosen splits instead of hashed ones (the demo uses this so
+        each split holds labelled tiles).
+
+        A group that already has a split keeps it: an assignment is never changed, so a
+        model's card and a release stay true.
+
+        Args:
+            wanted: Smear id to ``train``, ``validation`` or ``test``.
+
+        Returns:
+            The split each of those smears is in now.
+
+        Raises:
+            StoreError: An unknown smear or split name.
+        """
+        bad = sorted(set(wanted.values()) - set(SPLITS))
+        if bad:
+            raise StoreError(f"Unknown split {bad[0]!r}; use one of {', '.join(SPLITS)}.")
+        smears = {s.smear_id: s for s in self.smears()}
+        missing = [s for s in wanted if s not in smears]
+        if missing:
+            raise StoreError(f"No smear {missing[0]!r} in workspace {self.root}.")
+        keys = {s: group_key(smears[s].patient, s) for s in wanted}
+        with self.tables.lock("splits"):
+            known = self._split_table()
+            rows, now = {}, _now()
+            for smear_id, key in keys.items():
+                if key not in known and key not in rows:
+                    rows[key] = {
+                        "group_key": key,
+                        "split": wanted[smear_id],
+                        "seed": self.split_seed(),
+                        "created_at": now,
+                    }
+            if rows:
+                self.tables.append("splits", list(rows.values()))
+                known.update({k: r["split"] for k, r in rows.items()})
+        return {s: known[k] for s, k in keys.items()}
+
     def _split_table(self) -> dict[str, str]:
         t = self.tables.read("splits", ["group_key", "split", "created_at"])
         out: dict[str, str] = {}

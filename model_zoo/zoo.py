@@ -9,8 +9,11 @@ Promises:
   The pointer is replaced atomically (temp file, fsync, ``os.replace``) under an exclusive
   ``fcntl`` lock, so concurrent promoters in different processes never corrupt it or lose an
   update. Every change is appended to the pointer's event log.
-* The first checkpoint added for a kind becomes current; after that only :meth:`Zoo.promote`
-  and :meth:`Zoo.rollback` move the pointer.
+* By default the first checkpoint added for a kind becomes current. A caller that has compared
+  the new checkpoint with the current one (the training job) decides instead with
+  ``make_current``; that switch happens only while the current model is still the one it was
+  compared with, so a promotion made meanwhile is never overridden. Otherwise only
+  :meth:`Zoo.promote` and :meth:`Zoo.rollback` move the pointer.
 * Loading never unpickles: weights are read from safetensors only.
 """
 
@@ -128,17 +131,30 @@ class Zoo:
         path.mkdir()
         return path
 
-    def add(self, kind: str, staging_dir: Path | str, card: ModelCard) -> ModelCard:
+    def add(
+        self,
+        kind: str,
+        staging_dir: Path | str,
+        card: ModelCard,
+        *,
+        make_current: bool | None = None,
+        compared_with: str | None = None,
+    ) -> ModelCard:
         """Register the checkpoint written in ``staging_dir`` under ``card``.
 
         The folder must hold ``config.json`` and ``model.safetensors``; ``card.json`` is written
         here. A folder from :meth:`staging_dir` is moved into place; any other folder is copied
-        first and left untouched. The model becomes current when the kind has no current model.
+        first and left untouched.
 
         Args:
             kind: ``"segmentation"`` or ``"diagnosis"``.
             staging_dir: Folder holding the checkpoint files.
             card: The model card; an empty ``model_id`` gets a fresh one.
+            make_current: None: the model becomes current when the kind has no current model.
+                True: it becomes current (the one it replaces can be rolled back to) provided
+                the current model is still ``compared_with``. False: it never becomes current.
+            compared_with: The model id that was current when the caller decided (None: no
+                model was current); only used with ``make_current=True``.
 
         Returns:
             The card as stored, with its final ``model_id``.
@@ -176,9 +192,18 @@ class Zoo:
             os.rename(staging, final)
             fsync_dir(kind_dir)
             pointer = self._read_pointer(kind)
-            if pointer.model_id is None or not (kind_dir / pointer.model_id).is_dir():
+            previous = pointer.model_id
+            if previous is not None and not (kind_dir / previous).is_dir():
+                previous = None  # a pointer to a deleted model counts as none
+            if make_current is None:
+                switch = previous is None
+            else:
+                switch = make_current and previous == compared_with
+            if switch:
+                if previous is not None:
+                    pointer.history.append(previous)
                 pointer.events.append(
-                    PointerEvent(at=_now(), action="add", model_id=model_id, previous=None)
+                    PointerEvent(at=_now(), action="add", model_id=model_id, previous=previous)
                 )
                 pointer.model_id = model_id
                 self._write_pointer(kind, pointer)

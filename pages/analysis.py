@@ -7,6 +7,9 @@ What it promises:
 - The figures are counts, shares and sizes of blood elements only. The page says plainly that
   a smear does not show glucose, so nothing here measures blood sugar.
 - The table can be downloaded as CSV with the smear and the source (model id or labels).
+- When a model segments the smear, its validation figures are shown beside the counts, with a
+  warning when they are poor: a class IoU below 0.5, or a model that did not beat the colour
+  rules (:func:`training.service.model_quality`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataset.store import Store, StoreError
 from model_zoo import ZooError
 from pages import _common
 from training.analysis import SmearAnalysis, overlay
-from training.service import analyze_smear
+from training.service import ModelQuality, analyze_smear, model_quality
 
 LABELS = "Saved labels"
 
@@ -62,6 +65,19 @@ def analysis_csv(analysis: SmearAnalysis, smear_id: str, source: str) -> bytes:
     frame.insert(0, "source", source)
     frame.insert(0, "smear_id", smear_id)
     return frame.to_csv(index=False).encode("utf-8")
+
+
+def _validation(quality: ModelQuality) -> None:
+    """The model's validation figures, and what makes its counts doubtful."""
+    for warning in quality.warnings:
+        st.warning(warning, icon=":material/warning:")
+    figures = " · ".join(f"{c} {'–' if v is None else f'{v:.2f}'}" for c, v in quality.iou.items())
+    miou = "–" if quality.miou is None else f"{quality.miou:.2f}"
+    rules = "" if quality.rules_miou is None else f"; colour rules {quality.rules_miou:.2f}"
+    st.caption(
+        f"Validation of model {quality.model_id}: mean IoU {miou} (IoU per class: {figures})"
+        f"{rules}." + (f" {quality.note}" if quality.note else "")
+    )
 
 
 # ------------------------------------------------------------------------------ page
@@ -115,6 +131,8 @@ def main() -> None:
         st.error(f"This smear could not be analysed: {exc}")
         return
 
+    if model_id is not None:
+        _validation(model_quality(card))
     if model_id is None and analysis.labelled_pixels == 0:
         st.info(
             "No tile of this smear is labelled yet, so there is nothing to count. Label some on "

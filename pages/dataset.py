@@ -2,7 +2,8 @@
 
 What it promises: counts, pixels per class and labelling time per tile by how the tile was
 started (hand-painted or a corrected pre-fill, with the caveat that this is observational) read
-from the store as it is now; recent tiles shown with their masks; releases listed, created
+from the store as it is now; each smear with its split (train, validation or test) and its
+labelled tiles; recent tiles shown with their masks; releases listed, created
 (version + message) and downloadable as a zip or as PNG masks with a class legend.
 """
 
@@ -19,6 +20,7 @@ import streamlit as st
 
 from dataset.leadtime import GROUPS, LeadTimeReport, lead_times
 from dataset.masks import overlay
+from dataset.overview import smear_overview
 from dataset.release import create_release, export_release, list_releases
 from dataset.schema import ClassSchema
 from dataset.store import Revision, Store, StoreError
@@ -145,6 +147,37 @@ def _lead_time_section(store: Store) -> None:
     if skipped:
         st.caption(f"Not counted: {'; '.join(skipped)}.")
     st.caption(report.note)
+
+
+def _smears(store: Store) -> None:
+    rows = smear_overview(store)
+    st.subheader("Smears and their splits")
+    per_split = {
+        split: sum(r.labelled for r in rows if r.split == split)
+        for split in ("train", "validation", "test")
+    }
+    st.caption(
+        "Training learns on the **train** split and picks its best epoch on **validation**; "
+        "**test** is kept aside for releases. A smear (or every smear of one patient) sits in "
+        "one split only. Labelled tiles now: "
+        + ", ".join(f"{n} {split}" for split, n in per_split.items())
+        + "."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Smear": [r.label or r.smear_id for r in rows],
+                "Patient": [r.patient or "" for r in rows],
+                "Split": [r.split for r in rows],
+                "Tiles": [r.tiles for r in rows],
+                "Labelled": [r.labelled for r in rows],
+                "Skipped": [r.skipped for r in rows],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="ds_smears",
+    )
 
 
 def _recent_tiles(store: Store, schema: ClassSchema) -> None:
@@ -285,6 +318,7 @@ def main() -> None:
         _class_chart(store, schema)
     with right:
         _lead_time_section(store)
+    _smears(store)
     _recent_tiles(store, schema)
     _releases(store, stats)
 

@@ -8,6 +8,8 @@ What it promises the person labelling:
   computed for the shown tiles only and cached per model and tile.
 - "Label this" opens the Label page on that tile, with the suggestions offered as its order.
 - Without a usable model only the random strategy is offered, and the page says why.
+- When the scores do not separate the tiles (the top 20 within 1 % of each other), the page
+  says so and shows a random order spread over smears instead (:func:`training.service.suggest`).
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ def _grid(store: Store, workspace: str, suggestions, strategy: str, model_id: st
         smear = smears.get(item.smear_id)
         name = (smear.label if smear and smear.label else item.smear_id)[:28]
         with cols[(rank - 1) % GRID_COLUMNS].container(border=True):
-            st.markdown(f"**#{rank}** · score {item.score:.3f}  \n{name}")
+            where = "random order" if suggestions.order == "random" else f"score {item.score:.3f}"
+            st.markdown(f"**#{rank}** · {where}  \n{name}")
             pics = st.columns(2)
             pics[0].image(store.tile_image(item.tile_id), caption="tile", width="stretch")
             if model_id is not None:
@@ -134,7 +137,7 @@ def _grid(store: Store, workspace: str, suggestions, strategy: str, model_id: st
             else:
                 pics[1].caption("No model yet, so no uncertainty map.")
             if st.button("Label this", key=f"sugg_label_{item.tile_id}", width="stretch"):
-                _open_label_page(item.tile_id, strategy, ranked)
+                _open_label_page(item.tile_id, suggestions.order, ranked)
 
 
 # ------------------------------------------------------------------------------ page
@@ -249,7 +252,9 @@ def main() -> None:
         st.info("No scores for this strategy and model yet: press **Score unlabelled tiles**.")
         return
     st.subheader("Label next")
-    if len(scored) < len(open_ids):
+    if suggestions.note:
+        st.warning(suggestions.note)
+    elif len(scored) < len(open_ids):
         st.caption(
             f"Ranked among the {len(scored)} scored tiles; score the rest for a complete ranking."
         )

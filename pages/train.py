@@ -7,7 +7,9 @@ What it promises the person training:
 - Start is refused, with the reason, while the train or the validation split has no labelled
   tile, or while another training run is queued or running.
 - A run that fails or is cancelled changes no model; a run that ends ``done`` adds its
-  checkpoint to the zoo (it becomes current only when no model was current).
+  checkpoint to the zoo, and it becomes current only when it beat the current model (the colour
+  rules while none is) on the run's validation tiles (:func:`training.service.select_model`).
+  The page says who won and why, and which classes had no validation pixels to be scored on.
 - Past runs are listed with their validation metrics side by side and the current one marked;
   promoting checks the model's classes against the workspace's.
 """
@@ -26,6 +28,7 @@ from dataset.store import Store
 from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, JobStatus, UnknownJobError
+from training.metrics import absent_note
 from training.model import ENCODERS
 from training.segment import SegTrainConfig
 from training.service import queue_rescoring, split_counts, submit_training
@@ -35,8 +38,10 @@ FLASH_KEY = "train_flash"
 TRAIN_KIND = "train-segmentation"
 POLL_S = 2.0
 TRAIN_SERIES = "training (per step)"
-# Left out of the runs table: ``miou`` repeats ``mean_iou`` and ``n_pixels`` says little.
+# Left out of the runs table: ``miou`` repeats ``mean_iou`` and ``n_pixels`` says little;
+# the selection's figures are told in words (the run panel) and as "beats rules".
 _HIDDEN_METRICS = {"miou", "n_pixels"}
+_HIDDEN_PREFIXES = ("selection/",)
 _COUNT_METRICS = {"best_epoch", "epochs_run", "n_train_tiles", "n_val_tiles"}
 _ENCODER_HELP = {
     "mobilenet_v2": "fastest; a good start on a CPU",
@@ -212,9 +217,16 @@ def _run_panel(workspace: str, job_id: str, live_at_start: bool, colours: dict[s
             + (
                 "It is the current model."
                 if is_current
-                else "Compare it under Runs below and promote it to use it."
+                else "It is not the current model; compare it under Runs below and promote it "
+                "to use it anyway."
             )
         )
+        selection = result.get("selection")
+        if selection:
+            (st.info if is_current else st.warning)(f"**Why:** {selection['reason']}")
+            st.dataframe(selection_table(selection), hide_index=True)
+        elif result.get("absent_classes"):
+            st.caption(absent_note(result["absent_classes"]))
     elif status.state == JobState.CANCELLED:
         st.warning("Cancelled. No model was kept; the current model is unchanged.")
     else:
@@ -234,6 +246,9 @@ def _run_panel(workspace: str, job_id: str, live_at_start: bool, colours: dict[s
             st.caption("Appears after the first epoch's validation.")
         else:
             st.altair_chart(_chart(ious, "IoU", "class", colours), width="stretch")
+        absent = status.progress.get("val_absent")
+        if absent:
+            st.caption(absent_note(absent))
     with st.expander("Log", expanded=status.state == JobState.FAILED):
         tail = status.log_tail[-40:]
         st.code("\n".join(tail) if tail else "(nothing logged yet)", language=None)
@@ -300,12 +315,44 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
 
 
 # ------------------------------------------------------------------------------ past runs
+def selection_table(selection: dict) -> pd.DataFrame:
+    """The run's comparison: one row per contender (new model, current model or colour rules),
+    its mean IoU and IoU per class on the validation tiles; "-" where a class has no pixels."""
+    names = list(selection["per_class"])
+    rows = []
+    for name in names:
+        if name == selection["model_id"]:
+            role = "new model"
+        elif name == "rules":
+            role = "colour rules"
+        else:
+            role = "current model"
+        miou = {
+            selection["model_id"]: selection["new_miou"],
+            selection["baseline"]: selection["baseline_miou"],
+            "rules": selection["rules_miou"],
+        }[name]
+        row = {
+            "": ("✔ " if name == selection["winner"] else "") + role,
+            "model": name,
+            "mean IoU": _num(miou),
+        }
+        row.update({c: _num(v) for c, v in selection["per_class"][name].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def runs_table(cards: list[ModelCard], current_id: str | None) -> pd.DataFrame:
     """One row per segmentation model, newest first, with its metrics side by side."""
-    columns = [c for c in metric_columns(cards) if c not in _HIDDEN_METRICS]
+    columns = [
+        c
+        for c in metric_columns(cards)
+        if c not in _HIDDEN_METRICS and not c.startswith(_HIDDEN_PREFIXES)
+    ]
     rows = []
     for card in reversed(cards):
         flat = flat_metrics(card.metrics)
+        beats = card.metrics.get("beats_rules")
         rows.append(
             {
                 "current": card.model_id == current_id,
@@ -313,6 +360,7 @@ def runs_table(cards: list[ModelCard], current_id: str | None) -> pd.DataFrame:
                 "trained": _when(card.created_at),
                 "encoder": card.settings.get("encoder", "-"),
                 "time": _duration(card.duration_s),
+                "beats rules": "-" if beats is None else ("yes" if beats else "no"),
                 **{c: flat.get(c) for c in columns},
             }
         )
@@ -325,12 +373,19 @@ def _flash(kind: str, text: str) -> None:
 
 def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
     try:
-        Zoo(Path(workspace)).promote(model_id, classes=list(classes))
+        card = Zoo(Path(workspace)).promote(model_id, classes=list(classes))
     except ZooError as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
     queued = queue_rescoring(Path(workspace))
     note = " Unlabelled tiles are being re-scored with it." if queued else ""
+    if card.metrics.get("beats_rules") is False:
+        _flash(
+            "warning",
+            f"Model {model_id} is now the current model, although it did not beat the colour "
+            f"rules on its validation tiles.{note}",
+        )
+        return
     _flash("success", f"Model {model_id} is now the current model.{note}")
 
 
@@ -373,9 +428,15 @@ def _runs(workspace: Path, store: Store) -> None:
             config[name] = st.column_config.NumberColumn(name.replace("_", " "), format="%d")
     st.dataframe(table, hide_index=True, column_config=config)
     st.caption(
-        "Metrics are on the validation split, at each run's best epoch. The current model "
-        "pre-fills the Label page, ranks Suggestions and segments smears on Analysis."
+        "Metrics are on the validation split, at each run's best epoch; a class without "
+        "labelled pixels there has no IoU and is left out of the mean. **beats rules**: the "
+        "model scored above the colour rules on its validation tiles. The current model "
+        "pre-fills the Label page, ranks Suggestions and segments smears on Analysis; a run "
+        "becomes current only when it beats the model that was current."
     )
+    newest = cards[-1]
+    if newest.metrics.get("absent_classes"):
+        st.caption(f"Newest run {newest.model_id}: {absent_note(newest.metrics['absent_classes'])}")
 
     ids = [c.model_id for c in reversed(cards)]
     by_id = {c.model_id: c for c in cards}

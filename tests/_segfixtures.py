@@ -14,7 +14,14 @@ from dataset.images import encode_png_lossless, smear_id_for
 from dataset.store import NewSmear, Store, split_for_group
 
 CLASSES = ["background", "leukocyte"]
-TINY_CONFIG = {"epochs": 1, "patch_size": 64, "batch_size": 4, "encoder_depth": 3, "seed": 1}
+TINY_CONFIG = {
+    "epochs": 1,
+    "patch_size": 64,
+    "batch_size": 4,
+    "encoder_depth": 3,
+    "seed": 1,
+    "steps_per_epoch": 2,
+}
 
 
 def patient_in(split: str) -> str:
@@ -70,6 +77,7 @@ class JobCtx:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
         self.models: list = []
+        self.choices: list[dict] = []
         self.progressed = 0
         self.cancelled = False
 
@@ -79,17 +87,25 @@ class JobCtx:
     def log(self, message: str) -> None:
         pass
 
-    def add_model(self, kind, staging, card) -> None:
+    def add_model(self, kind, staging, card, **choice) -> None:
         self.models.append((kind, staging, card))
+        self.choices.append(choice)
 
 
-def train_tiny(ws: Path) -> JobCtx:
-    """Run the training target on ``ws`` and register its model (current when none is)."""
+def train_tiny(ws: Path, *, as_chosen: bool = False, **config) -> JobCtx:
+    """Run the training target on ``ws`` and register its model.
+
+    Args:
+        as_chosen: Register it as the job runner would, current only if it won the run's
+            comparison; by default it is current when no model is (so a test that needs a
+            current model has one whatever a one-epoch model scores).
+        config: Overrides of :data:`TINY_CONFIG`.
+    """
     from model_zoo import Zoo
     from training.service import segment_job
 
     ctx = JobCtx(ws)
-    segment_job(ctx, {"config": TINY_CONFIG, "rescore": False})
+    segment_job(ctx, {"config": {**TINY_CONFIG, **config}, "rescore": False})
     (kind, staging, card) = ctx.models[0]
-    Zoo(ws).add(kind, staging, card)
+    Zoo(ws).add(kind, staging, card, **(ctx.choices[0] if as_chosen else {}))
     return ctx

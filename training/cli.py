@@ -63,7 +63,12 @@ def _segment(args: argparse.Namespace) -> int:
 
     status = JobRunner(ws).wait(job_id, on_progress=show, poll_s=1.0)
     payload = status.model_dump(mode="json", exclude={"history"})
-    _print(args, payload, f"job {job_id} {status.state}: {status.error or status.result}")
+    result = dict(status.result or {})
+    selection = result.pop("selection", None)
+    text = f"job {job_id} {status.state}: {status.error or result}"
+    if selection:
+        text += "\n" + selection["reason"]
+    _print(args, payload, text)
     return 0 if status.state == JobState.DONE else 1
 
 
@@ -91,17 +96,19 @@ def _suggest(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     loaded = None if args.strategy == "random" else _loaded(args, ws)
-    rows = suggest(
+    found = suggest(
         Store.open(ws), args.strategy, args.top, loaded=loaded, diversity=args.diversity or None
     )
-    text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in rows) or "no unlabelled tiles"
-    _print(args, {"strategy": args.strategy, "tiles": [r.to_json() for r in rows]}, text)
+    text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in found) or "no unlabelled tiles"
+    if found.note:
+        text = f"note: {found.note}\n{text}"
+    _print(args, found.to_json(), text)
     return 0
 
 
 def _analyze(args: argparse.Namespace) -> int:
     from dataset.store import Store
-    from training.service import analyze_smear
+    from training.service import analyze_smear, model_quality
 
     ws = _workspace(args)
     loaded = None if args.labels else _loaded(args, ws)
@@ -114,11 +121,19 @@ def _analyze(args: argparse.Namespace) -> int:
     if analysis.labelled_pixels == 0:
         text = "no labelled pixels on this smear yet: label its tiles, or analyse with a model"
     source = f"model {model_id}" if model_id else "saved labels"
-    _print(
-        args,
-        {"smear_id": args.smear_id, "source": source, "model_id": model_id, "classes": rows},
-        f"{args.smear_id} ({source})\n{text}",
-    )
+    payload = {"smear_id": args.smear_id, "source": source, "model_id": model_id, "classes": rows}
+    if loaded is not None:
+        quality = model_quality(loaded.card)
+        payload["validation"] = quality.to_json()
+        figures = ", ".join(
+            f"{c} {'-' if v is None else f'{v:.3f}'}" for c, v in quality.iou.items()
+        )
+        miou = "-" if quality.miou is None else f"{quality.miou:.3f}"
+        text += f"\nvalidation of {model_id}: mean IoU {miou} ({figures})"
+        text += "".join(f"\nwarning: {w}" for w in quality.warnings)
+        if quality.note:
+            text += f"\nnote: {quality.note}"
+    _print(args, payload, f"{args.smear_id} ({source})\n{text}")
     return 0
 
 

@@ -652,7 +652,7 @@ class JobContext:
         self._last_write = 0.0
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._models: list[tuple[str, Path, ModelCard]] = []
+        self._models: list[tuple[str, Path, ModelCard, dict[str, Any]]] = []
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
 
@@ -688,7 +688,15 @@ class JobContext:
         with self._state_lock:
             self._dirty = True  # the next flush refreshes the status's log tail
 
-    def add_model(self, kind: str, staging_dir: Path | str, card: ModelCard) -> None:
+    def add_model(
+        self,
+        kind: str,
+        staging_dir: Path | str,
+        card: ModelCard,
+        *,
+        make_current: bool | None = None,
+        compared_with: str | None = None,
+    ) -> None:
         """Register a checkpoint in the zoo once the target has returned successfully.
 
         The registration happens only if the job ends ``done`` (not on an exception, a cancel
@@ -699,8 +707,11 @@ class JobContext:
             kind: ``"segmentation"`` or ``"diagnosis"``.
             staging_dir: Folder from ``Zoo(ctx.workspace).staging_dir(kind)`` holding the files.
             card: The model card.
+            make_current, compared_with: Passed to :meth:`model_zoo.Zoo.add` (None: current
+                only when no model is).
         """
-        self._models.append((kind, Path(staging_dir), card))
+        options = {"make_current": make_current, "compared_with": compared_with}
+        self._models.append((kind, Path(staging_dir), card, options))
 
     @property
     def cancelled(self) -> bool:
@@ -742,7 +753,7 @@ class JobContext:
         self.flush()
 
     def _discard_staged(self) -> None:
-        for _, staging, _ in self._models:
+        for _, staging, _, _ in self._models:
             if staging.parent.name == ".staging":
                 shutil.rmtree(staging, ignore_errors=True)
 
@@ -805,7 +816,10 @@ def _finish_done(ctx: JobContext, result: dict[str, Any]) -> int:
                     from model_zoo.zoo import Zoo  # lazy: only jobs that make models need it
 
                     zoo = Zoo(ctx.workspace)
-                    ids = [zoo.add(kind, path, card).model_id for kind, path, card in ctx._models]
+                    ids = [
+                        zoo.add(kind, path, card, **options).model_id
+                        for kind, path, card, options in ctx._models
+                    ]
                     result = {**result, "model_ids": ids}
             except Exception as exc:
                 traceback.print_exc()

@@ -3,9 +3,11 @@
 The promise of this module: :func:`train_segmentation` takes plain data (train and
 validation :class:`Sample` lists, the class names, one :class:`SegTrainConfig`) and returns a
 :class:`TrainResult` holding the weights of the epoch with the best validation mean IoU, the
-per-class IoU/Dice of that epoch and the whole history. It never sees the test split (the
-caller passes only train and validation), refuses a smear that sits in both, stops early
-when validation stops improving or the time budget runs out, and raises
+per-class IoU/Dice of that epoch and the whole history. A class with no labelled pixel in the
+validation tiles has no IoU, is left out of the mean IoU that picks the best epoch, and is named
+in ``metrics.absent`` (and in each validation's progress as ``val_absent``). It never sees
+the test split (the caller passes only train and validation), refuses a smear that sits in
+both, stops early when validation stops improving or the time budget runs out, and raises
 :class:`NonFiniteLossError` rather than saving a model whose loss went NaN.
 
 With the same seed, data, thread count and machine, two runs give the same weights.
@@ -39,6 +41,7 @@ from training.model import (
 )
 
 __all__ = [
+    "MIN_STEPS_PER_EPOCH",
     "EpochRecord",
     "NonFiniteLossError",
     "Sample",
@@ -90,6 +93,12 @@ class Sample:
             )
 
 
+# With a few dozen labelled tiles one pass is 3 batches: validating (and counting patience)
+# after every 3 steps stopped the demo's first run after 27 steps, still predicting background
+# only. At least this many steps make an epoch.
+MIN_STEPS_PER_EPOCH = 20
+
+
 class SegTrainConfig(BaseModel):
     """Everything that decides a training run; saved on the model card as its settings."""
 
@@ -104,7 +113,10 @@ class SegTrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     patch_size: int = Field(256, ge=32, description="training crop side, a multiple of 32")
     steps_per_epoch: int | None = Field(
-        None, ge=1, description="default: enough batches to see every tile once"
+        None,
+        ge=1,
+        description="default: enough batches to see every tile once, and at least "
+        f"{MIN_STEPS_PER_EPOCH}",
     )
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -316,7 +328,9 @@ def _train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=config.epochs, eta_min=config.lr * 0.05
     )
-    steps = config.steps_per_epoch or max(1, math.ceil(len(train) / config.batch_size))
+    steps = config.steps_per_epoch or max(
+        MIN_STEPS_PER_EPOCH, math.ceil(len(train) / config.batch_size)
+    )
     budget_s = None if config.time_budget_min is None else config.time_budget_min * 60.0
 
     def report(**fields) -> None:
@@ -399,6 +413,7 @@ def _train(
             phase="validate", epoch=epoch, epochs=config.epochs, train_loss=record.train_loss,
             val_loss=val_loss, val_miou=metrics.miou, best_miou=best[0].miou,
             best_epoch=best[1], val_iou=dict(zip(classes, metrics.iou, strict=True)),
+            val_absent=list(metrics.absent),
         )  # fmt: skip
         if stopped != "epochs":
             break

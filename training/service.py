@@ -9,6 +9,12 @@ Promises:
 - Training reads only the train split and selects on validation; test tiles are never read.
 - A run registers its checkpoint only when it ends ``done`` (the job runner's ``add_model``),
   so a failed or cancelled run never changes the current model.
+- A model earns its place (:func:`select_model`): after each run the new model and the current
+  one (the colour rules while no model is current) are scored on the run's validation tiles,
+  mean IoU over the classes with labelled pixels, a pixel left unlabelled counting as wrong.
+  The winner is current when the run ends; the loser stays in the zoo. The comparison is
+  saved on the new card as ``metrics["selection"]``, and ``metrics["beats_rules"]`` says
+  whether the model beat the colour rules on those tiles.
 - Scores are cached per (checkpoint, strategy, tile) in the ``scores`` table and analyses per
   (checkpoint, smear) in the ``analyses`` table, both append-only Delta tables.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
 
 from dataset._delta import TS
 from dataset.masks import decode_mask_png
@@ -121,9 +128,10 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
 
 
 def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """Job target: train on the workspace's train split and stage the best checkpoint."""
+    """Job target: train on the workspace's train split, stage the best checkpoint, and make it
+    current if it beats the current model (or the colour rules) on the validation tiles."""
     from model_zoo import ModelCard, Zoo
-    from model_zoo.card import describe_machine
+    from model_zoo.card import describe_machine, new_model_id
     from training.segment import SegTrainConfig, train_segmentation
 
     config = SegTrainConfig(**params.get("config", {}))
@@ -159,11 +167,24 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         should_stop=lambda: ctx.cancelled,
         out_dir=staging,
     )
+    note = result.metrics.absent_note()
+    if note:
+        ctx.log(note)
+    model_id = new_model_id("segmentation")
+    ctx.log("Comparing the new model with the current one on the validation tiles…")
+    current = zoo.current("segmentation")
+    selection = select_model(
+        ctx.workspace, model_id, result.build_model(), config.inference, val, schema.names, current
+    )
+    ctx.log(selection.reason)
     metrics = result.card_metrics()
     # The zoo lists compare runs by these names (model_zoo.card's metric convention).
     metrics["mean_iou"] = result.metrics.miou
     metrics["mean_dice"] = _mean(result.metrics.dice)
+    metrics["selection"] = selection.model_dump(mode="json")
+    metrics["beats_rules"] = selection.beats_rules
     card = ModelCard(
+        model_id=model_id,
         kind="segmentation",
         classes=list(schema.names),
         schema_version=schema.version,
@@ -180,12 +201,214 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         duration_s=result.duration_s,
         machine=describe_machine(config.device),
     )
-    ctx.add_model("segmentation", staging, card)
-    if params.get("rescore", True) and zoo.current("segmentation") is None:
-        # This run becomes the first current model when it ends: rank tiles with it next.
+    wins = selection.winner == model_id
+    ctx.add_model(
+        "segmentation",
+        staging,
+        card,
+        make_current=wins,
+        compared_with=current.model_id if current else None,
+    )
+    if params.get("rescore", True) and wins:
+        # This run becomes the current model when it ends: rank tiles with it next.
         queue_rescoring(ctx.workspace)
     ctx.log(f"Best validation mIoU {result.metrics.miou} at epoch {result.best_epoch}")
-    return {"mean_iou": result.metrics.miou, "best_epoch": result.best_epoch}
+    return {
+        "mean_iou": result.metrics.miou,
+        "best_epoch": result.best_epoch,
+        "absent_classes": list(result.metrics.absent),
+        "selection": metrics["selection"],
+    }
+
+
+# --------------------------------------------------------------------------- selection
+RULES = "rules"
+
+
+class Selection(BaseModel):
+    """How a finished run was compared with what it would replace (``card.metrics["selection"]``).
+
+    Attributes:
+        model_id: The new model.
+        baseline: What it was compared with: the current model's id, or ``"rules"`` (the
+            colour-rule pre-fill) when no model was current or the current one cannot be
+            scored on this workspace's classes.
+        tiles: Validation tiles scored.
+        classes_scored: Classes with labelled pixels in those tiles (the mean runs over these).
+        absent_classes: Classes without a labelled pixel there, left out of the mean.
+        new_miou, baseline_miou, rules_miou: Mean IoU of each contender.
+        per_class: Contender (model id or ``"rules"``) to class to IoU (None: not scored).
+        winner: The model id that is current when the run ends, or ``"rules"``.
+        beats_rules: Whether the new model scored above the colour rules.
+        reason: One paragraph saying who won and why, for the Train page and the job log.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: str
+    baseline: str
+    tiles: int
+    classes_scored: list[str]
+    absent_classes: list[str]
+    new_miou: float | None
+    baseline_miou: float | None
+    rules_miou: float | None
+    per_class: dict[str, dict[str, float | None]]
+    winner: str
+    beats_rules: bool
+    reason: str
+
+
+def validation_metrics(
+    predictions: Iterable[np.ndarray], samples: Sequence, classes: Sequence[str]
+):
+    """Scores of masks predicted for ``samples``: mean IoU over the classes with labelled pixels,
+    a predicted 255 (left unlabelled) counting as wrong.
+
+    Shape:
+        predictions: one (H, W) uint8 mask per sample, like ``sample.mask``.
+    """
+    from training.metrics import confusion_matrix, metrics_from_confusion
+
+    n = len(classes)
+    cm = np.zeros((n, n + 1), dtype=np.int64)
+    for pred, sample in zip(predictions, samples, strict=True):
+        cm += confusion_matrix(pred, sample.mask, n, unlabelled_pred=True)
+    return metrics_from_confusion(cm, classes)
+
+
+def _model_masks(model, samples: Sequence, inference) -> Iterator[np.ndarray]:
+    from training.inference import iter_proba, probs_to_mask
+
+    for probs in iter_proba(model, (s.image for s in samples), inference):
+        yield probs_to_mask(probs)
+
+
+def _rules_masks(samples: Sequence, classes: Sequence[str]) -> Iterator[np.ndarray]:
+    from training.prefill import prefill_mask
+
+    for s in samples:
+        yield prefill_mask(s.image, classes)
+
+
+def select_model(
+    workspace: Path,
+    model_id: str,
+    model,
+    inference,
+    samples: Sequence,
+    classes: Sequence[str],
+    current,
+) -> Selection:
+    """Score a freshly trained model, the current model and the colour rules on ``samples``
+    (the run's validation tiles) and say which should be current (:func:`choose`).
+
+    Args:
+        model_id: The id the new model will get.
+        model: The new model (eval mode) and ``inference`` its inference settings.
+        classes: The workspace's classes, which the new model predicts.
+        current: The current model's card, or None while no model is current.
+    """
+    from model_zoo import ZooError
+
+    classes = list(classes)
+    new = validation_metrics(_model_masks(model, samples, inference), samples, classes)
+    rules = validation_metrics(_rules_masks(samples, classes), samples, classes)
+    baseline, unusable = None, None
+    if current is not None:
+        if list(current.classes) != classes:
+            unusable = (
+                f"it predicts {', '.join(current.classes)}, the workspace labels "
+                f"{', '.join(classes)}"
+            )
+        else:
+            try:
+                loaded = load_model(workspace, current.model_id)
+            except (ZooError, OSError, ValueError) as exc:
+                unusable = f"it cannot be loaded: {exc}"
+            else:
+                masks = _model_masks(loaded.model, samples, loaded.inference_config())
+                baseline = (current.model_id, validation_metrics(masks, samples, classes))
+    why = None if unusable is None else (current.model_id, unusable)
+    return choose(model_id, new, rules, baseline, len(samples), unusable=why)
+
+
+def choose(
+    model_id: str,
+    new,
+    rules,
+    current: tuple[str, Any] | None,
+    tiles: int,
+    *,
+    unusable: tuple[str, str] | None = None,
+) -> Selection:
+    """The rule itself: the new model replaces the current model, or the colour rules while no
+    model is current, only when its mean IoU on the same tiles is higher; a tie keeps what is
+    there. Pure: it takes the three sets of scores (:class:`training.metrics.SegMetrics`).
+
+    Args:
+        current: ``(model id, scores)`` of the current model, or None (compare with the rules).
+        unusable: ``(model id, why)`` of a current model that could not be scored; the new
+            model is then compared with the rules.
+    """
+    baseline_id, baseline = current if current is not None else (RULES, rules)
+    score = new.miou if new.miou is not None else float("-inf")
+    bar = baseline.miou if baseline.miou is not None else float("-inf")
+    rules_bar = rules.miou if rules.miou is not None else float("-inf")
+    wins = score > bar
+    on = f"on the {tiles} validation tile{'s' if tiles != 1 else ''}"
+    if baseline_id == RULES:
+        against = (
+            f"the colour rules' {_fmt(baseline.miou)} (pixels they leave unlabelled count as wrong)"
+        )
+    else:
+        against = f"{_fmt(baseline.miou)} for the current model {baseline_id} on the same tiles"
+    if wins:
+        reason = (
+            f"{model_id} scored mean IoU {_fmt(new.miou)} {on}, above {against}, so it "
+            "becomes the current model."
+        )
+    elif baseline_id == RULES:
+        reason = (
+            f"{model_id} scored mean IoU {_fmt(new.miou)} {on}, not above {against}, so the "
+            f"colour rules keep pre-filling and {model_id} stays in the zoo (promote it by "
+            "hand to use it anyway)."
+        )
+    else:
+        reason = (
+            f"{model_id} scored mean IoU {_fmt(new.miou)} {on}, not above {against}, so "
+            f"{baseline_id} stays current and {model_id} stays in the zoo."
+        )
+    if unusable is not None:
+        reason = (
+            f"The current model {unusable[0]} cannot be scored here ({unusable[1]}), so "
+            f"{model_id} was compared with the colour rules. " + reason
+        )
+    scored = [c for c in new.classes if c not in new.absent]
+    reason += f" Classes scored: {', '.join(scored)}."
+    if new.absent:
+        reason += " " + new.absent_note()
+    contenders = {model_id: new, baseline_id: baseline, RULES: rules}
+    return Selection(
+        model_id=model_id,
+        baseline=baseline_id,
+        tiles=tiles,
+        classes_scored=scored,
+        absent_classes=list(new.absent),
+        new_miou=new.miou,
+        baseline_miou=baseline.miou,
+        rules_miou=rules.miou,
+        per_class={
+            name: dict(zip(m.classes, m.iou, strict=True)) for name, m in contenders.items()
+        },
+        winner=model_id if wins else baseline_id,
+        beats_rules=score > rules_bar,
+        reason=reason,
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 # --------------------------------------------------------------------------- models
@@ -404,6 +627,62 @@ class Suggestion:
         return {"tile_id": self.tile_id, "smear_id": self.smear_id, "score": self.score}
 
 
+# Scores "do not separate tiles" when the best FLAT_TOP lie within FLAT_TOLERANCE of the best.
+FLAT_TOP = 20
+FLAT_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """The next tiles to label and the order that ranked them.
+
+    Attributes:
+        tiles: Best first.
+        strategy: The strategy asked for.
+        order: The order that ranked ``tiles``: ``strategy``, or ``"random"`` (spread over
+            smears) when its scores did not separate the tiles.
+        note: Why ``order`` differs from ``strategy``; None when it does not.
+    """
+
+    tiles: list[Suggestion]
+    strategy: str
+    order: str
+    note: str | None = None
+
+    def __iter__(self) -> Iterator[Suggestion]:
+        return iter(self.tiles)
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "order": self.order,
+            "note": self.note,
+            "tiles": [t.to_json() for t in self.tiles],
+        }
+
+
+def flat_note(strategy: str, scores: Sequence[float]) -> str | None:
+    """Why ``scores`` (best first) cannot rank tiles, or None when they can.
+
+    They cannot when the best :data:`FLAT_TOP` (or all, if fewer, at least two) lie within
+    :data:`FLAT_TOLERANCE` (1 %) of the best score, as with a model that is equally sure, or
+    equally unsure, everywhere.
+    """
+    head = list(scores[:FLAT_TOP])
+    if len(head) < 2 or head[0] - head[-1] > FLAT_TOLERANCE * abs(head[0]):
+        return None
+    return (
+        f"The {strategy} scores do not separate the tiles: the top {len(head)} lie within "
+        f"{FLAT_TOLERANCE:.0%} of each other ({head[-1]:.3f} to {head[0]:.3f}), so the model's "
+        "uncertainty says nothing about which tile to label first. Showing a random order "
+        "spread over smears instead; label some of these and retrain for a ranking that means "
+        "something."
+    )
+
+
 def suggest(
     store: Store,
     strategy: str = "entropy",
@@ -412,13 +691,15 @@ def suggest(
     loaded: LoadedModel | None = None,
     diversity: str | None = "per_smear",
     score_missing: bool = True,
-) -> list[Suggestion]:
+) -> Suggestions:
     """The next tiles to label, best first, spread over smears by ``diversity``.
 
     Scores come from the cache; tiles not yet scored by this checkpoint are scored first
     when ``score_missing`` (the CLI), or left out (the page, which queues a scoring job).
+    When the scores do not separate the tiles (:func:`flat_note`), every open tile is put in
+    the random order with ``per_smear`` diversity instead, and the result says so.
     """
-    from training.strategies import TileScore, get_diversity
+    from training.strategies import RandomStrategy, TileScore, get_diversity
 
     if strategy != "random" and loaded is None:
         raise StoreError(
@@ -438,9 +719,100 @@ def suggest(
         ),
         key=lambda s: (-s.score, s.tile_id),
     )
+    order = strategy
+    note = flat_note(strategy, [s.score for s in ranked]) if strategy != "random" else None
+    if note is not None:
+        smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
+        ranked = sorted(
+            (TileScore(t, smear_of[t], RandomStrategy.key(t)) for t in open_ids),
+            key=lambda s: (-s.score, s.tile_id),
+        )
+        order, diversity = "random", "per_smear"
     if diversity:
         ranked = get_diversity(diversity).order(ranked, top)
-    return [Suggestion(s.tile_id, s.smear_id, float(s.score)) for s in ranked[:top]]
+    tiles = [Suggestion(s.tile_id, s.smear_id, float(s.score)) for s in ranked[:top]]
+    return Suggestions(tiles, strategy, order, note)
+
+
+# --------------------------------------------------------------------------- model quality
+POOR_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    """A model's validation figures, read from its card, and what is wrong with them.
+
+    Attributes:
+        iou: Class to validation IoU (None: no labelled pixels of it in validation).
+        beats_rules: Whether it beat the colour rules on its validation tiles; None when the
+            card predates that comparison.
+        warnings: Sentences for the person reading counts made by this model: a class IoU
+            below :data:`POOR_IOU`, or a model that did not (or was never shown to) beat the
+            colour rules.
+        note: Which classes could not be scored, if any.
+    """
+
+    model_id: str
+    miou: float | None
+    iou: dict[str, float | None]
+    absent: list[str]
+    rules_miou: float | None
+    beats_rules: bool | None
+    warnings: list[str]
+    note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "mean_iou": self.miou,
+            "iou": self.iou,
+            "absent_classes": self.absent,
+            "rules_mean_iou": self.rules_miou,
+            "beats_rules": self.beats_rules,
+            "warnings": self.warnings,
+            "note": self.note,
+        }
+
+
+def model_quality(card) -> ModelQuality:
+    """The validation figures on ``card`` (a segmentation model card) and warnings when poor."""
+    from training.metrics import absent_note
+
+    metrics = card.metrics
+    iou = {c: metrics.get("iou", {}).get(c) for c in card.classes}
+    absent = list(metrics.get("absent_classes") or [])
+    selection = metrics.get("selection") or {}
+    beats = metrics.get("beats_rules")
+    miou = metrics.get("mean_iou")
+    warnings = []
+    poor = [(c, v) for c, v in iou.items() if v is not None and v < POOR_IOU]
+    if poor:
+        listed = ", ".join(f"{c} {v:.2f}" for c, v in poor)
+        warnings.append(
+            f"Validation IoU below {POOR_IOU} for {listed}: this model's counts and shares of "
+            f"{'that class' if len(poor) == 1 else 'those classes'} are unreliable."
+        )
+    if beats is False:
+        warnings.append(
+            f"Model {card.model_id} did not beat the colour rules on its validation tiles "
+            f"(mean IoU {_fmt(miou)} against {_fmt(selection.get('rules_miou'))}): its "
+            "segmentation is no better than the rule-based pre-fill."
+        )
+    elif beats is None:
+        warnings.append(
+            f"Model {card.model_id} was never compared with the colour rules (it was trained "
+            "before that check), so nothing shows it segments better than they do."
+        )
+    return ModelQuality(
+        model_id=card.model_id,
+        miou=miou,
+        iou=iou,
+        absent=absent,
+        rules_miou=selection.get("rules_miou"),
+        beats_rules=beats,
+        warnings=warnings,
+        note=absent_note(absent, "its validation tiles") if absent else None,
+    )
 
 
 # --------------------------------------------------------------------------- analysis

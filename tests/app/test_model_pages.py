@@ -136,12 +136,13 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
         {"t": 0.1, "phase": "train", "epoch": 1, "epochs": 2, "step": 1, "steps": 2, "loss": 0.9},
         {"t": 0.2, "phase": "train", "epoch": 1, "epochs": 2, "step": 2, "steps": 2, "loss": 0.7},
         {"t": 0.3, "phase": "validate", "epoch": 1, "epochs": 2, "val_loss": 0.8,
-         "val_miou": 0.5, "best_miou": 0.5, "best_epoch": 1,
-         "val_iou": {"background": 0.9, "leukocyte": 0.1}},
+         "val_miou": 0.9, "best_miou": 0.9, "best_epoch": 1,
+         "val_iou": {"background": 0.9, "leukocyte": None}, "val_absent": ["leukocyte"]},
     ]  # fmt: skip
 
     def failed(status) -> None:
         status.state, status.error, status.history = JobState.FAILED, "boom: disk full", history
+        status.progress = history[-1]
 
     _update_status(ws / "jobs" / job.job_id, failed)
     at = page(ws, "pages/train.py", monkeypatch)
@@ -149,6 +150,43 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
     assert any("boom: disk full" in e.value for e in at.error)
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2
+    assert "No labelled pixels of leukocyte in the validation tiles" in texts(at)
+
+
+def test_train_panel_says_why_the_run_did_not_become_current(tmp_path: Path, monkeypatch) -> None:
+    from training.jobs import _update_status
+    from training.metrics import confusion_matrix, metrics_from_confusion
+    from training.service import choose
+
+    ws = make_workspace(tmp_path / "ws")
+    runner = JobRunner(ws)
+    job = runner.submit("train-segmentation", "training.service:segment_job", {})
+    truth = np.array([[0, 0, 1, 1]], np.uint8)
+
+    def scores(pred: list[int]):
+        cm = confusion_matrix(np.array([pred], np.uint8), truth, 2, unlabelled_pred=True)
+        return metrics_from_confusion(cm, CLASSES)
+
+    selection = choose("seg-lost", scores([0, 1, 1, 0]), scores([0, 0, 1, 255]), None, 4)
+
+    def done(status) -> None:
+        status.state = status.outcome = JobState.DONE
+        status.result = {
+            "model_ids": ["seg-lost"],
+            "mean_iou": selection.new_miou,
+            "best_epoch": 1,
+            "selection": selection.model_dump(mode="json"),
+        }
+
+    _update_status(ws / "jobs" / job.job_id, done)
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert any("It is not the current model" in s.value for s in at.success)
+    why = [w.value for w in at.warning if "Why:" in w.value]
+    assert why and "colour rules keep pre-filling" in why[0]
+    table = at.dataframe[0].value
+    assert table["model"].tolist() == ["seg-lost", "rules"]
+    assert table[""].tolist() == ["new model", "✔ colour rules"]
 
 
 # ------------------------------------------------------------------------------ trained
@@ -171,6 +209,8 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
     table = at.dataframe[0].value
     assert table.loc[table["current"], "model"].tolist() == [current.model_id]
     assert "mean_iou" in table.columns and "iou/leukocyte" in table.columns
+    assert set(table["beats rules"]) <= {"yes", "no"}
+    assert not [c for c in table.columns if c.startswith("selection/")]
     # A second model trained on other classes is listed but cannot be promoted.
     staging = zoo.staging_dir("segmentation")
     for f in ("config.json", "model.safetensors"):
@@ -193,11 +233,37 @@ def test_runs_table_marks_the_current_model_and_promote_refuses_other_classes(
 
 
 @pytest.mark.slow
+def test_promoting_a_model_that_lost_to_the_rules_works_with_a_warning(
+    trained_ws: Path, monkeypatch
+) -> None:
+    ws = trained_ws
+    zoo = Zoo(ws)
+    current = zoo.current("segmentation")
+    staging = zoo.staging_dir("segmentation")
+    for f in ("config.json", "model.safetensors"):
+        (staging / f).write_bytes((zoo.path(current.model_id) / f).read_bytes())
+    metrics = {**current.metrics, "beats_rules": False}
+    lost = zoo.add(
+        "segmentation",
+        staging,
+        current.model_copy(update={"model_id": "", "metrics": metrics}),
+        make_current=False,
+    )
+    at = page(ws, "pages/train.py", monkeypatch)
+    table = at.dataframe[0].value
+    assert table.loc[table["model"] == lost.model_id, "beats rules"].tolist() == ["no"]
+    at.selectbox(key="train_model_pick").set_value(lost.model_id).run()
+    next(b for b in at.button if b.label == "Promote").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("did not beat the colour rules" in w.value for w in at.warning)
+    assert zoo.current("segmentation").model_id == lost.model_id
+
+
+@pytest.mark.slow
 def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     trained_ws: Path, monkeypatch
 ) -> None:
-    from training.service import load_model, score_unlabelled
-
     ws = trained_ws
     at = page(ws, "pages/suggestions.py", monkeypatch)
     assert at.selectbox(key="sugg_strategy").value == "entropy"
@@ -210,9 +276,9 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert [(j.kind, j.state) for j in new] == [("score", JobState.QUEUED)]
     JobRunner(ws).cancel(new[0].job_id)
 
-    # Scores written (as the job would), the page ranks them with a heat map per tile.
-    store = Store.open(ws)
-    score_unlabelled(store, "entropy", load_model(ws))
+    # Scores written as the job would (spread apart: a one-epoch model's own entropy scores
+    # are all alike, which the page answers with a random order), ranked with heat maps.
+    _write_scores(Store.open(ws), Zoo(ws).current("segmentation").model_id, spread=True)
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -225,6 +291,35 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert [t.value for t in at.title] == ["Label"]
     assert at.session_state["label_strategy"] == "entropy"
     assert at.session_state["label_tile_id"] in set(at.session_state["label_queue"][1])
+
+
+def _write_scores(store: Store, model_id: str, *, spread: bool) -> None:
+    """Entropy scores for every open tile, as a scoring job stores them: all 1.0, or spread."""
+    import datetime as dt
+
+    from training.service import _register_tables, unlabelled_tile_ids
+
+    _register_tables(store)
+    smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
+    store.tables.append(
+        "scores",
+        [
+            {"model_id": model_id, "strategy": "entropy", "tile_id": t, "smear_id": smear_of[t],
+             "score": 1.0 - 0.05 * i if spread else 1.0, "features": None,
+             "created_at": dt.datetime.now(dt.UTC)}
+            for i, t in enumerate(unlabelled_tile_ids(store))
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_suggestions_say_when_scores_do_not_separate_tiles(trained_ws: Path, monkeypatch) -> None:
+    ws = trained_ws
+    _write_scores(Store.open(ws), Zoo(ws).current("segmentation").model_id, spread=False)
+    at = page(ws, "pages/suggestions.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert any("do not separate the tiles" in w.value for w in at.warning)
+    assert any("random order" in m.value for m in at.markdown)
 
 
 @pytest.mark.slow
@@ -241,6 +336,34 @@ def test_analysis_segments_the_smear_with_the_current_model(trained_ws: Path, mo
     at.radio(key="ana_source").set_value("Saved labels").run()
     assert not at.exception
     assert "Counted from the saved labels" in texts(at)
+
+
+@pytest.mark.slow
+def test_analysis_warns_when_the_models_validation_figures_are_poor(
+    trained_ws: Path, monkeypatch
+) -> None:
+    ws = trained_ws
+    zoo = Zoo(ws)
+    card = zoo.current("segmentation")
+    metrics = {
+        **card.metrics,
+        "mean_iou": 0.6,
+        "iou": {"background": 0.9, "leukocyte": 0.3},
+        "beats_rules": False,
+        "selection": {**card.metrics["selection"], "rules_miou": 0.7},
+    }
+    (zoo.path(card.model_id) / "card.json").write_text(
+        card.model_copy(update={"metrics": metrics}).model_dump_json()
+    )
+    at = page(ws, "pages/analysis.py", monkeypatch)
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("below 0.5 for leukocyte 0.30" in w for w in warnings), warnings
+    assert any("did not beat the colour rules" in w and "0.700" in w for w in warnings)
+    assert f"Validation of model {card.model_id}: mean IoU 0.60" in texts(at)
+    # Counted from the saved labels, the model's figures are beside the point.
+    at.radio(key="ana_source").set_value("Saved labels").run()
+    assert not [w for w in at.warning if "colour rules" in w.value]
 
 
 # ------------------------------------------------------------------------------ Label pre-fill

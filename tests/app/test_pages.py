@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from dataset.demo import load_demo
 from dataset.ingest import ingest_files
-from dataset.schema import UNLABELLED
+from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,10 @@ TIMEOUT = 60
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "workspace"
-    load_demo(Store.open(root))
+    store = Store.open(root)
+    # The four default classes: the demo's white cells come in as leukocyte, painted here.
+    store.init(list(DEFAULT_CLASSES))
+    load_demo(store)
     return root
 
 
@@ -433,8 +436,23 @@ def test_dataset_page_creates_a_release(demo_ws: Path) -> None:
     at.button(key="FormSubmitter:ds_release-Create release").click().run()
     assert not at.exception, at.exception
     assert any("Release 1.0.0 created" in s.value for s in at.success)
-    assert list(at.dataframe[0].value["Version"]) == ["1.0.0"]
+    releases = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert list(releases["Version"]) == ["1.0.0"]
     assert {"ds_dl_zip", "ds_dl_png"} <= {b.key for b in at.get("download_button")}
+
+
+def test_dataset_page_shows_each_smears_split(demo_ws: Path) -> None:
+    at = _open("dataset.py")
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Split" in d.value.columns)
+    store = Store.open(demo_ws)
+    smears = store.smears()
+    assert list(table["Smear"]) == [s.label for s in smears]
+    assert list(table["Split"]) == [store.split_of(s.smear_id) for s in smears]
+    assert set(table["Split"]) == {"train", "validation", "test"}  # the demo fills every split
+    assert table["Labelled"].sum() == len(store.labelled_tile_ids())
+    n_val = len(store.labelled_tile_ids("validation"))
+    assert n_val > 0 and any(f"{n_val} validation" in c.value for c in at.caption)
 
 
 def test_a_handed_over_queue_becomes_the_tile_order(demo_ws: Path) -> None:

@@ -7,8 +7,10 @@ import pytest
 from PIL import Image
 
 from dataset.demo import (
+    DEMO_CLASSES,
     DEMO_DIR,
     DEMO_LEVELS,
+    DEMO_SPLITS,
     demo_images,
     demo_pairs,
     load_demo,
@@ -244,13 +246,14 @@ def test_missing_pairs_csv(tmp_path):
 def test_demo_data_ships_with_its_licences():
     assert len(demo_images()) == 12
     pairs = demo_pairs()
-    assert len(pairs) == 4
+    assert len(pairs) == 8
     notice = (DEMO_DIR / "NOTICE").read_text()
     for licence in ("bccd/LICENSE", "bccd-wbc-masks/LICENSE"):
         assert "MIT License" in (DEMO_DIR / licence).read_text()
         assert licence in notice
     assert "Shenggan/BCCD_Dataset" in notice and "Banik" in notice
-    assert DEMO_LEVELS == "0=unlabelled,155=leukocyte,255=leukocyte"
+    assert DEMO_LEVELS == "0=background,155=cytoplasm,255=nucleus" and DEMO_LEVELS in notice
+    assert {p.image_name for p in pairs} == {f"bccd/{name}" for name in DEMO_SPLITS}
     assert sum(p.stat().st_size for p in DEMO_DIR.rglob("*")) < 500_000
 
 
@@ -260,20 +263,43 @@ def test_load_demo_into_an_empty_workspace(workspace):
     assert workspace_is_empty(store)
     calls = []
     results = load_demo(store, on_progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (16, 16) and len(calls) == 16
-    assert [r.status for r in results] == ["added"] * 16
+    assert calls[-1] == (20, 20) and len(calls) == 20
+    assert [r.status for r in results] == ["added"] * 20
     assert not workspace_is_empty(store)
+    assert store.schema().names == DEMO_CLASSES
     assert len(store.smears()) == 12 and all(s.stain == "Giemsa" for s in store.smears())
     masks = results[12:]
     assert all(r.revisions and r.revisions > 0 for r in masks)
     counts = store.class_pixel_counts()
-    # White cells only: the masks' 0 stays unlabelled, never background.
-    assert counts["leukocyte"] > 0
-    assert counts["background"] == counts["erythrocyte"] == counts["platelet"] == 0
+    assert all(counts[c] > 0 for c in DEMO_CLASSES)
+    assert counts["unlabelled"] == 0  # every pixel of a masked photo is a label
     for r in masks:
         whole = store.smear_mask(r.smear_id)
-        assert set(np.unique(whole).tolist()) == {2, UNLABELLED}
+        assert set(np.unique(whole).tolist()) == {0, 1, 2}
         assert 0.005 < (whole == 2).mean() < 0.3
+    # Every split has labelled tiles with every class; validation scores each class.
+    by_split = {s: store.labelled_tile_ids(s) for s in ("train", "validation", "test")}
+    assert {s: len(ids) for s, ids in by_split.items()} == {
+        "train": 24,
+        "validation": 12,
+        "test": 12,
+    }
+    for ids in by_split.values():
+        assert all(n > 0 for c, n in store.class_pixel_counts(ids).items() if c in DEMO_CLASSES)
+    unmasked = {r.smear_id for r in results[:12]} - {r.smear_id for r in masks}
+    assert {store.split_of(s) for s in unmasked} == {"train"}
     before = snapshot(store)
     assert {r.status for r in load_demo(store)} == {"duplicate"}
     assert snapshot(store) == before
+
+
+@pytest.mark.slow
+def test_demo_in_a_workspace_with_a_leukocyte_class_labels_white_cells_only(workspace):
+    store = Store.open(workspace)
+    store.init(["background", "erythrocyte", "leukocyte", "platelet"])
+    results = load_demo(store)
+    assert [r.status for r in results] == ["added"] * 20
+    counts = store.class_pixel_counts()
+    # The masks' 0 covers red cells too: it stays unlabelled, never background.
+    assert counts["leukocyte"] > 0
+    assert counts["background"] == counts["erythrocyte"] == counts["platelet"] == 0

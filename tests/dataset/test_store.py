@@ -311,6 +311,20 @@ def test_smears_of_one_patient_share_a_split_and_others_split_by_smear(store):
     assert store.split_of("late") == splits["s030"]
 
 
+def test_chosen_splits_hold_for_new_groups_and_never_move_an_old_one(store):
+    add_rows(store, {"a": None, "b": "P7", "c": "P7", "d": None})
+    before = store.split_of("d")
+    other = "test" if before != "test" else "validation"
+    got = store.assign_splits({"a": "validation", "b": "test", "d": other})
+    assert got == {"a": "validation", "b": "test", "d": before}
+    assert store.split_of("c") == "test"  # same patient, same split
+    assert Store.open(store.root).splits_of(["a", "b", "d"]) == got
+    with pytest.raises(StoreError, match="Unknown split 'holdout'"):
+        store.assign_splits({"a": "holdout"})
+    with pytest.raises(StoreError, match="No smear 'zz'"):
+        store.assign_splits({"zz": "train"})
+
+
 def test_split_of_unknown_smear_is_refused(store):
     with pytest.raises(StoreError, match="No smear 'sdeadbeef'"):
         store.split_of("sdeadbeef")

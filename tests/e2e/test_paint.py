@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from dataset.demo import load_demo
-from dataset.schema import UNLABELLED
+from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +80,10 @@ def _wait_for_url(proc: subprocess.Popen, deadline: float) -> str:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("e2e") / "workspace"
-    load_demo(Store.open(root))
+    store = Store.open(root)
+    # The four default classes: the demo's white cells come in as leukocyte, painted here.
+    store.init(list(DEFAULT_CLASSES))
+    load_demo(store)
     return root
 
 

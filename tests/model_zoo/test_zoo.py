@@ -35,10 +35,13 @@ def write_checkpoint(folder: Path, value: float = 0.0) -> Path:
     return folder
 
 
-def add_model(zoo: Zoo, *, kind: str = "segmentation", classes=CLASSES, iou=0.5) -> ModelCard:
+def add_model(
+    zoo: Zoo, *, kind: str = "segmentation", classes=CLASSES, iou=0.5, **choice
+) -> ModelCard:
     staging = write_checkpoint(zoo.staging_dir(kind))
     metrics = {"mean_iou": iou, "iou": dict.fromkeys(classes, iou)}
-    return zoo.add(kind, staging, ModelCard(kind=kind, classes=list(classes), metrics=metrics))
+    card = ModelCard(kind=kind, classes=list(classes), metrics=metrics)
+    return zoo.add(kind, staging, card, **choice)
 
 
 @pytest.fixture
@@ -62,6 +65,24 @@ def test_first_model_becomes_current_and_second_does_not(zoo: Zoo) -> None:
         "model.safetensors",
     ]
     assert ModelCard.model_validate_json((folder / "card.json").read_text()) == second
+
+
+def test_a_chosen_model_becomes_current_only_over_the_model_it_was_compared_with(
+    zoo: Zoo,
+) -> None:
+    lost = add_model(zoo, make_current=False)
+    assert zoo.current("segmentation") is None, "a model that lost to the rules stays aside"
+    first = add_model(zoo, make_current=True, compared_with=None)
+    assert zoo.current("segmentation") == first
+    second = add_model(zoo, make_current=True, compared_with=first.model_id)
+    assert zoo.current("segmentation") == second
+    assert zoo.history("segmentation")[-1].previous == first.model_id
+    # Someone promoted another model while the third run was being compared: theirs stands.
+    zoo.promote(lost.model_id)
+    add_model(zoo, make_current=True, compared_with=second.model_id)
+    assert zoo.current("segmentation") == lost
+    assert zoo.rollback("segmentation") == second
+    assert len(zoo.list("segmentation")) == 4
 
 
 def test_promote_then_rollback_keeps_history(zoo: Zoo) -> None:

@@ -75,7 +75,8 @@ def _stage_model(ctx) -> tuple[Path, ModelCard]:
 def train_and_register(ctx, params):
     """Write a checkpoint, hand it to the context, then end as ``params["end"]`` says."""
     staging, card = _stage_model(ctx)
-    ctx.add_model("segmentation", staging, card)
+    choice = {k: params[k] for k in ("make_current", "compared_with") if k in params}
+    ctx.add_model("segmentation", staging, card, **choice)
     ctx.progress(staged=str(staging))
     end = params.get("end", "ok")
     if end == "fail":

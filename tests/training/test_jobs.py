@@ -302,3 +302,34 @@ def test_importing_jobs_leaves_torch_and_streamlit_out() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_a_job_that_chose_its_model_makes_it_current_only_after_it_ends_done(
+    runner: JobRunner,
+) -> None:
+    zoo = Zoo(runner.workspace)
+    first = runner.wait(runner.submit("t", f"{T}:train_and_register").job_id, timeout=TIMEOUT)
+    (first_id,) = first.result["model_ids"]
+    assert zoo.current("segmentation").model_id == first_id
+
+    chosen = {"make_current": True, "compared_with": first_id}
+    failed = runner.wait(
+        runner.submit("t", f"{T}:train_and_register", {**chosen, "end": "fail"}).job_id,
+        timeout=TIMEOUT,
+    )
+    assert failed.state == JobState.FAILED
+    assert zoo.current("segmentation").model_id == first_id
+
+    ok = runner.wait(runner.submit("t", f"{T}:train_and_register", chosen).job_id, timeout=TIMEOUT)
+    assert ok.state == JobState.DONE, ok.log_tail
+    (winner,) = ok.result["model_ids"]
+    assert zoo.current("segmentation").model_id == winner
+    assert zoo.rollback("segmentation").model_id == first_id  # the loser can come back
+
+    lost = runner.wait(
+        runner.submit("t", f"{T}:train_and_register", {"make_current": False}).job_id,
+        timeout=TIMEOUT,
+    )
+    assert lost.state == JobState.DONE
+    assert zoo.current("segmentation").model_id == first_id
+    assert len(zoo.list("segmentation")) == 3  # every model stays in the zoo

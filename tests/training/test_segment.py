@@ -170,3 +170,36 @@ def test_sample_checks_shapes():
         Sample(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), "t1", "s")
     with pytest.raises(ValueError, match="multiple of 32"):
         SegTrainConfig(patch_size=100)
+
+
+@pytest.mark.slow
+def test_a_class_missing_from_validation_is_named_and_left_out_of_the_mean():
+    classes = [*CLASSES, "platelet"]  # never labelled anywhere, though the model may predict it
+    events: list[dict] = []
+    result = train_segmentation(
+        _discs(4, 0, "a"), _discs(2, 1, "b"), classes, _config(), on_progress=events.append
+    )
+    assert result.metrics.absent == ("platelet",)
+    assert result.metrics.iou[2] is None
+    scored = [v for v in result.metrics.iou if v is not None]
+    assert result.metrics.miou == pytest.approx(sum(scored) / 2)
+    assert result.card_metrics()["absent_classes"] == ["platelet"]
+    validated = [e for e in events if e["phase"] == "validate"]
+    assert validated and validated[-1]["val_absent"] == ["platelet"]
+
+
+@pytest.mark.slow
+def test_an_epoch_on_a_few_tiles_is_at_least_the_minimum_number_of_steps():
+    from training.segment import MIN_STEPS_PER_EPOCH
+
+    events: list[dict] = []
+    result = train_segmentation(
+        _discs(4, 0, "a"),
+        _discs(2, 1, "b"),
+        CLASSES,
+        _config(steps_per_epoch=None, encoder_depth=3),
+        on_progress=events.append,
+    )
+    # 4 tiles in batches of 4 are one pass; an epoch still runs the minimum number of steps.
+    assert result.history[0].steps == MIN_STEPS_PER_EPOCH
+    assert max(e["step"] for e in events if e["phase"] == "train") == MIN_STEPS_PER_EPOCH

@@ -175,3 +175,286 @@ def test_evaluate_command_scores_external_pairs(workspace: Path, tmp_path: Path,
     argv[-2] = "0=background,255=nucleus"
     assert main(argv) == 1
     assert "nucleus" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ selection
+def _scores(truth: list[int], pred: list[int], classes=("background", "leukocyte")):
+    from dataset.schema import UNLABELLED
+    from training.metrics import confusion_matrix, metrics_from_confusion
+
+    t = np.array([truth], np.uint8)
+    p = np.array([[UNLABELLED if v is None else v for v in pred]], np.uint8)
+    cm = confusion_matrix(p, t, len(classes), unlabelled_pred=True)
+    return metrics_from_confusion(cm, classes)
+
+
+def test_the_new_model_replaces_the_rules_only_when_it_scores_higher() -> None:
+    from training.service import RULES, choose
+
+    truth = [0, 0, 1, 1]
+    good = _scores(truth, [0, 0, 1, 1])
+    # The rules leave half the pixels unlabelled: those count as wrong, so they score 0.5.
+    rules = _scores(truth, [0, None, 1, None])
+    assert rules.miou == pytest.approx(0.5)
+
+    won = choose("seg-new", good, rules, None, 4)
+    assert (won.baseline, won.winner, won.beats_rules) == (RULES, "seg-new", True)
+    assert (won.new_miou, won.baseline_miou, won.rules_miou) == (1.0, 0.5, 0.5)
+    assert won.per_class["rules"] == {"background": 0.5, "leukocyte": 0.5}
+    assert "becomes the current model" in won.reason and "colour rules" in won.reason
+
+    tie = choose("seg-new", rules, rules, None, 4)
+    assert (tie.winner, tie.beats_rules) == (RULES, False)
+    assert "stays in the zoo" in tie.reason and "promote it by hand" in tie.reason
+
+
+def test_against_a_current_model_the_winner_is_the_higher_score_and_rules_are_kept_apart() -> None:
+    from training.service import choose
+
+    truth = [0, 0, 1, 1]
+    rules = _scores(truth, [0, None, 1, None])  # 0.5
+    old = _scores(truth, [0, 0, 1, 0])
+    worse = _scores(truth, [0, 1, 1, 0])
+    lost = choose("seg-new", worse, rules, ("seg-old", old), 4)
+    assert (lost.baseline, lost.winner) == ("seg-old", "seg-old")
+    assert lost.new_miou < lost.baseline_miou
+    assert lost.beats_rules is False and lost.new_miou < lost.rules_miou
+    assert "seg-old stays current" in lost.reason
+    assert set(lost.per_class) == {"seg-new", "seg-old", "rules"}
+
+    won = choose("seg-new", _scores(truth, truth), rules, ("seg-old", old), 4)
+    assert (won.winner, won.beats_rules) == ("seg-new", True)
+    assert "current model seg-old" in won.reason
+
+
+def test_classes_without_validation_pixels_are_named_and_left_out_of_the_choice() -> None:
+    from training.service import choose
+
+    classes = ("background", "leukocyte", "platelet")
+    truth = [0, 0, 1, 1]
+    new = _scores(truth, [0, 2, 1, 1], classes)
+    rules = _scores(truth, [0, None, None, None], classes)
+    sel = choose("seg-new", new, rules, None, 4)
+    assert sel.classes_scored == ["background", "leukocyte"]
+    assert sel.absent_classes == ["platelet"]
+    assert sel.per_class["seg-new"]["platelet"] is None
+    assert "No labelled pixels of platelet" in sel.reason
+
+
+def test_a_run_that_loses_to_the_rules_is_kept_but_not_made_current(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from training import service
+
+    ws = make_workspace(tmp_path / "ws")
+    # Rules that copy the ground truth cannot be beaten: the run must not become current.
+    monkeypatch.setattr(service, "_rules_masks", lambda samples, classes: (s.mask for s in samples))
+    ctx = train_tiny(ws, as_chosen=True)
+    (_, _, card) = ctx.models[0]
+    sel = card.metrics["selection"]
+    assert sel["baseline"] == "rules" and sel["winner"] == "rules"
+    assert sel["rules_miou"] == 1.0 and card.metrics["beats_rules"] is False
+    assert sel["new_miou"] == pytest.approx(card.metrics["mean_iou"])
+    assert ctx.choices[0] == {"make_current": False, "compared_with": None}
+    zoo = Zoo(ws)
+    assert zoo.current("segmentation") is None
+    assert [c.model_id for c in zoo.list("segmentation")] == [card.model_id]
+
+    # Rules that label nothing score 0: the next run beats them and becomes current.
+    monkeypatch.setattr(
+        service, "_rules_masks", lambda samples, classes: (s.mask * 0 + 255 for s in samples)
+    )
+    ctx = train_tiny(ws, as_chosen=True, seed=2)
+    (_, _, card) = ctx.models[0]
+    assert card.metrics["beats_rules"] is True
+    assert card.metrics["selection"]["winner"] == card.model_id
+    assert zoo.current("segmentation").model_id == card.model_id
+
+
+def test_a_second_run_is_compared_with_the_current_model_on_the_same_tiles(
+    workspace: Path,
+) -> None:
+    from training.service import load_model, load_samples, validation_metrics
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    current = Zoo(workspace).current("segmentation")
+    ctx = train_tiny(workspace, as_chosen=True, seed=5)
+    (_, _, card) = ctx.models[0]
+    sel = card.metrics["selection"]
+    assert sel["baseline"] == current.model_id
+    store = Store.open(workspace)
+    val = load_samples(store, "validation")
+    assert sel["tiles"] == len(val) == len(card.data["validation_tiles"])
+    loaded = load_model(workspace, current.model_id)
+    from training.inference import predict_mask
+
+    again = validation_metrics(
+        (predict_mask(loaded.model, s.image, loaded.inference_config()) for s in val),
+        val,
+        list(store.schema().names),
+    )
+    assert sel["baseline_miou"] == pytest.approx(again.miou)
+    assert set(sel["per_class"]) == {card.model_id, current.model_id, "rules"}
+    wins = sel["new_miou"] > sel["baseline_miou"]
+    assert sel["winner"] == (card.model_id if wins else current.model_id)
+    assert ctx.choices[0] == {"make_current": wins, "compared_with": current.model_id}
+    assert card.metrics["beats_rules"] == (sel["new_miou"] > sel["rules_miou"])
+    expected = card.model_id if wins else current.model_id
+    assert Zoo(workspace).current("segmentation").model_id == expected
+
+
+# ------------------------------------------------------------------------------ suggestions
+def test_flat_scores_are_recognised_within_one_percent_of_the_top_twenty() -> None:
+    from training.service import flat_note
+
+    assert flat_note("entropy", [1.0] * 30) is not None
+    assert "do not separate" in flat_note("entropy", [0.5, 0.499, 0.498])
+    # The 21st score may differ: only the top 20 are compared.
+    assert flat_note("entropy", [0.8] * 20 + [0.1]) is not None
+    assert flat_note("entropy", [0.8] * 19 + [0.7]) is None
+    assert flat_note("entropy", [0.8]) is None  # one tile has nothing to separate
+    assert flat_note("entropy", [0.0, 0.0]) is not None  # all equally sure
+
+
+def test_flat_scores_fall_back_to_random_spread_over_smears(workspace: Path) -> None:
+    from training.service import _register_tables, load_model, suggest, unlabelled_tile_ids
+    from training.strategies import RandomStrategy
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    store = Store.open(workspace)
+    loaded = load_model(workspace)
+    _register_tables(store)
+    import datetime as dt
+
+    open_ids = unlabelled_tile_ids(store)
+    smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
+    # A model as useless as the demo's first one: every tile scores 1.000.
+    store.tables.append(
+        "scores",
+        [
+            {
+                "model_id": "flat-model",
+                "strategy": "entropy",
+                "tile_id": t,
+                "smear_id": smear_of[t],
+                "score": 1.0,
+                "features": None,
+                "created_at": dt.datetime.now(dt.UTC),
+            }
+            for t in open_ids
+        ],
+    )
+    flat = loaded.card.model_copy(update={"model_id": "flat-model"})
+    found = suggest(
+        store, "entropy", 4, loaded=type(loaded)(loaded.model, flat), score_missing=False
+    )
+    assert (found.strategy, found.order) == ("entropy", "random")
+    assert "do not separate" in found.note
+    ranked = sorted(open_ids, key=lambda t: (-RandomStrategy.key(t), t))
+    capped = []
+    for t in ranked:  # per_smear: at most two tiles of one smear at the top
+        if sum(smear_of[c] == smear_of[t] for c in capped) < 2:
+            capped.append(t)
+    assert [s.tile_id for s in found] == capped[:4]
+
+
+def test_suggest_command_reports_flat_scores(workspace: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from training import service
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    argv = ["suggest", "--workspace", str(workspace), "--top", "3"]
+    monkeypatch.setattr(service, "flat_note", lambda strategy, scores: "all alike")
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["order"], out["note"]) == ("random", "all alike") and len(out["tiles"]) == 3
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("note: all alike")
+
+
+# ------------------------------------------------------------------------------ model quality
+def _card(**metrics):
+    from model_zoo import ModelCard
+
+    return ModelCard(
+        model_id="seg-x", kind="segmentation", classes=["a", "b", "c"], metrics=metrics
+    )
+
+
+def test_model_quality_warns_on_poor_classes_and_on_losing_to_the_rules() -> None:
+    from training.service import model_quality
+
+    good = model_quality(
+        _card(mean_iou=0.8, iou={"a": 0.9, "b": 0.7, "c": None}, absent_classes=["c"],
+              beats_rules=True, selection={"rules_miou": 0.4})
+    )  # fmt: skip
+    assert good.warnings == [] and good.rules_miou == 0.4
+    assert "No labelled pixels of c" in good.note
+
+    poor = model_quality(
+        _card(mean_iou=0.45, iou={"a": 0.8, "b": 0.1, "c": 0.49}, beats_rules=False,
+              selection={"rules_miou": 0.5})
+    )  # fmt: skip
+    assert len(poor.warnings) == 2
+    assert "below 0.5 for b 0.10, c 0.49" in poor.warnings[0]
+    assert "did not beat the colour rules" in poor.warnings[1] and "0.500" in poor.warnings[1]
+    assert poor.to_json()["beats_rules"] is False
+
+    old = model_quality(_card(mean_iou=0.9, iou={"a": 0.9, "b": 0.9, "c": 0.9}))
+    assert old.beats_rules is None and "never compared" in old.warnings[0]
+
+
+def test_analyze_command_shows_the_models_validation_figures(workspace: Path, capsys) -> None:
+    import json
+
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    card = Zoo(workspace).current("segmentation")
+    smear_id = Store.open(workspace).smears()[0].smear_id
+    argv = ["analyze", smear_id, "--workspace", str(workspace)]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["validation"]["model_id"] == card.model_id
+    assert out["validation"]["mean_iou"] == card.metrics["mean_iou"]
+    assert out["validation"]["beats_rules"] == card.metrics["beats_rules"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"validation of {card.model_id}: mean IoU" in text
+    poor = any(v is not None and v < 0.5 for v in card.metrics["iou"].values())
+    assert ("warning: Validation IoU below 0.5" in text) == poor
+    assert main([*argv, "--labels", "--json"]) == 0
+    assert "validation" not in json.loads(capsys.readouterr().out)
+
+
+def test_segment_command_says_which_model_won_and_why(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    ws = make_workspace(tmp_path / "ws")
+    argv = [sys.executable, "-m", "training", "segment", "--workspace", str(ws), "--epochs", "1"]
+    argv += ["--patch-size", "64", "--batch-size", "4", "--wait"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert "scored mean IoU" in last and "Classes scored: background, leukocyte." in last
+    again = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    status = json.loads(again.stdout)
+    selection = status["result"]["selection"]
+    (model_id,) = status["result"]["model_ids"]
+    assert selection["model_id"] == model_id
+    first = Zoo(ws).list("segmentation")[0].model_id
+    # The second run was compared with the first run's winner: the first model or the rules.
+    assert selection["baseline"] in (first, "rules")
+    current = Zoo(ws).current("segmentation")
+    assert (current is not None and current.model_id == model_id) == (
+        selection["winner"] == model_id
+    )
