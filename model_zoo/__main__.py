@@ -43,17 +43,14 @@ def workspace_classes(workspace: Path) -> list[str] | None:
 
 
 def weights_check(card: ModelCard) -> Callable[[Path], None] | None:
-    """For a segmentation model: load its weights and run one forward pass before promotion.
+    """The promotion check of :func:`training.model.promotion_check`.
 
-    Loading a model belongs to ``training`` (:func:`training.model.check_checkpoint`); the
-    zoo imports it lazily, here only, until a loader shared by both packages exists.
+    Loading a model belongs to ``training``; the zoo imports it lazily, here only, until
+    promotion moves into the training service.
     """
-    if card.kind != "segmentation":
-        return None
-    from training.model import check_checkpoint
+    from training.model import promotion_check
 
-    n_classes = len(card.classes)
-    return lambda folder: check_checkpoint(folder, n_classes)
+    return promotion_check(card)
 
 
 def format_models(cards: Sequence[ModelCard], current_ids: set[str]) -> str:

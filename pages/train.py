@@ -29,7 +29,7 @@ from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, JobStatus, UnknownJobError
 from training.metrics import absent_note
-from training.model import ENCODERS
+from training.model import ENCODERS, promotion_check
 from training.segment import SegTrainConfig
 from training.service import queue_rescoring, split_counts, submit_training
 
@@ -373,7 +373,10 @@ def _flash(kind: str, text: str) -> None:
 
 def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
     try:
-        card = Zoo(Path(workspace)).promote(model_id, classes=list(classes))
+        zoo = Zoo(Path(workspace))
+        card = zoo.promote(
+            model_id, classes=list(classes), verify=promotion_check(zoo.get(model_id))
+        )
     except ZooError as exc:
         _flash("error", f"Not promoted: {exc}.")
         return

@@ -10,7 +10,7 @@ about normalisation. Nothing here downloads weights unless asked for by name.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "input_multiple",
     "load_model",
     "model_classes_count",
+    "promotion_check",
     "seed_everything",
     "to_model_input",
 ]
@@ -224,3 +225,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def promotion_check(card) -> Callable[[Path], None] | None:
+    """The check a model must pass before it becomes current, for ``Zoo.promote(verify=...)``.
+
+    For a segmentation model: load its weights and run one forward pass
+    (:func:`check_checkpoint`) with as many output maps as its card lists classes. The Train
+    page's Promote button and ``python -m model_zoo promote`` both ask this, so neither can
+    make an unloadable checkpoint current. Other kinds need no check here (``None``).
+    """
+    if card.kind != "segmentation":
+        return None
+    n_classes = len(card.classes)
+    return lambda folder: check_checkpoint(folder, n_classes)

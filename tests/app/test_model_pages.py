@@ -261,6 +261,31 @@ def test_promoting_a_model_that_lost_to_the_rules_works_with_a_warning(
 
 
 @pytest.mark.slow
+def test_promote_button_refuses_weights_that_do_not_load(trained_ws: Path, monkeypatch) -> None:
+    """The page asks the same weights check as ``model_zoo promote`` before the pointer moves."""
+    ws = trained_ws
+    zoo = Zoo(ws)
+    current = zoo.current("segmentation")
+    staging = zoo.staging_dir("segmentation")
+    (staging / "config.json").write_bytes((zoo.path(current.model_id) / "config.json").read_bytes())
+    weights = (zoo.path(current.model_id) / "model.safetensors").read_bytes()
+    (staging / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # truncated copy
+    broken = zoo.add(
+        "segmentation",
+        staging,
+        current.model_copy(update={"model_id": ""}),
+        make_current=False,
+    )
+    at = page(ws, "pages/train.py", monkeypatch)
+    at.selectbox(key="train_model_pick").set_value(broken.model_id).run()
+    next(b for b in at.button if b.label == "Promote").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Not promoted" in e.value and "cannot be loaded" in e.value for e in at.error)
+    assert zoo.current("segmentation").model_id == current.model_id
+
+
+@pytest.mark.slow
 def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     trained_ws: Path, monkeypatch
 ) -> None:
