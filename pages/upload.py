@@ -82,6 +82,9 @@ def _upload_form(store: Store) -> None:
     results = ingest_files(store, one_at_a_time, meta, _progress(bar, "files"), total=len(files))
     bar.empty()
     _remember("This upload", results)
+    # The header above the form was drawn before these smears were stored: run the page
+    # again so its counts include them (the results are kept in the session).
+    st.rerun()
 
 
 def _results() -> None:
