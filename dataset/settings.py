@@ -164,7 +164,11 @@ def _stored(workspace: Path) -> dict[str, Any]:
         return dict(hit[1])
     from deltalake import DeltaTable
 
-    rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+    from dataset._delta import local_dataset
+
+    # Through Arrow's own filesystem, as every table read (see local_dataset: deltalake's
+    # default one made commands abort at exit after they had succeeded).
+    rows = local_dataset(DeltaTable(str(path))).to_table().to_pylist()
     latest: dict[str, str | None] = {}
     for row in sorted(rows, key=lambda r: r["created_at"]):
         latest[row["key"]] = row["value"]

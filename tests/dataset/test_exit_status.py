@@ -31,6 +31,20 @@ def test_table_reads_use_arrows_native_filesystem(store):
     assert store.tables.read("config").num_rows > 0
 
 
+def test_no_package_reads_a_delta_table_through_deltalakes_own_filesystem():
+    """Every read goes through ``dataset._delta.local_dataset``: a direct
+    ``to_pyarrow_table()`` / ``to_pyarrow_dataset()`` elsewhere brings the abort back (it did,
+    once, in the workspace settings)."""
+    offenders = []
+    for package in ("dataset", "training", "model_zoo", "pages"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            for call in ("to_pyarrow_table(", "to_pyarrow_dataset("):
+                if call in text and path != ROOT / "dataset" / "_delta.py":
+                    offenders.append(f"{path.relative_to(ROOT)}: {call}")
+    assert offenders == []
+
+
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory) -> tuple[Path, Path]:
     """A workspace with 4 smears and 420 revisions, and a photo that is stored there."""
