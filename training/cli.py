@@ -1,8 +1,8 @@
-"""``python -m training``: train, follow jobs, suggest tiles, analyse smears, evaluate models.
+"""``python -m training``: train, promote and roll back, follow jobs, suggest, analyse, evaluate.
 
 The workspace comes from ``--workspace``, else ``SMEARLAB_WORKSPACE``, else ``./workspace``.
 ``--json`` prints one JSON document. Exit codes: 0 success, 1 refused input or a failed job,
-2 usage error.
+2 usage error, 3 conflict (a training run is already queued or running).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def _segment(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "patch_size": args.patch_size,
             "lr": args.lr,
+            "device": args.device,
         }.items()
         if v is not None
     }
@@ -70,6 +71,28 @@ def _segment(args: argparse.Namespace) -> int:
         text += "\n" + selection["reason"]
     _print(args, payload, text)
     return 0 if status.state == JobState.DONE else 1
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from training.service import promote_model
+
+    change = promote_model(_workspace(args), args.model_id)
+    return _pointer(args, change, "is now current")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from training.service import rollback_model
+
+    change = rollback_model(_workspace(args), args.kind)
+    return _pointer(args, change, "is current again (rolled back)")
+
+
+def _pointer(args: argparse.Namespace, change, what: str) -> int:
+    text = f"{change.card.kind}: {change.card.model_id} {what} (was {change.previous or 'none'})"
+    if change.rescoring:
+        text += f"\nqueued re-scoring job {change.rescoring}"
+    _print(args, change.to_json(), text)
+    return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
@@ -172,8 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--device", help="torch device, e.g. cuda (default: SMEARLAB_DEVICE, cpu)")
     p.add_argument("--wait", action="store_true", help="block until the job ends")
     p.set_defaults(func=_segment)
+
+    p = sub.add_parser(
+        "promote", parents=[common], help="make a model current (weights checked, re-scores)"
+    )
+    p.add_argument("model_id")
+    p.set_defaults(func=_promote)
+    p = sub.add_parser("rollback", parents=[common], help="return to the previous current model")
+    p.add_argument("--kind", choices=("segmentation", "diagnosis"), default="segmentation")
+    p.set_defaults(func=_rollback)
 
     p = sub.add_parser("jobs", parents=[common], help="list recent jobs")
     p.set_defaults(func=_jobs)
@@ -208,9 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from model_zoo import ZooError
+    from training.service import RunConflictError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except RunConflictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)

@@ -132,7 +132,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel
 def check_checkpoint(path: Path | str, n_classes: int | None = None) -> None:
     """Load a checkpoint folder's weights and run one forward pass on a dummy tile.
 
-    What ``model_zoo promote`` asks before a model becomes current: a checkpoint whose
+    What ``training promote`` asks before a model becomes current: a checkpoint whose
     weights do not load, or whose output is not ``n_classes`` finite maps, would otherwise
     only fail later, in every page and command that uses the current model. The model is
     rebuilt from ``config.json`` with no encoder weights to fetch, then filled from
@@ -232,7 +232,7 @@ def promotion_check(card) -> Callable[[Path], None] | None:
 
     For a segmentation model: load its weights and run one forward pass
     (:func:`check_checkpoint`) with as many output maps as its card lists classes. The Train
-    page's Promote button and ``python -m model_zoo promote`` both ask this, so neither can
+    page's Promote button and ``python -m training promote`` both ask this, so neither can
     make an unloadable checkpoint current. Other kinds need no check here (``None``).
     """
     if card.kind != "segmentation":

@@ -262,7 +262,7 @@ def test_promoting_a_model_that_lost_to_the_rules_works_with_a_warning(
 
 @pytest.mark.slow
 def test_promote_button_refuses_weights_that_do_not_load(trained_ws: Path, monkeypatch) -> None:
-    """The page asks the same weights check as ``model_zoo promote`` before the pointer moves."""
+    """The page asks the weights check of ``python -m training promote`` before moving."""
     ws = trained_ws
     zoo = Zoo(ws)
     current = zoo.current("segmentation")
