@@ -325,7 +325,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 @_handled
 def cmd_import_visits(args: argparse.Namespace) -> int:
     """Import (or preview) a CSV of visits; 1 when any row was refused."""
-    from dataset.registry import Registry, VisitMapping
+    from training.diagnosis.registry import Registry, VisitMapping
 
     mapping = VisitMapping.load(args.mapping)
     registry = Registry.open(_workspace(args))
@@ -513,8 +513,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 @_handled
 def cmd_forecast(args: argparse.Namespace) -> int:
     """Trend and threshold crossings of a registry patient."""
-    from dataset.registry import Registry
     from dataset.store import StoreError
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import patient_forecast
 
     registry = Registry.open(_workspace(args))
@@ -554,7 +554,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 @_handled
 def cmd_add_patient(args: argparse.Namespace) -> int:
     """Add a patient under a pseudonym."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
 
     registry = Registry.open(_workspace(args))
     patient = registry.add_patient(args.patient, sex=args.sex, birth_year=args.birth_year)
@@ -570,7 +570,7 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
 @_handled
 def cmd_add_visit(args: argparse.Namespace) -> int:
     """Add a visit; each value is stored as entered, with its unit."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import visit_from_entry, visit_summary
 
     refused = _no_unit(args)
@@ -617,7 +617,7 @@ def _print_verdicts(summary: dict[str, Any], indent: str = "  ") -> None:
 @_handled
 def cmd_confirm(args: argparse.Namespace) -> int:
     """Record a clinician's confirmed diagnosis (a correction is a new confirmation)."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
 
     registry = Registry.open(_workspace(args))
     visit = registry.visit(args.visit_id)
@@ -651,7 +651,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 @_handled
 def cmd_show(args: argparse.Namespace) -> int:
     """A patient's visits as entered, each guideline's verdict and repeat test, and diagnoses."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import patient_summary
 
     summary = patient_summary(Registry.open(_workspace(args)), args.patient)

@@ -30,19 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataset.registry import (
-    DIABETES_DIAGNOSES,
-    DIAGNOSES,
-    Confirmation,
-    NewVisit,
-    ParsedRow,
-    Reading,
-    Registry,
-    RowError,
-    Visit,
-    VisitMapping,
-    parse_visits_csv,
-)
 from dataset.store import Store
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import (
@@ -64,6 +51,19 @@ from training.diagnosis.features import (
     type_distinction_warning,
 )
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
+from training.diagnosis.registry import (
+    DIABETES_DIAGNOSES,
+    DIAGNOSES,
+    Confirmation,
+    NewVisit,
+    ParsedRow,
+    Reading,
+    Registry,
+    RowError,
+    Visit,
+    VisitMapping,
+    parse_visits_csv,
+)
 
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
@@ -174,7 +174,8 @@ def visit_from_entry(
 
     ``fields_`` are measurements by name (``hba1c``, ``fpg``, ``ogtt_1h``, ``ogtt_2h``,
     ``random_glucose``, ``gct_1h``, ``ogtt100_0h`` … ``ogtt100_3h``) and the remaining
-    :class:`~dataset.registry.NewVisit` fields (``symptoms``, ``pregnant``, ``bmi``, ...).
+    :class:`~training.diagnosis.registry.NewVisit` fields (``symptoms``, ``pregnant``, ``bmi``,
+    ...).
 
     Raises:
         MeasurementError: a value without its unit, an unknown unit, or a value that cannot
