@@ -241,7 +241,8 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
     """Job target: train on the workspace's train split, stage the best checkpoint, and make it
     current if it beats the current model (or the colour rules) on the validation tiles."""
     from model_zoo import ModelCard, Zoo
-    from model_zoo.card import describe_machine, new_model_id
+    from model_zoo.card import new_model_id
+    from training.model import describe_machine
     from training.segment import SegTrainConfig, train_segmentation
 
     config = SegTrainConfig(**params.get("config", {}))
@@ -541,7 +542,8 @@ class LoadedModel:
 
 def load_model(workspace: Path, model_id: str | None = None) -> LoadedModel | None:
     """The current segmentation model (or ``model_id``); None when no model exists yet."""
-    from model_zoo import Zoo, load_segmentation_model
+    from model_zoo import Zoo
+    from training.model import load_segmentation_model
 
     zoo = Zoo(workspace)
     if model_id is None and zoo.current("segmentation") is None:

@@ -761,11 +761,12 @@ def fit_and_stage(
     Raises:
         DiagnosisError: the data or settings cannot be used.
     """
-    from model_zoo.card import ModelCard, describe_machine
+    from model_zoo.card import ModelCard
     from model_zoo.zoo import Zoo
     from training.diagnosis.checkpoint import card_fields, save_classifier
     from training.diagnosis.classifier import fit_classifier
     from training.diagnosis.crossval import cross_validate
+    from training.model import describe_machine
 
     started = time.perf_counter()
     registry = Registry.open(workspace) if request.csv is None else None
