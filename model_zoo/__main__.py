@@ -19,10 +19,10 @@ import json
 import sys
 from collections.abc import Sequence
 
+from dataset.cliutil import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, common_parser, report_error
 from model_zoo.card import KINDS, ModelCard, flat_metrics
 from model_zoo.zoo import Zoo, ZooError, default_workspace, metric_columns
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 MOVED = {"promote": "promote MODEL_ID", "rollback": "rollback [--kind KIND]"}
 
 
@@ -87,10 +87,7 @@ def _card_json(card: ModelCard, current: bool) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; options may come before or after the subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS so a subcommand's copy of an option does not reset one given before it.
-    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    common = common_parser()
     common.add_argument("--kind", choices=KINDS, default=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
@@ -117,14 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    if args.command in MOVED:
-        print(
-            f"error: promote and rollback moved to the training package, which checks the "
-            f"weights and queues re-scoring: run python -m training {MOVED[args.command]}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     as_json = getattr(args, "json", False)
+    if args.command in MOVED:
+        return report_error(
+            "promote and rollback moved to the training package, which checks the weights "
+            f"and queues re-scoring: run python -m training {MOVED[args.command]}",
+            EXIT_USAGE,
+            as_json,
+        )
     kind = getattr(args, "kind", None)
     zoo = Zoo(default_workspace(getattr(args, "workspace", None)))
     try:
@@ -147,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else format_card(card, is_current)
             )
     except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return report_error(exc, EXIT_REFUSED, as_json)
     return EXIT_OK
 
 
