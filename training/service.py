@@ -38,9 +38,10 @@ from pydantic import BaseModel, ConfigDict
 from dataset._delta import TS
 from dataset.masks import decode_mask_png
 from dataset.store import Store, StoreError
+from training.kinds import SCORE, TRAIN_SEGMENTATION, target_of
 
-SEGMENT_TARGET = "training.service:segment_job"
-SCORE_TARGET = "training.service:score_job"
+SEGMENT_TARGET = target_of(TRAIN_SEGMENTATION)
+SCORE_TARGET = target_of(SCORE)
 
 _SCORES = pa.schema(
     [
@@ -110,7 +111,7 @@ def split_counts(store: Store) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- training
-TRAIN_KIND = "train-segmentation"
+TRAIN_KIND = TRAIN_SEGMENTATION
 
 
 class RunConflictError(Exception):
@@ -668,7 +669,7 @@ def submit_scoring(workspace: Path, strategy: str) -> str:
     from training.strategies import get_strategy
 
     get_strategy(strategy)
-    return JobRunner(workspace).submit("score", SCORE_TARGET, {"strategy": strategy}).job_id
+    return JobRunner(workspace).submit(SCORE, SCORE_TARGET, {"strategy": strategy}).job_id
 
 
 DEFAULT_STRATEGY = "entropy"
@@ -710,7 +711,7 @@ def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | 
 
     runner = JobRunner(workspace)
     pending = runner.list(states=[JobState.QUEUED, JobState.RUNNING])
-    if any(j.kind == "score" for j in pending):
+    if any(j.kind == SCORE for j in pending):
         return None
     return submit_scoring(workspace, strategy)
 

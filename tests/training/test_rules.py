@@ -54,3 +54,42 @@ def test_a_second_training_run_is_refused_while_one_is_queued(tmp_path: Path, ca
     JobRunner(tmp_path).cancel(first)  # a cancelled run frees the slot
     second = submit_training(tmp_path, {"epochs": 1})
     assert second != first
+
+
+def test_every_job_kind_names_a_target_that_exists() -> None:
+    import importlib
+
+    from training.kinds import JOB_KINDS, target_of
+
+    for kind, target in JOB_KINDS.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), kind
+    with pytest.raises(KeyError, match="the kinds are: train-segmentation, score"):
+        target_of("train")
+
+
+def test_job_kinds_are_spelled_only_in_the_table() -> None:
+    """A kind written as a literal elsewhere would drift from the table (``score`` is left out:
+    it is also a column name)."""
+    from training.kinds import JOB_KINDS
+
+    root = Path(__file__).resolve().parents[2]
+    found = [
+        f"{path.relative_to(root)}: {kind}"
+        for folder in ("training", "pages", "dataset", "model_zoo")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "kinds.py"
+        for kind in JOB_KINDS
+        if f'"{kind}"' in path.read_text(encoding="utf-8") and kind != "score"
+    ]
+    assert found == []
+
+
+def test_submitted_jobs_use_the_tables_targets(tmp_path: Path) -> None:
+    from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
+    from training.service import submit_scoring
+
+    for job_id in (submit_training(tmp_path, {"epochs": 1}), submit_scoring(tmp_path, "random")):
+        spec = JobSpec.model_validate_json((tmp_path / "jobs" / job_id / "spec.json").read_text())
+        assert spec.kind in (TRAIN_SEGMENTATION, SCORE)
+        assert spec.target == JOB_KINDS[spec.kind]

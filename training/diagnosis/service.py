@@ -64,6 +64,7 @@ from training.diagnosis.registry import (
     VisitMapping,
     parse_visits_csv,
 )
+from training.kinds import TRAIN_DIAGNOSIS, target_of
 
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
@@ -109,8 +110,8 @@ __all__ = [
 ]
 
 BINARY_CLASSES: tuple[str, str] = ("no diabetes", "diabetes")
-TRAIN_JOB_TARGET = "training.diagnosis.service:train_job"
-TRAIN_JOB_KIND = "train-diagnosis"
+TRAIN_JOB_KIND = TRAIN_DIAGNOSIS
+TRAIN_JOB_TARGET = target_of(TRAIN_DIAGNOSIS)
 # Several classes need this many confirmed rows each; fewer and ``auto`` trains binary.
 MIN_ROWS_PER_CLASS = 10
 
