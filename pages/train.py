@@ -34,6 +34,7 @@ from training.service import (
     TRAIN_KIND,
     RunConflictError,
     active_training,
+    conflict_message,
     promote_model,
     rollback_model,
     split_counts,
@@ -292,7 +293,7 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
                 "label tiles of more smears (the Dataset page shows each smear's split)."
             )
         elif busy is not None:
-            st.info("A training run is already queued or running; cancel it or wait for it.")
+            st.info(conflict_message(busy))
         start = st.form_submit_button(
             "Start training", type="primary", disabled=bool(missing) or busy is not None
         )

@@ -139,6 +139,14 @@ def active_training(workspace: Path):
     return None
 
 
+def conflict_message(busy) -> str:
+    """Why a new run cannot start while ``busy`` (a training job's status) is live."""
+    return (
+        f"Training job {busy.job_id} is already {busy.state}; one training run at a time. "
+        f"Wait for it to end or cancel it (python -m training cancel {busy.job_id})."
+    )
+
+
 def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
     """Queue a segmentation training run; returns the job id.
 
@@ -157,10 +165,7 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
     busy = active_training(workspace)
     if busy is not None:
-        raise RunConflictError(
-            f"Training job {busy.job_id} is already {busy.state}; one training run at a time. "
-            f"Wait for it to end or cancel it (python -m training cancel {busy.job_id})."
-        )
+        raise RunConflictError(conflict_message(busy))
     status = JobRunner(workspace).submit(
         TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
     )
