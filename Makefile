@@ -23,24 +23,30 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.runtime
-install-dev: $(VENV)/.dev
+# The project itself, editable, so the `smearlab` console script exists. Offline: no build
+# isolation, the venv's setuptools (>= 70.1, which builds editable wheels itself) builds it.
+$(VENV)/.project: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.project
+install-dev: $(VENV)/.dev $(VENV)/.project
 
 # `make run` serves this machine only; `make serve` serves the network (PORT ?= 8501), and
 # every page then warns that nothing is protected: SmearLab has no accounts yet.
 PORT ?= 8501
 
-run: $(VENV)/.runtime
+run: $(VENV)/.project
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-serve: $(VENV)/.runtime
+serve: $(VENV)/.project
 	$(PY) -m streamlit run app.py --server.address 0.0.0.0 --server.port $(PORT)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev $(VENV)/.project lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev

@@ -1,5 +1,5 @@
-"""SmearLab's dataset package: the workspace store, ingest, masks, imports, releases and the
-patient registry.
+"""SmearLab's dataset package: the workspace store, ingest, masks, imports and releases.
+(The patient registry is :mod:`training.diagnosis.registry`, beside the criteria it uses.)
 
 Never imports Streamlit. Names below are loaded on first use, so a light submodule (such as
 :mod:`dataset.durable`, which the job runner imports in every job process) does not pull in
@@ -24,7 +24,6 @@ _EXPORTS = {
     "Store": "dataset.store",
     "StoreError": "dataset.store",
     "TileInfo": "dataset.store",
-    "Registry": "dataset.registry",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,8 +18,9 @@ Usage::
     python -m dataset settings get [KEY] | set KEY VALUE | unset KEY
 
 Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
-``--json`` (print one JSON document). Exit status: 0 done, 1 some input was refused,
-2 usage error, 3 a revision conflict. Errors go to stderr as one sentence, no traceback.
+``--json`` (print one JSON document). Exit status (:mod:`dataset.cliutil`): 0 done, 1 some
+input was refused, 2 usage error, 3 a revision conflict. Errors go to stderr as one sentence,
+or as one JSON document under ``--json``; no traceback.
 This module only parses, calls the dataset package and formats.
 """
 
@@ -35,12 +36,19 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from dataset.cliutil import (
+    EXIT_CONFLICT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    common_parser,
+    json_flag,
+    report_error,
+)
 from dataset.ingest import IngestResult, MetaError, SmearMeta
 from dataset.masks import DEFAULT_LEVEL_TOLERANCE
 from dataset.schema import SchemaError
 from dataset.store import RevisionConflict, Store, StoreError
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
 
 
 class CliError(Exception):
@@ -411,12 +419,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; --workspace and --json may come before or after the command."""
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS so a subcommand's copy of an option does not reset one given before it.
-    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
-    )
+    common = common_parser()
     parser = argparse.ArgumentParser(
         prog="python -m dataset",
         description="The SmearLab workspace: smears, tiles, masks and releases.",
@@ -506,20 +509,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    as_json = json_flag(args)
     try:
         return args.handler(args)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.code
+        return report_error(exc, exc.code, as_json)
     except RevisionConflict as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFLICT
+        return report_error(exc, EXIT_CONFLICT, as_json)
     except (StoreError, SchemaError, ValueError) as exc:
         # Library refusals (pairs CSV, schema, unknown tile, release errors) already name
         # the input and what to do.
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return report_error(exc, EXIT_REFUSED, as_json)
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"error: cannot access{where} ({exc.strerror or exc}).", file=sys.stderr)
-        return EXIT_REFUSED
+        return report_error(f"cannot access{where} ({exc.strerror or exc}).", EXIT_REFUSED, as_json)

@@ -1,10 +1,12 @@
-"""Checkpoint registry for SmearLab: model cards, current model per kind, promote, roll back, load.
+"""Checkpoint registry for SmearLab: model cards, the current model per kind, its history.
 
-Never imports Streamlit or torch at import time; :func:`load_segmentation_model` imports torch
-when called.
+The zoo stores files, cards and the current pointer; it imports no model library (torch,
+segmentation_models_pytorch). Loading a model is :func:`training.model.load_segmentation_model`;
+promote and roll back as the pages and CLIs ask them (weights checked, re-scoring queued) are
+:func:`training.service.promote_model` and :func:`training.service.rollback_model`.
 """
 
-from model_zoo.card import KINDS, ModelCard, describe_machine, flat_metrics, new_model_id
+from model_zoo.card import KINDS, ModelCard, flat_metrics, new_model_id
 from model_zoo.zoo import (
     ClassMismatchError,
     NothingToRollBackError,
@@ -13,7 +15,6 @@ from model_zoo.zoo import (
     Zoo,
     ZooError,
     default_workspace,
-    load_segmentation_model,
     metric_columns,
 )
 
@@ -27,9 +28,7 @@ __all__ = [
     "Zoo",
     "ZooError",
     "default_workspace",
-    "describe_machine",
     "flat_metrics",
-    "load_segmentation_model",
     "metric_columns",
     "new_model_id",
 ]

@@ -1,14 +1,15 @@
-"""Command line for the model zoo.
+"""Command line for the model zoo: list and show models.
 
 Usage::
 
     python -m model_zoo list     [--kind segmentation|diagnosis] [--json] [--workspace W]
     python -m model_zoo show     MODEL_ID [--json] [--workspace W]
-    python -m model_zoo promote  MODEL_ID [--json] [--workspace W]
-    python -m model_zoo rollback [--kind segmentation|diagnosis] [--json] [--workspace W]
 
-Exit status: 0 done, 1 refused (unknown id, class mismatch, weights that do not load or run,
-nothing to roll back), 2 usage.
+Promote and roll back moved to ``python -m training promote|rollback``: they are rules (the
+weights are checked, a new current model queues re-scoring), and the zoo only stores files,
+cards and the current pointer. Asked here, they answer with where they went (exit status 2).
+
+Exit status: 0 done, 1 refused (unknown id), 2 usage.
 """
 
 from __future__ import annotations
@@ -16,41 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
+from dataset.cliutil import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, common_parser, report_error
 from model_zoo.card import KINDS, ModelCard, flat_metrics
 from model_zoo.zoo import Zoo, ZooError, default_workspace, metric_columns
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-
-
-def workspace_classes(workspace: Path) -> list[str] | None:
-    """Class names of the workspace's schema; None when there is none to check against.
-
-    That is when the dataset package is unavailable or the workspace has no class list yet
-    (then a note goes to stderr and promotion is not checked).
-    """
-    try:
-        from dataset.store import Store, StoreError
-    except ImportError:
-        return None
-    try:
-        return list(Store.open(workspace).schema().names)
-    except StoreError as exc:
-        print(f"note: class check skipped: {exc}", file=sys.stderr)
-        return None
-
-
-def weights_check(card: ModelCard) -> Callable[[Path], None] | None:
-    """The promotion check of :func:`training.model.promotion_check`.
-
-    Loading a model belongs to ``training``; the zoo imports it lazily, here only, until
-    promotion moves into the training service.
-    """
-    from training.model import promotion_check
-
-    return promotion_check(card)
+MOVED = {"promote": "promote MODEL_ID", "rollback": "rollback [--kind KIND]"}
 
 
 def format_models(cards: Sequence[ModelCard], current_ids: set[str]) -> str:
@@ -114,24 +87,24 @@ def _card_json(card: ModelCard, current: bool) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; options may come before or after the subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS so a subcommand's copy of an option does not reset one given before it.
-    common.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    common = common_parser()
     common.add_argument("--kind", choices=KINDS, default=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="python -m model_zoo",
-        description="List, inspect, promote and roll back trained models.",
+        description="List and inspect trained models (promote, roll back: python -m training).",
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", parents=[common], help="list models, current marked with *")
     show = commands.add_parser("show", parents=[common], help="show one model card")
     show.add_argument("model_id")
-    promote = commands.add_parser("promote", parents=[common], help="make a model current")
-    promote.add_argument("model_id")
-    commands.add_parser("rollback", parents=[common], help="return to the previously current model")
+    # Moved to python -m training; kept so the old command names say where they went.
+    for name in MOVED:
+        moved = commands.add_parser(
+            name, parents=[common], help=f"moved: python -m training {name}"
+        )
+        moved.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     return parser
 
 
@@ -142,6 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     as_json = getattr(args, "json", False)
+    if args.command in MOVED:
+        return report_error(
+            "promote and rollback moved to the training package, which checks the weights "
+            f"and queues re-scoring: run python -m training {MOVED[args.command]}",
+            EXIT_USAGE,
+            as_json,
+        )
     kind = getattr(args, "kind", None)
     zoo = Zoo(default_workspace(getattr(args, "workspace", None)))
     try:
@@ -163,31 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if as_json
                 else format_card(card, is_current)
             )
-        elif args.command == "promote":
-            card = zoo.get(args.model_id)  # unknown ids fail before the workspace is touched
-            previous = zoo.current(card.kind)
-            card = zoo.promote(
-                card.model_id,
-                classes=workspace_classes(zoo.workspace),
-                verify=weights_check(card),
-            )
-            was = previous.model_id if previous else None
-            if as_json:
-                print(json.dumps({"kind": card.kind, "current": card.model_id, "previous": was}))
-            else:
-                print(f"{card.kind}: {card.model_id} is now current (was {was or 'none'})")
-        elif args.command == "rollback":
-            kind = kind or "segmentation"
-            previous = zoo.current(kind)
-            card = zoo.rollback(kind)
-            was = previous.model_id if previous else None
-            if as_json:
-                print(json.dumps({"kind": kind, "current": card.model_id, "previous": was}))
-            else:
-                print(f"{kind}: rolled back to {card.model_id} (was {was or 'none'})")
     except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return report_error(exc, EXIT_REFUSED, as_json)
     return EXIT_OK
 
 

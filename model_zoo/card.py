@@ -14,8 +14,6 @@ Metrics convention (so that lists and comparisons line up across runs):
 from __future__ import annotations
 
 import math
-import os
-import platform
 import re
 import secrets
 from datetime import UTC, datetime
@@ -28,7 +26,6 @@ __all__ = [
     "KINDS",
     "Kind",
     "ModelCard",
-    "describe_machine",
     "flat_metrics",
     "new_model_id",
 ]
@@ -130,21 +127,3 @@ def _is_number(value: Any) -> bool:
         and not isinstance(value, bool)
         and not (isinstance(value, float) and math.isnan(value))
     )
-
-
-def describe_machine(device: str | None = None) -> str:
-    """Describe where this process trains, e.g. ``"cpu: x86_64, 2 cores; torch 2.14.1"``.
-
-    Args:
-        device: The torch device training used (``"cpu"``, ``"cuda"``, ``"cuda:0"``); when it is a
-            CUDA device and CUDA is available, the GPU name is given.
-    """
-    cpu = f"{platform.machine() or 'unknown cpu'}, {os.cpu_count() or '?'} cores"
-    try:
-        import torch  # lazy: cards are read by processes that never need torch
-    except ImportError:
-        return f"cpu: {cpu}"
-    if device and device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(device).index or 0
-        return f"cuda: {torch.cuda.get_device_name(index)}; {cpu}; torch {torch.__version__}"
-    return f"cpu: {cpu}; torch {torch.__version__}"

@@ -1,4 +1,4 @@
-"""The checkpoint registry: add, list, compare, promote, roll back and load trained models.
+"""The checkpoint registry: add, list, compare, promote and roll back trained models (files only).
 
 Promises:
 
@@ -20,7 +20,6 @@ Promises:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -28,15 +27,12 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from dataset.durable import atomic_write_text, fsync_dir, fsync_path, locked
 from model_zoo.card import KINDS, MODEL_ID_RE, ModelCard, flat_metrics, new_model_id
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "ClassMismatchError",
@@ -46,7 +42,6 @@ __all__ = [
     "Zoo",
     "ZooError",
     "default_workspace",
-    "load_segmentation_model",
     "metric_columns",
 ]
 
@@ -432,61 +427,6 @@ def metric_columns(cards: Sequence[ModelCard]) -> list[str]:
         return len(preferred), name
 
     return sorted(names, key=rank)
-
-
-def load_segmentation_model(
-    zoo: Zoo, model_id: str | None = None, device: str = "cpu"
-) -> tuple[torch.nn.Module, ModelCard]:
-    """Load a segmentation checkpoint in eval mode, from safetensors only.
-
-    The architecture is rebuilt from ``config.json`` as written by smp's ``save_pretrained``
-    (``_model_class`` plus init arguments). ``smp.from_pretrained`` is not used because it would
-    build the encoder with the saved ``encoder_weights`` first, which downloads ImageNet weights
-    that the checkpoint then overwrites; here the encoder is built empty and filled from the file.
-
-    Args:
-        zoo: The zoo to load from.
-        model_id: Which model; the current segmentation model when None.
-        device: Torch device to put the model on.
-
-    Returns:
-        The model (in eval mode) and its card.
-
-    Raises:
-        ZooError: No current model, the id is not a segmentation model, or the files disagree.
-    """
-    import segmentation_models_pytorch as smp  # lazy: heavy, and only loaders need it
-    import torch
-    from safetensors.torch import load_file
-
-    if model_id is None:
-        card = zoo.current("segmentation")
-        if card is None:
-            raise ZooError("there is no current segmentation model yet; train one first")
-    else:
-        card = zoo.get(model_id)
-    if card.kind != "segmentation":
-        raise ZooError(f"model {card.model_id} is a {card.kind} model, not a segmentation model")
-    folder = zoo.path(card.model_id)
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    class_name = config.get("_model_class")
-    model_class = getattr(smp, str(class_name), None)
-    if not isinstance(model_class, type) or not issubclass(model_class, torch.nn.Module):
-        raise ZooError(
-            f"{folder / CONFIG_FILE} names model class {class_name!r}, which "
-            "segmentation_models_pytorch does not have; save checkpoints with smp's save_pretrained"
-        )
-    kwargs = {key: value for key, value in config.items() if not key.startswith("_")}
-    kwargs["encoder_weights"] = None  # every weight comes from the checkpoint file
-    if kwargs.get("classes") not in (None, len(card.classes)):
-        raise ZooError(
-            f"model {card.model_id} predicts {kwargs['classes']} classes but its card lists "
-            f"{len(card.classes)} ({card.classes}); the checkpoint is inconsistent"
-        )
-    model = model_class(**kwargs)
-    state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
-    model.load_state_dict(state, strict=True)
-    return model.to(device).eval(), card
 
 
 # ---------------------------------------------------------------------- file helpers

@@ -15,7 +15,7 @@ What it promises:
 - Import: a column-mapping form (every field, every unit or unit column) with a preview.
 - Training queues a background job (``training.diagnosis.service:train_job``) and never
   blocks the page; its cross-validated metrics are shown with the current model.
-All logic lives in :mod:`dataset.registry` and :mod:`training.diagnosis.service`.
+All logic lives in :mod:`training.diagnosis.registry` and :mod:`training.diagnosis.service`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dataset.registry import (
+from dataset.settings import SettingsError, get_settings
+from model_zoo import Zoo, ZooError
+from pages import _common
+from training.diagnosis import DISCLAIMER, MeasurementError
+from training.diagnosis.criteria import LABELS, REPEAT_WINDOW_DAYS
+from training.diagnosis.registry import (
     DIAGNOSES,
     DIAGNOSIS_LABELS,
     MAPPING_FIELDS,
@@ -38,11 +43,6 @@ from dataset.registry import (
     Visit,
     VisitMapping,
 )
-from dataset.settings import SettingsError, get_settings
-from model_zoo import Zoo, ZooError
-from pages import _common
-from training.diagnosis import DISCLAIMER, MeasurementError
-from training.diagnosis.criteria import LABELS, REPEAT_WINDOW_DAYS
 from training.diagnosis.service import (
     TRAIN_JOB_KIND,
     DiagnosisError,

@@ -23,6 +23,7 @@ from dataset.store import Store, StoreError
 from model_zoo import ZooError
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
+from training.kinds import SCORE
 from training.service import (
     cached_scores,
     submit_scoring,
@@ -33,7 +34,7 @@ from training.strategies import STRATEGIES, uncertainty_map
 
 JOB_KEY = "score_job_id"
 LABEL_STRATEGY_KEY = "label_strategy"
-SCORE_KIND = "score"
+SCORE_KIND = SCORE
 POLL_S = 1.0
 GRID_COLUMNS = 3
 DEFAULT_STRATEGY = "entropy"

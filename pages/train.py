@@ -23,19 +23,26 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from dataset.settings import get_settings
 from dataset.store import Store
 from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
 from training.jobs import JobError, JobRunner, JobState, JobStatus, UnknownJobError
 from training.metrics import absent_note
-from training.model import ENCODERS, promotion_check
+from training.model import ENCODERS
 from training.segment import SegTrainConfig
-from training.service import queue_rescoring, split_counts, submit_training
+from training.service import (
+    TRAIN_KIND,
+    RunConflictError,
+    active_training,
+    conflict_message,
+    promote_model,
+    rollback_model,
+    split_counts,
+    submit_training,
+)
 
 JOB_KEY = "train_job_id"
 FLASH_KEY = "train_flash"
-TRAIN_KIND = "train-segmentation"
 POLL_S = 2.0
 TRAIN_SERIES = "training (per step)"
 # Left out of the runs table: ``miou`` repeats ``mean_iou`` and ``n_pixels`` says little;
@@ -155,13 +162,6 @@ def _latest_training_job(runner: JobRunner) -> str | None:
     for status in runner.list(limit=50):
         if status.kind == TRAIN_KIND:
             return status.job_id
-    return None
-
-
-def _active_training(runner: JobRunner) -> JobStatus | None:
-    for status in runner.list(states=[JobState.QUEUED, JobState.RUNNING]):
-        if status.kind == TRAIN_KIND:
-            return status
     return None
 
 
@@ -293,7 +293,7 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
                 "label tiles of more smears (the Dataset page shows each smear's split)."
             )
         elif busy is not None:
-            st.info("A training run is already queued or running; cancel it or wait for it.")
+            st.info(conflict_message(busy))
         start = st.form_submit_button(
             "Start training", type="primary", disabled=bool(missing) or busy is not None
         )
@@ -304,11 +304,10 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
         "epochs": int(epochs),
         "time_budget_min": float(minutes) if minutes else None,
         "seed": int(seed),
-        "device": get_settings().device,
     }
     try:
         st.session_state[JOB_KEY] = submit_training(workspace, settings)
-    except (ValidationError, JobError, OSError) as exc:
+    except (ValidationError, JobError, RunConflictError, OSError) as exc:
         st.error(f"The run could not be queued: {exc}")
         return
     st.rerun()  # redraw with Start disabled and the new run's panel
@@ -371,18 +370,14 @@ def _flash(kind: str, text: str) -> None:
     st.session_state[FLASH_KEY] = (kind, text)
 
 
-def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
+def _promote(workspace: str, model_id: str) -> None:
     try:
-        zoo = Zoo(Path(workspace))
-        card = zoo.promote(
-            model_id, classes=list(classes), verify=promotion_check(zoo.get(model_id))
-        )
+        change = promote_model(Path(workspace), model_id)
     except ZooError as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
-    queued = queue_rescoring(Path(workspace))
-    note = " Unlabelled tiles are being re-scored with it." if queued else ""
-    if card.metrics.get("beats_rules") is False:
+    note = " Unlabelled tiles are being re-scored with it." if change.rescoring else ""
+    if change.card.metrics.get("beats_rules") is False:
         _flash(
             "warning",
             f"Model {model_id} is now the current model, although it did not beat the colour "
@@ -394,12 +389,11 @@ def _promote(workspace: str, model_id: str, classes: tuple[str, ...]) -> None:
 
 def _rollback(workspace: str) -> None:
     try:
-        card = Zoo(Path(workspace)).rollback("segmentation")
+        change = rollback_model(Path(workspace), "segmentation")
     except ZooError as exc:
         _flash("warning", f"Nothing rolled back: {exc}.")
         return
-    queue_rescoring(Path(workspace))
-    _flash("success", f"Rolled back: model {card.model_id} is current again.")
+    _flash("success", f"Rolled back: model {change.card.model_id} is current again.")
 
 
 def _runs(workspace: Path, store: Store) -> None:
@@ -456,7 +450,7 @@ def _runs(workspace: Path, store: Store) -> None:
     row[1].button(
         "Promote",
         on_click=_promote,
-        args=(str(workspace), chosen, schema.names if schema else ()),
+        args=(str(workspace), chosen),
         disabled=chosen == current_id or schema is None,
         help="Make this model the current one.",
         width="stretch",
@@ -488,7 +482,7 @@ def main() -> None:
     cols[2].metric("Test tiles", counts["test"], help="Kept aside; training never reads them")
 
     runner = JobRunner(workspace)
-    _start_form(workspace, counts, _active_training(runner))
+    _start_form(workspace, counts, active_training(workspace))
     job_id = st.session_state.get(JOB_KEY) or _latest_training_job(runner)
     st.subheader("Latest run")
     if job_id is None:

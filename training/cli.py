@@ -1,27 +1,36 @@
-"""``python -m training``: train, follow jobs, suggest tiles, analyse smears, evaluate models.
+"""``python -m training``: train, promote and roll back, follow jobs, suggest, analyse, evaluate.
 
 The workspace comes from ``--workspace``, else ``SMEARLAB_WORKSPACE``, else ``./workspace``.
-``--json`` prints one JSON document. Exit codes: 0 success, 1 refused input or a failed job,
-2 usage error.
+``--json`` prints one JSON document, and errors as JSON on stderr. Exit codes
+(:mod:`dataset.cliutil`): 0 success, 1 refused input or a failed job, 2 usage error,
+3 conflict (a training run is already queued or running).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataset.cliutil import (
+    EXIT_CONFLICT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    common_parser,
+    json_flag,
+    report_error,
+    workspace_flag,
+)
 from dataset.settings import get_settings
 
 
 def _workspace(args: argparse.Namespace) -> Path:
-    return get_settings(workspace=args.workspace).workspace
+    return get_settings(workspace=workspace_flag(args)).workspace
 
 
 def _print(args: argparse.Namespace, payload: object, text: str) -> None:
-    print(json.dumps(payload, default=str) if args.json else text)
+    print(json.dumps(payload, default=str) if json_flag(args) else text)
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -38,6 +47,7 @@ def _segment(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "patch_size": args.patch_size,
             "lr": args.lr,
+            "device": args.device,
         }.items()
         if v is not None
     }
@@ -57,7 +67,7 @@ def _segment(args: argparse.Namespace) -> int:
             if k in p
         )
         line = f"[{status.state}] {fields}"
-        if not args.json and (not shown or shown[-1] != line):
+        if not json_flag(args) and (not shown or shown[-1] != line):
             shown.append(line)
             print(line, flush=True)
 
@@ -69,13 +79,35 @@ def _segment(args: argparse.Namespace) -> int:
     if selection:
         text += "\n" + selection["reason"]
     _print(args, payload, text)
-    return 0 if status.state == JobState.DONE else 1
+    return EXIT_OK if status.state == JobState.DONE else EXIT_REFUSED
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from training.service import promote_model
+
+    change = promote_model(_workspace(args), args.model_id)
+    return _pointer(args, change, "is now current")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from training.service import rollback_model
+
+    change = rollback_model(_workspace(args), args.kind)
+    return _pointer(args, change, "is current again (rolled back)")
+
+
+def _pointer(args: argparse.Namespace, change, what: str) -> int:
+    text = f"{change.card.kind}: {change.card.model_id} {what} (was {change.previous or 'none'})"
+    if change.rescoring:
+        text += f"\nqueued re-scoring job {change.rescoring}"
+    _print(args, change.to_json(), text)
+    return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
     from training.jobs import cli_jobs
 
-    return cli_jobs(_workspace(args), as_json=args.json)
+    return cli_jobs(_workspace(args), as_json=json_flag(args))
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -144,8 +176,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     loaded = _loaded(args, ws)
     if loaded is None:
-        print("error: no segmentation model yet; train one first.", file=sys.stderr)
-        return 1
+        return report_error("no segmentation model yet; train one first.", 1, json_flag(args))
     report = evaluate_pairs(read_pairs_csv(Path(args.pairs)), args.levels, loaded)
     lines = [
         f"{c:>14}  IoU {v['iou'] if v['iou'] is not None else float('nan'):.3f}"
@@ -158,9 +189,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", type=Path, default=None, help="workspace folder")
-    common.add_argument("--json", action="store_true", help="print one JSON document")
+    common = common_parser()
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -172,8 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--device", help="torch device, e.g. cuda (default: SMEARLAB_DEVICE, cpu)")
     p.add_argument("--wait", action="store_true", help="block until the job ends")
     p.set_defaults(func=_segment)
+
+    p = sub.add_parser(
+        "promote", parents=[common], help="make a model current (weights checked, re-scores)"
+    )
+    p.add_argument("model_id")
+    p.set_defaults(func=_promote)
+    p = sub.add_parser("rollback", parents=[common], help="return to the previous current model")
+    p.add_argument("--kind", choices=("segmentation", "diagnosis"), default="segmentation")
+    p.set_defaults(func=_rollback)
 
     p = sub.add_parser("jobs", parents=[common], help="list recent jobs")
     p.set_defaults(func=_jobs)
@@ -208,10 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from model_zoo import ZooError
+    from training.service import RunConflictError
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    as_json = json_flag(args)
     try:
         return int(args.func(args))
+    except RunConflictError as exc:
+        return report_error(exc, EXIT_CONFLICT, as_json)
+    except ZooError as exc:
+        return report_error(exc, EXIT_REFUSED, as_json)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+        return report_error(message, EXIT_REFUSED, as_json)

@@ -212,7 +212,7 @@ class JobRunner:
         """Queue a job and make sure a worker will run it.
 
         Args:
-            kind: What the job is, e.g. ``"train-segmentation"``; shown in lists.
+            kind: What the job is (one of :data:`training.kinds.JOB_KINDS`); shown in lists.
             target: ``"package.module:function"``, called as ``function(ctx, params)`` in the
                 job process. It is imported only there, so heavy imports stay out of the caller.
             params: JSON-serialisable parameters for the target.

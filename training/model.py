@@ -9,6 +9,8 @@ about normalisation. Nothing here downloads weights unless asked for by name.
 
 from __future__ import annotations
 
+import os
+import platform
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,27 +114,92 @@ def _load_encoder_weights(model: SegModel, path: Path) -> None:
     model.encoder.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
+def _rebuild(folder: Path) -> SegModel:
+    """The model of a checkpoint folder: rebuilt from ``config.json`` (smp's ``_model_class``
+    plus init arguments) with no encoder weights to fetch, then filled strictly from
+    ``model.safetensors``. ``smp.from_pretrained`` is not used because it would build the
+    encoder with the saved ``encoder_weights`` first, which downloads ImageNet weights that the
+    checkpoint then overwrites.
+
+    Raises:
+        ValueError: ``config.json`` names no smp model class.
+    """
+    import json
+
+    import segmentation_models_pytorch as smp
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    class_name = config.get("_model_class")
+    model_class = getattr(smp, str(class_name), None)
+    if not isinstance(model_class, type) or not issubclass(model_class, torch.nn.Module):
+        raise ValueError(
+            f"{folder / 'config.json'} names model class {class_name!r}, which "
+            "segmentation_models_pytorch does not have; save checkpoints with smp's save_pretrained"
+        )
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    kwargs["encoder_weights"] = None  # every weight comes from the checkpoint file
+    model = model_class(**kwargs)
+    model.load_state_dict(load_file(str(folder / "model.safetensors"), device="cpu"), strict=True)
+    return model
+
+
 def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel:
     """Load a checkpoint folder written by ``model.save_pretrained`` and put it in eval mode.
 
-    Only ``config.json`` and ``model.safetensors`` are read; nothing is unpickled.
+    The one loader of segmentation checkpoints (the zoo's current model, a bench's checkpoint,
+    the promotion check): only ``config.json`` and ``model.safetensors`` are read; nothing is
+    downloaded or unpickled.
     """
-    import segmentation_models_pytorch as smp
-
     folder = Path(path)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(
             f"{folder} is not a segmentation checkpoint: it needs config.json and "
             "model.safetensors (written by model.save_pretrained)."
         )
-    model = smp.from_pretrained(str(folder))
-    return model.to(device).eval()
+    return _rebuild(folder).to(device).eval()
+
+
+def load_segmentation_model(zoo, model_id: str | None = None, device: str = "cpu"):
+    """Load a segmentation model of ``zoo`` (:class:`model_zoo.Zoo`) in eval mode.
+
+    Args:
+        model_id: Which model; the current segmentation model when None.
+        device: Torch device to put the model on.
+
+    Returns:
+        ``(model, card)``.
+
+    Raises:
+        model_zoo.ZooError: No current model, the id is not a segmentation model, or the
+            files disagree with the card.
+    """
+    from model_zoo import ZooError
+
+    if model_id is None:
+        card = zoo.current("segmentation")
+        if card is None:
+            raise ZooError("there is no current segmentation model yet; train one first")
+    else:
+        card = zoo.get(model_id)
+    if card.kind != "segmentation":
+        raise ZooError(f"model {card.model_id} is a {card.kind} model, not a segmentation model")
+    try:
+        model = load_model(zoo.path(card.model_id), device)
+    except ValueError as exc:
+        raise ZooError(str(exc)) from None
+    if model_classes_count(model) != len(card.classes):
+        raise ZooError(
+            f"model {card.model_id} predicts {model_classes_count(model)} classes but its card "
+            f"lists {len(card.classes)} ({card.classes}); the checkpoint is inconsistent"
+        )
+    return model, card
 
 
 def check_checkpoint(path: Path | str, n_classes: int | None = None) -> None:
     """Load a checkpoint folder's weights and run one forward pass on a dummy tile.
 
-    What ``model_zoo promote`` asks before a model becomes current: a checkpoint whose
+    What ``training promote`` asks before a model becomes current: a checkpoint whose
     weights do not load, or whose output is not ``n_classes`` finite maps, would otherwise
     only fail later, in every page and command that uses the current model. The model is
     rebuilt from ``config.json`` with no encoder weights to fetch, then filled from
@@ -147,23 +214,9 @@ def check_checkpoint(path: Path | str, n_classes: int | None = None) -> None:
         ValueError: The files are missing or unreadable, the weights do not fit the
             architecture, or the forward pass fails or gives the wrong or non-finite output.
     """
-    import json
-
-    import segmentation_models_pytorch as smp
-    from safetensors.torch import load_file
-
     folder = Path(path)
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        model_class = getattr(smp, str(config.get("_model_class")), None)
-        if not isinstance(model_class, type):
-            raise ValueError(
-                f"config.json names no smp model class ({config.get('_model_class')!r})"
-            )
-        kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-        kwargs["encoder_weights"] = None  # every weight comes from the checkpoint file
-        model = model_class(**kwargs)
-        model.load_state_dict(load_file(str(folder / "model.safetensors"), device="cpu"))
+        model = _rebuild(folder)
     except Exception as exc:  # safetensors, json, torch and smp each raise their own types
         raise ValueError(
             f"the checkpoint in {folder} cannot be loaded ({type(exc).__name__}: {exc}); "
@@ -232,10 +285,24 @@ def promotion_check(card) -> Callable[[Path], None] | None:
 
     For a segmentation model: load its weights and run one forward pass
     (:func:`check_checkpoint`) with as many output maps as its card lists classes. The Train
-    page's Promote button and ``python -m model_zoo promote`` both ask this, so neither can
+    page's Promote button and ``python -m training promote`` both ask this, so neither can
     make an unloadable checkpoint current. Other kinds need no check here (``None``).
     """
     if card.kind != "segmentation":
         return None
     n_classes = len(card.classes)
     return lambda folder: check_checkpoint(folder, n_classes)
+
+
+def describe_machine(device: str | None = None) -> str:
+    """Describe where this process trains, e.g. ``"cpu: x86_64, 2 cores; torch 2.14.1"``.
+
+    Args:
+        device: The torch device training used (``"cpu"``, ``"cuda"``, ``"cuda:0"``); when it is a
+            CUDA device and CUDA is available, the GPU name is given.
+    """
+    cpu = f"{platform.machine() or 'unknown cpu'}, {os.cpu_count() or '?'} cores"
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        return f"cuda: {torch.cuda.get_device_name(index)}; {cpu}; torch {torch.__version__}"
+    return f"cpu: {cpu}; torch {torch.__version__}"

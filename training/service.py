@@ -38,9 +38,10 @@ from pydantic import BaseModel, ConfigDict
 from dataset._delta import TS
 from dataset.masks import decode_mask_png
 from dataset.store import Store, StoreError
+from training.kinds import SCORE, TRAIN_SEGMENTATION, target_of
 
-SEGMENT_TARGET = "training.service:segment_job"
-SCORE_TARGET = "training.service:score_job"
+SEGMENT_TARGET = target_of(TRAIN_SEGMENTATION)
+SCORE_TARGET = target_of(SCORE)
 
 _SCORES = pa.schema(
     [
@@ -110,28 +111,144 @@ def split_counts(store: Store) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- training
+TRAIN_KIND = TRAIN_SEGMENTATION
+
+
+class RunConflictError(Exception):
+    """A run was refused because another one is queued or running (CLI exit status 3)."""
+
+
+def training_device(explicit: str | None = None) -> str:
+    """The torch device a training run uses: the ``--device`` flag (or a page's explicit
+    choice) when given, else the ``SMEARLAB_DEVICE`` setting (environment, then the
+    workspace's settings table), else ``cpu``."""
+    if explicit:
+        return explicit
+    from dataset.settings import get_settings
+
+    return get_settings().device
+
+
+def active_training(workspace: Path):
+    """The training job that is queued or running, or None (one run at a time)."""
+    from training.jobs import JobRunner, JobState
+
+    for status in JobRunner(workspace).list(states=[JobState.QUEUED, JobState.RUNNING]):
+        if status.kind == TRAIN_KIND:
+            return status
+    return None
+
+
+def conflict_message(busy) -> str:
+    """Why a new run cannot start while ``busy`` (a training job's status) is live."""
+    return (
+        f"Training job {busy.job_id} is already {busy.state}; one training run at a time. "
+        f"Wait for it to end or cancel it (python -m training cancel {busy.job_id})."
+    )
+
+
 def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
     """Queue a segmentation training run; returns the job id.
 
     Args:
         settings: Fields of :class:`training.segment.SegTrainConfig` (validated here so a
-            bad value is refused before anything is queued).
+            bad value is refused before anything is queued). Without ``device`` the run
+            uses :func:`training_device`.
+
+    Raises:
+        RunConflictError: A training run is already queued or running; only one runs at a
+            time, so the second is refused rather than queued behind it.
     """
     from training.jobs import JobRunner
     from training.segment import SegTrainConfig
 
-    config = SegTrainConfig(**settings)
+    config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
+    busy = active_training(workspace)
+    if busy is not None:
+        raise RunConflictError(conflict_message(busy))
     status = JobRunner(workspace).submit(
-        "train-segmentation", SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
+        TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
     )
     return status.job_id
+
+
+# --------------------------------------------------------------------------- promotion
+@dataclass(frozen=True)
+class PointerChange:
+    """What a promotion or a roll-back did.
+
+    Attributes:
+        card: The model that is now current.
+        previous: The model id that was current before, or None.
+        rescoring: The scoring job queued for the new current model; None when one was
+            already pending or the kind is not ranked by scores (diagnosis).
+    """
+
+    card: Any
+    previous: str | None
+    rescoring: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.card.kind,
+            "current": self.card.model_id,
+            "previous": self.previous,
+            "rescoring_job": self.rescoring,
+        }
+
+
+def workspace_classes(workspace: Path) -> list[str] | None:
+    """The workspace's class names, or None while it has no class list (no check then)."""
+    try:
+        return list(Store.open(workspace).schema().names)
+    except StoreError:
+        return None
+
+
+def promote_model(workspace: Path, model_id: str) -> PointerChange:
+    """Make ``model_id`` current: refused when its classes differ from the workspace's or (for
+    segmentation) its weights do not load and run (:func:`training.model.promotion_check`);
+    a new current segmentation model queues re-scoring of the unlabelled tiles.
+
+    Raises:
+        model_zoo.ZooError: Unknown id, class mismatch, or weights that do not load.
+    """
+    from model_zoo import Zoo
+    from training.model import promotion_check
+
+    zoo = Zoo(workspace)
+    card = zoo.get(model_id)  # unknown ids fail before the workspace is touched
+    before = zoo.current(card.kind)
+    card = zoo.promote(
+        card.model_id, classes=workspace_classes(workspace), verify=promotion_check(card)
+    )
+    return PointerChange(card, before.model_id if before else None, _rescore(workspace, card))
+
+
+def rollback_model(workspace: Path, kind: str = "segmentation") -> PointerChange:
+    """Return ``kind`` to the model that was current before; segmentation queues re-scoring.
+
+    Raises:
+        model_zoo.ZooError: Nothing to roll back to.
+    """
+    from model_zoo import Zoo
+
+    zoo = Zoo(workspace)
+    before = zoo.current(kind)
+    card = zoo.rollback(kind)
+    return PointerChange(card, before.model_id if before else None, _rescore(workspace, card))
+
+
+def _rescore(workspace: Path, card) -> str | None:
+    return queue_rescoring(workspace) if card.kind == "segmentation" else None
 
 
 def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
     """Job target: train on the workspace's train split, stage the best checkpoint, and make it
     current if it beats the current model (or the colour rules) on the validation tiles."""
     from model_zoo import ModelCard, Zoo
-    from model_zoo.card import describe_machine, new_model_id
+    from model_zoo.card import new_model_id
+    from training.model import describe_machine
     from training.segment import SegTrainConfig, train_segmentation
 
     config = SegTrainConfig(**params.get("config", {}))
@@ -431,7 +548,8 @@ class LoadedModel:
 
 def load_model(workspace: Path, model_id: str | None = None) -> LoadedModel | None:
     """The current segmentation model (or ``model_id``); None when no model exists yet."""
-    from model_zoo import Zoo, load_segmentation_model
+    from model_zoo import Zoo
+    from training.model import load_segmentation_model
 
     zoo = Zoo(workspace)
     if model_id is None and zoo.current("segmentation") is None:
@@ -556,7 +674,7 @@ def submit_scoring(workspace: Path, strategy: str) -> str:
     from training.strategies import get_strategy
 
     get_strategy(strategy)
-    return JobRunner(workspace).submit("score", SCORE_TARGET, {"strategy": strategy}).job_id
+    return JobRunner(workspace).submit(SCORE, SCORE_TARGET, {"strategy": strategy}).job_id
 
 
 DEFAULT_STRATEGY = "entropy"
@@ -598,7 +716,7 @@ def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | 
 
     runner = JobRunner(workspace)
     pending = runner.list(states=[JobState.QUEUED, JobState.RUNNING])
-    if any(j.kind == "score" for j in pending):
+    if any(j.kind == SCORE for j in pending):
         return None
     return submit_scoring(workspace, strategy)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dataset.registry import Registry
 from tests.training._diagnosis_data import FAST, fill_registry
+from training.diagnosis.registry import Registry
 from training.diagnosis.service import TrainRequest, train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -126,6 +126,25 @@ def test_start_queues_a_training_job(tmp_path: Path, monkeypatch) -> None:
     assert JobRunner(ws).get(jobs[0].job_id).state == JobState.CANCELLED
 
 
+def test_start_shows_the_refusal_when_another_run_was_queued_meanwhile(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """One run at a time is the service's rule: with a run queued from another tab or the
+    command line after the page was drawn, Start queues nothing and the page gives the
+    service's reason."""
+    from training.service import submit_training
+
+    ws = make_workspace(tmp_path / "ws")
+    at = page(ws, "pages/train.py", monkeypatch)
+    other = submit_training(ws, {"epochs": 1})  # e.g. python -m training segment
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert not at.exception, at.exception
+    shown = " ".join(e.value for e in at.error) + " ".join(i.value for i in at.info)
+    assert f"{other} is already queued; one training run at a time" in shown, shown
+    assert [j.job_id for j in JobRunner(ws).list()] == [other]
+
+
 def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) -> None:
     from training.jobs import _update_status
 
@@ -262,7 +281,7 @@ def test_promoting_a_model_that_lost_to_the_rules_works_with_a_warning(
 
 @pytest.mark.slow
 def test_promote_button_refuses_weights_that_do_not_load(trained_ws: Path, monkeypatch) -> None:
-    """The page asks the same weights check as ``model_zoo promote`` before the pointer moves."""
+    """The page asks the weights check of ``python -m training promote`` before moving."""
     ws = trained_ws
     zoo = Zoo(ws)
     current = zoo.current("segmentation")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.registry import Registry, VisitMapping
+from training.diagnosis.registry import Registry, VisitMapping
 
 # Fast classifier settings: a few dozen full-batch epochs on a few dozen rows.
 FAST = {"max_epochs": 40, "patience": 10, "inner_folds": 2, "hidden": (8,)}

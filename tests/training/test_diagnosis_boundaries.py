@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dataset.registry import Registry, VisitMapping
 from tests.training._boundaries import POINTS, Point, point_id, visits
 from training.diagnosis import cli
 from training.diagnosis.criteria import MEASUREMENTS
+from training.diagnosis.registry import Registry, VisitMapping
 from training.diagnosis.service import patient_summary
 
 FLAGS = cli.FLAGS

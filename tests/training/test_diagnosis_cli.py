@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dataset.registry import Registry
 from model_zoo import Zoo
 from tests.training._diagnosis_data import FAST, pima_csv, visits_csv, write_mapping
 from training.diagnosis import cli
+from training.diagnosis.registry import Registry
 
 FAST_ARGS = [
     "--max-epochs",

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset.registry import NewVisit, Registry
 from model_zoo import Zoo
 from tests.training._diagnosis_data import (
     FAST,
@@ -20,6 +19,7 @@ from tests.training._diagnosis_data import (
     visits_mapping,
 )
 from training.diagnosis.checkpoint import load_classifier
+from training.diagnosis.registry import NewVisit, Registry
 from training.diagnosis.service import (
     BINARY_CLASSES,
     DataSource,
@@ -296,7 +296,7 @@ def test_registry_features_follow_the_visit() -> None:
 
 def test_a_stored_value_todays_checks_refuse_is_shown_not_fatal(tmp_path: Path) -> None:
     """An old row (unit unknown) with HbA1c 2.5 % passed the checks of its day."""
-    from dataset.registry import Reading
+    from training.diagnosis.registry import Reading
     from training.diagnosis.service import patient_summary
 
     registry = Registry.open(tmp_path / "ws")

@@ -6,7 +6,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from training.model import build_model, input_multiple, load_model, model_classes_count
+from model_zoo import ModelCard, Zoo, ZooError
+from training.model import (
+    build_model,
+    input_multiple,
+    load_model,
+    load_segmentation_model,
+    model_classes_count,
+)
 
 
 def test_unknown_encoder_lists_the_tested_ones():
@@ -38,3 +45,39 @@ def test_local_encoder_weights_are_loaded(tmp_path):
 def test_load_model_wants_a_checkpoint_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="save_pretrained"):
         load_model(tmp_path)
+
+
+def test_load_segmentation_model_round_trip(tmp_path) -> None:
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    zoo = Zoo(tmp_path / "ws")
+    classes = ["background", "rbc", "wbc"]
+    with pytest.raises(ZooError, match="no current segmentation model"):
+        load_segmentation_model(zoo)
+    torch.manual_seed(0)
+    model = smp.Unet(
+        "resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 4), classes=3
+    ).eval()
+    staging = zoo.staging_dir("segmentation")
+    model.save_pretrained(staging)
+    (staging / "README.md").unlink(missing_ok=True)
+    card = zoo.add("segmentation", staging, ModelCard(kind="segmentation", classes=classes))
+
+    loaded, loaded_card = load_segmentation_model(zoo)
+    assert loaded_card == card
+    assert not loaded.training
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))
+
+    dx_staging = zoo.staging_dir("diagnosis")
+    model.save_pretrained(dx_staging)
+    (dx_staging / "README.md").unlink(missing_ok=True)
+    dx = zoo.add("diagnosis", dx_staging, ModelCard(kind="diagnosis", classes=["a", "b"]))
+    with pytest.raises(ZooError, match="not a segmentation model"):
+        load_segmentation_model(zoo, dx.model_id)
+    wrong = zoo.staging_dir("segmentation")
+    model.save_pretrained(wrong)
+    (wrong / "README.md").unlink(missing_ok=True)
+    two = zoo.add("segmentation", wrong, ModelCard(kind="segmentation", classes=["a", "b"]))
+    with pytest.raises(ZooError, match="predicts 3 classes but its card lists 2"):
+        load_segmentation_model(zoo, two.model_id)

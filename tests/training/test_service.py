@@ -97,7 +97,7 @@ def test_training_refuses_without_validation_tiles(tmp_path: Path) -> None:
 def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> None:
     import datetime as dt
 
-    from dataset.registry import NewVisit, Registry
+    from training.diagnosis.registry import NewVisit, Registry
     from training.diagnosis.service import visit_features
     from training.service import analyze_smear
 

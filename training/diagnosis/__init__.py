@@ -2,6 +2,7 @@
 
 Modules:
     ``criteria`` / ``units`` / ``guidelines.csv``: WHO, ADA and NICE verdicts from measurements.
+    ``registry``: pseudonymous patients, their visits and confirmed diagnoses (Delta tables).
     ``forecast``: HbA1c and fasting-glucose trends with dated threshold crossings.
     ``features`` / ``pima`` / ``classifier`` / ``calibration`` / ``crossval`` / ``explain`` /
     ``checkpoint``: the classifier, its evaluation, explanations and checkpoints.

@@ -22,6 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dataset.cliutil import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    common_parser,
+    json_flag,
+    report_error,
+)
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import (
     MEASUREMENTS,
@@ -34,15 +42,12 @@ from training.diagnosis.units import GLUCOSE_UNITS, HBA1C_UNITS
 
 __all__ = ["add_parser", "main"]
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 Handler = Callable[[argparse.Namespace], int]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``diagnosis`` command group to ``subparsers``; returns its parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", type=Path, help="workspace folder (default: settings)")
-    common.add_argument("--json", action="store_true", help="print one JSON document")
+    common = common_parser()
     parser = subparsers.add_parser(
         "diagnosis",
         help="diabetes decision support: guideline rules, registry, classifier, forecast",
@@ -239,8 +244,7 @@ def _handled(func: Handler) -> Handler:
         try:
             return func(args)
         except (DiagnosisError, StoreError, MeasurementError, ZooError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_REFUSED
+            return report_error(err, EXIT_REFUSED, json_flag(args))
 
     return run
 
@@ -301,7 +305,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     measurements = _measurements(args)
     cutoff = _screen_cutoff(args)
     results = evaluate_rules(measurements, screen_cutoff_mgdl=cutoff)
-    if args.json:
+    if json_flag(args):
         _print_json(
             {
                 "measurements": [
@@ -325,7 +329,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 @_handled
 def cmd_import_visits(args: argparse.Namespace) -> int:
     """Import (or preview) a CSV of visits; 1 when any row was refused."""
-    from dataset.registry import Registry, VisitMapping
+    from training.diagnosis.registry import Registry, VisitMapping
 
     mapping = VisitMapping.load(args.mapping)
     registry = Registry.open(_workspace(args))
@@ -347,7 +351,7 @@ def cmd_import_visits(args: argparse.Namespace) -> int:
             f"already, {len(report.patients_added)} new patients, {report.diagnoses_added} "
             f"diagnoses; {len({e.row for e in errors})} rows refused."
         )
-    if args.json:
+    if json_flag(args):
         _print_json(out)
     else:
         print(summary)
@@ -398,14 +402,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     if args.background:
         status = submit_training(workspace, request)
-        if args.json:
+        if json_flag(args):
             _print_json({"job_id": status.job_id, "state": str(status.state)})
         else:
             print(f"queued job {status.job_id}; follow it with `python -m training jobs`")
         return EXIT_OK
 
     def progress(stage: str, done: int, total: int) -> None:
-        if not args.json:
+        if not json_flag(args):
             print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
 
     card = train(workspace, request, progress)
@@ -423,7 +427,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "metrics": metrics,
         "notes": card.notes,
     }
-    if args.json:
+    if json_flag(args):
         _print_json(out)
     else:
         print(f"model {card.model_id}{' (now current)' if is_current else ''}")
@@ -449,7 +453,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         # About twenty lines in all, however many fits the folds and repeats make.
-        if not args.json and (done == total or done % max(1, total // 20) == 0):
+        if not json_flag(args) and (done == total or done % max(1, total // 20) == 0):
             print(f"fit {done}/{total}", file=sys.stderr, flush=True)
 
     report = evaluate(
@@ -462,7 +466,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         classifier=_overrides(args),
         on_progress=progress,
     )
-    if args.json:
+    if json_flag(args):
         _print_json(json.loads(report.model_dump_json()))
     else:
         print(f"{report.source}: {report.n_rows} rows, classes {report.class_counts}")
@@ -484,7 +488,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         outcome=args.outcome,
         model_id=args.model_id,
     )
-    if args.json:
+    if json_flag(args):
         _print_json(report.to_json())
         return EXIT_OK
     print(f"model {report.model_id}; classes: {', '.join(report.classes)}")
@@ -513,8 +517,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 @_handled
 def cmd_forecast(args: argparse.Namespace) -> int:
     """Trend and threshold crossings of a registry patient."""
-    from dataset.registry import Registry
     from dataset.store import StoreError
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import patient_forecast
 
     registry = Registry.open(_workspace(args))
@@ -531,7 +535,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_REFUSED
-    if args.json:
+    if json_flag(args):
         _print_json({"patient": args.patient, **result.to_json()})
         return EXIT_OK
     print(f"patient {args.patient}, {result.thresholds.guideline} thresholds, from {result.today}")
@@ -554,11 +558,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 @_handled
 def cmd_add_patient(args: argparse.Namespace) -> int:
     """Add a patient under a pseudonym."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
 
     registry = Registry.open(_workspace(args))
     patient = registry.add_patient(args.patient, sex=args.sex, birth_year=args.birth_year)
-    if args.json:
+    if json_flag(args):
         _print_json(
             {"patient": patient.patient_id, "sex": patient.sex, "birth_year": patient.birth_year}
         )
@@ -570,7 +574,7 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
 @_handled
 def cmd_add_visit(args: argparse.Namespace) -> int:
     """Add a visit; each value is stored as entered, with its unit."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import visit_from_entry, visit_summary
 
     refused = _no_unit(args)
@@ -598,7 +602,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
     registry = Registry.open(_workspace(args))
     stored = registry.add_visit(args.patient, visit, entered_by=args.by)
     summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
-    if args.json:
+    if json_flag(args):
         _print_json({"patient": stored.patient_id, **summary})
     else:
         print(f"visit {stored.visit_id} of {stored.patient_id} on {stored.date}")
@@ -617,7 +621,7 @@ def _print_verdicts(summary: dict[str, Any], indent: str = "  ") -> None:
 @_handled
 def cmd_confirm(args: argparse.Namespace) -> int:
     """Record a clinician's confirmed diagnosis (a correction is a new confirmation)."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
 
     registry = Registry.open(_workspace(args))
     visit = registry.visit(args.visit_id)
@@ -631,7 +635,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from training.diagnosis.service import confirm_visit
 
     c = confirm_visit(registry, args.visit_id, args.diagnosis, by=args.by, note=args.note)
-    if args.json:
+    if json_flag(args):
         _print_json(
             {
                 "patient": c.patient_id,
@@ -651,11 +655,11 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 @_handled
 def cmd_show(args: argparse.Namespace) -> int:
     """A patient's visits as entered, each guideline's verdict and repeat test, and diagnoses."""
-    from dataset.registry import Registry
+    from training.diagnosis.registry import Registry
     from training.diagnosis.service import patient_summary
 
     summary = patient_summary(Registry.open(_workspace(args)), args.patient)
-    if args.json:
+    if json_flag(args):
         _print_json(summary)
         return EXIT_OK
     print(

@@ -30,19 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataset.registry import (
-    DIABETES_DIAGNOSES,
-    DIAGNOSES,
-    Confirmation,
-    NewVisit,
-    ParsedRow,
-    Reading,
-    Registry,
-    RowError,
-    Visit,
-    VisitMapping,
-    parse_visits_csv,
-)
 from dataset.store import Store
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import (
@@ -64,6 +51,20 @@ from training.diagnosis.features import (
     type_distinction_warning,
 )
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
+from training.diagnosis.registry import (
+    DIABETES_DIAGNOSES,
+    DIAGNOSES,
+    Confirmation,
+    NewVisit,
+    ParsedRow,
+    Reading,
+    Registry,
+    RowError,
+    Visit,
+    VisitMapping,
+    parse_visits_csv,
+)
+from training.kinds import TRAIN_DIAGNOSIS, target_of
 
 if TYPE_CHECKING:
     from model_zoo.card import ModelCard
@@ -109,8 +110,8 @@ __all__ = [
 ]
 
 BINARY_CLASSES: tuple[str, str] = ("no diabetes", "diabetes")
-TRAIN_JOB_TARGET = "training.diagnosis.service:train_job"
-TRAIN_JOB_KIND = "train-diagnosis"
+TRAIN_JOB_KIND = TRAIN_DIAGNOSIS
+TRAIN_JOB_TARGET = target_of(TRAIN_DIAGNOSIS)
 # Several classes need this many confirmed rows each; fewer and ``auto`` trains binary.
 MIN_ROWS_PER_CLASS = 10
 
@@ -174,7 +175,8 @@ def visit_from_entry(
 
     ``fields_`` are measurements by name (``hba1c``, ``fpg``, ``ogtt_1h``, ``ogtt_2h``,
     ``random_glucose``, ``gct_1h``, ``ogtt100_0h`` … ``ogtt100_3h``) and the remaining
-    :class:`~dataset.registry.NewVisit` fields (``symptoms``, ``pregnant``, ``bmi``, ...).
+    :class:`~training.diagnosis.registry.NewVisit` fields (``symptoms``, ``pregnant``, ``bmi``,
+    ...).
 
     Raises:
         MeasurementError: a value without its unit, an unknown unit, or a value that cannot
@@ -760,11 +762,12 @@ def fit_and_stage(
     Raises:
         DiagnosisError: the data or settings cannot be used.
     """
-    from model_zoo.card import ModelCard, describe_machine
+    from model_zoo.card import ModelCard
     from model_zoo.zoo import Zoo
     from training.diagnosis.checkpoint import card_fields, save_classifier
     from training.diagnosis.classifier import fit_classifier
     from training.diagnosis.crossval import cross_validate
+    from training.model import describe_machine
 
     started = time.perf_counter()
     registry = Registry.open(workspace) if request.csv is None else None

@@ -1,4 +1,4 @@
-"""Tests for dataset.registry: pseudonyms, visits, append-only confirmations, CSV import."""
+"""Tests for training.diagnosis.registry: pseudonyms, visits, confirmations, CSV import."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset.registry import (
+from dataset.store import NewSmear
+from training.diagnosis.registry import (
     DIAGNOSES,
     NewVisit,
     Reading,
@@ -20,7 +21,6 @@ from dataset.registry import (
     parse_diagnosis,
     parse_visits_csv,
 )
-from dataset.store import NewSmear
 
 DAY = dt.date(2022, 5, 3)
 MAPPING = {

@@ -1,0 +1,35 @@
+"""The job kinds there are: one table of kind → target, which the services submit from and
+the pages and CLIs read (instead of string literals repeated across files).
+
+Promises:
+- Every kind names a ``module:function`` job target (:mod:`training.jobs`) that exists.
+- An unknown kind is refused with the list of valid ones (:func:`target_of`).
+"""
+
+from __future__ import annotations
+
+TRAIN_SEGMENTATION = "train-segmentation"
+SCORE = "score"
+TRAIN_DIAGNOSIS = "train-diagnosis"
+
+JOB_KINDS: dict[str, str] = {
+    TRAIN_SEGMENTATION: "training.service:segment_job",
+    SCORE: "training.service:score_job",
+    TRAIN_DIAGNOSIS: "training.diagnosis.service:train_job",
+}
+
+__all__ = ["JOB_KINDS", "SCORE", "TRAIN_DIAGNOSIS", "TRAIN_SEGMENTATION", "target_of"]
+
+
+def target_of(kind: str) -> str:
+    """The job target of ``kind``.
+
+    Raises:
+        KeyError: ``kind`` is not a job kind; the message lists the valid ones.
+    """
+    try:
+        return JOB_KINDS[kind]
+    except KeyError:
+        raise KeyError(
+            f"unknown job kind {kind!r}; the kinds are: {', '.join(JOB_KINDS)}"
+        ) from None
