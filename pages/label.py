@@ -75,6 +75,7 @@ PREFILL_KEY = "lbl_prefill"
 SMEAR_KEY = "lbl_smear"  # "Jump to smear": empty until the person picks one
 PREFS_KEY = "lbl_prefs"  # the page's settings, kept while widget keys are dropped off-page
 KEYS_KEY = "lbl_keys"
+PENDING_KEY = "lbl_pending"  # a PendingAction not finished yet
 
 # Key -> what it does, as listed on the page. The browser side is in _KEYS_JS.
 SHORTCUTS = (
@@ -191,6 +192,31 @@ class PendingConflict:
     mask: np.ndarray
     seconds: float
     theirs: Revision
+
+
+@dataclass(frozen=True, eq=False)
+class PendingAction:
+    """A save and/or move under way.
+
+    Streamlit may end a script run at any read or write of the session (a re-run the canvas
+    asks for, say), and the press that started the action is gone by then. So the action is
+    written to the session before anything happens, and every run first finishes one left
+    unfinished (:func:`_finish`, which may run twice without saving twice).
+
+    Attributes:
+        move: ``save``, ``save_next``, ``skip``, ``next`` or ``previous``.
+        target: The tile to go to (None: stay).
+        leave: Whether a move goes now (False: unsaved paint asks first).
+    """
+
+    move: str
+    editing: Editing
+    mask: np.ndarray
+    unsaved: bool
+    name: str
+    target: str | None
+    leave: bool
+    seconds: float
 
 
 def _next_nonce() -> int:
@@ -438,13 +464,32 @@ def _goto(tile_id: str) -> None:
     st.session_state.pop(CONFLICT_KEY, None)
 
 
-def _leave(target: str, unsaved: bool, why: str) -> bool:
-    """Go to ``target`` unless unsaved work asks for a second press first."""
-    if unsaved and st.session_state.get(LEAVE_KEY) != (target, why):
-        st.session_state[LEAVE_KEY] = (target, why)
-        return False
-    _goto(target)
-    return True
+def _store_save(
+    store: Store, editing: Editing, mask: np.ndarray, name: str, seconds: float, force: bool
+) -> Revision | RevisionConflict | StoreError:
+    """Save ``mask`` as a new revision; touches the store only, never the session."""
+    record = editing.record()
+    try:
+        return store.save_mask(
+            editing.tile_id,
+            mask,
+            annotator=name,
+            source=record.source,
+            model_id=record.model_id,
+            base_revision=record.base_revision,
+            seconds=seconds,
+            force=force,
+        )
+    except (RevisionConflict, StoreError) as exc:
+        return exc
+
+
+def _landed(store: Store, editing: Editing, mask: np.ndarray, name: str) -> Revision | None:
+    """The revision an interrupted save already wrote (same person, same mask), if any."""
+    latest = store.latest(editing.tile_id)
+    if latest is None or latest.revision == editing.base_number or latest.annotator != name:
+        return None
+    return latest if np.array_equal(store.mask(editing.tile_id, latest.revision), mask) else None
 
 
 def _save(
@@ -455,33 +500,25 @@ def _save(
     *,
     seconds: float | None = None,
     force: bool = False,
+    note: str = "Saved revision {revision} ({pixels} labelled pixels).",
 ) -> Revision | None:
     """Save ``mask`` as a new revision; None when it was refused (the page says why)."""
     if seconds is None:
         seconds = round(time.monotonic() - editing.opened, 1)
-    record = editing.record()
-    try:
-        rev = store.save_mask(
-            editing.tile_id,
-            mask,
-            annotator=name,
-            source=record.source,
-            model_id=record.model_id,
-            base_revision=record.base_revision,
-            seconds=seconds,
-            force=force,
-        )
-    except RevisionConflict as exc:
-        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, exc.latest)
+    rev = _landed(store, editing, mask, name)
+    if rev is None:
+        rev = _store_save(store, editing, mask, name, seconds, force)
+    if isinstance(rev, RevisionConflict):
+        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, rev.latest)
         return None
-    except StoreError as exc:
-        _flash("error", f"Not saved: {exc}")
+    if isinstance(rev, StoreError):
+        _flash("error", f"Not saved: {rev}")
         return None
     # Only now, with the commit durable, does the page say "Saved".
     st.session_state.pop(CONFLICT_KEY, None)
     st.session_state.pop(LEAVE_KEY, None)
     st.session_state[EDITING_KEY] = editing.after_save(rev, mask, _next_nonce(), time.monotonic())
-    _flash("success", f"Saved revision {rev.revision} ({rev.n_labelled_px} labelled pixels).")
+    _flash("success", note.format(revision=rev.revision, pixels=rev.n_labelled_px))
     return rev
 
 
@@ -542,6 +579,9 @@ def main() -> None:
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
         return
     schema = store.schema()
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None:
+        _finish(store, pending)
     colors = paint_colors(schema)
     classes = list(colors)
 
@@ -959,30 +999,47 @@ def _act(
 ) -> None:
     if move is None:
         return
+    if move in ("save", "save_next") and not name:
+        _flash("warning", "Enter your name in the sidebar to save masks.")
+        st.rerun()
+    step = {"save_next": "next"}.get(move, move)
+    target = None if move == "save" else session.step(order, tile_id, step)
+    why = "Previous" if move == "previous" else "Next"
+    leave = not changed or st.session_state.get(LEAVE_KEY) == (target, why)
+    seconds = round(time.monotonic() - editing.opened, 1)
+    action = PendingAction(move, editing, mask, unsaved, name, target, leave, seconds)
+    st.session_state[PENDING_KEY] = action
+    _finish(store, action)
+
+
+def _finish(store: Store, action: PendingAction) -> None:
+    """Carry out ``action`` and re-run; safe to call again if a re-run cut it short."""
+    editing, move = action.editing, action.move
     if move in ("save", "save_next"):
-        if not name:
-            _flash("warning", "Enter your name in the sidebar to save masks.")
-            st.rerun()
         rev = None
-        if unsaved:
-            rev = _save(store, editing, mask, name)
-            if rev is None:
-                st.rerun()  # refused: the page says why, and the tile stays
+        if action.unsaved:
+            note = "Saved revision {revision} ({pixels} labelled pixels)."
+            if move == "save_next":
+                note = "Saved revision {revision} of the previous tile."
+            rev = _save(store, editing, action.mask, action.name, seconds=action.seconds, note=note)
         elif move == "save":
             what = f"revision {editing.base_number}" if editing.base else "the blank tile"
             _flash("info", f"Nothing to save: nothing changed since {what}.")
-        if move == "save_next":
-            _goto(session.step(order, tile_id, "next"))
-            if rev is not None:
-                _flash("success", f"Saved revision {rev.revision} of the previous tile.")
-        st.rerun()
-    if move == "skip":
-        store.skip(tile_id, annotator=name)
-        _goto(session.step(order, tile_id, "skip"))
+        if move == "save_next" and (rev is not None or not action.unsaved):
+            flash = st.session_state.get(FLASH_KEY)
+            _goto(action.target)
+            if rev is not None and flash is not None:
+                st.session_state[FLASH_KEY] = (*flash[:2], action.target)
+    elif move == "skip":
+        if not store.is_skipped(editing.tile_id):
+            store.skip(editing.tile_id, annotator=action.name)
+        _goto(action.target)
         _flash("info", "Skipped the previous tile; it stays out of training until saved.")
-        st.rerun()
-    target = session.step(order, tile_id, move)
-    _leave(target, changed, "Previous" if move == "previous" else "Next")
+    elif action.leave:
+        _goto(action.target)
+    else:
+        st.session_state[LEAVE_KEY] = (action.target, "Previous" if move == "previous" else "Next")
+    st.session_state.pop(PENDING_KEY, None)
     st.rerun()
 
 

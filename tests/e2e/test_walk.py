@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _browser import (
     CHROMIUM,
@@ -239,3 +240,119 @@ def test_the_page_fits_a_small_laptop_and_keeps_its_settings(
     expect(page.get_by_role("heading", name="Label")).to_be_visible()
     expect(page.get_by_role("combobox", name="Tile order")).to_have_value("Store order")
     expect(page.get_by_text("Painting with platelet · brush · 20 px")).to_be_visible()
+
+
+def _caption(page, text: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(text).first).to_be_visible()
+    idle(page)
+
+
+def _stroke(page, x0: float, y0: float, x1: float, y1: float) -> None:
+    from playwright.sync_api import expect
+
+    canvas = page.locator("canvas.upper-canvas")
+    expect(canvas).to_have_count(1)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1, box["y"] + y1, steps=20)
+    page.mouse.up()
+
+
+def test_keys_paint_undo_zoom_and_the_wand(app_url: str, workspace: Path, browser) -> None:
+    from playwright.sync_api import expect
+    from scipy import ndimage
+
+    from training.service import prefill
+
+    page = _page(browser)
+    open_label_page(page, app_url)
+    _choose_order(page, "Store order")
+    store = Store.open(workspace)
+    # A smear whose first tile nobody touched yet (the walks above save and skip tiles).
+    last = next(
+        m
+        for m in reversed(store.smears())
+        if store.latest(store.tiles(m.smear_id)[0].tile_id) is None
+        and not store.is_skipped(store.tiles(m.smear_id)[0].tile_id)
+    )
+    page.get_by_role("combobox", name="Jump to smear").click()
+    page.get_by_role("option", name=last.label or last.smear_id, exact=True).click()
+    tile_id = store.tiles(last.smear_id)[0].tile_id
+    expect(page.locator(TILE_ID)).to_have_text(tile_id)
+    idle(page)
+    assert (store.tile(tile_id).w, store.tile(tile_id).h) == (256, 256)
+    assert store.latest(tile_id) is None
+    blur(page)
+
+    page.keyboard.press("3")
+    _caption(page, "Painting with leukocyte · brush · 16 px")
+    page.keyboard.press("e")
+    _caption(page, "Painting with eraser")
+    page.keyboard.press("3")
+    page.keyboard.press("]")
+    _caption(page, "Painting with leukocyte · brush · 20 px")
+    page.keyboard.press("[")
+    _caption(page, "Painting with leukocyte · brush · 16 px")
+    page.keyboard.press("m")
+    expect(page.get_by_role("checkbox", name="Show mask")).not_to_be_checked()
+    page.keyboard.press("m")
+    expect(page.get_by_role("checkbox", name="Show mask")).to_be_checked()
+    idle(page)
+
+    _stroke(page, 60, 100, 260, 100)
+    _caption(page, "1 shape not saved yet")
+    page.keyboard.press("Control+z")
+    _caption(page, "Pre-fill not saved yet")
+    page.keyboard.press("Control+y")
+    _caption(page, "1 shape not saved yet")
+    page.keyboard.press("Control+z")
+    _caption(page, "Pre-fill not saved yet")
+
+    # 4×: the canvas shows tile (0..128, 0..128); canvas (40..200, 40) is tile (10..50, 10).
+    page.keyboard.press("z")
+    _caption(page, "4×, showing x 0, y 0")
+    _stroke(page, 40, 40, 200, 40)
+    _caption(page, "1 shape not saved yet")
+    page.keyboard.press("Enter")
+    expect(page.locator(TILE_ID)).not_to_have_text(tile_id)
+    idle(page)
+    store = Store.open(workspace)
+    mask = store.mask(tile_id)
+    rules = prefill(store, tile_id).mask
+    leukocyte = store.schema().index("leukocyte")
+    assert (mask[9:12, 12:48] == leukocyte).all(), "the stroke, at tile resolution"
+    near = np.zeros(mask.shape, dtype=bool)
+    near[4:17, 4:57] = True
+    np.testing.assert_array_equal(mask[~near], rules[~near])
+    assert set(np.unique(mask[near]).tolist()) <= set(np.unique(rules).tolist()) | {leukocyte}
+
+    # The wand: a click inside an erythrocyte the colour rules found fills that cell.
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(TILE_ID)).to_have_text(tile_id)
+    idle(page)
+    page.keyboard.press("z")  # 4× -> 1×
+    page.keyboard.press("z")  # 1× -> 2×
+    _caption(page, "2×, showing x 0, y 0")
+    page.keyboard.press("w")
+    _caption(page, "Painting with leukocyte · wand")
+    red = rules == store.schema().index("erythrocyte")
+    cells, n = ndimage.label(red)
+    sizes = ndimage.sum(red, cells, range(1, n + 1))
+    biggest = cells == 1 + int(np.argmax(sizes))
+    ys, xs = np.nonzero(ndimage.binary_erosion(biggest, iterations=3))
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    page.mouse.click(box["x"] + 2 * x + 1, box["y"] + 2 * y + 1)
+    _caption(page, "1 shape not saved yet")
+    page.keyboard.press("s")
+    _caption(page, "Saved revision 2")
+    mask = Store.open(workspace).mask(tile_id)
+    filled = (mask == leukocyte) & (rules != leukocyte)
+    assert filled[y, x]
+    region = ndimage.label(filled)[0]
+    blob = region == region[y, x]
+    assert blob.sum() > 100, "the wand filled a cell, not a dot"
+    assert (blob & biggest).sum() > 0.5 * blob.sum(), "mostly inside the clicked cell"
