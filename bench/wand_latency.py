@@ -60,7 +60,7 @@ def main() -> None:
         sys.exit(f"No BCCD photos under {bccd / 'JPEGImages'}; pass --data.")
 
     first_ms, later_ms = [], []
-    iou: dict[float, list[float]] = {t: [] for t in (8.0, 11.0, DEFAULT_TOLERANCE, 18.0, 24.0)}
+    iou: dict[float, list[float]] = {t: [] for t in (6.0, DEFAULT_TOLERANCE, 12.0, 14.0, 18.0)}
     for photo in photos:
         rgb = np.asarray(Image.open(photo).convert("RGB"))
         boxes = _boxes(bccd / "Annotations" / f"{photo.stem}.xml")

@@ -76,6 +76,8 @@ SMEAR_KEY = "lbl_smear"  # "Jump to smear": empty until the person picks one
 PREFS_KEY = "lbl_prefs"  # the page's settings, kept while widget keys are dropped off-page
 KEYS_KEY = "lbl_keys"
 PENDING_KEY = "lbl_pending"  # a PendingAction not finished yet
+INTENT_KEY = "lbl_intent"  # (move, tile id) pressed, not acted on yet
+KEY_SEEN_KEY = "lbl_keys_seen"  # (browser tab token, number of the last key event applied)
 
 # Key -> what it does, as listed on the page. The browser side is in _KEYS_JS.
 SHORTCUTS = (
@@ -100,8 +102,17 @@ export default function (component) {
   // One listener per browser tab, installed on the first mount and never removed: a re-run
   // re-mounts this component, and a listener removed in between would drop a key. Each mount
   // hands the listener its newest way to reach Python.
-  window.__smearlabSend = component.setTriggerValue;
+  window.__smearlabSend = component.setStateValue;
   if (window.__smearlabKeys) return;
+  const token = Math.random().toString(36).slice(2);
+  let number = 0;
+  let recent = [];
+  function send(action) {
+    // Numbered, with the last few: a key pressed while the page re-runs is not lost.
+    number += 1;
+    recent = [...recent, { n: number, action }].slice(-20);
+    window.__smearlabSend("keys", { token, events: recent });
+  }
   const keys = {
     Enter: "save_next", s: "save", S: "save", ArrowRight: "next", d: "next", D: "next",
     ArrowLeft: "previous", a: "previous", A: "previous", x: "skip", X: "skip",
@@ -110,9 +121,7 @@ export default function (component) {
   };
   const pans = { ArrowLeft: "pan_left", ArrowRight: "pan_right", ArrowUp: "pan_up",
                  ArrowDown: "pan_down" };
-  // Moves press the page's own buttons, so a key and a click are one and the same event.
-  const buttons = { save_next: "lbl_save_next", save: "lbl_save", next: "lbl_next",
-                    previous: "lbl_prev", skip: "lbl_skip" };
+  const moves = new Set(["save_next", "save", "next", "previous", "skip"]);
   function canvasButton(label) {
     // The canvas component keeps its toolbar in a shadow root; find its Undo/Redo there.
     const roots = [document, ...Array.from(document.querySelectorAll("*"))
@@ -152,15 +161,12 @@ export default function (component) {
     if (!action) return;
     event.preventDefault();
     event.stopPropagation();
-    if (event.repeat && buttons[action]) return;  // a held key moves one tile, not ten
+    if (event.repeat && moves.has(action)) return;  // a held key moves one tile, not ten
     if (action === "undo" || action === "redo") {
       const button = canvasButton(action === "undo" ? "Undo" : "Redo");
       if (button && !button.disabled) button.click();
-    } else if (buttons[action]) {
-      const button = document.querySelector(`.st-key-${buttons[action]} button`);
-      if (button && !button.disabled) button.click();
     } else if (window.__smearlabSend) {
-      window.__smearlabSend("action", action);
+      send(action);
     }
   };
   window.__smearlabKeys = handler;
@@ -423,6 +429,35 @@ _SETTINGS = (
 )
 
 
+MOVES = ("save_next", "save", "next", "previous", "skip")
+
+
+def _key_events(result: object) -> tuple[list[str], str | None, tuple[str | None, int]]:
+    """The keys pressed since the last applied one: setting keys, then at most one move.
+
+    The browser sends the tab's last 20 key events, numbered, with every re-run; the session
+    keeps the number of the last one applied. So a key pressed while the page re-runs (or
+    one whose run was cut short) is neither lost nor applied twice. One move per run: keys
+    after it wait for the next run, on the next tile.
+
+    Returns:
+        The setting actions to apply, the move (or None), and the mark to store once done.
+    """
+    keys = (result or {}).get("keys") or {}
+    token, events = keys.get("token"), list(keys.get("events") or [])
+    seen_token, seen = st.session_state.get(KEY_SEEN_KEY, (None, 0))
+    if token != seen_token:
+        seen = 0
+    fresh = sorted((e for e in events if int(e.get("n", 0)) > seen), key=lambda e: int(e["n"]))
+    settings: list[str] = []
+    for event in fresh:
+        action, seen = str(event.get("action")), int(event["n"])
+        if action in MOVES:
+            return settings, action, (token, seen)
+        settings.append(action)
+    return settings, None, (token, seen)
+
+
 def _apply_key(action: str | None, classes: list[str]) -> None:
     """A key that changes a setting, applied before the widgets are drawn."""
     if action is None:
@@ -586,8 +621,13 @@ def main() -> None:
     classes = list(colors)
 
     # Keys first: a key that picks a class or a brush size must land before those widgets.
-    action = _keys_component()(key=KEYS_KEY, on_action_change=lambda: None).get("action")
-    _apply_key(action, classes)
+    settings, key_move, key_mark = _key_events(
+        _keys_component()(key=KEYS_KEY, on_keys_change=lambda: None)
+    )
+    for action in settings:
+        _apply_key(action, classes)
+    if key_move is None:
+        st.session_state[KEY_SEEN_KEY] = key_mark
 
     queue = _common.label_queue()
     choices = ([f"Suggested: {queue[0]}"] if queue else []) + list(TILE_ORDERS)
@@ -738,6 +778,12 @@ def main() -> None:
             unsafe_allow_html=True,
         )
         buttons = st.container()
+        # The press is noted at once: Streamlit may cut this run short at any later point.
+        pressed = _buttons(buttons, name) or key_move
+        if pressed is not None:
+            st.session_state[INTENT_KEY] = (pressed, tile_id)
+        if key_move is not None:
+            st.session_state[KEY_SEEN_KEY] = key_mark
         notes = st.container()
         from streamlit_drawable_canvas import st_canvas  # only importable inside a page run
 
@@ -766,6 +812,7 @@ def main() -> None:
     except ValueError as exc:
         with notes:
             st.error(f"The drawing cannot be turned into a mask: {exc} Undo the last shape.")
+        st.session_state.pop(INTENT_KEY, None)
         return
     mask = paint_now.mask
     if view != editing.view:
@@ -782,7 +829,7 @@ def main() -> None:
         _about(store, editing, objects, changed, unsaved, tile_id)
     with edits:
         _edits(store, schema, editing, paint_now, changed, starter)
-    move = _buttons(buttons, name, action)
+    move = _intent(tile_id)
     with notes:
         _notes(store, editing, objects, changed, name, tile_id)
     _act(store, editing, mask, move, changed, unsaved, name, order, tile_id)
@@ -938,35 +985,42 @@ def _edits(
         st.rerun()
 
 
-def _buttons(where, name: str, action: str | None) -> str | None:
-    """The action row above the canvas; returns the move asked for, by button or key."""
+def _buttons(where, name: str) -> str | None:
+    """The action row above the canvas; returns the move asked for (by button or key)."""
     with where:
         cols = st.columns([5, 3, 3, 4, 3])
-        pressed = {
-            "save_next": cols[0].button(
-                "Save & next",
-                key="lbl_save_next",
-                type="primary",
-                disabled=not name,
+        specs = (
+            ("save_next", "Save & next", "lbl_save_next", "Enter", not name),
+            ("save", "Save", "lbl_save", "S", not name),
+            ("skip", "Skip", "lbl_skip", "X · not worth labelling (blurred, empty)", False),
+            ("previous", "Previous", "lbl_prev", "← or A", False),
+            ("next", "Next", "lbl_next", "→ or D", False),
+        )
+        pressed = [
+            move
+            for col, (move, label, key, keys, disabled) in zip(cols, specs, strict=True)
+            if col.button(
+                label,
+                key=key,
+                type="primary" if move == "save_next" else "secondary",
+                disabled=disabled,
                 width="stretch",
-                help="Enter",
-            ),
-            "save": cols[1].button(
-                "Save", key="lbl_save", disabled=not name, width="stretch", help="S"
-            ),
-            "skip": cols[2].button(
-                "Skip",
-                key="lbl_skip",
-                help="X · not worth labelling (blurred, empty)",
-                width="stretch",
-            ),
-            "previous": cols[3].button("Previous", key="lbl_prev", width="stretch", help="← or A"),
-            "next": cols[4].button("Next", key="lbl_next", width="stretch", help="→ or D"),
-        }
-    move = next((m for m, hit in pressed.items() if hit), None)
-    if move is None and action in pressed:
-        move = action
-    return move
+                help=keys,
+            )
+        ]
+    return pressed[0] if pressed else None
+
+
+def _intent(tile_id: str) -> str | None:
+    """The move pressed on this tile and not acted on yet (a press for another tile is
+    dropped)."""
+    intent = st.session_state.get(INTENT_KEY)
+    if intent is None:
+        return None
+    if intent[1] != tile_id:
+        st.session_state.pop(INTENT_KEY, None)
+        return None
+    return intent[0]
 
 
 def _notes(
@@ -1000,6 +1054,7 @@ def _act(
     if move is None:
         return
     if move in ("save", "save_next") and not name:
+        st.session_state.pop(INTENT_KEY, None)
         _flash("warning", "Enter your name in the sidebar to save masks.")
         st.rerun()
     step = {"save_next": "next"}.get(move, move)
@@ -1039,6 +1094,7 @@ def _finish(store: Store, action: PendingAction) -> None:
         _goto(action.target)
     else:
         st.session_state[LEAVE_KEY] = (action.target, "Previous" if move == "previous" else "Next")
+    st.session_state.pop(INTENT_KEY, None)
     st.session_state.pop(PENDING_KEY, None)
     st.rerun()
 
