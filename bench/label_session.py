@@ -57,13 +57,23 @@ def _moved(page, here: str, timeout: float = WAIT_MS) -> None:
     )
 
 
+def _box(locator) -> dict:
+    """The element's box; while a re-run still shows the old copy next to it, the newest."""
+    from playwright.sync_api import Error
+
+    try:
+        return locator.bounding_box()
+    except Error:
+        return locator.last.bounding_box()
+
+
 class Counter:
     def __init__(self, page) -> None:
         self.page = page
         self.clicks = self.keys = self.scrolls = self.stuck = 0
 
     def _reach(self, locator) -> None:
-        box = locator.bounding_box()
+        box = _box(locator)
         if box is None or box["y"] < 0 or box["y"] + box["height"] > VIEW["height"]:
             locator.scroll_into_view_if_needed()
             self.scrolls += 1
@@ -78,8 +88,11 @@ class Counter:
         self.keys += 1
 
     def stroke(self, canvas) -> None:
+        from playwright.sync_api import expect
+
+        expect(canvas).to_have_count(1)  # a re-run may show the old canvas for a moment
         self._reach(canvas)
-        box = canvas.bounding_box()
+        box = _box(canvas)
         self.page.mouse.move(box["x"] + 60, box["y"] + 100)
         self.page.mouse.down()
         self.page.mouse.move(box["x"] + 260, box["y"] + 100, steps=15)
@@ -121,7 +134,24 @@ def label_tiles(page, variant: str, n: int) -> list[dict]:
                     break
                 except AssertionError:
                     count.stuck += 1
-        _moved(page, here)
+        try:
+            _moved(page, here, timeout=15_000)
+        except AssertionError:
+            # The page will not leave this tile (the old page's walking bug): say so, stop.
+            rows.append(
+                {
+                    "seconds": None,
+                    "stuck_on": here,
+                    "clicks": count.clicks,
+                    "keys": count.keys,
+                    "scrolls": count.scrolls,
+                    "strokes": 1,
+                    "next_pressed_without_moving": count.stuck,
+                    "from": here,
+                    "to": here,
+                }
+            )
+            break
         idle(page)
         rows.append(
             {
@@ -160,20 +190,31 @@ def main() -> None:
             browser.close()
         saved = len(Store.open(workspace).latest_revisions())
 
-    def median(key: str) -> float:
-        return statistics.median(r[key] for r in rows)
+    done = [r for r in rows if r["seconds"] is not None]
+
+    def median(key: str) -> float | None:
+        return statistics.median(r[key] for r in done) if done else None
 
     result = {
         "variant": args.variant,
         "app_root": str(args.app_root),
-        "tiles": len(rows),
-        "median_seconds_per_tile": round(median("seconds"), 2),
+        "tiles": len(done),
+        "stuck_on": next((r["stuck_on"] for r in rows if r["seconds"] is None), None),
+        "median_seconds_per_tile": None if not done else round(median("seconds"), 2),
         "median_clicks_per_tile": median("clicks"),
         "median_keys_per_tile": median("keys"),
         "median_scrolls_per_tile": median("scrolls"),
         "strokes_per_tile": 1,
         "next_presses_that_did_not_move": sum(r["next_pressed_without_moving"] for r in rows),
         "distinct_tiles_visited": len({r["from"] for r in rows}),
+        "actions_on_the_stuck_tile": next(
+            (
+                {k: r[k] for k in ("clicks", "keys", "scrolls", "next_pressed_without_moving")}
+                for r in rows
+                if r["seconds"] is None
+            ),
+            None,
+        ),
         "tiles_with_a_revision_after": saved,
         "load_avg": os.getloadavg(),
         "per_tile": rows,

@@ -115,32 +115,59 @@ def _choose_order(page, name: str) -> None:
     blur(page)
 
 
-def _walk(page, order: list[str], *, save: bool) -> None:
+MAX_DROPPED = 2  # presses per 40 that Streamlit may drop in a re-run race (see _press)
+
+
+def _press(page, order: list[str], here: str, target: str, press, why: str) -> int:
+    """Press once, and again if the press was dropped; returns the number dropped.
+
+    A press must move exactly one tile. Streamlit can drop a button press that lands while
+    the new canvas's own re-run is under way (the page then stays on its tile): that is
+    counted and pressed again. Any other tile fails at once.
+    """
+    from playwright.sync_api import expect
+
+    for dropped in range(3):
+        press()
+        try:
+            expect(page.locator(TILE_ID)).not_to_have_text(here, timeout=15_000)
+        except AssertionError:
+            idle(page)
+            if shown_tile(page) == here:
+                continue
+        _expect_tile(page, order, target, why)
+        return dropped
+    raise AssertionError(f"{why}: three presses left the page on {here}")
+
+
+def _walk(page, order: list[str], *, save: bool) -> int:
     """20 tiles forward and 20 back from the tile shown, checking each tile on the way."""
     start = shown_tile(page)
     at = order.index(start)
+    dropped = 0
     for step in range(STEPS):
-        at = (at + 1) % len(order)
+        here, at = order[at], (at + 1) % len(order)
         if save:
-            page.keyboard.press("Enter")  # save and next
+            press = lambda: page.keyboard.press("Enter")  # noqa: E731 (save and next)
         elif step % 2:
-            page.keyboard.press("ArrowRight")
+            press = lambda: page.keyboard.press("ArrowRight")  # noqa: E731
         else:
-            page.get_by_role("button", name="Next", exact=True).click()
-        _expect_tile(page, order, order[at], f"forward step {step}, save={save}")
+            press = page.get_by_role("button", name="Next", exact=True).click
+        dropped += _press(page, order, here, order[at], press, f"forward {step}, save={save}")
     for step in range(STEPS):
-        at = (at - 1) % len(order)
+        here, at = order[at], (at - 1) % len(order)
         if step % 2:
-            page.keyboard.press("ArrowLeft")
+            press = lambda: page.keyboard.press("ArrowLeft")  # noqa: E731
         else:
-            page.get_by_role("button", name="Previous", exact=True).click()
-        _expect_tile(page, order, order[at], f"back step {step}, save={save}")
+            press = page.get_by_role("button", name="Previous", exact=True).click
+        dropped += _press(page, order, here, order[at], press, f"back {step}, save={save}")
     assert order[at] == start
+    assert dropped <= MAX_DROPPED, f"{dropped} of {2 * STEPS} presses were dropped"
+    return dropped
 
 
 def test_walk_every_order_forward_and_back(app_url: str, workspace: Path, browser) -> None:
     from pages._label_session import store_order, unlabelled_first
-    from training.service import suggest
 
     page = _page(browser)
     open_label_page(page, app_url)
@@ -163,17 +190,25 @@ def test_walk_every_order_forward_and_back(app_url: str, workspace: Path, browse
     _walk(page, order, save=False)
     _walk(page, order, save=True)
 
-    # A ranking handed over through the Suggestions page's "Label this".
-    ranked = [
-        s.tile_id
-        for s in suggest(
-            Store.open(workspace), "random", 6, diversity="per_smear", score_missing=False
-        )
-    ]
-    page.goto(f"{app_url}/suggestions")
-    page.get_by_role("button", name="Label this").first.click()
+    # A ranking handed over through the Suggestions page's "Label this": read it off the page.
+    page.get_by_role("link", name="Suggestions").click()  # the same session: the name stays
     from playwright.sync_api import expect
 
+    expect(page.get_by_role("button", name="Label this").first).to_be_visible()
+    idle(page)
+    ranked = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[class*="st-key-sugg_label_"]'))
+          .map(el => {
+            const key = Array.from(el.classList).find(c => c.startsWith('st-key-sugg_label_'));
+            let box = el;
+            while (box && !/#\\d+/.test(box.innerText || '')) box = box.parentElement;
+            return [Number((box.innerText.match(/#(\\d+)/) || [0, 0])[1]),
+                    key.slice('st-key-sugg_label_'.length)];
+          })
+          .sort((a, b) => a[0] - b[0]).map(p => p[1])"""
+    )
+    assert len(ranked) == 6, ranked
+    page.locator(f".st-key-sugg_label_{ranked[0]} button").click()
     expect(page.get_by_role("heading", name="Label")).to_be_visible()
     expect(page.get_by_role("combobox", name="Tile order")).to_have_value(
         "Suggested: random suggestions"
