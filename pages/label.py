@@ -446,6 +446,8 @@ def _key_events(result: object) -> tuple[list[str], str | None, tuple[str | None
     keys = (result or {}).get("keys") or {}
     token, events = keys.get("token"), list(keys.get("events") or [])
     seen_token, seen = st.session_state.get(KEY_SEEN_KEY, (None, 0))
+    if token is None:  # no key pressed since this component mounted: keep the mark
+        return [], None, (seen_token, seen)
     if token != seen_token:
         seen = 0
     fresh = sorted((e for e in events if int(e.get("n", 0)) > seen), key=lambda e: int(e["n"]))
