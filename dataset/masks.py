@@ -35,6 +35,7 @@ __all__ = [
     "MaskRejected",
     "apply_levels",
     "apply_paint",
+    "class_of_color",
     "colorize",
     "decode_mask_png",
     "encode_mask_png",
@@ -427,6 +428,22 @@ def apply_paint(base_mask: np.ndarray, values: np.ndarray, touched: np.ndarray) 
     if values.shape != base_mask.shape:
         raise ValueError(f"values {values.shape} and base_mask {base_mask.shape} differ in shape.")
     return np.where(touched.astype(bool), values, base_mask).astype(np.uint8)
+
+
+def class_of_color(colour: Any, color_to_class: Mapping[str, int]) -> int:
+    """The mask value a canvas colour paints, read as :func:`rasterize_canvas` reads it.
+
+    Raises:
+        ValueError: ``colour`` is transparent or no class's colour.
+    """
+    parsed = _parse_color(colour)
+    if parsed is None or parsed[1] <= 0:
+        raise ValueError(f"The colour {colour!r} paints nothing; pick a class to paint with.")
+    palette = _palette(color_to_class)
+    key = _rgb_to_hex(parsed[0])
+    if key not in palette:
+        raise ValueError(f"The colour {colour!r} is not a class colour.")
+    return palette[key]
 
 
 def fill_rest(mask: np.ndarray, background_index: int) -> np.ndarray:

@@ -1,9 +1,17 @@
-"""Label page: paint a tile's mask with classes, an eraser and a background fill; save revisions.
+"""Label page: paint a tile's mask with classes, an eraser, a magic wand and a background fill;
+save revisions; walk tile after tile by keys.
 
 What it promises the person labelling:
-- The canvas shows the tile enlarged with its current mask over it; what is painted becomes
-  crisp class pixels (the canvas objects are re-drawn by
-  :func:`dataset.masks.rasterize_canvas`, never read back from anti-aliased screen pixels).
+- Next, Previous and Skip move exactly one tile in the chosen order
+  (:func:`pages._label_session.step`); "Jump to smear" moves only when the person picks a
+  smear in it.
+- Every frequent action has a key, listed on the page (:data:`SHORTCUTS`); the canvas at 2×,
+  the class palette and Save & next fit a 1366 × 768 window with the sidebar open.
+- The canvas shows the tile (or, zoomed in, a crop of it that the pan moves) with its current
+  mask over it; what is painted becomes crisp class pixels (the canvas objects are re-drawn by
+  :func:`dataset.masks.rasterize_canvas` at tile resolution, never read back from
+  anti-aliased screen pixels). A wand click fills the cell under it (:mod:`dataset.wand`, or
+  the current model's component when that model beat the colour rules).
 - Every Save is a new revision with who, the revision it started from and the seconds spent
   since the tile (or the last save) was opened. "Saved" is shown only after the store
   returned. If someone saved the tile in between, nothing is lost: reload theirs, or save
@@ -14,39 +22,48 @@ What it promises the person labelling:
   (:data:`RULES_ID` for the rules), so the lead times of pre-filled and hand-painted tiles
   can be compared. The seconds count from when the pre-fill was shown, not while it ran.
 - Leaving a tile with unsaved paint asks first; an untouched pre-fill is no such paint.
+- "Fill the rest" leaves the pixels erased since the tile was opened alone, unless asked.
+- The order, class, tool, brush, zoom and the other settings chosen here stay for the
+  session, across visits to other pages.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dataset.masks import apply_paint, fill_rest, overlay, rasterize_canvas
+from dataset.masks import overlay
 from dataset.schema import UNLABELLED, ClassSchema
-from dataset.store import (
-    RULES_MODEL_ID,
-    Revision,
-    RevisionConflict,
-    Store,
-    StoreError,
-    TileInfo,
-)
+from dataset.store import Revision, RevisionConflict, Store, StoreError, TileInfo
+from dataset.wand import DEFAULT_TOLERANCE, to_lab
 from model_zoo import ZooError
 from pages import _common
+from pages import _label_session as session
+from pages._label_session import (
+    ERASER,
+    RULES_ID,
+    TILE_ORDERS,
+    ZOOMS,
+    Editing,
+    Painted,
+    Wand,
+    color_to_class,
+    paint_colors,
+    prefill_id,
+)
 from training.service import LoadedModel, Prefill, prefill
 
-DISPLAY_SIDE = 512  # canvas pixels for a full tile: 2x for the default 256 tiles
-TOOLS = {"Brush": "freedraw", "Polygon": "polygon", "Rectangle": "rect"}
-ERASER = "eraser"
-# The canvas has no eraser: it paints in a colour no class uses, mapped to "unlabelled".
-_ERASER_CANDIDATES = ("#ffffff", "#00ffff", "#ff00ff", "#000000", "#00ff00")
+__all__ = ["RULES_ID", "TILE_ORDERS", "Editing", "paint_colors", "prefill_id"]
+
+TOOLS = {"Brush": "freedraw", "Wand": "point", "Polygon": "polygon", "Rectangle": "rect"}
 PAINT_ALPHA = 0.6  # see-through paint; rasterize_canvas ignores alpha
+BRUSH_RANGE = (2, 64)
+BRUSH_STEP = 4  # screen px per [ or ]
+PAN_STEPS = (0, 25, 50, 75, 100)  # where the zoomed window sits, % of the room to move
 
 EDITING_KEY = "lbl_editing"
 CANVAS_KEY = "lbl_canvas_key"  # the live canvas's widget key (tests feed drawings through it)
@@ -55,96 +72,122 @@ CONFLICT_KEY = "lbl_conflict"
 LEAVE_KEY = "lbl_leave"
 ORDER_CACHE_KEY = "lbl_order_cache"
 PREFILL_KEY = "lbl_prefill"
-RULES_ID = RULES_MODEL_ID  # the model id a save records for a pre-fill by the colour rules
+SMEAR_KEY = "lbl_smear"  # "Jump to smear": empty until the person picks one
+PREFS_KEY = "lbl_prefs"  # the page's settings, kept while widget keys are dropped off-page
+KEYS_KEY = "lbl_keys"
+PENDING_KEY = "lbl_pending"  # a PendingAction not finished yet
+INTENT_KEY = "lbl_intent"  # (move, tile id) pressed, not acted on yet
+KEY_SEEN_KEY = "lbl_keys_seen"  # (browser tab token, number of the last key event applied)
 
-# ------------------------------------------------------------------------------ tile order
-# A tile order is one callable: store -> tile ids in walking order. Add a strategy by adding
-# an entry here; the active-learning page can also hand over a ranked queue at run time
-# (pages._common.set_label_queue), offered as an extra order.
-TileOrder = Callable[[Store], list[str]]
+# Key -> what it does, as listed on the page. The browser side is in _KEYS_JS.
+SHORTCUTS = (
+    ("Enter", "save and next"),
+    ("S", "save"),
+    ("→ or D", "next"),
+    ("← or A", "previous"),
+    ("X", "skip"),
+    ("1–9", "class by its number"),
+    ("E", "eraser"),
+    ("B / W", "brush / wand"),
+    ("Ctrl+Z", "undo"),
+    ("Ctrl+Y or Ctrl+Shift+Z", "redo"),
+    ("[ / ]", "brush smaller / larger"),
+    ("M", "mask on / off"),
+    ("Z", "zoom 1× → 2× → 4×"),
+    ("Shift+arrows", "pan when zoomed in"),
+)
 
-
-def store_order(store: Store) -> list[str]:
-    """Tiles as stored: by smear, then row, then column."""
-    return [t.tile_id for t in store.tiles()]
-
-
-def unlabelled_first(store: Store) -> list[str]:
-    """Store order, with tiles nobody labelled or skipped yet first."""
-    latest = store.latest_revisions()
-    skipped = store.skipped_tile_ids()
-
-    def done(tile_id: str) -> bool:
-        rev = latest.get(tile_id)
-        return tile_id in skipped or (rev is not None and rev.n_labelled_px > 0)
-
-    return sorted(store_order(store), key=done)
-
-
-TILE_ORDERS: dict[str, TileOrder] = {
-    "Unlabelled first": unlabelled_first,
-    "Store order": store_order,
+_KEYS_JS = """
+export default function (component) {
+  // One listener per browser tab, installed on the first mount and never removed: a re-run
+  // re-mounts this component, and a listener removed in between would drop a key. Each mount
+  // hands the listener its newest way to reach Python.
+  window.__smearlabSend = component.setStateValue;
+  if (window.__smearlabKeys) return;
+  const token = Math.random().toString(36).slice(2);
+  let number = 0;
+  let recent = [];
+  function send(action) {
+    // Numbered, with the last few: a key pressed while the page re-runs is not lost.
+    number += 1;
+    recent = [...recent, { n: number, action }].slice(-20);
+    window.__smearlabSend("keys", { token, events: recent });
+  }
+  const keys = {
+    Enter: "save_next", s: "save", S: "save", ArrowRight: "next", d: "next", D: "next",
+    ArrowLeft: "previous", a: "previous", A: "previous", x: "skip", X: "skip",
+    e: "eraser", E: "eraser", b: "brush", B: "brush", w: "wand", W: "wand",
+    "[": "brush_down", "]": "brush_up", m: "mask", M: "mask", z: "zoom", Z: "zoom",
+  };
+  const pans = { ArrowLeft: "pan_left", ArrowRight: "pan_right", ArrowUp: "pan_up",
+                 ArrowDown: "pan_down" };
+  const moves = new Set(["save_next", "save", "next", "previous", "skip"]);
+  function canvasButton(label) {
+    // The canvas component keeps its toolbar in a shadow root; find its Undo/Redo there.
+    const roots = [document, ...Array.from(document.querySelectorAll("*"))
+      .filter((el) => el.shadowRoot).map((el) => el.shadowRoot)];
+    for (const root of roots) {
+      const button = root.querySelector(`button.dc-icon-button[aria-label="${label}"]`);
+      if (button) return button;
+    }
+    return null;
+  }
+  function typing(target) {
+    if (!target || !target.tagName) return false;
+    const tag = target.tagName.toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+  }
+  const handler = (event) => {
+    if (!document.querySelector(".st-key-lbl_save_next")) return;  // not on the Label page
+    if (event.defaultPrevented || event.isComposing) return;
+    const target = event.composedPath ? event.composedPath()[0] : event.target;
+    if (typing(target)) return;
+    if (target && target.getAttribute && target.getAttribute("role") === "slider"
+        && event.key.startsWith("Arrow")) return;
+    let action = null;
+    if (event.ctrlKey || event.metaKey) {
+      const k = event.key.toLowerCase();
+      if (k === "z") action = event.shiftKey ? "redo" : "undo";
+      else if (k === "y") action = "redo";
+    } else if (event.altKey) {
+      return;
+    } else if (event.shiftKey && pans[event.key]) {
+      action = pans[event.key];
+    } else if (/^[1-9]$/.test(event.key)) {
+      action = "class_" + event.key;
+    } else {
+      action = keys[event.key] || null;
+    }
+    if (!action) return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (event.repeat && moves.has(action)) return;  // a held key moves one tile, not ten
+    if (action === "undo" || action === "redo") {
+      const button = canvasButton(action === "undo" ? "Undo" : "Redo");
+      if (button && !button.disabled) button.click();
+    } else if (window.__smearlabSend) {
+      send(action);
+    }
+  };
+  window.__smearlabKeys = handler;
+  document.addEventListener("keydown", handler, true);
 }
+"""
 
 
-# ------------------------------------------------------------------------------ state
-@dataclass(frozen=True, eq=False)
-class Editing:
-    """The tile being edited in this session.
+@st.cache_resource(show_spinner=False)
+def _keys_component():
+    """The keyboard listener, registered once per process (a page run repeats its module)."""
+    return st.components.v2.component("smearlab_label_keys", js=_KEYS_JS)
 
-    Attributes:
-        tile_id: The tile.
-        base: The revision the edit started from (None: the tile had no saved mask).
-        saved: The mask of ``base`` (all unlabelled when None).
-        mask: The working mask: where the edit started plus edits baked in (fill the rest,
-            a replacing prediction), before strokes.
-        opened: ``time.monotonic()`` when the tile was opened or last saved.
-        nonce: Part of the canvas key; a new value gives an empty canvas.
-        source: What a save records: ``prefill`` when ``mask`` came from a pre-fill, else
-            ``manual``.
-        model_id: The model of that pre-fill (:data:`RULES_ID` for the colour rules).
-        start: The pre-fill the edit started from; None when it started from ``saved``.
-    """
 
-    tile_id: str
-    base: Revision | None
-    saved: np.ndarray
-    mask: np.ndarray
-    opened: float
-    nonce: int
-    source: str = "manual"
-    model_id: str | None = None
-    start: Prefill | None = None
-
-    @property
-    def base_number(self) -> int:
-        return self.base.revision if self.base else 0
-
-    @property
-    def canvas_key(self) -> str:
-        return f"lbl_canvas_{self.tile_id}_{self.base_number}_{self.nonce}"
-
-    @property
-    def origin(self) -> np.ndarray:
-        """The mask the edit started from: the pre-fill, or the saved revision."""
-        return self.start.mask if self.start is not None else self.saved
-
-    @property
-    def start_id(self) -> str | None:
-        """The model id of the pre-fill the edit started from (None: no pre-fill)."""
-        return None if self.start is None else prefill_id(self.start)
-
-    def with_prefill(self, start: Prefill, nonce: int) -> Editing:
-        """This edit with ``start`` as its working mask (a save records it as a pre-fill)."""
-        return replace(
-            self, mask=start.mask.copy(), source="prefill", model_id=prefill_id(start), nonce=nonce
-        )
-
-    def back_to_origin(self, nonce: int) -> Editing:
-        """This edit with every change since it started dropped."""
-        if self.start is not None:
-            return self.with_prefill(self.start, nonce)
-        return replace(self, mask=self.saved.copy(), source="manual", model_id=None, nonce=nonce)
+# Room for the canvas at 2× above the fold: Streamlit's default top padding clears a header
+# this page does not need.
+_PAGE_CSS = """<style>
+.stMainBlockContainer { padding-top: 3.6rem; }
+.st-key-lbl_keys { display: none; }
+.stMainBlockContainer h1 { padding-top: 0; padding-bottom: 0.25rem; }
+</style>"""
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,29 +200,56 @@ class PendingConflict:
     theirs: Revision
 
 
+@dataclass(frozen=True, eq=False)
+class PendingAction:
+    """A save and/or move under way.
+
+    Streamlit may end a script run at any read or write of the session (a re-run the canvas
+    asks for, say), and the press that started the action is gone by then. So the action is
+    written to the session before anything happens, and every run first finishes one left
+    unfinished (:func:`_finish`, which may run twice without saving twice).
+
+    Attributes:
+        move: ``save``, ``save_next``, ``skip``, ``next`` or ``previous``.
+        target: The tile to go to (None: stay).
+        leave: Whether a move goes now (False: unsaved paint asks first).
+    """
+
+    move: str
+    editing: Editing
+    mask: np.ndarray
+    unsaved: bool
+    name: str
+    target: str | None
+    leave: bool
+    seconds: float
+
+
 def _next_nonce() -> int:
     nonce = int(st.session_state.get("lbl_nonce", 0)) + 1
     st.session_state["lbl_nonce"] = nonce
     return nonce
 
 
-def open_tile(store: Store, tile: TileInfo, starter: Starter | None = None) -> Editing:
+def open_tile(
+    store: Store, tile: TileInfo, starter: Starter | None = None, view: session.View | None = None
+) -> Editing:
     """Start editing ``tile`` from its newest revision, or, without one, from a pre-fill.
 
     Args:
         starter: Where a tile without a saved mask gets its pre-fill; None: it opens blank.
+        view: The zoom and pan to open at (the page's current one).
     """
     base = store.latest(tile.tile_id)
     if base is not None:
         saved = store.mask(tile.tile_id, base.revision)
-        return Editing(tile.tile_id, base, saved, saved.copy(), time.monotonic(), _next_nonce())
-    blank = np.full((tile.h, tile.w), UNLABELLED, dtype=np.uint8)
-    if starter is None:
-        return Editing(tile.tile_id, None, blank, blank.copy(), time.monotonic(), _next_nonce())
-    start = starter.prefill(store, tile.tile_id)
+    else:
+        saved = np.full((tile.h, tile.w), UNLABELLED, dtype=np.uint8)
+    start = starter.prefill(store, tile.tile_id) if base is None and starter else None
     # The clock starts once the pre-fill is on screen: its inference is no labelling time.
-    editing = Editing(tile.tile_id, None, blank, blank, time.monotonic(), _next_nonce())
-    return replace(editing.with_prefill(start, editing.nonce), start=start)
+    return session.opened(
+        tile.tile_id, base, saved, _next_nonce(), time.monotonic(), start=start, view=view
+    )
 
 
 def restart(store: Store, editing: Editing, starter: Starter | None) -> Editing:
@@ -196,11 +266,6 @@ def restart(store: Store, editing: Editing, starter: Starter | None) -> Editing:
 
 
 # ------------------------------------------------------------------------------ pre-fill
-def prefill_id(start: Prefill) -> str:
-    """The model id a save of ``start`` records (:data:`RULES_ID` for the colour rules)."""
-    return start.model_id or RULES_ID
-
-
 def prefill_name(model_id: str | None) -> str:
     """How the page names the source of a pre-fill."""
     if model_id == RULES_ID:
@@ -222,6 +287,13 @@ def _cached_prefill(
     return prefill(_store, tile_id, _loaded)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _tile_lab(_store: Store, workspace: str, tile_id: str) -> np.ndarray:
+    """The tile in Lab, for wand clicks (once per tile)."""
+    del workspace
+    return to_lab(np.asarray(_store.tile_image(tile_id)))
+
+
 @dataclass(frozen=True)
 class Starter:
     """Where pre-fills come from on this run: the current model, else the colour rules.
@@ -237,6 +309,14 @@ class Starter:
     @property
     def model_id(self) -> str:
         return self.loaded.model_id if self.loaded is not None else RULES_ID
+
+    @property
+    def earned(self) -> bool:
+        """A model that beat the colour rules on its validation tiles (its card says so)."""
+        if self.loaded is None:
+            return False
+        metrics = getattr(self.loaded.card, "metrics", None) or {}
+        return metrics.get("beats_rules") is True
 
     def prefill(self, store: Store, tile_id: str) -> Prefill:
         schema = store.schema()
@@ -276,61 +356,142 @@ def _show_flash(tile_id: str, painting: bool) -> None:
     if for_tile != tile_id or painting:
         st.session_state.pop(FLASH_KEY, None)
         return
-    {"success": st.success, "info": st.info, "error": st.error}[kind](text)
+    {"success": st.success, "info": st.info, "error": st.error, "warning": st.warning}[kind](text)
 
 
 # ------------------------------------------------------------------------------ canvas
-def paint_colors(schema: ClassSchema) -> dict[str, str]:
-    """Brush colour (#rrggbb) of every class and of the eraser."""
-    used = {c.lower() for c in schema.colors}
-    eraser = next((c for c in _ERASER_CANDIDATES if c not in used), None)
-    if eraser is None:  # a schema that uses every candidate: take any free grey
-        greys = (f"#{v:02x}{v:02x}{v:02x}" for v in range(1, 255))
-        eraser = next(g for g in greys if g not in used)
-    return {**dict(zip(schema.names, schema.colors, strict=True)), ERASER: eraser}
-
-
-def color_to_class(schema: ClassSchema) -> dict[str, int]:
-    """Canvas colour -> mask value, the eraser giving :data:`UNLABELLED`."""
-    colors = paint_colors(schema)
-    return {colors[n]: (UNLABELLED if n == ERASER else schema.index(n)) for n in colors}
-
-
 def _rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r}, {g}, {b}, {alpha})"
 
 
-def canvas_objects(result: Any) -> list[dict]:
+def canvas_objects(result: object) -> list[dict]:
     """The fabric objects of a canvas result (empty when nothing was drawn)."""
     data = getattr(result, "json_data", None) or {}
     return list(data.get("objects") or [])
 
 
-def painted_mask(
-    editing: Editing, objects: list[dict], canvas_size: tuple[int, int], schema: ClassSchema
-) -> np.ndarray:
-    """The working mask with the canvas strokes laid over it.
-
-    Shape:
-        return: (h, w) uint8, 255 = unlabelled.
-    """
-    if not objects:
-        return editing.mask.copy()
-    h, w = editing.mask.shape
-    values, touched = rasterize_canvas(
-        objects,
-        canvas_size=canvas_size,
-        tile_size=(w, h),
-        color_to_class=color_to_class(schema),
+def _background(
+    tile_rgb: np.ndarray,
+    mask: np.ndarray,
+    schema: ClassSchema,
+    opacity: float,
+    window: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> Image.Image:
+    x, y, w, h = window
+    shown = overlay(
+        tile_rgb[y : y + h, x : x + w], mask[y : y + h, x : x + w], schema.palette(), opacity
     )
-    return apply_paint(editing.mask, values, touched)
-
-
-def _background(tile_rgb: np.ndarray, mask: np.ndarray, schema: ClassSchema, opacity: float, size):
-    shown = overlay(tile_rgb, mask, schema.palette(), opacity)
     # Nearest-neighbour so each tile pixel stays a crisp block the painter can aim at.
     return Image.fromarray(shown).resize(size, Image.Resampling.NEAREST)
+
+
+# ------------------------------------------------------------------------------ settings
+def _prefs() -> dict:
+    return st.session_state.setdefault(PREFS_KEY, {})
+
+
+def _setting(key: str, default: object, valid: object = None) -> object:
+    """The value widget ``key`` shows: its own, else the session's setting, else ``default``.
+
+    Every settings widget gets this as its default too, so a widget the browser mounts anew
+    (widget keys die off-page, and a moved widget is re-mounted) shows the same value.
+    """
+    if valid is not None and key in st.session_state and st.session_state[key] not in valid:
+        del st.session_state[key]  # outlived its options (a queue that went away)
+    value = st.session_state.get(key, _prefs().get(key, default))
+    if valid is not None and value not in valid:
+        value = default
+    return value
+
+
+def _remember(*keys: str) -> None:
+    prefs = _prefs()
+    for key in keys:
+        if key in st.session_state:
+            prefs[key] = st.session_state[key]
+
+
+_SETTINGS = (
+    "lbl_order",
+    "lbl_class",
+    "lbl_tool",
+    "lbl_brush",
+    "lbl_opacity",
+    "lbl_show_mask",
+    "lbl_zoom",
+    "lbl_pan_x",
+    "lbl_pan_y",
+    "lbl_tolerance",
+    "lbl_fill_erased",
+    PREFILL_KEY,
+)
+
+
+MOVES = ("save_next", "save", "next", "previous", "skip")
+
+
+def _key_events(result: object) -> tuple[list[str], str | None, tuple[str | None, int]]:
+    """The keys pressed since the last applied one: setting keys, then at most one move.
+
+    The browser sends the tab's last 20 key events, numbered, with every re-run; the session
+    keeps the number of the last one applied. So a key pressed while the page re-runs (or
+    one whose run was cut short) is neither lost nor applied twice. One move per run: keys
+    after it wait for the next run, on the next tile.
+
+    Returns:
+        The setting actions to apply, the move (or None), and the mark to store once done.
+    """
+    keys = (result or {}).get("keys") or {}
+    token, events = keys.get("token"), list(keys.get("events") or [])
+    seen_token, seen = st.session_state.get(KEY_SEEN_KEY, (None, 0))
+    if token is None:  # no key pressed since this component mounted: keep the mark
+        return [], None, (seen_token, seen)
+    if token != seen_token:
+        seen = 0
+    fresh = sorted((e for e in events if int(e.get("n", 0)) > seen), key=lambda e: int(e["n"]))
+    settings: list[str] = []
+    for event in fresh:
+        action, seen = str(event.get("action")), int(event["n"])
+        if action in MOVES:
+            return settings, action, (token, seen)
+        settings.append(action)
+    return settings, None, (token, seen)
+
+
+def _apply_key(action: str | None, classes: list[str]) -> None:
+    """A key that changes a setting, applied before the widgets are drawn."""
+    if action is None:
+        return
+    state = st.session_state
+    if action.startswith("class_"):
+        number = int(action.removeprefix("class_"))
+        if number <= len(classes):
+            state["lbl_class"] = classes[number - 1]
+    elif action == "eraser":
+        state["lbl_class"] = ERASER
+    elif action in ("brush", "wand"):
+        state["lbl_tool"] = action.capitalize()
+    elif action in ("brush_down", "brush_up"):
+        low, high = BRUSH_RANGE
+        size = int(_setting("lbl_brush", 16))
+        size += -BRUSH_STEP if action == "brush_down" else BRUSH_STEP
+        state["lbl_brush"] = min(max(size, low), high)
+    elif action == "mask":
+        state["lbl_show_mask"] = not _setting("lbl_show_mask", True)
+    elif action == "zoom":
+        zoom = int(_setting("lbl_zoom", session.DEFAULT_ZOOM, ZOOMS))
+        state["lbl_zoom"] = ZOOMS[(ZOOMS.index(zoom) + 1) % len(ZOOMS)]
+    elif action.startswith("pan_"):
+        axis, sign = {
+            "pan_left": ("lbl_pan_x", -1),
+            "pan_right": ("lbl_pan_x", 1),
+            "pan_up": ("lbl_pan_y", -1),
+            "pan_down": ("lbl_pan_y", 1),
+        }[action]
+        at = PAN_STEPS.index(int(_setting(axis, 0, PAN_STEPS)))
+        state[axis] = PAN_STEPS[min(max(at + sign, 0), len(PAN_STEPS) - 1)]
 
 
 # ------------------------------------------------------------------------------ actions
@@ -340,13 +501,32 @@ def _goto(tile_id: str) -> None:
     st.session_state.pop(CONFLICT_KEY, None)
 
 
-def _leave(target: str, unsaved: bool, why: str) -> bool:
-    """Go to ``target`` unless unsaved work asks for a second press first."""
-    if unsaved and st.session_state.get(LEAVE_KEY) != (target, why):
-        st.session_state[LEAVE_KEY] = (target, why)
-        return False
-    _goto(target)
-    return True
+def _store_save(
+    store: Store, editing: Editing, mask: np.ndarray, name: str, seconds: float, force: bool
+) -> Revision | RevisionConflict | StoreError:
+    """Save ``mask`` as a new revision; touches the store only, never the session."""
+    record = editing.record()
+    try:
+        return store.save_mask(
+            editing.tile_id,
+            mask,
+            annotator=name,
+            source=record.source,
+            model_id=record.model_id,
+            base_revision=record.base_revision,
+            seconds=seconds,
+            force=force,
+        )
+    except (RevisionConflict, StoreError) as exc:
+        return exc
+
+
+def _landed(store: Store, editing: Editing, mask: np.ndarray, name: str) -> Revision | None:
+    """The revision an interrupted save already wrote (same person, same mask), if any."""
+    latest = store.latest(editing.tile_id)
+    if latest is None or latest.revision == editing.base_number or latest.annotator != name:
+        return None
+    return latest if np.array_equal(store.mask(editing.tile_id, latest.revision), mask) else None
 
 
 def _save(
@@ -357,33 +537,26 @@ def _save(
     *,
     seconds: float | None = None,
     force: bool = False,
-) -> None:
+    note: str = "Saved revision {revision} ({pixels} labelled pixels).",
+) -> Revision | None:
+    """Save ``mask`` as a new revision; None when it was refused (the page says why)."""
     if seconds is None:
         seconds = round(time.monotonic() - editing.opened, 1)
-    try:
-        rev = store.save_mask(
-            editing.tile_id,
-            mask,
-            annotator=name,
-            source=editing.source,
-            model_id=editing.model_id,
-            base_revision=editing.base_number or None,
-            seconds=seconds,
-            force=force,
-        )
-    except RevisionConflict as exc:
-        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, exc.latest)
-        return
-    except StoreError as exc:
-        _flash("error", f"Not saved: {exc}")
-        return
+    rev = _landed(store, editing, mask, name)
+    if rev is None:
+        rev = _store_save(store, editing, mask, name, seconds, force)
+    if isinstance(rev, RevisionConflict):
+        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, rev.latest)
+        return None
+    if isinstance(rev, StoreError):
+        _flash("error", f"Not saved: {rev}")
+        return None
     # Only now, with the commit durable, does the page say "Saved".
     st.session_state.pop(CONFLICT_KEY, None)
     st.session_state.pop(LEAVE_KEY, None)
-    st.session_state[EDITING_KEY] = Editing(
-        editing.tile_id, rev, mask, mask.copy(), time.monotonic(), _next_nonce()
-    )
-    _flash("success", f"Saved revision {rev.revision} ({rev.n_labelled_px} labelled pixels).")
+    st.session_state[EDITING_KEY] = editing.after_save(rev, mask, _next_nonce(), time.monotonic())
+    _flash("success", note.format(revision=rev.revision, pixels=rev.n_labelled_px))
+    return rev
 
 
 def _describe(editing: Editing) -> str:
@@ -414,22 +587,49 @@ def _order(store: Store, choice: str, n_tiles: int) -> list[str]:
     if cached and cached[0] == key:
         return cached[1]
     if queue is not None and choice == f"Suggested: {queue[0]}":
-        known = set(store_order(store))
-        order = [t for t in queue[1] if t in known]
+        order = session.suggested_order(store, queue[1])
     else:
         order = TILE_ORDERS[choice](store)
     st.session_state[ORDER_CACHE_KEY] = (key, order)
     return order
 
 
+def _jump_to_smear(order: list[str], tiles: dict[str, TileInfo]) -> None:
+    """The person picked a smear: go to its first tile in the order, and empty the box."""
+    smear = st.session_state.get(SMEAR_KEY)
+    st.session_state[SMEAR_KEY] = None
+    if smear is None:
+        return
+    first = next((t for t in order if tiles[t].smear_id == smear), None)
+    if first is None:
+        first = next((t for t in tiles if tiles[t].smear_id == smear), None)
+    if first is not None:
+        _goto(first)
+
+
 def main() -> None:
     store = _common.setup("Label")
+    st.html(_PAGE_CSS)
     st.title("Label")
     tiles = {t.tile_id: t for t in store.tiles()}
     if not tiles:
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
         return
     schema = store.schema()
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None:
+        _finish(store, pending)
+    colors = paint_colors(schema)
+    classes = list(colors)
+
+    # Keys first: a key that picks a class or a brush size must land before those widgets.
+    settings, key_move, key_mark = _key_events(
+        _keys_component()(key=KEYS_KEY, on_keys_change=lambda: None)
+    )
+    for action in settings:
+        _apply_key(action, classes)
+    if key_move is None:
+        st.session_state[KEY_SEEN_KEY] = key_mark
 
     queue = _common.label_queue()
     choices = ([f"Suggested: {queue[0]}"] if queue else []) + list(TILE_ORDERS)
@@ -437,8 +637,17 @@ def main() -> None:
         # A ranking just handed over (Suggestions page): walk it.
         st.session_state["lbl_seen_queue"] = queue
         st.session_state["lbl_order"] = choices[0]
-    top = st.columns([2, 2, 3])
-    choice = top[0].selectbox("Tile order", choices, key="lbl_order")
+        _prefs()["lbl_order"] = choices[0]
+    first_cell = next((n for n in classes if n != "background"), classes[0])
+    canvas_col, side = st.columns([3, 2], gap="medium")
+    with side:
+        pick = st.columns(2)
+        choice = pick[0].selectbox(
+            "Tile order",
+            choices,
+            index=choices.index(_setting("lbl_order", choices[0], choices)),
+            key="lbl_order",
+        )
     order = _order(store, choice, len(tiles)) or list(tiles)
 
     tile_id = st.session_state.get(_common.LABEL_TILE_KEY)
@@ -446,31 +655,31 @@ def main() -> None:
         tile_id = order[0]
         st.session_state[_common.LABEL_TILE_KEY] = tile_id
     tile = tiles[tile_id]
-
     smears = {s.smear_id: s for s in store.smears()}
-    smear_ids = list(smears)
-    top[1].selectbox(
-        "Smear",
-        smear_ids,
-        index=smear_ids.index(tile.smear_id),
+    pick[1].selectbox(
+        "Jump to smear",
+        list(smears),
+        index=None,
+        placeholder="Pick a smear",
         format_func=lambda s: smears[s].label or s,
-        key=f"lbl_smear_{tile_id}",
+        key=SMEAR_KEY,
         on_change=_jump_to_smear,
-        args=(f"lbl_smear_{tile_id}", order, tiles),
-    )
-    pos = order.index(tile_id) if tile_id in order else None
-    where = f"tile {pos + 1} of {len(order)}" if pos is not None else "outside this order"
-    top[2].markdown(
-        f"**{smears[tile.smear_id].label or tile.smear_id}** · {where} · "
-        f"at x {tile.x}, y {tile.y}, {tile.w}×{tile.h} px"
+        args=(order, tiles),
     )
 
-    colors = paint_colors(schema)
     name = _common.annotator()
-    canvas_col, side = st.columns([3, 2], gap="large")
-
     with side:
         about = st.container()  # revision and unsaved state, filled once the canvas answered
+        labels = {n: f"{i} {n}" if i <= 9 else n for i, n in enumerate(classes, start=1)}
+        labels[ERASER] = "E eraser"
+        paint = st.radio(
+            "Paint with",
+            classes,
+            index=classes.index(_setting("lbl_class", first_cell, classes)),
+            horizontal=True,
+            key="lbl_class",
+            format_func=labels.get,
+        )
         st.markdown(
             "&emsp;".join(
                 _common.swatch(colors[n], n if n != ERASER else "eraser (unlabelled)")
@@ -478,23 +687,79 @@ def main() -> None:
             ),
             unsafe_allow_html=True,
         )
-        first_cell = next((i for i, n in enumerate(colors) if n != "background"), 0)
-        paint = st.radio(
-            "Paint with", list(colors), index=first_cell, horizontal=True, key="lbl_class"
+        tools = list(TOOLS)
+        tool = st.radio(
+            "Tool",
+            tools,
+            index=tools.index(_setting("lbl_tool", "Brush", tools)),
+            horizontal=True,
+            key="lbl_tool",
         )
-        tool = st.radio("Tool", list(TOOLS), horizontal=True, key="lbl_tool")
-        brush = st.slider("Brush size (screen px)", 2, 64, 16, key="lbl_brush")
-        opacity = st.slider("Mask opacity", 0, 100, 45, step=5, format="%d%%", key="lbl_opacity")
-        st.caption(
-            "Polygon: click the corners, then the first corner again to close. "
-            "Undo and redo: hover over the canvas for its toolbar."
+        row = st.columns(2)
+        if TOOLS[tool] == "point":
+            tolerance = row[0].slider(
+                "Wand tolerance (ΔE)",
+                2.0,
+                60.0,
+                value=float(_setting("lbl_tolerance", DEFAULT_TOLERANCE)),
+                step=1.0,
+                key="lbl_tolerance",
+                help="How far in colour (CIE Lab) a pixel may be from the clicked one and still "
+                "join the region. Larger: grows past the cell's edge.",
+            )
+        else:
+            tolerance = float(_setting("lbl_tolerance", DEFAULT_TOLERANCE))
+            row[0].slider(
+                "Brush size (screen px)",
+                *BRUSH_RANGE,
+                value=int(_setting("lbl_brush", 16)),
+                key="lbl_brush",
+            )
+        brush = int(_setting("lbl_brush", 16))
+        zoom = row[1].selectbox(
+            "Zoom",
+            ZOOMS,
+            index=ZOOMS.index(_setting("lbl_zoom", session.DEFAULT_ZOOM, ZOOMS)),
+            key="lbl_zoom",
+            format_func=lambda z: f"{z}×",
+        )
+        view_probe = session.view_for(int(zoom), 0, 0)
+        tile_size = store.tile_size()
+        if view_probe.pannable(tile.w, tile.h, tile_size):
+            pan = st.columns(2)
+            pan[0].select_slider(
+                "Pan across (%)",
+                PAN_STEPS,
+                value=_setting("lbl_pan_x", 0, PAN_STEPS),
+                key="lbl_pan_x",
+            )
+            pan[1].select_slider(
+                "Pan down (%)",
+                PAN_STEPS,
+                value=_setting("lbl_pan_y", 0, PAN_STEPS),
+                key="lbl_pan_y",
+            )
+        view = _view(view_probe.zoom, tile, tile_size)
+        mask_row = st.columns(2)
+        show_mask = mask_row[0].toggle(
+            "Show mask", value=bool(_setting("lbl_show_mask", True)), key="lbl_show_mask"
+        )
+        opacity = mask_row[1].slider(
+            "Mask opacity",
+            0,
+            100,
+            value=int(_setting("lbl_opacity", 45)),
+            step=5,
+            format="%d%%",
+            key="lbl_opacity",
         )
         starter = _prefill_toggle(schema)
         edits = st.container()
+        _shortcuts()
 
     editing = st.session_state.get(EDITING_KEY)
     if editing is None or editing.tile_id != tile_id:
-        editing = open_tile(store, tile, starter)
+        editing = open_tile(store, tile, starter, view)
     elif (
         editing.base is None
         and editing.start_id != (starter.model_id if starter else None)
@@ -503,53 +768,119 @@ def main() -> None:
         editing = restart(store, editing, starter)
     st.session_state[EDITING_KEY] = editing
 
-    scale = DISPLAY_SIDE / max(store.tile_size(), tile.w, tile.h)
-    size = (round(tile.w * scale), round(tile.h * scale))
+    window = editing.view.window(tile.w, tile.h, tile_size)
+    size = editing.view.canvas_size(tile.w, tile.h, tile_size)
     tile_rgb = np.asarray(store.tile_image(tile_id))
     colour = colors[paint]
+    smear = smears[tile.smear_id]
     with canvas_col:
+        st.markdown(
+            f'Tile <code class="lbl-tile-id">{tile_id}</code> · **{smear.label or smear.smear_id}**'
+            f" · {session.position(order, tile_id)}",
+            unsafe_allow_html=True,
+        )
+        buttons = st.container()
+        # The press is noted at once: Streamlit may cut this run short at any later point.
+        pressed = _buttons(buttons, name) or key_move
+        if pressed is not None:
+            st.session_state[INTENT_KEY] = (pressed, tile_id)
+        if key_move is not None:
+            st.session_state[KEY_SEEN_KEY] = key_mark
+        notes = st.container()
         from streamlit_drawable_canvas import st_canvas  # only importable inside a page run
 
-        # Room above the canvas for its toolbar, which slides in on hover.
-        st.space("small")
         result = st_canvas(
             fill_color=_rgba(colour, PAINT_ALPHA),
             stroke_width=brush if TOOLS[tool] == "freedraw" else 2,
             stroke_color=_rgba(colour, PAINT_ALPHA),
-            background_image=_background(tile_rgb, editing.mask, schema, opacity / 100, size),
+            background_image=_background(
+                tile_rgb, editing.mask, schema, opacity / 100 if show_mask else 0.0, window, size
+            ),
             update_streamlit=True,
             width=size[0],
             height=size[1],
             drawing_mode=TOOLS[tool],
+            point_display_radius=3,
             key=editing.canvas_key,
         )
+        zoom_note = f" · {editing.view.zoom}×, showing x {window[0]}, y {window[1]}"
+        where = f"Tile at x {tile.x}, y {tile.y} of the smear, {tile.w}×{tile.h} px"
         size_note = f" · {brush} px" if TOOLS[tool] == "freedraw" else ""
-        st.caption(f"Painting with {paint} · {tool.lower()}{size_note}")
+        st.caption(f"Painting with {paint} · {tool.lower()}{size_note}{zoom_note} · {where}")
     st.session_state[CANVAS_KEY] = editing.canvas_key
     objects = canvas_objects(result)
     try:
-        mask = painted_mask(editing, objects, size, schema)
+        paint_now = _painted(store, schema, editing, objects, tolerance, starter, tile_size)
     except ValueError as exc:
-        with canvas_col:
+        with notes:
             st.error(f"The drawing cannot be turned into a mask: {exc} Undo the last shape.")
+        st.session_state.pop(INTENT_KEY, None)
         return
+    mask = paint_now.mask
+    if view != editing.view:
+        # The canvas is redrawn for the new view: its strokes become part of the mask first.
+        st.session_state[EDITING_KEY] = editing.baked(paint_now, _next_nonce(), view)
+        _remember(*_SETTINGS)
+        st.rerun()
     # changed: work that leaving would lose; unsaved: also an untouched pre-fill to accept.
     changed = bool(objects) or not np.array_equal(mask, editing.origin)
     unsaved = changed or not np.array_equal(mask, editing.saved)
 
+    _remember(*_SETTINGS)
     with about:
         _about(store, editing, objects, changed, unsaved, tile_id)
     with edits:
-        _edits(store, schema, editing, mask, changed, starter)
-    with canvas_col:
-        _actions(store, editing, mask, objects, changed, unsaved, name, order, tile_id)
+        _edits(store, schema, editing, paint_now, changed, starter)
+    move = _intent(tile_id)
+    with notes:
+        _notes(store, editing, objects, changed, name, tile_id)
+    _act(store, editing, mask, move, changed, unsaved, name, order, tile_id)
+
+
+def _view(zoom: int, tile: TileInfo, tile_size: int) -> session.View:
+    """The view the zoom and pan widgets ask for, in tile pixels."""
+    probe = session.view_for(zoom, 0, 0)
+    _, _, w, h = probe.window(tile.w, tile.h, tile_size)
+    fx = int(_setting("lbl_pan_x", 0, PAN_STEPS)) / 100
+    fy = int(_setting("lbl_pan_y", 0, PAN_STEPS)) / 100
+    return session.view_for(zoom, round(fx * (tile.w - w)), round(fy * (tile.h - h)))
+
+
+def _painted(
+    store: Store,
+    schema: ClassSchema,
+    editing: Editing,
+    objects: list[dict],
+    tolerance: float,
+    starter: Starter | None,
+    tile_size: int,
+) -> Painted:
+    wand = None
+    if any(session.is_wand_click(o) for o in objects):
+        prediction = None
+        if starter is not None and starter.earned:
+            prediction = starter.prefill(store, editing.tile_id).mask
+        background = schema.index("background") if "background" in schema.names else None
+        lab = _tile_lab(store, str(_common.workspace()), editing.tile_id)
+        wand = Wand(lab, float(tolerance), prediction, background)
+    return session.painted(
+        editing, objects, tile_size=tile_size, colors=color_to_class(schema), wand=wand
+    )
+
+
+def _shortcuts() -> None:
+    with st.expander("Keyboard shortcuts", expanded=False):
+        st.markdown(
+            "\n".join(f"- **{key}**: {what}" for key, what in SHORTCUTS)
+            + "\n\nKeys act when no text box has the focus."
+        )
 
 
 def _prefill_toggle(schema: ClassSchema) -> Starter | None:
     """The "Start from a prediction" toggle and what it starts from (None when off)."""
     on = st.toggle(
         "Start from a prediction",
-        value=True,
+        value=bool(_setting(PREFILL_KEY, True)),
         key=PREFILL_KEY,
         help="A tile without a saved mask opens with a predicted mask for you to correct, "
         "instead of blank. Its save is recorded as a pre-fill, with the model's id.",
@@ -559,8 +890,10 @@ def _prefill_toggle(schema: ClassSchema) -> Starter | None:
         return None
     starter = current_starter(schema)
     if starter.loaded is not None:
+        earned = " The wand uses its cells." if starter.earned else ""
         st.caption(
-            f"Tiles without a saved mask open with the prediction of model `{starter.model_id}`."
+            f"Tiles without a saved mask open with the prediction of model "
+            f"`{starter.model_id}`.{earned}"
         )
     else:
         st.caption(
@@ -569,14 +902,6 @@ def _prefill_toggle(schema: ClassSchema) -> Starter | None:
     if starter.note:
         st.info(starter.note)
     return starter
-
-
-def _jump_to_smear(key: str, order: list[str], tiles: dict[str, TileInfo]) -> None:
-    smear = st.session_state[key]
-    first = next((t for t in order if tiles[t].smear_id == smear), None)
-    if first is None:
-        first = next(t for t in tiles if tiles[t].smear_id == smear)
-    _goto(first)
 
 
 def _about(
@@ -612,19 +937,31 @@ def _edits(
     store: Store,
     schema: ClassSchema,
     editing: Editing,
-    mask: np.ndarray,
+    paint_now: Painted,
     changed: bool,
     starter: Starter | None,
 ) -> None:
-    if "background" in schema.names and st.button(
-        "Fill the rest as background",
-        key="lbl_fill",
-        width="stretch",
-        help="Every pixel nobody painted becomes background.",
-    ):
-        filled = fill_rest(mask, schema.index("background"))
-        st.session_state[EDITING_KEY] = replace(editing, mask=filled, nonce=_next_nonce())
-        st.rerun()
+    if "background" in schema.names:
+        fill_col, erased_col = st.columns([3, 2])
+        fill = fill_col.button(
+            "Fill the rest as background",
+            key="lbl_fill",
+            width="stretch",
+            help="Every pixel nobody painted becomes background; pixels you erased on this "
+            "tile stay unlabelled unless the box beside is ticked.",
+        )
+        erased_too = erased_col.checkbox(
+            "Erased pixels too",
+            value=bool(_setting("lbl_fill_erased", False)),
+            key="lbl_fill_erased",
+        )
+        if fill:
+            baked = editing.baked(paint_now, _next_nonce())
+            filled = session.fill_the_rest(
+                baked.mask, baked.erased_px, schema.index("background"), erased_too=erased_too
+            )
+            st.session_state[EDITING_KEY] = replace(baked, mask=filled)
+            st.rerun()
     if st.button(
         "Replace with prediction",
         key="lbl_replace",
@@ -650,26 +987,47 @@ def _edits(
         st.rerun()
 
 
-def _actions(
-    store: Store,
-    editing: Editing,
-    mask: np.ndarray,
-    objects: list[dict],
-    changed: bool,
-    unsaved: bool,
-    name: str,
-    order: list[str],
-    tile_id: str,
+def _buttons(where, name: str) -> str | None:
+    """The action row above the canvas; returns the move asked for (by button or key)."""
+    with where:
+        cols = st.columns([5, 3, 3, 4, 3])
+        specs = (
+            ("save_next", "Save & next", "lbl_save_next", "Enter", not name),
+            ("save", "Save", "lbl_save", "S", not name),
+            ("skip", "Skip", "lbl_skip", "X · not worth labelling (blurred, empty)", False),
+            ("previous", "Previous", "lbl_prev", "← or A", False),
+            ("next", "Next", "lbl_next", "→ or D", False),
+        )
+        pressed = [
+            move
+            for col, (move, label, key, keys, disabled) in zip(cols, specs, strict=True)
+            if col.button(
+                label,
+                key=key,
+                type="primary" if move == "save_next" else "secondary",
+                disabled=disabled,
+                width="stretch",
+                help=keys,
+            )
+        ]
+    return pressed[0] if pressed else None
+
+
+def _intent(tile_id: str) -> str | None:
+    """The move pressed on this tile and not acted on yet (a press for another tile is
+    dropped)."""
+    intent = st.session_state.get(INTENT_KEY)
+    if intent is None:
+        return None
+    if intent[1] != tile_id:
+        st.session_state.pop(INTENT_KEY, None)
+        return None
+    return intent[0]
+
+
+def _notes(
+    store: Store, editing: Editing, objects: list[dict], changed: bool, name: str, tile_id: str
 ) -> None:
-    cols = st.columns(4)
-    save = cols[0].button(
-        "Save", key="lbl_save", type="primary", disabled=not name, width="stretch"
-    )
-    skip = cols[1].button(
-        "Skip", key="lbl_skip", help="Not worth labelling (blurred, empty)", width="stretch"
-    )
-    prev = cols[2].button("Previous", key="lbl_prev", width="stretch")
-    nxt = cols[3].button("Next", key="lbl_next", width="stretch")
     if not name:
         st.warning("Enter your name in the sidebar to save masks.")
     leaving = st.session_state.get(LEAVE_KEY)
@@ -683,23 +1041,64 @@ def _actions(
     if conflict is not None and conflict.editing.tile_id == tile_id:
         _conflict_box(store, conflict, name)
 
-    pos = order.index(tile_id) if tile_id in order else -1
-    if save:
-        if not unsaved:
+
+def _act(
+    store: Store,
+    editing: Editing,
+    mask: np.ndarray,
+    move: str | None,
+    changed: bool,
+    unsaved: bool,
+    name: str,
+    order: list[str],
+    tile_id: str,
+) -> None:
+    if move is None:
+        return
+    if move in ("save", "save_next") and not name:
+        st.session_state.pop(INTENT_KEY, None)
+        _flash("warning", "Enter your name in the sidebar to save masks.")
+        st.rerun()
+    step = {"save_next": "next"}.get(move, move)
+    target = None if move == "save" else session.step(order, tile_id, step)
+    why = "Previous" if move == "previous" else "Next"
+    leave = not changed or st.session_state.get(LEAVE_KEY) == (target, why)
+    seconds = round(time.monotonic() - editing.opened, 1)
+    action = PendingAction(move, editing, mask, unsaved, name, target, leave, seconds)
+    st.session_state[PENDING_KEY] = action
+    _finish(store, action)
+
+
+def _finish(store: Store, action: PendingAction) -> None:
+    """Carry out ``action`` and re-run; safe to call again if a re-run cut it short."""
+    editing, move = action.editing, action.move
+    if move in ("save", "save_next"):
+        rev = None
+        if action.unsaved:
+            note = "Saved revision {revision} ({pixels} labelled pixels)."
+            if move == "save_next":
+                note = "Saved revision {revision} of the previous tile."
+            rev = _save(store, editing, action.mask, action.name, seconds=action.seconds, note=note)
+        elif move == "save":
             what = f"revision {editing.base_number}" if editing.base else "the blank tile"
             _flash("info", f"Nothing to save: nothing changed since {what}.")
-        else:
-            _save(store, editing, mask, name)
-        st.rerun()
-    if skip:
-        store.skip(tile_id, annotator=name)
-        _goto(order[(pos + 1) % len(order)])
+        if move == "save_next" and (rev is not None or not action.unsaved):
+            flash = st.session_state.get(FLASH_KEY)
+            _goto(action.target)
+            if rev is not None and flash is not None:
+                st.session_state[FLASH_KEY] = (*flash[:2], action.target)
+    elif move == "skip":
+        if not store.is_skipped(editing.tile_id):
+            store.skip(editing.tile_id, annotator=action.name)
+        _goto(action.target)
         _flash("info", "Skipped the previous tile; it stays out of training until saved.")
-        st.rerun()
-    if prev or nxt:
-        target = order[(pos - 1) % len(order)] if prev else order[(pos + 1) % len(order)]
-        _leave(target, changed, "Previous" if prev else "Next")
-        st.rerun()
+    elif action.leave:
+        _goto(action.target)
+    else:
+        st.session_state[LEAVE_KEY] = (action.target, "Previous" if move == "previous" else "Next")
+    st.session_state.pop(INTENT_KEY, None)
+    st.session_state.pop(PENDING_KEY, None)
+    st.rerun()
 
 
 def _conflict_box(store: Store, conflict: PendingConflict, name: str) -> None:
@@ -713,7 +1112,9 @@ def _conflict_box(store: Store, conflict: PendingConflict, name: str) -> None:
         left, right = st.columns(2)
         if left.button("Load their version", key="lbl_conflict_reload"):
             st.session_state.pop(CONFLICT_KEY, None)
-            st.session_state[EDITING_KEY] = open_tile(store, store.tile(conflict.editing.tile_id))
+            st.session_state[EDITING_KEY] = open_tile(
+                store, store.tile(conflict.editing.tile_id), view=conflict.editing.view
+            )
             _flash("info", f"Loaded revision {theirs.revision}; your paint was dropped.")
             st.rerun()
         if right.button("Save mine on top", key="lbl_conflict_force", type="primary"):

@@ -372,6 +372,52 @@ def test_skip_marks_the_tile_and_moves_on(demo_ws: Path) -> None:
     assert at.session_state["label_tile_id"] != first
 
 
+def test_save_and_next_saves_the_tile_and_opens_the_next(demo_ws: Path) -> None:
+    at = _open("label.py")
+    first = at.session_state["label_tile_id"]
+    at.button(key="lbl_save_next").click().run()
+    assert not at.exception, at.exception
+    second = at.session_state["label_tile_id"]
+    assert second != first
+    store = Store.open(demo_ws)
+    assert store.latest(first).source == "prefill"
+    assert store.latest(second) is None
+    assert any("Saved revision 1 of the previous tile" in s.value for s in at.success)
+    assert any(second in m.value for m in at.markdown), "the page names the tile it shows"
+
+
+def test_an_action_cut_short_by_a_rerun_is_finished_once(demo_ws: Path) -> None:
+    """Streamlit can end a run at any session access; the next run finishes the action."""
+    from types import SimpleNamespace
+
+    at = _open("label.py")
+    first = at.session_state["label_tile_id"]
+    editing = at.session_state["lbl_editing"]
+    at.button(key="lbl_next").click().run()
+    second = at.session_state["label_tile_id"]
+    at.button(key="lbl_prev").click().run()
+    assert at.session_state["label_tile_id"] == first
+    store = Store.open(demo_ws)
+    # The save reached the store, then the run was cut short: no move, no "Saved".
+    store.save_mask(first, editing.mask, annotator="tester", source="prefill", model_id="x")
+    at.session_state["lbl_pending"] = SimpleNamespace(
+        move="save_next",
+        editing=editing,
+        mask=editing.mask,
+        unsaved=True,
+        name="tester",
+        target=second,
+        leave=True,
+        seconds=1.0,
+    )
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["label_tile_id"] == second
+    assert [r.revision for r in store.history(first)] == [1], "saved once"
+    assert any("Saved revision 1 of the previous tile" in s.value for s in at.success)
+    assert "lbl_pending" not in at.session_state
+
+
 # ------------------------------------------------------------------------------ Upload page
 def _png(seed: int, side: int = 64) -> bytes:
     import io

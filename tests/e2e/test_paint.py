@@ -8,38 +8,17 @@ process condition, never a fixed delay.
 
 from __future__ import annotations
 
-import os
-import re
-import selectors
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _browser import CHROMIUM, WAIT_MS, launch, open_label_page, serve
+from _browser import idle as _idle
 
 from dataset.demo import load_demo
 from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
-
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-START_TIMEOUT_S = 90
-_URL_LINE = re.compile(rb"URL:\s*(\S+)\s*\n")
-WAIT_MS = 60_000
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,32 +28,6 @@ pytestmark = [
         reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_url(proc: subprocess.Popen, deadline: float) -> str:
-    """Read the server's output until it prints its URL (or dies, or the deadline passes)."""
-    fd = proc.stdout.fileno()
-    text = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        # Raw reads: a buffered readline could hold the URL line while select waits on the fd.
-        while not _URL_LINE.search(text) and time.monotonic() < deadline:
-            if not sel.select(timeout=deadline - time.monotonic()):
-                break
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break  # the server exited
-            text += chunk
-    found = _URL_LINE.search(text)
-    if found:
-        return found.group(1).decode()
-    raise AssertionError("Streamlit did not start:\n" + text.decode(errors="replace")[-4000:])
 
 
 @pytest.fixture(scope="module")
@@ -89,64 +42,21 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(workspace: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "SMEARLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
-    env.pop("SMEARLAB_ANNOTATOR", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            # Nothing changes on disk during the test; watching .venv only costs CPU.
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_for_url(proc, time.monotonic() + START_TIMEOUT_S)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve(workspace) as url:
+        yield url
 
 
 @pytest.fixture
 def page(app_url: str):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        browser = launch(pw)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1100})
             context.set_default_timeout(WAIT_MS)
             yield context.new_page()
         finally:
             browser.close()
-
-
-def _idle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || document.querySelector('[data-testid=\"stStatusWidget\"]').offsetParent === null"
-    )
 
 
 def _next_unlabelled(store: Store) -> str:
@@ -161,17 +71,7 @@ def _next_unlabelled(store: Store) -> str:
 
 def _open_label_page(page, app_url: str):
     """The Label page with a name entered; returns the Save button."""
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=WAIT_MS)
-    page.goto(f"{app_url}/label")
-    expect(page.get_by_role("heading", name="Label")).to_be_visible()
-    name = page.get_by_role("textbox", name="Your name")
-    name.fill("e2e painter")
-    name.press("Enter")
-    save = page.get_by_role("button", name="Save", exact=True)
-    expect(save).to_be_enabled()
-    return save
+    return open_label_page(page, app_url)
 
 
 def _paint_and_save(page, save, tmp_path: Path) -> None:
@@ -179,12 +79,13 @@ def _paint_and_save(page, save, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     page.get_by_test_id("stRadio").filter(has_text="Paint with").get_by_text(
-        "leukocyte", exact=True
+        "3 leukocyte", exact=True
     ).click()
     expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
     _idle(page)
 
     canvas = page.locator("canvas.upper-canvas")
+    expect(canvas).to_have_count(1)  # a re-run may show the old canvas for a moment
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None and round(box["width"]) == 512

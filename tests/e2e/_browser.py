@@ -1,0 +1,143 @@
+"""Start SmearLab and drive Debian's Chromium: shared by the browser tests and the browser bench.
+
+``serve(workspace)`` runs ``streamlit run app.py`` on a free port over ``workspace`` and yields
+its URL; ``browser(pw)`` launches /usr/bin/chromium (never ``playwright install``). Every wait
+here is on a page or process condition, never a fixed delay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 90
+WAIT_MS = 60_000
+TILE_ID = "code.lbl-tile-id"  # the Label page shows the current tile's id here
+_URL_LINE = re.compile(rb"URL:\s*(\S+)\s*\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_url(proc: subprocess.Popen, deadline: float) -> str:
+    """Read the server's output until it prints its URL (or dies, or the deadline passes)."""
+    fd = proc.stdout.fileno()
+    text = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        # Raw reads: a buffered readline could hold the URL line while select waits on the fd.
+        while not _URL_LINE.search(text) and time.monotonic() < deadline:
+            if not sel.select(timeout=deadline - time.monotonic()):
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break  # the server exited
+            text += chunk
+    found = _URL_LINE.search(text)
+    if found:
+        return found.group(1).decode()
+    raise AssertionError("Streamlit did not start:\n" + text.decode(errors="replace")[-4000:])
+
+
+@contextmanager
+def serve(workspace: Path, root: Path = ROOT) -> Iterator[str]:
+    """SmearLab (the checkout at ``root``) over ``workspace`` on a free local port; yields its
+    base URL."""
+    port = free_port()
+    env = {**os.environ, "SMEARLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
+    env.pop("SMEARLAB_ANNOTATOR", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            # Nothing changes on disk during the run; watching .venv only costs CPU.
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_url(proc, time.monotonic() + START_TIMEOUT_S)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def launch(pw):
+    """Debian's Chromium, headless."""
+    return pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+
+
+def idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || document.querySelector('[data-testid=\"stStatusWidget\"]').offsetParent === null"
+    )
+
+
+def open_label_page(page, app_url: str, name: str = "e2e painter"):
+    """The Label page with a name entered; returns the Save button."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page.goto(f"{app_url}/label")
+    expect(page.get_by_role("heading", name="Label")).to_be_visible()
+    box = page.get_by_role("textbox", name="Your name")
+    box.fill(name)
+    box.press("Enter")
+    save = page.get_by_role("button", name="Save", exact=True)
+    expect(save).to_be_enabled()
+    idle(page)
+    return save
+
+
+def shown_tile(page) -> str:
+    return page.locator(TILE_ID).inner_text()
+
+
+def blur(page) -> None:
+    """Take the focus off any widget, so page keys act (they ignore text boxes)."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
