@@ -27,6 +27,7 @@ from _browser import (
 )
 
 from dataset.demo import load_demo
+from dataset.schema import DEFAULT_CLASSES
 from dataset.store import Store
 
 pytestmark = [
@@ -46,6 +47,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("walk") / "workspace"
     store = Store.open(root)
+    # The lab's default classes (the demo alone brings background/cytoplasm/nucleus): the
+    # keys test paints erythrocytes, leukocytes and platelets.
+    store.init(list(DEFAULT_CLASSES))
     load_demo(store)
     # The random strategy's scores, so the Suggestions page can hand over a ranking.
     score_unlabelled(store, "random", None)
