@@ -177,13 +177,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     loaded = _loaded(args, ws)
     if loaded is None:
         return report_error("no segmentation model yet; train one first.", 1, json_flag(args))
-    report = evaluate_pairs(read_pairs_csv(Path(args.pairs)), args.levels, loaded)
+    report = evaluate_pairs(
+        read_pairs_csv(Path(args.pairs)),
+        args.levels,
+        loaded,
+        tolerance=args.level_tolerance,
+        lenient=args.levels_lenient,
+    )
     lines = [
         f"{c:>14}  IoU {v['iou'] if v['iou'] is not None else float('nan'):.3f}"
         f"  Dice {v['dice'] if v['dice'] is not None else float('nan'):.3f}"
         for c, v in report["per_class"].items()
     ]
     lines.append(f"{'mean':>14}  IoU {report['mean_iou']:.3f}  Dice {report['mean_dice']:.3f}")
+    lines.append(f"grey levels within ±{report['level_tolerance']} of a listed level count as it")
+    for name, found in (report["unmatched"] or {}).items():
+        counts = ", ".join(f"level {k}: {v} px" for k, v in found.items())
+        lines.append(f"{name}: left out as unlabelled (no level explains them): {counts}")
     _print(args, report, "\n".join(lines))
     return 0
 
@@ -238,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, help="CSV with columns image,mask")
     p.add_argument("--levels", required=True, help='e.g. "0=background,128=cytoplasm"')
     p.add_argument("--model", help="model id (default: the current model)")
+    p.add_argument(
+        "--level-tolerance",
+        type=int,
+        choices=range(256),
+        metavar="0..255",
+        help="grey levels either side of a listed level that count as it (default 40)",
+    )
+    p.add_argument(
+        "--levels-lenient",
+        action="store_true",
+        help="leave greys that no level explains out of the scores (counted per file) "
+        "instead of refusing the mask",
+    )
     p.set_defaults(func=_evaluate)
 
     from training.diagnosis.cli import add_parser as add_diagnosis

@@ -992,22 +992,46 @@ def latest_smear_features(store: Store, smear_ids: Iterable[str]) -> dict[str, d
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate_pairs(pairs: list, levels: str, loaded: LoadedModel) -> dict[str, Any]:
+def evaluate_pairs(
+    pairs: list,
+    levels: str,
+    loaded: LoadedModel,
+    *,
+    tolerance: int | None = None,
+    lenient: bool = False,
+) -> dict[str, Any]:
     """IoU and Dice per class of the model on image/mask pairs outside the workspace.
 
-    Masks are mapped to the model's classes by nearest grey level, as ``import-masks`` does.
+    Masks are mapped to the model's classes by nearest grey level under the same rule as
+    ``import-masks`` (:func:`dataset.masks.apply_levels`): a grey farther than ``tolerance``
+    from every listed level refuses the mask, or, ``lenient``, is left out of the scores as
+    unlabelled and counted per file in ``unmatched``.
     """
     from dataset.images import decode_image
-    from dataset.masks import apply_levels, load_mask_file, parse_levels
+    from dataset.masks import (
+        DEFAULT_LEVEL_TOLERANCE,
+        apply_levels,
+        load_mask_file,
+        parse_levels,
+        unmatched_levels,
+    )
+
+    band = DEFAULT_LEVEL_TOLERANCE if tolerance is None else tolerance
     from training.inference import iter_proba, probs_to_mask
     from training.metrics import confusion_matrix, metrics_from_confusion
 
     classes = list(loaded.card.classes)
     level_map = parse_levels(levels, classes)
     images, masks = [], []
+    unmatched: dict[str, dict[int, int]] = {}
     for p in pairs:
         rgb = decode_image(p.image_bytes, p.image_name).rgb
-        mask = apply_levels(load_mask_file(p.mask_bytes, p.mask_name), level_map, name=p.mask_name)
+        grey = load_mask_file(p.mask_bytes, p.mask_name)
+        mask = apply_levels(grey, level_map, name=p.mask_name, tolerance=band, lenient=lenient)
+        if lenient:
+            found = unmatched_levels(grey, level_map, band)
+            if found:
+                unmatched[p.mask_name] = found
         if mask.shape != rgb.shape[:2]:
             raise ValueError(
                 f"Mask {p.mask_name} is {mask.shape[1]}x{mask.shape[0]} but image {p.image_name} "
@@ -1029,6 +1053,12 @@ def evaluate_pairs(pairs: list, levels: str, loaded: LoadedModel) -> dict[str, A
         },
         "mean_iou": metrics.miou,
         "mean_dice": _mean(metrics.dice),
+        "level_tolerance": band,
+        "unmatched": {
+            name: {str(k): v for k, v in found.items()} for name, found in unmatched.items()
+        }
+        if lenient
+        else None,
     }
 
 

@@ -177,6 +177,38 @@ def test_evaluate_command_scores_external_pairs(workspace: Path, tmp_path: Path,
     assert "nucleus" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_a_grey_no_level_explains_unless_lenient(
+    workspace: Path, tmp_path: Path, capsys
+) -> None:
+    """The strict level rule of import-masks holds for evaluate too (issue 9)."""
+    import json
+
+    from PIL import Image
+
+    from training.cli import main
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    img, mask = disc_smear(22)
+    grey = (mask * 255).astype(np.uint8)
+    grey[:3, :4] = 128  # 12 pixels of a level the map does not name
+    Image.fromarray(img).save(tmp_path / "22.png")
+    Image.fromarray(grey).save(tmp_path / "22_mask.png")
+    (tmp_path / "pairs.csv").write_text("image,mask\n22.png,22_mask.png\n")
+    argv = ["evaluate", "--workspace", str(workspace), "--pairs", str(tmp_path / "pairs.csv")]
+    argv += ["--levels", "0=background,255=leukocyte", "--json"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "22_mask.png" in err and "128" in err and "12" in err
+    assert main([*argv, "--levels-lenient"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unmatched"] == {"22_mask.png": {"128": 12}}
+    assert report["level_tolerance"] == 40
+    # A wider band explains the grey (nearest level wins): nothing is refused or left out.
+    assert main([*argv, "--level-tolerance", "128"]) == 0
+    assert json.loads(capsys.readouterr().out)["unmatched"] is None
+
+
 # ------------------------------------------------------------------------------ selection
 def _scores(truth: list[int], pred: list[int], classes=("background", "leukocyte")):
     from dataset.schema import UNLABELLED
