@@ -299,11 +299,24 @@ def _caption(page, text: str) -> None:
 
 
 def _stroke(page, x0: float, y0: float, x1: float, y1: float) -> None:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
 
     canvas = page.locator("canvas.upper-canvas")
-    expect(canvas).to_have_count(1)
-    box = canvas.bounding_box()
+    # A zoom or tile change mounts a new canvas, and its mount asks for one more re-run: for a
+    # moment the old and the new canvas are both on the page. Stroke only once one canvas is
+    # left after the app is idle (a bounded number of looks, each waiting on the page).
+    for _ in range(20):
+        expect(canvas).to_have_count(1)
+        idle(page)
+        try:
+            box = canvas.bounding_box(timeout=2_000)
+        except PlaywrightError:
+            continue
+        if box is not None and canvas.count() == 1:
+            break
+    else:
+        raise AssertionError("the Label page kept two canvases")
     page.mouse.move(box["x"] + x0, box["y"] + y0)
     page.mouse.down()
     page.mouse.move(box["x"] + x1, box["y"] + y1, steps=20)
