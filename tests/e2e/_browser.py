@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [
@@ -32,6 +34,15 @@ FLAGS = [
 ]
 START_TIMEOUT_S = 90
 WAIT_MS = 60_000
+# Every browser test module: `pytestmark = BROWSER_MARKS`.
+BROWSER_MARKS = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
+]
 TILE_ID = "code.lbl-tile-id"  # the Label page shows the current tile's id here
 _URL_LINE = re.compile(rb"URL:\s*(\S+)\s*\n")
 

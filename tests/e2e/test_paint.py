@@ -13,21 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import CHROMIUM, WAIT_MS, launch, open_label_page, serve
+from _browser import BROWSER_MARKS, WAIT_MS, launch, open_label_page, serve
 from _browser import idle as _idle
 
 from dataset.demo import load_demo
 from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import CHROMIUM, WAIT_MS, idle, launch, serve
+from _browser import BROWSER_MARKS, WAIT_MS, idle, launch, serve
 from PIL import Image
 
 from dataset.store import Store
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 TILE = 64
 
 

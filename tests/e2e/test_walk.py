@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _browser import (
-    CHROMIUM,
+    BROWSER_MARKS,
     TILE_ID,
     WAIT_MS,
     blur,
@@ -30,14 +30,7 @@ from dataset.demo import load_demo
 from dataset.schema import DEFAULT_CLASSES
 from dataset.store import Store
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 STEPS = 20
 
 
