@@ -49,6 +49,7 @@ from dataset.ingest import IngestResult, MetaError, SmearMeta
 from dataset.masks import DEFAULT_LEVEL_TOLERANCE
 from dataset.schema import SchemaError
 from dataset.store import RevisionConflict, Store, StoreError
+from dataset.wand import DEFAULT_TOLERANCE
 
 
 class CliError(Exception):
@@ -252,6 +253,64 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         f"Saved revision {rev.revision} of {rev.tile_id} ({rev.n_labelled_px} labelled pixels).",
     )
     return EXIT_OK
+
+
+def cmd_wand(args: argparse.Namespace) -> int:
+    """The Label page's wand by command: clicks fill cells of the latest mask with a class."""
+    from dataset.masks import encode_mask_png
+    from dataset.wand import Click, cell_region, to_lab
+
+    if args.out is None and not args.save:
+        raise CliError("Say where the mask goes: --out MASK.png, --save, or both.", EXIT_USAGE)
+    store = _open_store(args)
+    tile = store.tile(args.tile_id)
+    value = store.schema().index(args.class_name)
+    base = store.latest(tile.tile_id)
+    mask = store.mask(tile.tile_id, base.revision if base else None).copy()
+    lab = to_lab(np.asarray(store.tile_image(tile.tile_id)))
+    filled = 0
+    for x, y in args.at:
+        region = cell_region(lab, Click(x=x, y=y), args.tolerance)
+        filled += int((mask[region] != value).sum())
+        mask[region] = value
+    document: dict[str, object] = {"tile_id": tile.tile_id, "changed_px": filled}
+    lines = [f"{len(args.at)} click(s) on {tile.tile_id} set {filled} pixels to {args.class_name}."]
+    if args.out is not None:
+        Path(args.out).write_bytes(encode_mask_png(mask))
+        document["out"] = str(args.out)
+        lines.append(f"Wrote {args.out}.")
+    if args.save:
+        annotator = (args.annotator or args.settings.annotator or "").strip()
+        if not annotator:
+            raise CliError(
+                "Say who is saving: add --annotator NAME (or set SMEARLAB_ANNOTATOR).", EXIT_USAGE
+            )
+        try:
+            rev = store.save_mask(
+                tile.tile_id,
+                mask,
+                annotator=annotator,
+                source="manual",
+                base_revision=base.revision if base else None,
+            )
+        except RevisionConflict as exc:
+            raise CliError(
+                f"{exc} Run the wand again on the new revision.", EXIT_CONFLICT
+            ) from None
+        document["revision"] = rev.revision
+        lines.append(f"Saved revision {rev.revision} of {tile.tile_id}.")
+    _emit(args, document, "\n".join(lines))
+    return EXIT_OK
+
+
+def _click(text: str) -> tuple[int, int]:
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a click; give tile pixels as X,Y (column,row), e.g. 120,64."
+        ) from None
+    return x, y
 
 
 def cmd_skip(args: argparse.Namespace) -> int:
@@ -471,6 +530,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-revision", type=int, help="the revision you started from")
     p.add_argument("--force", action="store_true", help="save even if someone saved since")
     p.add_argument("--seconds", type=_non_negative, help="time spent on the tile")
+
+    p = command(
+        "wand",
+        cmd_wand,
+        "fill the cell under each click with a class, on the tile's latest mask (the Label "
+        "page's classical wand; the page also uses a current model that beat the rules)",
+    )
+    p.add_argument("tile_id")
+    p.add_argument(
+        "--at",
+        type=_click,
+        action="append",
+        required=True,
+        metavar="X,Y",
+        help="a click in tile pixels (column,row); repeat for more cells",
+    )
+    p.add_argument("--class", dest="class_name", required=True, help="the class to fill with")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"colour distance (ΔE) for a click on plasma (default {DEFAULT_TOLERANCE:g})",
+    )
+    p.add_argument("--out", help="write the resulting mask here (PNG of class indices)")
+    p.add_argument("--save", action="store_true", help="save it as a new revision")
+    p.add_argument("--annotator", help="who saves (with --save)")
 
     p = command("skip", cmd_skip, "mark a tile as not worth labelling")
     p.add_argument("tile_id")

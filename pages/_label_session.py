@@ -29,7 +29,7 @@ import numpy as np
 from dataset.masks import apply_paint, class_of_color, fill_rest, rasterize_canvas
 from dataset.schema import UNLABELLED, ClassSchema
 from dataset.store import RULES_MODEL_ID, Revision, Store
-from dataset.wand import Click, component_region, flood_region
+from dataset.wand import Click, cell_region, component_region
 
 if TYPE_CHECKING:
     from training.service import Prefill
@@ -311,9 +311,9 @@ class Wand:
 
     Attributes:
         lab: The tile in Lab (:func:`dataset.wand.to_lab`).
-        tolerance: ΔE for the colour flood.
+        tolerance: ΔE for the colour flood that seeds the clicked cell.
         prediction: The current model's mask of the tile, when that model earned its place
-            (beat the colour rules); its component under the click wins over the flood.
+            (beat the colour rules); its component under the click wins over the classical cell region.
         background: The background class index (None: no such class).
     """
 
@@ -327,7 +327,7 @@ class Wand:
             region = component_region(self.prediction, click, self.background)
             if region.any():
                 return region
-        return flood_region(self.lab, click, self.tolerance)
+        return cell_region(self.lab, click, self.tolerance)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,51 @@ def test_annotate_refusals(ready, capsys, tmp_path):
     assert Store.open(ws).latest(tile.tile_id) is None
 
 
+def test_wand_fills_the_clicked_cells_like_the_page_and_saves(ready, capsys, tmp_path):
+    from PIL import Image
+
+    from dataset.wand import Click, cell_region, to_lab
+
+    ws, tile = ready
+    store = Store.open(ws)
+    name = store.schema().names[1]
+    lab = to_lab(np.asarray(store.tile_image(tile.tile_id)))
+    expected = np.full((tile.h, tile.w), 255, np.uint8)
+    for x, y in ((10, 12), (40, 30)):
+        expected[cell_region(lab, Click(x, y))] = store.schema().index(name)
+    out = tmp_path / "wand.png"
+    code, doc = run_json(
+        capsys, "--workspace", ws, "wand", tile.tile_id, "--at", "10,12", "--at", "40,30",
+        "--class", name, "--out", out,
+    )  # fmt: skip
+    assert code == 0 and doc["changed_px"] == int((expected != 255).sum())
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    assert Store.open(ws).latest(tile.tile_id) is None  # --out alone saves nothing
+    code, doc = run_json(
+        capsys, "--workspace", ws, "wand", tile.tile_id, "--at", "10,12", "--class", name,
+        "--save", "--annotator", "ann",
+    )  # fmt: skip
+    assert (code, doc["revision"]) == (0, 1)
+    saved = Store.open(ws).mask(tile.tile_id)
+    np.testing.assert_array_equal(saved != 255, cell_region(lab, Click(10, 12)))
+
+
+def test_wand_refusals(ready, capsys, tmp_path):
+    ws, tile = ready
+    name = Store.open(ws).schema().names[1]
+    out = str(tmp_path / "m.png")
+    cases = [
+        (("--at", "1,1", "--class", name), 2, "--out"),
+        (("--at", "a,b", "--class", name, "--out", out), 2, "X,Y"),
+        (("--at", f"{tile.w},0", "--class", name, "--out", out), 1, "outside"),
+        (("--at", "1,1", "--class", "nope", "--out", out), 1, "Unknown class"),
+    ]
+    for argv, expected, text in cases:
+        code, _, err = run(capsys, "--workspace", ws, "wand", tile.tile_id, *argv)
+        assert code == expected and text in err, (argv, err)
+    assert not Path(out).exists() and Store.open(ws).latest(tile.tile_id) is None
+
+
 def test_skip_and_stats(ready, capsys):
     ws, tile = ready
     assert run(capsys, "--workspace", ws, "skip", tile.tile_id)[0] == 0

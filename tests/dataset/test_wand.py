@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataset.wand import Click, component_region, flood_region, to_lab
+from dataset.wand import Click, cell_region, component_region, flood_region, to_lab
 
 
 def _disc_tile() -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +52,49 @@ def test_bad_clicks_and_tolerances_are_refused(click, tolerance, words) -> None:
     rgb, _ = _disc_tile()
     with pytest.raises(ValueError, match=words):
         flood_region(to_lab(rgb), click, tolerance)
+
+
+def _noisy(rgb: np.ndarray) -> np.ndarray:
+    noise = np.random.default_rng(1).integers(-4, 5, rgb.shape)
+    return np.clip(rgb.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def test_the_cell_region_cuts_touching_cells_apart() -> None:
+    yy, xx = np.mgrid[0:64, 0:96]
+    left = (xx - 30) ** 2 + (yy - 32) ** 2 <= 16**2
+    right = (xx - 60) ** 2 + (yy - 32) ** 2 <= 16**2  # overlaps ``left`` by 2 px
+    rgb = np.empty((64, 96, 3), dtype=np.uint8)
+    rgb[:] = (232, 214, 220)
+    rgb[left | right] = (205, 120, 130)
+    lab = to_lab(_noisy(rgb))
+    click = Click(x=26, y=32)
+    assert flood_region(lab, click).sum() == (left | right).sum()  # the flood takes both
+    region = cell_region(lab, click)
+    assert region[left & ~right].all()
+    assert not region[right & ~left].any()
+
+
+def test_the_cell_region_takes_a_white_cell_whole_from_a_click_on_its_nucleus() -> None:
+    yy, xx = np.mgrid[0:64, 0:64]
+    cell = (xx - 32) ** 2 + (yy - 32) ** 2 <= 20**2
+    nucleus = (xx - 32) ** 2 + (yy - 32) ** 2 <= 11**2
+    rgb = np.empty((64, 64, 3), dtype=np.uint8)
+    rgb[:] = (232, 214, 220)
+    rgb[cell] = (190, 170, 215)  # pale cytoplasm, far from the nucleus in colour
+    rgb[nucleus] = (95, 60, 150)
+    lab = to_lab(_noisy(rgb))
+    click = Click(x=32, y=32)
+    np.testing.assert_array_equal(flood_region(lab, click), nucleus)
+    region = cell_region(lab, click)
+    assert (region & cell).sum() / (region | cell).sum() > 0.95
+
+
+def test_the_cell_region_of_a_click_on_plasma_or_a_flat_tile_is_the_flood() -> None:
+    rgb, _ = _disc_tile()
+    lab = to_lab(rgb)
+    np.testing.assert_array_equal(cell_region(lab, Click(2, 2)), flood_region(lab, Click(2, 2)))
+    flat = to_lab(np.full((16, 16, 3), 200, dtype=np.uint8))
+    assert cell_region(flat, Click(3, 3)).all()
 
 
 def test_the_model_component_under_the_click() -> None:
