@@ -704,8 +704,9 @@ def main() -> None:
                 value=float(_setting("lbl_tolerance", DEFAULT_TOLERANCE)),
                 step=1.0,
                 key="lbl_tolerance",
-                help="How far in colour (CIE Lab) a pixel may be from the clicked one and still "
-                "join the region. Larger: grows past the cell's edge.",
+                help="A click on a cell takes the whole cell, cut from its neighbours at the "
+                "narrowing between them. A click on plasma takes the pixels this close in colour "
+                "(CIE Lab) to the clicked one; larger grows into the cells.",
             )
         else:
             tolerance = float(_setting("lbl_tolerance", DEFAULT_TOLERANCE))
