@@ -313,7 +313,8 @@ class Wand:
         lab: The tile in Lab (:func:`dataset.wand.to_lab`).
         tolerance: ΔE for the colour flood that seeds the clicked cell.
         prediction: The current model's mask of the tile, when that model earned its place
-            (beat the colour rules); its component under the click wins over the classical cell region.
+            (beat the colour rules); its component under the click wins over the classical
+            cell region.
         background: The background class index (None: no such class).
     """
 

@@ -213,6 +213,7 @@ class PendingAction:
         move: ``save``, ``save_next``, ``skip``, ``next`` or ``previous``.
         target: The tile to go to (None: stay).
         leave: Whether a move goes now (False: unsaved paint asks first).
+        force: Save on top of a revision someone saved since (the conflict box's choice).
     """
 
     move: str
@@ -223,6 +224,7 @@ class PendingAction:
     target: str | None
     leave: bool
     seconds: float
+    force: bool = False
 
 
 def _next_nonce() -> int:
@@ -1079,7 +1081,15 @@ def _finish(store: Store, action: PendingAction) -> None:
             note = "Saved revision {revision} ({pixels} labelled pixels)."
             if move == "save_next":
                 note = "Saved revision {revision} of the previous tile."
-            rev = _save(store, editing, action.mask, action.name, seconds=action.seconds, note=note)
+            rev = _save(
+                store,
+                editing,
+                action.mask,
+                action.name,
+                seconds=action.seconds,
+                force=action.force,
+                note=note,
+            )
         elif move == "save":
             what = f"revision {editing.base_number}" if editing.base else "the blank tile"
             _flash("info", f"Nothing to save: nothing changed since {what}.")
@@ -1119,10 +1129,12 @@ def _conflict_box(store: Store, conflict: PendingConflict, name: str) -> None:
             _flash("info", f"Loaded revision {theirs.revision}; your paint was dropped.")
             st.rerun()
         if right.button("Save mine on top", key="lbl_conflict_force", type="primary"):
-            _save(
-                store, conflict.editing, conflict.mask, name, seconds=conflict.seconds, force=True
-            )
-            st.rerun()
+            action = PendingAction(
+                "save", conflict.editing, conflict.mask, True, name, None, True,
+                conflict.seconds, force=True,
+            )  # fmt: skip
+            st.session_state[PENDING_KEY] = action
+            _finish(store, action)
 
 
 main()

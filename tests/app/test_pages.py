@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -225,6 +226,29 @@ def test_conflict_offers_reload_or_save_on_top(demo_ws: Path) -> None:
     assert any("Saved revision 2" in s.value for s in at.success)
 
 
+def test_save_mine_on_top_cut_short_by_a_rerun_is_finished_once(demo_ws: Path) -> None:
+    at = _select_leukocyte(_open("label.py", annotator="ada"))
+    tile_id = at.session_state["label_tile_id"]
+    store = Store.open(demo_ws)
+    store.save_mask(tile_id, np.zeros_like(store.mask(tile_id)), annotator="bob")
+    _draw(at, [_leukocyte_rect(Store.open(demo_ws), 0, 0, 20, 20)])
+    at.button(key="lbl_save").click().run()
+    conflict = at.session_state["lbl_conflict"]
+    # "Save mine on top" reached the store, then a re-run ended the script before the page
+    # knew: the next run finishes it, without a second revision and without the box.
+    store.save_mask(tile_id, conflict.mask, annotator="ada", base_revision=1, force=True)
+    at.session_state["lbl_pending"] = SimpleNamespace(
+        move="save", editing=conflict.editing, mask=conflict.mask, unsaved=True, name="ada",
+        target=None, leave=True, seconds=1.0, force=True,
+    )  # fmt: skip
+    at.run()
+    assert not at.exception, at.exception
+    assert [r.annotator for r in store.history(tile_id)] == ["bob", "ada"], "saved once"
+    assert "lbl_conflict" not in at.session_state
+    assert not any("bob" in w.value for w in at.warning)
+    assert any("Saved revision 2" in s.value for s in at.success)
+
+
 def test_conflict_reload_takes_their_version(demo_ws: Path) -> None:
     at = _select_leukocyte(_open("label.py", annotator="ada"))
     tile_id = at.session_state["label_tile_id"]
@@ -409,6 +433,7 @@ def test_an_action_cut_short_by_a_rerun_is_finished_once(demo_ws: Path) -> None:
         target=second,
         leave=True,
         seconds=1.0,
+        force=False,
     )
     at.run()
     assert not at.exception, at.exception
