@@ -1031,8 +1031,8 @@ def _intent(tile_id: str) -> str | None:
 def _notes(
     store: Store, editing: Editing, objects: list[dict], changed: bool, name: str, tile_id: str
 ) -> None:
-    if not name:
-        st.warning("Enter your name in the sidebar to save masks.")
+    if not name:  # beside the name box, not above the canvas: the tile stays in view
+        st.sidebar.warning("Enter your name above to save masks.")
     leaving = st.session_state.get(LEAVE_KEY)
     if leaving and changed:
         st.warning(

@@ -372,7 +372,8 @@ def test_replace_with_prediction_on_a_labelled_tile_and_discard(demo_ws: Path) -
 def test_save_needs_a_name(demo_ws: Path) -> None:
     at = _open("label.py", annotator="")
     assert at.button(key="lbl_save").disabled
-    assert any("Enter your name" in w.value for w in at.warning)
+    assert any("Enter your name" in w.value for w in at.sidebar.warning)
+    assert not any("Enter your name" in w.value for w in at.main.warning), "canvas stays up"
 
 
 def test_next_with_unsaved_paint_asks_first(demo_ws: Path) -> None:
