@@ -783,11 +783,10 @@ def main() -> None:
             unsafe_allow_html=True,
         )
         buttons = st.container()
-        # The press is noted at once: Streamlit may cut this run short at any later point.
-        pressed = _buttons(buttons, name) or key_move
-        if pressed is not None:
-            st.session_state[INTENT_KEY] = (pressed, tile_id)
+        _buttons(buttons, name, tile_id)
+        # A key's move is noted at once: Streamlit may cut this run short at any later point.
         if key_move is not None:
+            st.session_state[INTENT_KEY] = (key_move, tile_id)
             st.session_state[KEY_SEEN_KEY] = key_mark
         notes = st.container()
         from streamlit_drawable_canvas import st_canvas  # only importable inside a page run
@@ -990,8 +989,10 @@ def _edits(
         st.rerun()
 
 
-def _buttons(where, name: str) -> str | None:
-    """The action row above the canvas; returns the move asked for (by button or key)."""
+def _buttons(where, name: str, tile_id: str) -> None:
+    """The action row above the canvas. A press is noted by its callback, which Streamlit
+    runs before the script: a re-run that cuts the script short (the new canvas asks for one
+    as it mounts) can no longer lose a press read in the body."""
     with where:
         cols = st.columns([5, 3, 3, 4, 3])
         specs = (
@@ -1001,19 +1002,22 @@ def _buttons(where, name: str) -> str | None:
             ("previous", "Previous", "lbl_prev", "← or A", False),
             ("next", "Next", "lbl_next", "→ or D", False),
         )
-        pressed = [
-            move
-            for col, (move, label, key, keys, disabled) in zip(cols, specs, strict=True)
-            if col.button(
+        for col, (move, label, key, keys, disabled) in zip(cols, specs, strict=True):
+            col.button(
                 label,
                 key=key,
                 type="primary" if move == "save_next" else "secondary",
                 disabled=disabled,
                 width="stretch",
                 help=keys,
+                on_click=_pressed,
+                args=(move, tile_id),
             )
-        ]
-    return pressed[0] if pressed else None
+
+
+def _pressed(move: str, tile_id: str) -> None:
+    """A button's press, for the tile it was shown with."""
+    st.session_state[INTENT_KEY] = (move, tile_id)
 
 
 def _intent(tile_id: str) -> str | None:

@@ -112,15 +112,18 @@ def _choose_order(page, name: str) -> None:
     blur(page)
 
 
-MAX_DROPPED = 2  # presses per 40 that Streamlit may drop in a re-run race (see _press)
+# Presses per 40 that may be dropped. Button presses read in the script body were lost about
+# once in 150 when the new canvas's re-run cut the run short; they are noted by on_click
+# callbacks now (0 of 240 dropped under load), and keys are numbered: none may be lost.
+MAX_DROPPED = 0
 
 
 def _press(page, order: list[str], here: str, target: str, press, why: str) -> int:
     """Press once, and again if the press was dropped; returns the number dropped.
 
-    A press must move exactly one tile. Streamlit can drop a button press that lands while
-    the new canvas's own re-run is under way (the page then stays on its tile): that is
-    counted and pressed again. Any other tile fails at once.
+    A press must move exactly one tile. A dropped press (the page stays on its tile) is
+    counted and pressed again, so the walk goes on and the count is reported; any other tile
+    fails at once.
     """
     from playwright.sync_api import expect
 
@@ -159,6 +162,7 @@ def _walk(page, order: list[str], *, save: bool) -> int:
             press = page.get_by_role("button", name="Previous", exact=True).click
         dropped += _press(page, order, here, order[at], press, f"back {step}, save={save}")
     assert order[at] == start
+    print(f"walk save={save}: {dropped} of {2 * STEPS} presses dropped")  # shown with -s
     assert dropped <= MAX_DROPPED, f"{dropped} of {2 * STEPS} presses were dropped"
     return dropped
 
