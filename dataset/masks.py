@@ -2,7 +2,8 @@
 
 What this module promises:
 
-* PNG round trips are exact (:func:`encode_mask_png` / :func:`decode_mask_png`).
+* PNG round trips are exact (:func:`encode_mask_png` / :func:`decode_mask_png`, which are
+  :func:`dataset.png.encode_mask` / :func:`dataset.png.decode_mask`).
 * Imported mask files become class indices through an explicit grey-level map
   (:func:`parse_levels`, :func:`apply_levels`) with an explicit tolerance band; a grey that
   no listed level explains refuses the file, naming the file, the level and its pixel count,
@@ -16,7 +17,6 @@ What this module promises:
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageColor
+from PIL import ImageColor
 
 from dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, open_checked
+from dataset.png import check_mask, decode_mask, encode_mask
 from dataset.schema import UNLABELLED, UNLABELLED_NAME
 
 __all__ = [
@@ -53,57 +54,10 @@ class MaskRejected(ValueError):
     """A mask file that cannot be imported; the message names the file and says why."""
 
 
-# --- storage ------------------------------------------------------------------------------
-
-
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """Encode a mask as a single-channel 8-bit PNG.
-
-    Args:
-        mask: Class indices, 255 = unlabelled.
-
-    Returns:
-        PNG bytes that :func:`decode_mask_png` turns back into exactly ``mask``.
-
-    Shape:
-        mask: (H, W), uint8.
-    """
-    _check_mask(mask, "mask")
-    out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(mask)).save(out, format="PNG", compress_level=6)
-    return out.getvalue()
-
-
-def decode_mask_png(data: bytes) -> np.ndarray:
-    """Decode a mask written by :func:`encode_mask_png`.
-
-    Raises:
-        ValueError: The bytes are not a single-channel 8-bit PNG.
-
-    Shape:
-        return: (H, W), uint8.
-    """
-    try:
-        with Image.open(io.BytesIO(bytes(data)), formats=["PNG"]) as img:
-            img.load()
-            if img.mode != "L":
-                raise ValueError(
-                    f"A stored mask must be a single-channel 8-bit PNG; this one is {img.mode!r}."
-                )
-            return np.array(img, dtype=np.uint8)
-    except ValueError:
-        raise
-    except Exception as exc:  # Pillow raises many types on damaged data
-        raise ValueError(f"Stored mask bytes are not a readable PNG ({exc}).") from None
-
-
-def _check_mask(mask: Any, what: str) -> None:
-    if not isinstance(mask, np.ndarray):
-        raise ValueError(f"{what} must be a numpy array, got {type(mask).__name__}.")
-    if mask.dtype != np.uint8:
-        raise ValueError(f"{what} must be uint8 class indices, got dtype {mask.dtype}.")
-    if mask.ndim != 2 or 0 in mask.shape:
-        raise ValueError(f"{what} must be a 2-D (H, W) raster, got shape {mask.shape}.")
+# --- storage: the PNG codec of stored masks lives in dataset.png; these are its names here.
+encode_mask_png = encode_mask
+decode_mask_png = decode_mask
+_check_mask = check_mask
 
 
 # --- importing existing mask files -----------------------------------------------------------

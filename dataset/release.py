@@ -59,6 +59,7 @@ from pydantic import BaseModel, Field
 from dataset._delta import local_dataset
 from dataset.card import render_card
 from dataset.durable import fsync_dir
+from dataset.png import PngError, decode_mask, encode_indexed, mask_histogram, read_header
 from dataset.schema import UNLABELLED, UNLABELLED_NAME, ClassSchema
 from dataset.store import SPLITS, Store, StoreError, TileInfo
 
@@ -323,35 +324,11 @@ def _on_disk(store: Store) -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------- masks
-def _decode_png(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-        return np.asarray(im).copy()
-
-
-_PNG_MODES = {
-    (8, 0): "L",
-    (16, 0): "I;16",
-    (8, 2): "RGB",
-    (8, 3): "P",
-    (8, 4): "LA",
-    (8, 6): "RGBA",
-}
-
-
 def _check_mask_header(mask_png: bytes, w: int, h: int) -> None:
-    """Refuse a mask that is not a ``w`` x ``h`` 8-bit grey PNG, from its header alone.
-
-    The IHDR chunk sits at a fixed place after the signature: width, height, bit depth and
-    colour type are there, so a mask whose counts are stored is checked without inflating it.
-    """
-    ok = mask_png[:8] == b"\x89PNG\r\n\x1a\n" and mask_png[12:16] == b"IHDR"
-    mw, mh = int.from_bytes(mask_png[16:20], "big"), int.from_bytes(mask_png[20:24], "big")
-    depth, colour = mask_png[24:25], mask_png[25:26]
-    mode = _PNG_MODES.get((depth[0], colour[0]), "?") if ok and depth and colour else "?"
-    if not ok or (mw, mh) != (w, h) or mode != "L":
-        shown = f"{mw}x{mh} {mode}" if ok else "not a PNG"
+    """Refuse a mask that is not a ``w`` x ``h`` 8-bit grey PNG, from its header alone."""
+    head = read_header(mask_png)
+    if head is None or (head.width, head.height) != (w, h) or head.mode != "L":
+        shown = f"{head.width}x{head.height} {head.mode}" if head else "not a PNG"
         raise ReleaseError(
             f"A stored mask is {shown} but its tile needs {w}x{h} L (8-bit class indices); "
             "the workspace is damaged, run the store checks."
@@ -378,21 +355,14 @@ def _mask_counts(mask_png: bytes, w: int, h: int) -> np.ndarray:
     """Pixels per mask value of one released mask, decoded (runs in a worker thread); for
     revisions saved before the store kept class pixel counts.
 
-    Pillow's histogram counts in one C pass what a NumPy copy and ``bincount`` would count
-    in three.
-
     Shape:
         returns (256,) int64.
     """
-    from PIL import Image
-
-    with Image.open(io.BytesIO(mask_png), formats=["PNG"]) as im:
-        if im.size != (w, h) or im.mode != "L":
-            raise ReleaseError(
-                f"A stored mask is {im.size[0]}x{im.size[1]} {im.mode} but its tile needs "
-                f"{w}x{h} L (8-bit class indices); the workspace is damaged, run the store checks."
-            )
-        return np.array(im.histogram(), dtype=np.int64)
+    _check_mask_header(mask_png, w, h)
+    try:
+        return mask_histogram(mask_png)
+    except PngError as exc:
+        raise ReleaseError(f"{exc} The workspace is damaged, run the store checks.") from None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -1057,8 +1027,6 @@ def _legend(manifest: ReleaseManifest) -> list[ClassEntry]:
 
 
 def _zip_masks(zf: zipfile.ZipFile, src: Path, stem: str, manifest: ReleaseManifest) -> None:
-    from PIL import Image
-
     legend = _legend(manifest)
     palette = np.zeros((256, 3), dtype=np.uint8)
     for e in legend:
@@ -1089,8 +1057,5 @@ def _zip_masks(zf: zipfile.ZipFile, src: Path, stem: str, manifest: ReleaseManif
             ids = batch.column("tile_id").to_pylist()
             pngs = batch.column("mask").field("bytes").to_pylist()
             for tid, png in zip(ids, pngs, strict=True):
-                im = Image.fromarray(_decode_png(png))
-                im.putpalette(palette.tobytes())  # an 'L' image becomes 'P': values unchanged
-                out = io.BytesIO()
-                im.save(out, format="PNG", optimize=False)
-                zf.writestr(f"{stem}/masks/{split}/{tid}.png", out.getvalue())
+                data = encode_indexed(decode_mask(png), palette)
+                zf.writestr(f"{stem}/masks/{split}/{tid}.png", data)
