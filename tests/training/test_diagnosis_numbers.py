@@ -112,3 +112,21 @@ def test_feature_csv_names_the_first_bad_cell_in_reading_order(tmp_path: Path) -
     with pytest.raises(ValueError, match=r"f.csv, row 5: column 'a' holds 'inf', not a finite"):
         parse_number("inf", "f.csv, row 5", "a")
     assert parse_number(" 2.5 ", "f.csv, row 5", "a") == 2.5
+
+
+def test_pima_cells_are_read_by_the_same_reader_and_none_may_be_blank(tmp_path: Path) -> None:
+    from training.diagnosis.pima import load_pima
+
+    good = "1,85,66,29,0,26.6,0.351,31,0"
+    path = tmp_path / "pima.csv"
+    path.write_text(f"{good}\n1,85,66,29,0,26.6,0.351,1e1,1\n", encoding="utf-8")
+    assert load_pima(path).X[1, -1] == 10.0
+    for bad, rule in (
+        ("1,85,,29,0,26.6,0.351,31,0", "every cell must be a number"),
+        ("1,85,NA,29,0,26.6,0.351,31,0", "every cell must be a number"),
+        ("1,85,66,29,0,inf,0.351,31,0", "values must be finite"),
+        ("1,85,66,29,0,26;6,0.351,31,0", "every cell must be a number"),
+    ):
+        path.write_text(f"{good}\n{good}\n{bad}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=f"line 3: {rule}"):
+            load_pima(path)

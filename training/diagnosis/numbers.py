@@ -128,6 +128,8 @@ def read_number_table(
     row_numbers: Sequence[int],
     columns: Sequence[int],
     names: Sequence[str],
+    *,
+    missing: Collection[str] = MISSING,
 ) -> tuple[np.ndarray, list[BadNumber]]:
     """Columns of a CSV's rows as a float matrix, each column read by :func:`read_numbers`.
 
@@ -136,6 +138,7 @@ def read_number_table(
         row_numbers: Each row's number in the file, for messages.
         columns: Which cell of a row holds each column.
         names: Each column's name, for messages.
+        missing: As for :func:`read_numbers`.
 
     Returns:
         The values (NaN where not measured or bad) and the bad cells, column by column.
@@ -147,7 +150,7 @@ def read_number_table(
     bad: list[BadNumber] = []
     for j, (col, name) in enumerate(zip(columns, names, strict=True)):
         texts = pd.Series([r[col] if col < len(r) else "" for r in rows], index=row_numbers)
-        values, wrong = read_numbers(texts, column=name)
+        values, wrong = read_numbers(texts, column=name, missing=missing)
         out[:, j] = values.to_numpy()
         bad.extend(wrong)
     return out, bad
