@@ -27,7 +27,6 @@ This module only parses, calls the dataset package and formats.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -128,7 +127,7 @@ def _report_results(
 
 
 def _read_index_png(path: Path) -> np.ndarray:
-    from PIL import Image
+    from dataset.png import PngError, decode_mask
 
     try:
         data = path.read_bytes()
@@ -137,19 +136,15 @@ def _read_index_png(path: Path) -> np.ndarray:
             f"Cannot read mask file {str(path)!r} ({exc.strerror}); check the path."
         ) from None
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
-            img.load()
-            if img.mode not in ("L", "P"):
-                raise CliError(
-                    f"Mask file {str(path)!r} is a {img.mode} image; save it as a single-channel "
-                    "8-bit PNG of class indices (255 = unlabelled)."
-                )
-            return np.array(img, dtype=np.uint8)
-    except CliError:
-        raise
-    except Exception as exc:  # Pillow raises many types on damaged files
+        return decode_mask(data, palette_ok=True)
+    except PngError as exc:
+        if exc.mode is not None:
+            raise CliError(
+                f"Mask file {str(path)!r} is a {exc.mode} image; save it as a single-channel "
+                "8-bit PNG of class indices (255 = unlabelled)."
+            ) from None
         raise CliError(
-            f"Mask file {str(path)!r} is not a readable PNG ({exc}); save it as a "
+            f"Mask file {str(path)!r} is not a readable PNG ({exc.detail}); save it as a "
             "single-channel 8-bit PNG of class indices."
         ) from None
 

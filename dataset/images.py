@@ -22,7 +22,6 @@ import io
 import os
 import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from dataset.limits import InputLimits, InputRefused, check_file_size, check_image_size
+from dataset.png import _check_rgb, encode_rgb
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -57,7 +57,6 @@ _SNIFF = (
     (b"PK\x03\x04", "a ZIP archive"),
 )
 _ACCEPTED_TEXT = "PNG, JPEG, TIFF or BMP"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageRejected(ValueError):
@@ -254,8 +253,8 @@ def _check_and_load(
 def encode_png_lossless(rgb: np.ndarray) -> bytes:
     """Encode RGB pixels as a PNG with no metadata chunks (no EXIF, ICC profile or text).
 
-    The PNG holds only ``IHDR``, one ``IDAT`` and ``IEND``; see :func:`encode_rgb_png` for
-    how it is compressed.
+    The PNG holds only ``IHDR``, one ``IDAT`` and ``IEND``; see
+    :func:`dataset.png.encode_rgb` for how it is compressed.
 
     Args:
         rgb: Pixels to encode.
@@ -269,61 +268,7 @@ def encode_png_lossless(rgb: np.ndarray) -> bytes:
     Shape:
         rgb: (H, W, 3), uint8.
     """
-    return encode_rgb_png(rgb)
-
-
-def encode_rgb_png(rgb: np.ndarray) -> bytes:
-    """Lossless 8-bit RGB PNG, fast: the Up filter and Huffman-only deflate, no metadata.
-
-    Blood-smear photos are noisy, so LZ77 matching finds little; filtering against the row
-    above and entropy coding alone gives about Pillow's ``compress_level=1`` size in a
-    fraction of its time. Any (H, W, 3) uint8 array is accepted, a non-contiguous crop too.
-
-    Raises:
-        ValueError: ``rgb`` is not an (H, W, 3) uint8 array.
-
-    Shape:
-        rgb: (H, W, 3), uint8.
-    """
-    _check_rgb(rgb)
-    h, w = rgb.shape[:2]
-    comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    # Filtered a band of rows at a time, so a large image costs one band, not a second copy.
-    band = max(1, _BAND_BYTES // (3 * w + 1))
-    raw = np.empty((min(band, h), w * 3 + 1), dtype=np.uint8)
-    raw[:, 0] = 2  # PNG filter type "Up" on every scanline
-    parts = []
-    for y in range(0, h, band):
-        n = min(band, h - y)
-        rows = rgb[y : y + n].reshape(n, w * 3)
-        out = raw[:n]
-        if y == 0:
-            out[0, 1:] = rows[0]
-        else:
-            np.subtract(rows[0], rgb[y - 1].reshape(w * 3), out=out[0, 1:])
-        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # uint8 wrap-around is the PNG rule
-        parts.append(comp.compress(out.data))
-    parts.append(comp.flush())
-    crc = zlib.crc32(b"IDAT")
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    # One join of the compressed parts: the PNG is assembled without an extra copy of IDAT.
-    return b"".join(
-        (
-            _PNG_SIGNATURE,
-            _chunk(b"IHDR", header),
-            struct.pack(">I", sum(map(len, parts))),
-            b"IDAT",
-            *parts,
-            struct.pack(">I", crc),
-            _chunk(b"IEND", b""),
-        )
-    )
-
-
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    return encode_rgb(rgb)
 
 
 def pixel_sha256(rgb: np.ndarray) -> str:
@@ -349,16 +294,6 @@ def smear_id_for(rgb: np.ndarray) -> str:
         rgb: (H, W, 3), uint8.
     """
     return "s" + pixel_sha256(rgb)[:12]
-
-
-def _check_rgb(rgb: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
-        raise ValueError(
-            f"Expected RGB pixels as a uint8 numpy array, got {type(rgb).__name__}"
-            f"{' of ' + str(rgb.dtype) if isinstance(rgb, np.ndarray) else ''}."
-        )
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ValueError(f"Expected RGB pixels of shape (H, W, 3), got {rgb.shape}.")
 
 
 def _size(data: bytes | BinaryIO) -> int:

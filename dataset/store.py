@@ -31,7 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from dataset._delta import DeltaTables
-from dataset.images import encode_rgb_png
+from dataset.png import PngError, decode_mask, decode_rgb, encode_mask, encode_rgb
 from dataset.schema import UNLABELLED, ClassSchema, SchemaError
 from dataset.tiling import TileBox, assemble, tile_grid, tile_id
 
@@ -149,25 +149,6 @@ _TILE_COLUMNS = [f for f in TileInfo.__dataclass_fields__]
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _decode_png(data: bytes) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im).copy()
-
-
-def _encode_png(arr: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def split_for_group(group_key: str, seed: int) -> str:
@@ -407,7 +388,7 @@ class Store:
                     for t in new_tiles[sid]:
                         if t.tile_id in orphans:
                             continue
-                        png = encode_rgb_png(rgb[t.y : t.y + t.h, t.x : t.x + t.w])
+                        png = encode_rgb(rgb[t.y : t.y + t.h, t.x : t.x + t.w])
                         chunk.append({**t.__dict__, "image_png": png})
                         chunk_bytes += len(png)
                         if chunk_bytes >= TILE_COMMIT_BYTES:
@@ -440,7 +421,13 @@ class Store:
         if smear.rgb is not None:
             rgb = smear.rgb
         elif smear.image_png is not None:
-            rgb = _decode_png(smear.image_png)
+            try:
+                rgb = decode_rgb(smear.image_png)
+            except PngError as exc:
+                raise StoreError(
+                    f"Smear {smear.smear_id} comes with a PNG SmearLab cannot store: {exc} "
+                    "Decode the upload again."
+                ) from None
         else:
             raise StoreError(f"Smear {smear.smear_id} comes with neither pixels nor a PNG.")
         if rgb.shape != (smear.height, smear.width, 3) or rgb.dtype != np.uint8:
@@ -491,7 +478,7 @@ class Store:
             raise StoreError(f"No smear {smear_id!r} in workspace {self.root}.")
         png = t.column("image_png")[0].as_py()
         if png is not None:
-            img = _decode_png(png)
+            img = decode_rgb(png)
         else:  # a large smear is kept as its tiles only: put them together
             width, height = t.column("width")[0].as_py(), t.column("height")[0].as_py()
             img = np.empty((height, width, 3), dtype=np.uint8)
@@ -504,7 +491,7 @@ class Store:
                 rows.column("image_png"),
                 strict=True,
             ):
-                tile = _decode_png(tile_png.as_py())
+                tile = decode_rgb(tile_png.as_py())
                 img[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
         img.setflags(write=False)
         return img
@@ -575,7 +562,7 @@ class Store:
                     if tid not in wanted or tid in seen:
                         continue
                     seen.add(tid)
-                    yield tid, png if png is not None else encode_rgb_png(self.tile_image(tid))
+                    yield tid, png if png is not None else encode_rgb(self.tile_image(tid))
 
     # ----------------------------------------------------------------- revisions
     def latest_revisions(self) -> dict[str, Revision]:
@@ -631,7 +618,7 @@ class Store:
         t = self.tables.read("revisions", ["mask_png"], flt)
         if t.num_rows == 0:
             raise StoreError(f"Tile {tile_id_} has no revision {revision}.")
-        return _decode_png(t.column("mask_png")[0].as_py())
+        return decode_mask(t.column("mask_png")[0].as_py())
 
     def save_mask(
         self,
@@ -689,7 +676,7 @@ class Store:
         class_px = values[:n_classes].tolist()
         if source not in SOURCES:
             raise StoreError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
-        png = _encode_png(mask)
+        png = encode_mask(mask)
         with self.tables.lock("revisions"):
             latest = self.latest(tile_id_)
             if on_latest:
@@ -923,7 +910,7 @@ class Store:
             counts[:n_classes] += px
             counts[UNLABELLED] += tile.w * tile.h - rev.n_labelled_px
         for _, _, png in self.iter_latest_masks(legacy):
-            counts += np.bincount(_decode_png(png).ravel(), minlength=256)
+            counts += np.bincount(decode_mask(png).ravel(), minlength=256)
         out = {n: int(counts[i]) for i, n in enumerate(names)}
         out["unlabelled"] = int(counts[UNLABELLED])
         return out

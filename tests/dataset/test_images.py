@@ -16,7 +16,6 @@ from dataset.images import (
     ImageRejected,
     decode_image,
     encode_png_lossless,
-    encode_rgb_png,
     open_checked,
     pixel_sha256,
     smear_id_for,
@@ -302,29 +301,6 @@ def test_lossless_png_carries_no_metadata_and_round_trips():
     assert not reopened.getexif()
     assert reopened.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(reopened), PATTERN)
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (32, 32), (33, 64), (480, 640)])
-def test_fast_png_round_trips_exactly(shape: tuple[int, int]) -> None:
-    rng = np.random.default_rng(sum(shape))
-    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-    rgb[: shape[0] // 2] = 200  # flat rows as well as noise
-    png = encode_rgb_png(rgb)
-    assert png == encode_png_lossless(rgb)
-    assert png_chunk_types(png) == [b"IHDR", b"IDAT", b"IEND"]
-    decoded = np.asarray(Image.open(io.BytesIO(png)))
-    np.testing.assert_array_equal(decoded, rgb)
-    view = np.zeros((40, 40, 3), np.uint8)[3:20, 5:9]  # a non-contiguous crop
-    view[::2] = rng.integers(0, 256, view[::2].shape, dtype=np.uint8)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_rgb_png(view)))), view)
-    with pytest.raises(ValueError, match="uint8"):
-        encode_rgb_png(rgb.astype(np.float32))
-
-
-def test_fast_png_is_no_larger_than_a_tenth_over_pillows_fastest_on_a_smear(make_smear):
-    rgb = make_smear(256, 192, seed=4).rgb
-    pillow = encode(Image.fromarray(rgb), "PNG", compress_level=1)
-    assert len(encode_png_lossless(rgb)) <= 1.1 * len(pillow)
 
 
 @pytest.mark.parametrize("bad", [PATTERN[:, :, 0], PATTERN.astype(np.uint16), PATTERN[:, :, :2]])

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from dataset import release as rel
 from dataset._delta import SCHEMAS, DeltaTables
 from dataset.images import encode_png_lossless, smear_id_for
 from dataset.masks import encode_mask_png
@@ -34,6 +33,7 @@ from dataset.release import (
     release_dir,
     verify_release,
 )
+from dataset.release import writer as rel
 from dataset.schema import UNLABELLED
 from dataset.store import SPLITS, NewSmear, Store, group_key, split_for_group
 
@@ -148,7 +148,7 @@ def test_release_copies_stored_pngs_without_touching_pixels(
 
     fresh = Store.open(store.root)  # nothing cached: a smear decode would show
     monkeypatch.setattr(fresh, "_image_cache", no_pixels)
-    monkeypatch.setattr("dataset.store.encode_rgb_png", no_pixels)
+    monkeypatch.setattr("dataset.store.encode_rgb", no_pixels)
     info = create_release(fresh, "1.0.0", "bytes only")
     rows = [r for rs in _split_tables(info.path).values() for r in rs]
     assert len(rows) == len(stored)
@@ -669,3 +669,44 @@ def test_export_refuses_unknown_format_and_release(store: Store, tmp_path: Path)
     create_release(store, "1.0.0", "first")
     with pytest.raises(ReleaseError, match="'zip' or 'png-masks'"):
         export_release(store, "1.0.0", "tar", tmp_path)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ module layout
+def _release_imports(module: str) -> set[str]:
+    """Modules of the release package that ``dataset/release/<module>.py`` imports."""
+    import ast
+
+    path = Path(__file__).resolve().parents[2] / "dataset" / "release" / f"{module}.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+        found.update(n for n in names if n.startswith("dataset.release"))
+    return found
+
+
+def test_release_modules_depend_one_way_and_the_card_on_the_manifest_alone() -> None:
+    assert _release_imports("manifest") == set()
+    assert _release_imports("card") == {"dataset.release.manifest"}
+    assert _release_imports("verify") == {"dataset.release.manifest"}
+    assert _release_imports("writer") == {
+        "dataset.release.manifest",
+        "dataset.release.card",
+        "dataset.release._parquet",
+    }
+    assert "dataset.release.writer" not in _release_imports("export")
+
+
+@pytest.mark.parametrize("first", ["dataset.release.card", "dataset.release.manifest"])
+def test_any_release_module_imports_first_in_a_fresh_interpreter(first: str) -> None:
+    import subprocess
+    import sys
+
+    code = f"import {first}; from dataset.release import create_release, export_release"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -436,13 +436,13 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     import dataset.store as store_mod
 
     calls: list[int] = []
-    real = store_mod._decode_png
+    real = store_mod.decode_mask
 
     def counting(data: bytes) -> np.ndarray:
         calls.append(1)
         return real(data)
 
-    monkeypatch.setattr(store_mod, "_decode_png", counting)
+    monkeypatch.setattr(store_mod, "decode_mask", counting)
     return calls
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from training.diagnosis.numbers import BadNumber, first_bad, read_number_table, read_numbers
 
 __all__ = [
     "Preprocessor",
@@ -222,8 +225,8 @@ def load_csv(
         if unknown:
             raise ValueError(f"{path}: no column(s) {unknown}; columns are {header}")
         columns = [header.index(n) for n in names]
-        rows: list[list[float]] = []
-        labels: list[str] = []
+        lines: list[int] = []
+        cells: list[list[str]] = []
         for line_no, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -231,18 +234,19 @@ def load_csv(
                 raise ValueError(
                     f"{path}, line {line_no}: {len(row)} cells but the header has {len(header)}"
                 )
-            values = []
-            for name, col in zip(names, columns, strict=True):
-                values.append(parse_number(row[col], f"{path}, line {line_no}", name))
-            rows.append(values)
-            labels.append(row[header.index(outcome)].strip())
-    if not rows:
+            lines.append(line_no)
+            cells.append(row)
+    if not cells:
         raise ValueError(f"{path}: no data rows below the header")
+    X, bad = read_number_table(cells, lines, columns, names)
+    if bad:
+        first = first_bad(bad, names)
+        raise ValueError(f"{path}, line {first.row}: column {first.column!r} holds {_what(first)}")
+    labels = [row[header.index(outcome)].strip() for row in cells]
     class_names = tuple(classes) if classes is not None else tuple(sorted(set(labels)))
     stray = sorted(set(labels) - set(class_names))
     if stray:
         raise ValueError(f"{path}: outcome values {stray} are not among classes {class_names}")
-    X = np.asarray(rows, dtype=np.float64)
     for name in zero_is_missing:
         col = names.index(name)
         X[X[:, col] == 0, col] = np.nan
@@ -251,7 +255,10 @@ def load_csv(
 
 
 def parse_number(text: str, where: str, column: str) -> float:
-    """A CSV cell as a float; empty, ``na``, ``nan`` or ``null`` mean missing (NaN).
+    """One CSV cell as a float, read as :func:`training.diagnosis.numbers.read_numbers` reads
+    a column; empty, ``na``, ``nan`` or ``null`` mean missing (NaN). For a whole file use
+    :func:`training.diagnosis.numbers.read_number_table`: pandas costs little per column and
+    much per cell.
 
     Args:
         where: The cell's place for messages, e.g. ``"pima.csv, line 12"``.
@@ -259,16 +266,14 @@ def parse_number(text: str, where: str, column: str) -> float:
     Raises:
         ValueError: the cell is neither a finite number nor a missing-value mark.
     """
-    text = text.strip()
-    if text == "" or text.lower() in {"na", "nan", "null"}:
-        return float("nan")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{where}: column {column!r} holds {text!r}, not a number") from None
-    if not np.isfinite(value):
-        raise ValueError(f"{where}: column {column!r} holds {text!r}")
-    return value
+    values, bad = read_numbers(pd.Series([text], dtype=object), column=column)
+    if bad:
+        raise ValueError(f"{where}: column {column!r} holds {_what(bad[0])}")
+    return float(values.iloc[0])
+
+
+def _what(bad: BadNumber) -> str:
+    return f"{bad.text!r}, not a {'finite number' if bad.infinite else 'number'}"
 
 
 _TYPE1 = re.compile(r"(type\s*[-_]?\s*(1|i)\b|\bt1d?m?\b|\biddm\b|\bjuvenile\b|\blada\b)")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from training.diagnosis.features import TabularData
+from training.diagnosis.numbers import first_bad, read_number_table
 
 __all__ = [
     "PIMA_CLASSES",
@@ -72,7 +73,7 @@ def load_pima(path: Path) -> TabularData:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No Pima CSV at {path}; pass the file with --csv")
-    rows: list[list[float]] = []
+    lines: list[tuple[int, str, list[str]]] = []
     with path.open(encoding="utf-8-sig") as handle:
         for line_no, line in enumerate(handle, start=1):
             text = line.strip()
@@ -86,24 +87,33 @@ def load_pima(path: Path) -> TabularData:
                     f"{path}, line {line_no}: expected {_N_COLUMNS} comma-separated numbers "
                     f"({', '.join(PIMA_FEATURES)}, Outcome), found {len(cells)}"
                 )
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {line_no}: every cell must be a number, got {text!r}"
-                ) from None
-            if not all(np.isfinite(values)) or min(values) < 0:
-                raise ValueError(
-                    f"{path}, line {line_no}: values must be finite and not negative, got {text!r}"
-                )
-            if values[-1] not in (0.0, 1.0):
-                raise ValueError(
-                    f"{path}, line {line_no}: Outcome must be 0 or 1, got {cells[-1]!r}"
-                )
-            rows.append(values)
-    if not rows:
+            lines.append((line_no, text, cells))
+    if not lines:
         raise ValueError(f"{path}: no data rows")
-    table = np.asarray(rows, dtype=np.float64)
+    # No cell may be missing here: a zero is how this file says "not measured".
+    table, bad = read_number_table(
+        [cells for _, _, cells in lines],
+        [n for n, _, _ in lines],
+        range(_N_COLUMNS),
+        [*PIMA_FEATURES, "Outcome"],
+        missing=(),
+    )
+    text_of = {n: text for n, text, _ in lines}
+    if bad:
+        first = first_bad(bad, [*PIMA_FEATURES, "Outcome"])
+        rule = (
+            "values must be finite and not negative"
+            if first.infinite
+            else "every cell must be a number"
+        )
+        raise ValueError(f"{path}, line {first.row}: {rule}, got {text_of[first.row]!r}")
+    for (line_no, text, cells), values in zip(lines, table, strict=True):
+        if values.min() < 0:
+            raise ValueError(
+                f"{path}, line {line_no}: values must be finite and not negative, got {text!r}"
+            )
+        if values[-1] not in (0.0, 1.0):
+            raise ValueError(f"{path}, line {line_no}: Outcome must be 0 or 1, got {cells[-1]!r}")
     X = table[:, :-1].copy()
     for name in PIMA_ZERO_IS_MISSING:
         col = PIMA_FEATURES.index(name)

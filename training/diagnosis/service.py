@@ -47,10 +47,10 @@ from training.diagnosis.criteria import (
 from training.diagnosis.features import (
     TabularData,
     load_csv,
-    parse_number,
     type_distinction_warning,
 )
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
+from training.diagnosis.numbers import first_bad, read_number_table
 from training.diagnosis.registry import (
     DIABETES_DIAGNOSES,
     DIAGNOSES,
@@ -1162,19 +1162,14 @@ def _read_table(
                 raise DiagnosisError(
                     f"{path}, row {row_no}: {len(cells)} cells but the header has {len(names)}."
                 )
-            rows.append([_number(c, path, row_no, n) for c, n in zip(cells, names, strict=True)])
+            rows.append(cells)
             numbers.append(row_no)
     if not names:
         raise DiagnosisError(f"{path} is empty; it needs a header row.")
-    X = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    X, bad = read_number_table(rows, numbers, range(len(names)), names)
+    if bad:
+        raise DiagnosisError(f"{path}, {first_bad(bad, names)}")
     return X, names, numbers, None
-
-
-def _number(text: str, path: Path, row: int, column: str) -> float:
-    try:
-        return parse_number(text, f"{path}, row {row}", column)
-    except ValueError as err:
-        raise DiagnosisError(f"{err}.") from None
 
 
 def _labels_to_classes(

@@ -1,5 +1,6 @@
 """Visits from a CSV file: the column mapping (:class:`VisitMapping`), unit words, and the
-row-by-row parse that names the row and column of every refusal."""
+row-by-row parse that names the row and column of every refusal. Number cells are read
+column by column through :mod:`training.diagnosis.numbers`, as every diagnosis CSV is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from training.diagnosis.criteria import (
@@ -19,6 +21,7 @@ from training.diagnosis.criteria import (
     MeasurementError,
     check_possible,
 )
+from training.diagnosis.numbers import BadNumber, read_numbers
 from training.diagnosis.registry.records import (
     _SEX,
     NewVisit,
@@ -363,23 +366,69 @@ def parse_visits_csv(
         )
     index = {f: header.index(c) for f, c in mapping.columns.items()}
     index |= {f"unit:{c}": header.index(c) for c in mapping.unit_columns.values()}
+    lines = [(n, cells) for n, cells in enumerate(reader, start=2) if any(c.strip() for c in cells)]
+    numbers = _read_number_columns(lines, index, mapping)
     rows: list[ParsedRow] = []
     errors: list[RowError] = []
-    n_rows = 0
-    for row_no, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        n_rows += 1
-        parsed, row_errors = _parse_row(cells, row_no, index, mapping)
+    for row_no, cells in lines:
+        parsed, row_errors = _parse_row(cells, row_no, index, mapping, numbers)
         if row_errors:
             errors.extend(row_errors)
         elif parsed is not None:
             rows.append(parsed)
-    return ImportPreview(label, tuple(rows), tuple(errors), n_rows)
+    return ImportPreview(label, tuple(rows), tuple(errors), len(lines))
+
+
+# Fields read as numbers (whole numbers among them are checked to be whole per row).
+_NUMBER_FIELDS = (
+    "birth_year",
+    "age",
+    "pregnancy_week",
+    *MEASUREMENTS,
+    "c_peptide",
+    "insulin",
+    "bmi",
+    "systolic_bp",
+    "diastolic_bp",
+)
+
+
+def _read_number_columns(
+    lines: list[tuple[int, list[str]]], index: dict[str, int], mapping: VisitMapping
+) -> dict[str, dict[int, float | BadNumber]]:
+    """Each mapped number field's cells, read column by column: row -> value or bad cell.
+
+    A file whose cells are separated by something other than commas may write a decimal
+    comma (``6,1``).
+    """
+    decimal = "." if mapping.delimiter == "," else ","
+    out: dict[str, dict[int, float | BadNumber]] = {}
+    for name in _NUMBER_FIELDS:
+        if name not in index:
+            continue
+        i = index[name]
+        cells = pd.Series(
+            [c[i] if i < len(c) else "" for _, c in lines],
+            index=[n for n, _ in lines],
+            dtype=object,
+        )
+        values, bad = read_numbers(
+            cells, column=mapping.columns[name], decimal=decimal, missing=mapping.missing_values
+        )
+        column: dict[int, float | BadNumber] = {
+            row: float(v) for row, v in values.items() if not math.isnan(v)
+        }
+        column.update((b.row, b) for b in bad)
+        out[name] = column
+    return out
 
 
 def _parse_row(
-    cells: list[str], row: int, index: dict[str, int], mapping: VisitMapping
+    cells: list[str],
+    row: int,
+    index: dict[str, int],
+    mapping: VisitMapping,
+    numbers: dict[str, dict[int, float | BadNumber]],
 ) -> tuple[ParsedRow | None, list[RowError]]:
     errors: list[RowError] = []
     column_of = mapping.columns
@@ -395,16 +444,9 @@ def _parse_row(
         errors.append(RowError(row, column_of.get(name, name), message))
 
     def number(name: str) -> float | None:
-        text = cell(name)
-        if text is None:
-            return None
-        try:
-            value = float(text.replace(",", ".") if mapping.delimiter != "," else text)
-        except ValueError:
-            fail(name, f"{text!r} is not a number.")
-            return None
-        if not math.isfinite(value):
-            fail(name, f"{text!r} is not a finite number.")
+        value = numbers.get(name, {}).get(row)
+        if isinstance(value, BadNumber):
+            fail(name, value.reason)
             return None
         return value
 

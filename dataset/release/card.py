@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # release imports this module; the types are only for annotations
-    from dataset.release import ReleaseField, ReleaseManifest
+from dataset.release.manifest import ReleaseField, ReleaseManifest
 
 __all__ = ["render_card"]
 
