@@ -252,7 +252,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 def cmd_wand(args: argparse.Namespace) -> int:
     """The Label page's wand by command: clicks fill cells of the latest mask with a class."""
-    from dataset.masks import encode_mask_png
+    from dataset.png import encode_mask
     from dataset.wand import Click, cell_region, to_lab
 
     if args.out is None and not args.save:
@@ -271,7 +271,7 @@ def cmd_wand(args: argparse.Namespace) -> int:
     document: dict[str, object] = {"tile_id": tile.tile_id, "changed_px": filled}
     lines = [f"{len(args.at)} click(s) on {tile.tile_id} set {filled} pixels to {args.class_name}."]
     if args.out is not None:
-        Path(args.out).write_bytes(encode_mask_png(mask))
+        Path(args.out).write_bytes(encode_mask(mask))
         document["out"] = str(args.out)
         lines.append(f"Wrote {args.out}.")
     if args.save:
