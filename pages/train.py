@@ -45,10 +45,6 @@ JOB_KEY = "train_job_id"
 FLASH_KEY = "train_flash"
 POLL_S = 2.0
 TRAIN_SERIES = "training (per step)"
-# Left out of the runs table: ``miou`` repeats ``mean_iou`` and ``n_pixels`` says little;
-# the selection's figures are told in words (the run panel) and as "beats rules".
-_HIDDEN_METRICS = {"miou", "n_pixels"}
-_HIDDEN_PREFIXES = ("selection/",)
 _COUNT_METRICS = {"best_epoch", "epochs_run", "n_train_tiles", "n_val_tiles"}
 _ENCODER_HELP = {
     "mobilenet_v2": "fastest; a good start on a CPU",
@@ -343,11 +339,7 @@ def selection_table(selection: dict) -> pd.DataFrame:
 
 def runs_table(cards: list[ModelCard], current_id: str | None) -> pd.DataFrame:
     """One row per segmentation model, newest first, with its metrics side by side."""
-    columns = [
-        c
-        for c in metric_columns(cards)
-        if c not in _HIDDEN_METRICS and not c.startswith(_HIDDEN_PREFIXES)
-    ]
+    columns = metric_columns(cards)  # the zoo leaves out repeats and the selection's figures
     rows = []
     for card in reversed(cards):
         flat = flat_metrics(card.metrics)
