@@ -390,8 +390,14 @@ def cmd_settings(args: argparse.Namespace) -> int:
                 )
             from dataset.settings import get_settings
 
-            root = workspace or get_settings().workspace
-            set_workspace_setting(root, args.key, None if args.action == "unset" else args.value)
+            settings = get_settings(workspace=workspace)
+            set_workspace_setting(
+                settings.workspace,
+                args.key,
+                None if args.action == "unset" else args.value,
+                # Who set it, as the Settings page records the sidebar's name.
+                set_by=settings.annotator,
+            )
         values = setting_values(workspace=workspace)
     except SettingsError as exc:
         raise CliError(str(exc)) from None
