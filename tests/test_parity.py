@@ -49,6 +49,11 @@ def _plain(value: object) -> object:
 def stored(ws: Path) -> dict[str, object]:
     """Everything a workspace holds that an action may change, without volatile fields."""
     store = Store.open(ws)
+    if store.is_initialised():
+        # A smear's split is stored the first time anything asks for it (the Train page's
+        # counts do; the CLI's run would when it starts), hashed from its patient: ask for
+        # every one, so both sides compare the same assignment, not who asked first.
+        store.splits_of([s.smear_id for s in store.smears()])
     found: dict[str, object] = {}
     for table in sorted(p.name for p in (ws / "tables").iterdir() if p.is_dir()):
         rows = [_plain(r) for r in store.tables.read(table).to_pylist()]
@@ -61,7 +66,9 @@ def stored(ws: Path) -> dict[str, object]:
             "history": [e.model_dump(exclude={"at"}) for e in zoo.history(kind)],
             "models": [c.model_id for c in zoo.list(kind)],
         }
-    found["jobs"] = sorted((j.kind, j.target, j.state.value) for j in JobRunner(ws).list())
+    found["jobs"] = sorted(
+        (j.kind, j.target, j.state.value, _job_params(ws, j.job_id)) for j in JobRunner(ws).list()
+    )
     for path in sorted(ws.glob("releases/*/manifest.json")):
         manifest = _plain(json.loads(path.read_text(encoding="utf-8")))
         # Patient keys are salted afresh for every release (by design), so the data files'
@@ -71,6 +78,12 @@ def stored(ws: Path) -> dict[str, object]:
         for data in sorted(path.parent.glob("data/*.parquet")):
             found[f"release {data.relative_to(ws)}"] = _release_rows(data)
     return found
+
+
+def _job_params(ws: Path, job_id: str) -> str:
+    """What a job was asked to do: the ``params`` of its ``spec.json`` (training.jobs)."""
+    spec = json.loads((ws / "jobs" / job_id / "spec.json").read_text(encoding="utf-8"))
+    return json.dumps(_plain(spec["params"]), sort_keys=True)
 
 
 def _release_rows(path: Path) -> list[dict]:
@@ -256,6 +269,22 @@ def test_a_settings_page_save_and_settings_set_record_the_same(twins, labelled: 
     assert not at.exception, at.exception
     cli(dataset_cli.main, b, "settings", "set", "glucose_unit", "mg/dL", monkeypatch=env)
     assert_same(a, b)
+
+
+# ------------------------------------------------------------------------------ training
+def test_start_training_and_segment_queue_the_same_run(twins, labelled: Path, env) -> None:
+    """The run's settings, its device (SMEARLAB_DEVICE) included, are the service's to fill."""
+    a, b = twins(labelled)
+    env.setenv("SMEARLAB_DEVICE", "cuda")
+    at = page(a, "pages/train.py", env)
+    at.number_input[0].set_value(2)  # epochs
+    next(x for x in at.button if x.label == "Start training").click()
+    at.run()
+    assert not at.exception, at.exception
+    cli(training_cli.main, b, "segment", "--epochs", "2", "--time-budget-min", "30",
+        monkeypatch=env)  # fmt: skip
+    assert_same(a, b)
+    assert '"device": "cuda"' in stored(b)["jobs"][0][3]
 
 
 # ------------------------------------------------------------------------------ diagnosis
