@@ -153,7 +153,8 @@ def _read_index_png(path: Path) -> np.ndarray:
 def cmd_init(args: argparse.Namespace) -> int:
     store = _open_store(args)
     classes = [c for c in args.classes.split(",") if c.strip()] if args.classes else None
-    schema = store.init(classes, tile_size=args.tile_size)
+    colors = [c.strip() for c in args.colors.split(",") if c.strip()] if args.colors else None
+    schema = store.init(classes, tile_size=args.tile_size, colors=colors)
     size = store.tile_size()
     _emit(
         args,
@@ -444,8 +445,14 @@ def cmd_settings(args: argparse.Namespace) -> int:
                 )
             from dataset.settings import get_settings
 
-            root = workspace or get_settings().workspace
-            set_workspace_setting(root, args.key, None if args.action == "unset" else args.value)
+            settings = get_settings(workspace=workspace)
+            set_workspace_setting(
+                settings.workspace,
+                args.key,
+                None if args.action == "unset" else args.value,
+                # Who set it, as the Settings page records the sidebar's name.
+                set_by=settings.annotator,
+            )
         values = setting_values(workspace=workspace)
     except SettingsError as exc:
         raise CliError(str(exc)) from None
@@ -488,6 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("init", cmd_init, "set the class list and tile size of the workspace")
     p.add_argument("--classes", help="comma-separated class names, in index order")
+    p.add_argument(
+        "--colors",
+        help='one #rrggbb per class, in the same order, e.g. "#ffffff,#e53935" (default: a '
+        "palette); what the Upload page's class editor sets",
+    )
     p.add_argument("--tile-size", type=_tile_size, help="tile side in pixels (32..4096)")
 
     p = command("ingest", cmd_ingest, "add smear photos (files or folders)")

@@ -16,6 +16,7 @@ from model_zoo.zoo import (
     ZooError,
     default_workspace,
     metric_columns,
+    summary_rows,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "flat_metrics",
     "metric_columns",
     "new_model_id",
+    "summary_rows",
 ]

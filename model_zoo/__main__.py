@@ -3,6 +3,9 @@
 Usage::
 
     python -m model_zoo list     [--kind segmentation|diagnosis] [--json] [--workspace W]
+
+``list`` prints one flat row per model (current marked ``*``, created, encoder or target,
+the summary figures); ``--json`` prints the full cards.
     python -m model_zoo show     MODEL_ID [--json] [--workspace W]
 
 Promote and roll back moved to ``python -m training promote|rollback``: they are rules (the
@@ -21,33 +24,24 @@ from collections.abc import Sequence
 
 from dataset.cliutil import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, common_parser, report_error
 from model_zoo.card import KINDS, ModelCard, flat_metrics
-from model_zoo.zoo import Zoo, ZooError, default_workspace, metric_columns
+from model_zoo.zoo import Zoo, ZooError, default_workspace, summary_rows
 
 MOVED = {"promote": "promote MODEL_ID", "rollback": "rollback [--kind KIND]"}
 
 
 def format_models(cards: Sequence[ModelCard], current_ids: set[str]) -> str:
-    """A text table of ``cards``, key metrics side by side, the current model marked ``*``."""
+    """A text table of ``cards``: one flat row each (:func:`model_zoo.zoo.summary_rows`), the
+    current model marked ``*``. The full card is under ``show`` or ``--json``."""
     if not cards:
         return "  (no models yet)"
-    columns = metric_columns(cards)
-    header = ["", "model_id", "created (UTC)", *columns]
-    rows = [header]
-    for card in cards:
-        metrics = flat_metrics(card.metrics)
-        rows.append(
-            [
-                "*" if card.model_id in current_ids else "",
-                card.model_id,
-                f"{card.created_at:%Y-%m-%d %H:%M}",
-                *(f"{metrics[c]:.3f}" if c in metrics else "-" for c in columns),
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rows = summary_rows(cards, current_ids)
+    header = ["", *list(rows[0])[1:]]
+    table = [header, *([*row.values()] for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join(
         "  "
-        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        + "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
     )
 
 

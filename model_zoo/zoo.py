@@ -43,6 +43,7 @@ __all__ = [
     "ZooError",
     "default_workspace",
     "metric_columns",
+    "summary_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,24 @@ _LOCK = ".lock"
 # Files that would need unpickling to load; a zoo checkpoint never carries them.
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # Metrics shown first in lists, per kind; anything else follows alphabetically.
+# Left out of metric tables: a repeat of mean_iou, a count, and the selection's own figures.
+_NOT_SHOWN = frozenset({"miou", "n_pixels"})
+_NOT_SHOWN_PREFIXES = ("selection/",)
+# What a model list shows per kind: (metric, header); "iou/" stands for one column per class.
+_SUMMARY = {
+    "segmentation": (
+        ("mean_iou", "mean IoU"),
+        ("iou/", ""),
+        ("mean_dice", "mean Dice"),
+        ("beats_rules", "beats rules"),
+    ),
+    "diagnosis": (
+        ("roc_auc", "ROC AUC"),
+        ("accuracy", "accuracy"),
+        ("balanced_accuracy", "balanced accuracy"),
+        ("brier", "Brier"),
+    ),
+}
 _KEY_METRICS = {
     "segmentation": ("mean_iou", "iou/", "dice", "mean_dice", "accuracy", "loss"),
     "diagnosis": ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"),
@@ -410,10 +429,16 @@ def metric_columns(cards: Sequence[ModelCard]) -> list[str]:
     """Metric names to show side by side for ``cards``, key metrics of their kind first.
 
     Names are those of :func:`model_zoo.card.flat_metrics`, e.g. ``"mean_iou"``, ``"iou/rbc"``.
+    Repeats and bookkeeping (``miou``, ``n_pixels``, the ``selection/...`` figures of the
+    run's comparison, told in words by its reason) are left out.
     """
     names: set[str] = set()
     for card in cards:
-        names.update(flat_metrics(card.metrics))
+        names.update(
+            name
+            for name in flat_metrics(card.metrics)
+            if name not in _NOT_SHOWN and not name.startswith(_NOT_SHOWN_PREFIXES)
+        )
     preferred: list[str] = []
     for card in cards:
         for key in _KEY_METRICS.get(card.kind, ()):
@@ -427,6 +452,48 @@ def metric_columns(cards: Sequence[ModelCard]) -> list[str]:
         return len(preferred), name
 
     return sorted(names, key=rank)
+
+
+def summary_rows(cards: Sequence[ModelCard], current_ids: set[str]) -> list[dict[str, str]]:
+    """One flat row of text per card: what a person choosing between models compares.
+
+    Columns: ``current`` ("*" or ""), ``model``, ``created (UTC)``, the setting that tells runs
+    apart (encoder, or the diagnosis target), then the kind's summary figures with readable
+    headers (``mean IoU``, ``IoU <class>``, ``beats rules``; ``ROC AUC``, ...), "-" where a
+    card has none. The full card is ``python -m model_zoo show`` or ``list --json``.
+    """
+    per_class = sorted(
+        {name for card in cards for name in flat_metrics(card.metrics) if name.startswith("iou/")}
+    )
+    figures: list[tuple[str, str]] = []
+    for kind in dict.fromkeys(card.kind for card in cards):
+        for key, header in _SUMMARY.get(kind, ()):
+            if key == "iou/":
+                figures.extend((name, f"IoU {name[4:]}") for name in per_class)
+            elif (key, header) not in figures:
+                figures.append((key, header))
+    kinds = {card.kind for card in cards}
+    setting_header = {"segmentation": "encoder", "diagnosis": "target"}.get(
+        next(iter(kinds)) if len(kinds) == 1 else "", "encoder / target"
+    )
+    rows = []
+    for card in cards:
+        flat = flat_metrics(card.metrics)
+        setting = card.settings.get("encoder" if card.kind == "segmentation" else "target")
+        row = {
+            "current": "*" if card.model_id in current_ids else "",
+            "model": card.model_id,
+            "created (UTC)": f"{card.created_at:%Y-%m-%d %H:%M}",
+            setting_header: str(setting) if setting else "-",
+        }
+        for key, header in figures:
+            value = card.metrics.get(key) if key == "beats_rules" else flat.get(key)
+            if isinstance(value, bool):
+                row[header] = "yes" if value else "no"
+            else:
+                row[header] = "-" if value is None else f"{value:.3f}"
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------- file helpers

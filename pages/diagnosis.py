@@ -14,7 +14,8 @@ What it promises:
   diagnosis that starts blank (a correction is a new confirmation; the history stays).
 - Import: a column-mapping form (every field, every unit or unit column) with a preview.
 - Training queues a background job (``training.diagnosis.service:train_job``) and never
-  blocks the page; its cross-validated metrics are shown with the current model.
+  blocks the page; the shared job panel (``pages/_jobs_panel.py``) shows it, and its
+  cross-validated metrics are shown with the current model.
 All logic lives in :mod:`training.diagnosis.registry` and :mod:`training.diagnosis.service`.
 """
 
@@ -29,6 +30,7 @@ import streamlit as st
 from dataset.settings import SettingsError, get_settings
 from model_zoo import Zoo, ZooError
 from pages import _common
+from pages._jobs_panel import job_panel
 from training.diagnosis import DISCLAIMER, MeasurementError
 from training.diagnosis.criteria import LABELS, REPEAT_WINDOW_DAYS
 from training.diagnosis.registry import (
@@ -56,7 +58,8 @@ from training.diagnosis.service import (
     visit_from_entry,
     visit_summary,
 )
-from training.jobs import JobError, JobRunner, JobState, UnknownJobError
+from training.job_report import active_job
+from training.jobs import JobError
 
 PATIENT_KEY = "dx_patient"
 JOB_KEY = "dx_train_job"
@@ -506,29 +509,6 @@ def _import(registry: Registry) -> None:
 
 
 # ------------------------------------------------------------------------------ training
-def _job_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
-    try:
-        status = JobRunner(Path(workspace)).get(job_id)
-    except UnknownJobError:
-        st.session_state.pop(JOB_KEY, None)
-        return
-    if live_at_start and status.finished:
-        st.rerun()
-    if status.state in (JobState.QUEUED, JobState.RUNNING):
-        p = status.progress
-        total = p.get("total") or 1
-        st.progress(
-            min(1.0, (p.get("done") or 0) / total),
-            text=f"Training {job_id}: {p.get('stage', 'starting')} {p.get('done', 0)}/{total}",
-        )
-    elif status.state == JobState.DONE:
-        st.success(f"Training {job_id} finished: model {', '.join(status.result['model_ids'])}.")
-    elif status.state == JobState.FAILED:
-        st.error(f"Training failed: {status.error}")
-    else:
-        st.warning("Training was cancelled; no model was kept.")
-
-
 def _training(workspace: str, registry: Registry) -> None:
     zoo = Zoo(Path(workspace))
     try:
@@ -565,10 +545,7 @@ def _training(workspace: str, registry: Registry) -> None:
         except (DiagnosisError, OSError, ValueError) as exc:
             st.error(f"The current model cannot be loaded: {exc}")
 
-    runner = JobRunner(Path(workspace))
-    busy = any(
-        s.kind == TRAIN_JOB_KIND for s in runner.list(states=[JobState.QUEUED, JobState.RUNNING])
-    )
+    busy = active_job(workspace, TRAIN_JOB_KIND) is not None
     n_confirmed = len(registry.confirmed())
     with st.form("dx_train"):
         st.markdown("**Train on the confirmed diagnoses**")
@@ -594,13 +571,7 @@ def _training(workspace: str, registry: Registry) -> None:
             st.session_state[JOB_KEY] = submit_training(Path(workspace), request).job_id
         except (JobError, OSError, ValueError) as exc:
             st.error(f"Training could not be queued: {exc}")
-    job_id = st.session_state.get(JOB_KEY)
-    if job_id:
-        try:
-            live = not runner.get(job_id).finished
-        except UnknownJobError:
-            live = False
-        st.fragment(_job_panel, run_every=POLL_S if live else None)(workspace, job_id, live)
+    job_panel(Path(workspace), TRAIN_JOB_KIND, session_key=JOB_KEY, poll_s=POLL_S)
 
 
 # ------------------------------------------------------------------------------ page

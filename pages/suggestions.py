@@ -3,7 +3,7 @@
 What it promises the person labelling:
 - Scores come from a background job (:func:`training.service.submit_scoring`); the page only
   reads stored scores (``suggest(..., score_missing=False)``), so it never scores inline and
-  never waits on the job. Only the job id is kept in the session.
+  never waits on the job, which the shared job panel (``pages/_jobs_panel.py``) shows.
 - Each suggested tile is shown with a heat map of where the current model is unsure,
   computed for the shown tiles only and cached per model and tile.
 - "Label this" opens the Label page on that tile, with the suggestions offered as its order.
@@ -22,7 +22,9 @@ import streamlit as st
 from dataset.store import Store, StoreError
 from model_zoo import ZooError
 from pages import _common
-from training.jobs import JobError, JobRunner, JobState, UnknownJobError
+from pages._jobs_panel import job_panel
+from training.job_report import active_job
+from training.jobs import JobError
 from training.kinds import SCORE
 from training.service import (
     cached_scores,
@@ -34,7 +36,6 @@ from training.strategies import STRATEGIES, uncertainty_map
 
 JOB_KEY = "score_job_id"
 LABEL_STRATEGY_KEY = "label_strategy"
-SCORE_KIND = SCORE
 POLL_S = 1.0
 GRID_COLUMNS = 3
 DEFAULT_STRATEGY = "entropy"
@@ -57,55 +58,6 @@ def _heat(_store: Store, workspace: str, model_id: str, strategy: str, tile_id: 
     u = uncertainty_map(strategy, loaded.model, image, loaded.inference_config())
     rgb = colormaps["inferno"](np.clip(u, 0.0, 1.0))[..., :3]
     return (rgb * 255 + 0.5).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------ scoring job
-def _score_panel(workspace: str, job_id: str, live_at_start: bool) -> None:
-    """State of the scoring job (a fragment polling while it is unfinished)."""
-    runner = JobRunner(Path(workspace))
-    try:
-        status = runner.get(job_id)
-    except UnknownJobError:
-        st.session_state.pop(JOB_KEY, None)
-        return
-    if live_at_start and status.finished:
-        st.rerun()  # the whole page, to rank with the new scores
-    if status.state == JobState.QUEUED:
-        active = runner.active()
-        if active is not None and active.job_id != job_id:
-            st.info(f"Scoring is queued behind the running {active.kind} job.")
-        else:
-            st.info("Scoring is queued; the background worker is starting…")
-    elif status.state == JobState.RUNNING:
-        step, total = status.progress.get("step"), status.progress.get("total")
-        if step and total:
-            st.progress(min(1.0, step / total), text=f"Scoring tiles: {step} of {total}")
-        else:
-            st.progress(0.0, text="Scoring: loading the model and the tiles…")
-        if st.button("Cancel scoring", key="score_cancel", help="Scores so far are kept."):
-            try:
-                runner.cancel(job_id)
-            except JobError as exc:
-                st.error(f"Could not cancel: {exc}")
-    elif status.state == JobState.DONE:
-        result = status.result or {}
-        st.success(
-            f"Scored {result.get('scored', 0)} new tiles in {result.get('seconds', 0):.0f} s."
-        )
-    elif status.state == JobState.CANCELLED:
-        st.warning("Scoring was cancelled; the tiles scored before that are kept.")
-    else:
-        st.error(f"Scoring failed: {status.error or 'no reason was recorded'}")
-        with st.expander("Log"):
-            st.code("\n".join(status.log_tail[-30:]) or "(empty)", language=None)
-
-
-def _active_scoring(runner: JobRunner) -> str | None:
-    """The id of a queued or running scoring job (from any session), if there is one."""
-    for status in runner.list(states=[JobState.QUEUED, JobState.RUNNING]):
-        if status.kind == SCORE_KIND:
-            return status.job_id
-    return None
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -196,8 +148,7 @@ def main() -> None:
     score_id = model_id if strategy != "random" else "none"
     open_ids = unlabelled_tile_ids(store)
     scored = set(cached_scores(store, score_id, strategy)) & set(open_ids)
-    runner = JobRunner(Path(workspace))
-    busy = _active_scoring(runner)
+    busy = active_job(workspace, SCORE)
     row = st.columns([3, 1], vertical_alignment="center")
     if score_id == "none":
         done = "have a place in the **random** order"
@@ -218,14 +169,7 @@ def main() -> None:
         else:
             st.rerun()
 
-    job_id = st.session_state.get(JOB_KEY) or busy
-    if job_id:
-        st.session_state[JOB_KEY] = job_id
-        try:
-            live = not runner.get(job_id).finished
-        except UnknownJobError:
-            live = False
-        st.fragment(_score_panel, run_every=POLL_S if live else None)(workspace, job_id, live)
+    job_panel(Path(workspace), SCORE, session_key=JOB_KEY, poll_s=POLL_S)
 
     if not open_ids:
         st.success("Every tile outside the test split is labelled or skipped.")

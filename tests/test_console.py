@@ -104,3 +104,38 @@ def test_the_console_script_runs_as_a_process(tmp_path: Path, run: int) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tiles"] == 0
+
+
+@pytest.mark.parametrize("place", ["before", "after"])
+def test_workspace_and_json_are_taken_before_or_after_the_command(
+    tmp_path: Path, place: str, capsys, monkeypatch
+) -> None:
+    """Every CLI (and ``smearlab`` in front of them) reads ``--workspace`` and ``--json`` on
+    either side of the command; the settings' default workspace is never touched."""
+    decoy = tmp_path / "default-ws"
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(decoy))
+    ws = tmp_path / "ws"
+    flags = ["--workspace", str(ws), "--json"]
+
+    def run(*words: str, group: int = 1) -> object:
+        """``words[:group]`` name the command (package and group), the rest its arguments."""
+        head, tail = list(words[:group]), list(words[group:])
+        argv = [*head, *flags, *tail] if place == "before" else [*head, *tail, *flags]
+        code = console.main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, (argv, err)
+        return json.loads(out)
+
+    assert run("dataset", "stats")["workspace"] == str(ws)
+    assert run("model_zoo", "list") == []
+    assert JobRunner(ws).list() == []
+    job = run("training", "segment", "--epochs", "1")["job_id"]
+    assert [j["job_id"] for j in run("training", "jobs")] == [job]
+    added = run("training", "diagnosis", "add-patient", "P-0001", group=2)
+    assert added["patient"] == "P-0001"
+    shown = run("training", "diagnosis", "show", "P-0001", group=2)
+    assert "P-0001" in json.dumps(shown)
+    # smearlab itself takes them before the package name and hands them on.
+    assert console.main([*flags, "dataset", "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["smears"] == 0
+    assert not decoy.exists()

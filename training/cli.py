@@ -34,6 +34,7 @@ def _print(args: argparse.Namespace, payload: object, text: str) -> None:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from training.job_report import report
     from training.jobs import JobRunner, JobState
     from training.service import submit_training
 
@@ -60,24 +61,17 @@ def _segment(args: argparse.Namespace) -> int:
     shown: list[str] = []
 
     def show(status) -> None:
-        p = status.progress
-        fields = ", ".join(
-            f"{k}={p[k]:.4g}" if isinstance(p[k], float) else f"{k}={p[k]}"
-            for k in ("epoch", "step", "loss", "val_miou")
-            if k in p
-        )
-        line = f"[{status.state}] {fields}"
+        line = f"[{status.state}] {report(ws, status).message}"
         if not json_flag(args) and (not shown or shown[-1] != line):
             shown.append(line)
             print(line, flush=True)
 
     status = JobRunner(ws).wait(job_id, on_progress=show, poll_s=1.0)
     payload = status.model_dump(mode="json", exclude={"history"})
-    result = dict(status.result or {})
-    selection = result.pop("selection", None)
-    text = f"job {job_id} {status.state}: {status.error or result}"
-    if selection:
-        text += "\n" + selection["reason"]
+    final = report(ws, status)
+    text = "\n".join(
+        [f"job {job_id} {status.state}: {final.message}", *(n.text for n in final.notes)]
+    )
     _print(args, payload, text)
     return EXIT_OK if status.state == JobState.DONE else EXIT_REFUSED
 
@@ -200,7 +194,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_parser()
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("segment", parents=[common], help="train the segmentation U-Net (a job)")

@@ -381,3 +381,15 @@ def test_python_dash_m_dataset(ws):
         [sys.executable, "-m", "dataset"], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_init_takes_the_class_colours_as_the_class_editor_does(ws, capsys) -> None:
+    classes = ["init", "--workspace", ws, "--classes", "background,cell"]
+    code, doc = run_json(capsys, *classes, "--colors", "#FFFFFF, #e53935")
+    assert code == 0 and doc["colors"] == ["#ffffff", "#e53935"]
+    assert Store.open(ws).schema().colors == ("#ffffff", "#e53935")
+    code, _, err = run(capsys, *classes, "--colors", "#ffffff")
+    assert code == 1 and "one colour per class" in err
+    one_sentence(err)
+    code, _, err = run(capsys, *classes, "--colors", "#ffffff,red")
+    assert code == 1 and "'red' is not of the form #rrggbb" in err

@@ -224,10 +224,11 @@ def test_cli_list_marks_current_and_shows_metrics(zoo: Zoo, capsys) -> None:
     code, out, _ = run_cli(capsys, "list", "--kind", "segmentation", "--workspace", ws)
     assert code == 0
     lines = out.splitlines()
-    header = next(line for line in lines if "model_id" in line)
-    assert header.split()[:3] == ["model_id", "created", "(UTC)"]
-    assert "mean_iou" in header
-    assert "iou/rbc" in header
+    header = next(line for line in lines if "created (UTC)" in line)
+    assert header.split()[:4] == ["model", "created", "(UTC)", "encoder"]
+    assert "mean IoU" in header
+    assert "IoU rbc" in header
+    assert "/" not in header
     row_a = next(line for line in lines if a.model_id in line)
     row_b = next(line for line in lines if b.model_id in line)
     assert row_a.split()[0] == "*"
@@ -242,6 +243,52 @@ def test_cli_list_marks_current_and_shows_metrics(zoo: Zoo, capsys) -> None:
         (a.model_id, True),
         (b.model_id, False),
     ]
+
+
+def test_cli_list_is_flat_and_keeps_the_full_card_for_json(zoo: Zoo, capsys) -> None:
+    """A trained card carries nested figures (``selection``: the run's comparison, ``dice``,
+    counts); the text list shows flat, readable columns, ``--json`` the whole card."""
+    staging = write_checkpoint(zoo.staging_dir("segmentation"))
+    metrics = {
+        "mean_iou": 0.5,
+        "miou": 0.5,
+        "n_pixels": 4096,
+        "iou": {"background": 0.75, "rbc": 0.25},
+        "dice": {"background": 0.8, "rbc": 0.4},
+        "mean_dice": 0.6,
+        "beats_rules": False,
+        "selection": {"new_miou": 0.5, "rules_miou": 0.7, "tiles": 3, "reason": "lost"},
+    }
+    card = zoo.add(
+        "segmentation",
+        staging,
+        ModelCard(
+            kind="segmentation", classes=CLASSES, metrics=metrics, settings={"encoder": "r18"}
+        ),
+    )
+    ws = str(zoo.workspace)
+    code, out, _ = run_cli(capsys, "list", "--workspace", ws)
+    assert code == 0
+    lines = out.splitlines()
+    header = next(line for line in lines if "created (UTC)" in line)
+    assert "selection" not in out and "miou" not in header and "n_pixels" not in header
+    assert "/" not in header
+    row = next(line for line in lines if card.model_id in line)
+    names = [c.strip() for c in header.split("  ") if c.strip()]
+    starts = [header.index(name) for name in names] + [None]
+    cells = [row[a:b].strip() for a, b in itertools.pairwise(starts)]
+    assert dict(zip(names, cells, strict=True)) == {
+        "model": card.model_id,
+        "created (UTC)": f"{card.created_at:%Y-%m-%d %H:%M}",
+        "encoder": "r18",
+        "mean IoU": "0.500",
+        "IoU background": "0.750",
+        "IoU rbc": "0.250",
+        "mean Dice": "0.600",
+        "beats rules": "no",
+    }
+    code, out, _ = run_cli(capsys, "list", "--json", "--workspace", ws)
+    assert json.loads(out)[0]["metrics"]["selection"]["rules_miou"] == 0.7
 
 
 def test_cli_show_marks_the_current_model(zoo: Zoo, capsys) -> None:

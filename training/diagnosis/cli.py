@@ -52,6 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "diagnosis",
         help="diabetes decision support: guideline rules, registry, classifier, forecast",
         description=f"Diabetes decision support. {DISCLAIMER}",
+        parents=[common],
     )
     sub = parser.add_subparsers(dest="diagnosis_command", required=True, metavar="COMMAND")
 
