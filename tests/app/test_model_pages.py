@@ -341,9 +341,9 @@ def _write_scores(store: Store, model_id: str, *, spread: bool) -> None:
     """Entropy scores for every open tile, as a scoring job stores them: all 1.0, or spread."""
     import datetime as dt
 
-    from training.service import _register_tables, unlabelled_tile_ids
+    from training.service import register_tables, unlabelled_tile_ids
 
-    _register_tables(store)
+    register_tables(store)
     smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
     store.tables.append(
         "scores",

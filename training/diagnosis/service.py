@@ -377,7 +377,7 @@ def smear_features(store: Store, smear_ids: Sequence[str]) -> dict[str, float]:
     smears. Smears never analysed contribute nothing; with none analysed this returns ``{}``
     and the visit's smear features stay missing (imputed, with a "was missing" indicator).
     """
-    from training.service import latest_smear_features
+    from training.service.smear_analysis import latest_smear_features
 
     per_smear = list(latest_smear_features(store, smear_ids).values())
     names = dict.fromkeys(name for feats in per_smear for name in feats)
