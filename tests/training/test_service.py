@@ -123,6 +123,7 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
 
 def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) -> None:
     from training.jobs import JobRunner
+    from training.kinds import SCORE
     from training.service import queue_rescoring
 
     monkeypatch.setattr(JobRunner, "ensure_worker", lambda self: False)  # no real worker here
@@ -131,7 +132,7 @@ def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) 
     assert first is not None
     assert queue_rescoring(tmp_path) is None  # one pending scoring job is enough
     jobs = JobRunner(tmp_path).list()
-    assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, "score", "queued")]
+    assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, SCORE, "queued")]
 
 
 def test_scoring_uses_bf16_only_where_the_cpu_has_it(workspace: Path, monkeypatch) -> None:
