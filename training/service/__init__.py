@@ -69,14 +69,16 @@ from training.service.suggestions import (
     flat_note,
     suggest,
 )
-from training.service.tables import register_tables
+from training.service.tables import ANALYSES, SCORES, register_tables
 
 __all__ = [
+    "ANALYSES",
     "DEFAULT_STRATEGY",
     "FLAT_TOLERANCE",
     "FLAT_TOP",
     "POOR_IOU",
     "RULES",
+    "SCORES",
     "SCORE_TARGET",
     "SEGMENT_TARGET",
     "TRAIN_KIND",
