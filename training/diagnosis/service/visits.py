@@ -18,17 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from training.diagnosis.criteria import (
-    LABELS,
-    MEASUREMENTS,
     REPEAT_WINDOW_DAYS,
     EarlierResult,
-    MeasurementError,
-    Measurements,
     RuleResults,
     diagnostic_measurements,
     evaluate_rules,
-    load_guidelines,
 )
+from training.diagnosis.guidelines import load_guidelines
+from training.diagnosis.measurements import LABELS, MEASUREMENTS, MeasurementError, Measurements
 from training.diagnosis.registry import Confirmation, NewVisit, Reading, Registry, Visit
 
 __all__ = [
