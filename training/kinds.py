@@ -13,9 +13,9 @@ SCORE = "score"
 TRAIN_DIAGNOSIS = "train-diagnosis"
 
 JOB_KINDS: dict[str, str] = {
-    TRAIN_SEGMENTATION: "training.service:segment_job",
-    SCORE: "training.service:score_job",
-    TRAIN_DIAGNOSIS: "training.diagnosis.service:train_job",
+    TRAIN_SEGMENTATION: "training.service.runs:segment_job",
+    SCORE: "training.service.scoring:score_job",
+    TRAIN_DIAGNOSIS: "training.diagnosis.service.runs:train_job",
 }
 
 __all__ = ["JOB_KINDS", "SCORE", "TRAIN_DIAGNOSIS", "TRAIN_SEGMENTATION", "target_of"]

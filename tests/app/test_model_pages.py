@@ -21,6 +21,7 @@ from dataset.store import NewSmear, Store
 from model_zoo import Zoo
 from tests._segfixtures import CLASSES, disc_smear, make_workspace, train_tiny
 from training.jobs import JobRunner, JobState
+from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("pages/train.py", "pages/suggestions.py", "pages/analysis.py")
@@ -114,7 +115,7 @@ def test_start_queues_a_training_job(tmp_path: Path, monkeypatch) -> None:
     at.run()
     assert not at.exception, at.exception
     jobs = JobRunner(ws).list()
-    assert [j.kind for j in jobs] == ["train-segmentation"]
+    assert [j.kind for j in jobs] == [TRAIN_SEGMENTATION]
     assert jobs[0].state == JobState.QUEUED
     assert at.session_state["train_job_id"] == jobs[0].job_id
     spec = (ws / "jobs" / jobs[0].job_id / "spec.json").read_text()
@@ -150,7 +151,7 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
 
     ws = make_workspace(tmp_path / "ws")
     runner = JobRunner(ws)
-    job = runner.submit("train-segmentation", "training.service:segment_job", {})
+    job = runner.submit(TRAIN_SEGMENTATION, JOB_KINDS[TRAIN_SEGMENTATION], {})
     history = [
         {"t": 0.1, "phase": "train", "epoch": 1, "epochs": 2, "step": 1, "steps": 2, "loss": 0.9},
         {"t": 0.2, "phase": "train", "epoch": 1, "epochs": 2, "step": 2, "steps": 2, "loss": 0.7},
@@ -179,7 +180,7 @@ def test_train_panel_says_why_the_run_did_not_become_current(tmp_path: Path, mon
 
     ws = make_workspace(tmp_path / "ws")
     runner = JobRunner(ws)
-    job = runner.submit("train-segmentation", "training.service:segment_job", {})
+    job = runner.submit(TRAIN_SEGMENTATION, JOB_KINDS[TRAIN_SEGMENTATION], {})
     truth = np.array([[0, 0, 1, 1]], np.uint8)
 
     def scores(pred: list[int]):
@@ -317,7 +318,7 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     at.run()
     assert not at.exception, at.exception
     new = [j for j in JobRunner(ws).list() if j.job_id not in before]
-    assert [(j.kind, j.state) for j in new] == [("score", JobState.QUEUED)]
+    assert [(j.kind, j.state) for j in new] == [(SCORE, JobState.QUEUED)]
     JobRunner(ws).cancel(new[0].job_id)
 
     # Scores written as the job would (spread apart: a one-epoch model's own entropy scores
@@ -341,9 +342,9 @@ def _write_scores(store: Store, model_id: str, *, spread: bool) -> None:
     """Entropy scores for every open tile, as a scoring job stores them: all 1.0, or spread."""
     import datetime as dt
 
-    from training.service import _register_tables, unlabelled_tile_ids
+    from training.service import register_tables, unlabelled_tile_ids
 
-    _register_tables(store)
+    register_tables(store)
     smear_of = {t.tile_id: t.smear_id for t in store.tiles()}
     store.tables.append(
         "scores",

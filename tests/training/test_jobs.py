@@ -277,7 +277,7 @@ def test_bad_requests_are_refused(runner: JobRunner) -> None:
 
 
 def test_cli_lists_and_cancels(runner: JobRunner, capsys) -> None:
-    queued = runner.submit("train-segmentation", f"{T}:count", start_worker=False)
+    queued = runner.submit("test", f"{T}:count", start_worker=False)
     ws = str(runner.workspace)
     assert jobs.main(["list", "--workspace", ws]) == 0
     out = capsys.readouterr().out

@@ -13,6 +13,7 @@ from dataset.store import Store
 from model_zoo import ModelCard, Zoo
 from training import cli
 from training.jobs import JobRunner
+from training.kinds import SCORE
 from training.model import build_model, check_checkpoint
 
 CLASSES = ["background", "rbc", "wbc"]
@@ -31,7 +32,7 @@ def add_tiny(zoo: Zoo, classes: list[str] = CLASSES) -> ModelCard:
 
 
 def scoring_jobs(workspace: Path) -> list[str]:
-    return [j.job_id for j in JobRunner(workspace).list() if j.kind == "score"]
+    return [j.job_id for j in JobRunner(workspace).list() if j.kind == SCORE]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

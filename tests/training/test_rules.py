@@ -3,13 +3,16 @@ uses, and one training run at a time."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from training import cli
 from training.jobs import JobRunner, JobSpec
+from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
 from training.service import RunConflictError, submit_training, training_device
 
 
@@ -59,7 +62,7 @@ def test_a_second_training_run_is_refused_while_one_is_queued(tmp_path: Path, ca
 def test_every_job_kind_names_a_target_that_exists() -> None:
     import importlib
 
-    from training.kinds import JOB_KINDS, target_of
+    from training.kinds import target_of
 
     for kind, target in JOB_KINDS.items():
         module, function = target.split(":")
@@ -68,25 +71,73 @@ def test_every_job_kind_names_a_target_that_exists() -> None:
         target_of("train")
 
 
-def test_job_kinds_are_spelled_only_in_the_table() -> None:
-    """A kind written as a literal elsewhere would drift from the table (``score`` is left out:
-    it is also a column name)."""
-    from training.kinds import JOB_KINDS
+def _kind_literals(path: Path, kinds: set[str], targets: set[str]) -> list[str]:
+    """Job kinds and ``module:function`` targets spelled as literals in one file.
 
+    ``score`` is also a column name, so that kind counts only where a kind is meant: compared
+    with a ``.kind`` or passed as the kind of ``submit(...)``.
+    """
+    functions = "|".join(sorted({t.split(":")[1] for t in targets}))
+    # Any spelling of a target's module (an old one too) with one of the targets' functions.
+    spelled = re.compile(rf"training(\.\w+)+:({functions})")
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if (text in kinds and text != SCORE) or spelled.fullmatch(text):
+                found.append(f"line {node.lineno}: {text!r}")
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides) and any(
+                isinstance(s, ast.Constant) and s.value in kinds for s in sides
+            ):
+                found.append(f"line {node.lineno}: .kind compared with a literal")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "submit"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in kinds
+        ):
+            found.append(f"line {node.lineno}: submit({node.args[0].value!r}, ...)")
+    return found
+
+
+def test_job_kinds_are_spelled_only_in_the_table() -> None:
+    """A kind or a job target written as a literal anywhere but the table (the code, the pages,
+    the benchmarks and the tests) would drift from it."""
     root = Path(__file__).resolve().parents[2]
-    found = [
-        f"{path.relative_to(root)}: {kind}"
-        for folder in ("training", "pages", "dataset", "model_zoo")
+    files = [root / "app.py"] + [
+        path
+        for folder in ("training", "pages", "dataset", "model_zoo", "bench", "tests")
         for path in sorted((root / folder).rglob("*.py"))
         if path.name != "kinds.py"
-        for kind in JOB_KINDS
-        if f'"{kind}"' in path.read_text(encoding="utf-8") and kind != "score"
+    ]
+    found = [
+        f"{path.relative_to(root)} {hit}"
+        for path in files
+        for hit in _kind_literals(path, set(JOB_KINDS), set(JOB_KINDS.values()))
     ]
     assert found == []
 
 
+def test_the_kind_literal_finder_sees_each_way_of_spelling_a_kind(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "a = 'train-segmentation'\n"
+        "b = 'training.service:segment_job'\n"
+        "c = status.kind == 'score'\n"
+        "runner.submit('score', target)\n"
+        "d = row['score']\n"
+        "e = 'the training.service:segment_job target'\n"
+    )
+    hits = _kind_literals(module, {TRAIN_SEGMENTATION, SCORE}, {JOB_KINDS[TRAIN_SEGMENTATION]})
+    assert sorted(h.split(":")[0] for h in hits) == ["line 1", "line 2", "line 3", "line 4"]
+
+
 def test_submitted_jobs_use_the_tables_targets(tmp_path: Path) -> None:
-    from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
     from training.service import submit_scoring
 
     for job_id in (submit_training(tmp_path, {"epochs": 1}), submit_scoring(tmp_path, "random")):

@@ -123,6 +123,7 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
 
 def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) -> None:
     from training.jobs import JobRunner
+    from training.kinds import SCORE
     from training.service import queue_rescoring
 
     monkeypatch.setattr(JobRunner, "ensure_worker", lambda self: False)  # no real worker here
@@ -131,19 +132,19 @@ def test_a_new_current_model_queues_rescoring_once(tmp_path: Path, monkeypatch) 
     assert first is not None
     assert queue_rescoring(tmp_path) is None  # one pending scoring job is enough
     jobs = JobRunner(tmp_path).list()
-    assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, "score", "queued")]
+    assert [(j.job_id, j.kind, j.state) for j in jobs] == [(first, SCORE, "queued")]
 
 
 def test_scoring_uses_bf16_only_where_the_cpu_has_it(workspace: Path, monkeypatch) -> None:
-    from training import service
+    from training.service import load_model, scoring
 
     if Zoo(workspace).current("segmentation") is None:
         train_tiny(workspace)
-    loaded = service.load_model(workspace)
-    monkeypatch.setattr(service, "native_bf16", lambda: True)
-    assert service.scoring_inference(loaded).bf16
-    monkeypatch.setattr(service, "native_bf16", lambda: False)
-    assert service.scoring_inference(loaded) == loaded.inference_config()
+    loaded = load_model(workspace)
+    monkeypatch.setattr(scoring, "native_bf16", lambda: True)
+    assert scoring.scoring_inference(loaded).bf16
+    monkeypatch.setattr(scoring, "native_bf16", lambda: False)
+    assert scoring.scoring_inference(loaded) == loaded.inference_config()
     assert not loaded.inference_config().bf16  # pre-fill and analysis stay fp32
 
 
@@ -276,11 +277,13 @@ def test_classes_without_validation_pixels_are_named_and_left_out_of_the_choice(
 def test_a_run_that_loses_to_the_rules_is_kept_but_not_made_current(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from training import service
+    from training.service import selection
 
     ws = make_workspace(tmp_path / "ws")
     # Rules that copy the ground truth cannot be beaten: the run must not become current.
-    monkeypatch.setattr(service, "_rules_masks", lambda samples, classes: (s.mask for s in samples))
+    monkeypatch.setattr(
+        selection, "_rules_masks", lambda samples, classes: (s.mask for s in samples)
+    )
     ctx = train_tiny(ws, as_chosen=True)
     (_, _, card) = ctx.models[0]
     sel = card.metrics["selection"]
@@ -294,7 +297,7 @@ def test_a_run_that_loses_to_the_rules_is_kept_but_not_made_current(
 
     # Rules that label nothing score 0: the next run beats them and becomes current.
     monkeypatch.setattr(
-        service, "_rules_masks", lambda samples, classes: (s.mask * 0 + 255 for s in samples)
+        selection, "_rules_masks", lambda samples, classes: (s.mask * 0 + 255 for s in samples)
     )
     ctx = train_tiny(ws, as_chosen=True, seed=2)
     (_, _, card) = ctx.models[0]
@@ -350,14 +353,14 @@ def test_flat_scores_are_recognised_within_one_percent_of_the_top_twenty() -> No
 
 
 def test_flat_scores_fall_back_to_random_spread_over_smears(workspace: Path) -> None:
-    from training.service import _register_tables, load_model, suggest, unlabelled_tile_ids
+    from training.service import load_model, register_tables, suggest, unlabelled_tile_ids
     from training.strategies import RandomStrategy
 
     if Zoo(workspace).current("segmentation") is None:
         train_tiny(workspace)
     store = Store.open(workspace)
     loaded = load_model(workspace)
-    _register_tables(store)
+    register_tables(store)
     import datetime as dt
 
     open_ids = unlabelled_tile_ids(store)
@@ -395,13 +398,13 @@ def test_flat_scores_fall_back_to_random_spread_over_smears(workspace: Path) -> 
 def test_suggest_command_reports_flat_scores(workspace: Path, capsys, monkeypatch) -> None:
     import json
 
-    from training import service
     from training.cli import main
+    from training.service import suggestions
 
     if Zoo(workspace).current("segmentation") is None:
         train_tiny(workspace)
     argv = ["suggest", "--workspace", str(workspace), "--top", "3"]
-    monkeypatch.setattr(service, "flat_note", lambda strategy, scores: "all alike")
+    monkeypatch.setattr(suggestions, "flat_note", lambda strategy, scores: "all alike")
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["order"], out["note"]) == ("random", "all alike") and len(out["tiles"]) == 3

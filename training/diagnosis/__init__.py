@@ -1,12 +1,14 @@
 """Diabetes decision support: guideline criteria, a classifier of confirmed diagnoses, forecasts.
 
 Modules:
-    ``criteria`` / ``units`` / ``guidelines.csv``: WHO, ADA and NICE verdicts from measurements.
+    ``measurements`` / ``units``: values as entered, with their units, and what cannot be real.
+    ``guidelines`` / ``guidelines.csv``: the published thresholds, as data.
+    ``criteria``: WHO, ADA and NICE verdicts from measurements.
     ``registry``: pseudonymous patients, their visits and confirmed diagnoses (Delta tables).
     ``forecast``: HbA1c and fasting-glucose trends with dated threshold crossings.
     ``features`` / ``pima`` / ``classifier`` / ``calibration`` / ``crossval`` / ``explain`` /
     ``checkpoint``: the classifier, its evaluation, explanations and checkpoints.
-    ``service``: the workflows the page, the CLI and the job runner share.
+    ``service``: the workflows the page, the CLI and the job runner share, one module each.
     ``cli``: the ``python -m training diagnosis ...`` commands.
 
 Importing the package is light (no torch, no matplotlib): the criteria are imported here,

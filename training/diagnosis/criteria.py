@@ -1,9 +1,9 @@
 """Guideline criteria for diabetes: measurements as entered in, one verdict per guideline out.
 
 Promises:
-    * The thresholds are data, not code: ``guidelines.csv`` beside this module holds one row per
-      published threshold with its source and year; a lab may pass its own copy as a local variant
-      (:func:`load_guidelines`).
+    * The thresholds are data, not code: the guideline table (:mod:`training.diagnosis.guidelines`,
+      ``guidelines.csv``) holds one row per published threshold with its source and year; a
+      lab may pass its own copy as a local variant (:func:`load_guidelines`).
     * :func:`evaluate_rules` returns, for each guideline of the table (WHO, ADA, NICE), a verdict
       from :data:`VERDICTS`, whether a repeat test is needed (:data:`REPEAT_TEST`), the
       measurements that fired (most severe first) and notes for the clinician. The most severe
@@ -16,15 +16,14 @@ Promises:
       the entered unit, the value is converted (mg/dL = mmol/L × 18.016; mmol/mol = (% − 2.15) ×
       10.929) and rounded the same way; a note says so. Where a guideline's two units disagree at
       published precision, the table's ``unit_disagreement`` column names it.
-    * No unit is ever assumed: a value without a unit raises :class:`MeasurementError` naming the
-      unit field. A value stored before units were kept has unit ``unknown``: it is compared in
-      the unit it was stored in (%, mmol/L) and every verdict says the entered unit was not kept.
-    * Plausibility (:func:`check_possible`): glucose ≤ 0, HbA1c below 3 % (9 mmol/mol) or above
-      20 % (195 mmol/mol) and glucose above 100 mmol/L are refused; glucose below 1.0 mmol/L
-      (18 mg/dL) or above 33.3 mmol/L (600 mg/dL) is refused unless the unit is confirmed
-      (``unit_confirmed``). A value that looks like the other unit is refused naming that unit.
-      Glucose below 3.9 mmol/L (70 mg/dL) is ``hypoglycaemia``, never normal; below 3.0 mmol/L
+    * The input is a :class:`~training.diagnosis.measurements.Measurements`, which assumes no
+      unit and refuses values that cannot be real (:func:`check_possible`). A value stored
+      before units were kept (unit ``unknown``) is compared in the unit it was stored in, and
+      every verdict says the entered unit was not kept.
+    * Glucose below 3.9 mmol/L (70 mg/dL) is ``hypoglycaemia``, never normal; below 3.0 mmol/L
       (54 mg/dL) it is flagged as critically low; above 33.3 as a critical value.
+    * The names of :mod:`training.diagnosis.measurements` and :mod:`training.diagnosis.guidelines`
+      that callers used to import from here are re-exported (``__all__``).
 
 Clinical choices (each is stated in the notes of the result it affects):
     * ``normal`` needs a test the guideline grades below diabetes. WHO uses HbA1c only to diagnose
@@ -46,24 +45,74 @@ Clinical choices (each is stated in the notes of the result it affects):
 
 from __future__ import annotations
 
-import csv
-import functools
-import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from decimal import Decimal
 from typing import Any, Literal
 
-from training.diagnosis.units import (
-    GLUCOSE_UNITS,
-    HBA1C_UNITS,
-    convert,
-    quantity_of,
-    round_half_up,
-    symbol,
+from training.diagnosis.guidelines import (
+    CATEGORIES,
+    DEFAULT_TABLE,
+    Context,
+    GuidelineTable,
+    GuidelineTableError,
+    Threshold,
+    load_guidelines,
 )
+from training.diagnosis.measurements import (
+    CANONICAL_UNITS,
+    GLUCOSE_CONFIRM_HIGH,
+    GLUCOSE_MEASUREMENTS,
+    LABELS,
+    MEASUREMENTS,
+    UNKNOWN_UNIT,
+    MeasurementError,
+    Measurements,
+    as_decimal,
+    check_possible,
+    unit_field,
+)
+from training.diagnosis.units import round_half_up, symbol
+
+__all__ = [
+    "ANAEMIA_NOTE",
+    "ANAEMIA_SOURCES",
+    "CANONICAL_UNITS",
+    "CATEGORIES",
+    "DEFAULT_SCREEN_CUTOFF_MGDL",
+    "DEFAULT_TABLE",
+    "DIABETES_CATEGORIES",
+    "DISCORDANT_NOTE",
+    "GLUCOSE_MEASUREMENTS",
+    "LABELS",
+    "MEASUREMENTS",
+    "NICE_GDM_NOTE",
+    "PREGNANCY_HBA1C_NOTES",
+    "REPEAT_TEST",
+    "REPEAT_WINDOW_DAYS",
+    "SCREEN_CUTOFFS",
+    "TREATED_NOTE",
+    "UNKNOWN_UNIT",
+    "VERDICTS",
+    "Context",
+    "EarlierResult",
+    "Fired",
+    "GuidelineResult",
+    "GuidelineTable",
+    "GuidelineTableError",
+    "MeasurementError",
+    "Measurements",
+    "RepeatTest",
+    "RuleResults",
+    "Threshold",
+    "Verdict",
+    "check_possible",
+    "describe",
+    "diagnostic_measurements",
+    "evaluate_rules",
+    "load_guidelines",
+    "unit_field",
+]
 
 Verdict = Literal[
     "normal",
@@ -87,52 +136,7 @@ VERDICTS: tuple[Verdict, ...] = (
 )
 RepeatTest = Literal["not needed", "needed", "not applicable"]
 REPEAT_TEST: tuple[RepeatTest, ...] = ("not needed", "needed", "not applicable")
-Context = Literal["not pregnant", "pregnant"]
-# The categories a guideline row may carry, least severe first, per context.
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "not pregnant": ("prediabetes", "diabetes"),
-    "pregnant": ("gestational diabetes", "diabetes in pregnancy"),
-}
 DIABETES_CATEGORIES = frozenset({"diabetes", "diabetes in pregnancy"})
-MEASUREMENTS: tuple[str, ...] = (
-    "hba1c",
-    "fpg",
-    "ogtt_1h",
-    "ogtt_2h",
-    "random_glucose",
-    "gct_1h",
-    "ogtt100_0h",
-    "ogtt100_1h",
-    "ogtt100_2h",
-    "ogtt100_3h",
-)
-GLUCOSE_MEASUREMENTS: tuple[str, ...] = MEASUREMENTS[1:]
-LABELS: dict[str, str] = {
-    "hba1c": "HbA1c",
-    "fpg": "fasting plasma glucose",
-    "ogtt_1h": "1-hour 75 g OGTT glucose",
-    "ogtt_2h": "2-hour 75 g OGTT glucose",
-    "random_glucose": "random glucose",
-    "gct_1h": "50 g 1-hour glucose challenge",
-    "ogtt100_0h": "fasting glucose of the 100 g OGTT",
-    "ogtt100_1h": "1-hour 100 g OGTT glucose",
-    "ogtt100_2h": "2-hour 100 g OGTT glucose",
-    "ogtt100_3h": "3-hour 100 g OGTT glucose",
-}
-UNKNOWN_UNIT = "unknown"
-# The unit a value of unknown entered unit was stored in (the registry's canonical units).
-CANONICAL_UNITS: dict[str, str] = {
-    "hba1c": "percent",
-    **dict.fromkeys(GLUCOSE_MEASUREMENTS, "mmol/L"),
-}
-DEFAULT_TABLE = Path(__file__).with_name("guidelines.csv")
-
-# Plausibility limits, each in both units as published, compared in the entered unit.
-HBA1C_MIN = {"percent": Decimal("3"), "mmol/mol": Decimal("9")}
-HBA1C_MAX = {"percent": Decimal("20"), "mmol/mol": Decimal("195")}
-GLUCOSE_MAX = {"mmol/L": Decimal("100"), "mg/dL": Decimal("1801.6")}
-GLUCOSE_CONFIRM_LOW = {"mmol/L": Decimal("1.0"), "mg/dL": Decimal("18")}
-GLUCOSE_CONFIRM_HIGH = {"mmol/L": Decimal("33.3"), "mg/dL": Decimal("600")}
 GLUCOSE_HYPO = {"mmol/L": Decimal("3.9"), "mg/dL": Decimal("70")}
 GLUCOSE_CRITICAL_LOW = {"mmol/L": Decimal("3.0"), "mg/dL": Decimal("54")}
 GLUCOSE_DECIMALS = {"mmol/L": 1, "mg/dL": 0}
@@ -151,9 +155,6 @@ HYPO_SOURCE = (
     "ADA 2025 "
     "section 6: level 1 hypoglycaemia < 3.9 mmol/L (70 mg/dL), level 2 < 3.0 mmol/L (54 mg/dL)"
 )
-HBA1C_FLOOR_SOURCE = (
-    "RCPA Manual, HbA1c: the lowest reference interval in use starts at 3.5 % (15 mmol/mol)"
-)
 SCREEN_SOURCE = (
     "ADA Standards of Care—2025, section 2, two-step approach: 50 g 1-hour screen, cut-off "
     "130, 135 or 140 mg/dL (7.2, 7.5 or 7.8 mmol/L), then the 100 g 3-hour OGTT"
@@ -165,21 +166,6 @@ REPEAT_WINDOW_SOURCE = (
 )
 
 _SEVERITY = {"prediabetes": 1, "gestational diabetes": 2, "diabetes in pregnancy": 3, "diabetes": 3}
-_COLUMNS = (
-    "guideline",
-    "context",
-    "measurement",
-    "category",
-    "low",
-    "high",
-    "unit",
-    "decimals",
-    "needs_symptoms",
-    "source",
-    "year",
-)
-# Columns added later; a local table without them reads as empty / 1.
-_OPTIONAL_COLUMNS = ("group", "at_least", "unit_disagreement")
 
 TREATED_NOTE = (
     "Not applicable: on glucose-lowering treatment. These thresholds diagnose untreated people; "
@@ -215,434 +201,6 @@ PREGNANCY_HBA1C_NOTES: dict[str, str] = {
 }
 PREGNANCY_HBA1C_NOTE = "HbA1c left out: {guideline} does not use it to diagnose in pregnancy."
 GDM_REPEAT_NOTE = "One diagnostic OGTT diagnoses gestational diabetes; no repeat is asked for."
-
-
-class MeasurementError(ValueError):
-    """A measurement that cannot be real, an unknown or missing unit; ``field`` names the input."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class GuidelineTableError(ValueError):
-    """A guideline table that cannot be used, naming the file, line and column."""
-
-
-def unit_field(name: str) -> str:
-    """The field that gives the unit of measurement ``name`` (``hba1c_unit``/``glucose_unit``)."""
-    return "hba1c_unit" if name == "hba1c" else "glucose_unit"
-
-
-@dataclass(frozen=True)
-class Measurements:
-    """What is known about one person at one time; every value is optional, no unit is assumed.
-
-    Glucose values share ``glucose_unit`` and HbA1c has ``hba1c_unit`` unless ``units`` gives
-    one measurement its own unit (``(("fpg", "mg/dL"),)``; ``"unknown"`` marks a value stored in
-    its canonical unit, %, mmol/L, whose entered unit was not kept). ``symptoms`` means classic
-    symptoms of hyperglycaemia (polyuria, polydipsia, unexplained weight loss) or a
-    hyperglycaemic crisis. ``unit_confirmed`` keeps glucose below 1.0 or above 33.3 mmol/L.
-
-    Raises:
-        MeasurementError: a unit is unknown or missing, a flag is not a bool, or a value cannot
-            be real.
-    """
-
-    hba1c: float | None = None
-    fpg: float | None = None
-    ogtt_1h: float | None = None
-    ogtt_2h: float | None = None
-    random_glucose: float | None = None
-    gct_1h: float | None = None
-    ogtt100_0h: float | None = None
-    ogtt100_1h: float | None = None
-    ogtt100_2h: float | None = None
-    ogtt100_3h: float | None = None
-    hba1c_unit: str | None = None
-    glucose_unit: str | None = None
-    units: tuple[tuple[str, str], ...] = ()
-    symptoms: bool = False
-    pregnant: bool = False
-    treated: bool = False
-    anaemia_or_hb_disorder: bool = False
-    unit_confirmed: bool = False
-
-    def __post_init__(self) -> None:
-        if self.hba1c_unit is not None and self.hba1c_unit not in HBA1C_UNITS:
-            raise MeasurementError(
-                "hba1c_unit", f"{self.hba1c_unit!r} is not an HbA1c unit; use one of {HBA1C_UNITS}."
-            )
-        if self.glucose_unit is not None and self.glucose_unit not in GLUCOSE_UNITS:
-            raise MeasurementError(
-                "glucose_unit",
-                f"{self.glucose_unit!r} is not a glucose unit; use one of {GLUCOSE_UNITS}.",
-            )
-        for name, unit in self.units:
-            if name not in MEASUREMENTS:
-                raise MeasurementError("units", f"{name!r} is not one of {MEASUREMENTS}.")
-            valid = HBA1C_UNITS if name == "hba1c" else GLUCOSE_UNITS
-            if unit != UNKNOWN_UNIT and unit not in valid:
-                raise MeasurementError(
-                    f"{name} unit", f"{unit!r} is not a unit of {LABELS[name]}; use one of {valid}."
-                )
-        for flag in ("symptoms", "pregnant", "treated", "anaemia_or_hb_disorder", "unit_confirmed"):
-            if not isinstance(getattr(self, flag), bool):
-                raise MeasurementError(flag, f"must be true or false, not {getattr(self, flag)!r}.")
-        for name in MEASUREMENTS:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if self.entered_unit(name) is None:
-                raise MeasurementError(
-                    unit_field(name),
-                    f"{LABELS[name]} {value!r} has no unit; give {unit_field(name)} "
-                    f"({' or '.join(HBA1C_UNITS if name == 'hba1c' else GLUCOSE_UNITS)}). "
-                    "No unit is assumed.",
-                )
-            # A value stored before units were kept passed the checks of its day.
-            confirmed = self.unit_confirmed or self.entered_unit(name) == UNKNOWN_UNIT
-            check_possible(name, value, self.unit_of(name), confirmed=confirmed)
-
-    def entered_unit(self, name: str) -> str | None:
-        """The unit ``name`` was entered in; ``"unknown"`` when it was not kept; None: not given."""
-        own = dict(self.units).get(name)
-        if own is not None:
-            return own
-        return self.hba1c_unit if name == "hba1c" else self.glucose_unit
-
-    def unit_of(self, name: str) -> str:
-        """The unit the value of ``name`` is in (the canonical one when the entered is unknown)."""
-        unit = self.entered_unit(name)
-        if unit is None:
-            raise MeasurementError(unit_field(name), f"{LABELS[name]} has no unit.")
-        return CANONICAL_UNITS[name] if unit == UNKNOWN_UNIT else unit
-
-    def present(self) -> tuple[str, ...]:
-        """Names of the measurements given, in :data:`MEASUREMENTS` order."""
-        return tuple(n for n in MEASUREMENTS if getattr(self, n) is not None)
-
-    def shown(self, name: str) -> str:
-        """The value as entered, with its unit (``126 mg/dL``; ``6.99 (unit unknown)``)."""
-        value = getattr(self, name)
-        if self.entered_unit(name) == UNKNOWN_UNIT:
-            return f"{value:g} {symbol(self.unit_of(name))} (entered unit unknown)"
-        return _show(value, self.unit_of(name))
-
-
-def _dec(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
-
-
-def check_possible(name: str, value: object, unit: str, *, confirmed: bool = False) -> None:
-    """Refuse a value that cannot be real or needs its unit confirmed; ``name`` is the field.
-
-    Args:
-        name: The field, named in the error (``fpg``, ``hba1c_percent``, ...).
-        value: The value as entered.
-        unit: Its unit (``mmol/L``, ``mg/dL``, ``percent``, ``mmol/mol``).
-        confirmed: The person entering confirmed the unit of a glucose below 1.0 mmol/L
-            (18 mg/dL) or above 33.3 mmol/L (600 mg/dL).
-
-    Raises:
-        MeasurementError: naming ``name``, with what is wrong and what to do.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise MeasurementError(name, f"{value!r} is not a number.")
-    if not math.isfinite(value):
-        raise MeasurementError(name, f"{value!r} is not a finite number.")
-    shown = _show(float(value), unit)
-    exact = _dec(float(value))
-    if value <= 0:
-        raise MeasurementError(name, f"{shown} cannot be real: a measured value is above zero.")
-    if quantity_of(unit) == "hba1c":
-        other = "mmol/mol" if unit == "percent" else "percent"
-        if exact > HBA1C_MAX[unit]:
-            hint = (
-                f" It looks like {symbol(other)}: if it is, give the unit {other!r}."
-                if unit == "percent" and exact <= HBA1C_MAX[other]
-                else " Check the value and its unit."
-            )
-            raise MeasurementError(
-                name, f"{shown} cannot be real: HbA1c is at most 20 % (195 mmol/mol).{hint}"
-            )
-        if exact < HBA1C_MIN[unit]:
-            hint = (
-                f" It looks like {symbol(other)}: if it is, give the unit {other!r}."
-                if unit == "mmol/mol" and HBA1C_MIN[other] <= exact <= HBA1C_MAX[other]
-                else " Check the value and its unit."
-            )
-            raise MeasurementError(
-                name,
-                f"{shown} cannot be real: HbA1c below 3 % (9 mmol/mol) is not seen in a living "
-                f"person; even shortened red-cell survival leaves it higher ({HBA1C_FLOOR_SOURCE})."
-                f"{hint}",
-            )
-        return
-    other = "mg/dL" if unit == "mmol/L" else "mmol/L"
-    if exact > GLUCOSE_MAX[unit]:
-        hint = (
-            f" It looks like {other}: if it is, give the unit {other!r}."
-            if unit == "mmol/L" and exact <= GLUCOSE_MAX[other]
-            else " Check the value and its unit."
-        )
-        raise MeasurementError(
-            name, f"{shown} cannot be real: glucose is at most 100 mmol/L (1801.6 mg/dL).{hint}"
-        )
-    if confirmed:
-        return
-    if exact > GLUCOSE_CONFIRM_HIGH[unit]:
-        hint = (
-            " It is usually a mg/dL value typed as mmol/L: if it is mg/dL, give the unit 'mg/dL'."
-            if unit == "mmol/L"
-            else ""
-        )
-        raise MeasurementError(
-            name,
-            f"{shown} is above 33.3 mmol/L (600 mg/dL): real but rare.{hint} If the value and "
-            "its unit are right, confirm the unit (--confirm-unit, or the page's checkbox).",
-        )
-    if exact < GLUCOSE_CONFIRM_LOW[unit]:
-        hint = (
-            " It looks like mmol/L: if it is, give the unit 'mmol/L'."
-            if unit == "mg/dL" and exact >= GLUCOSE_CONFIRM_LOW["mmol/L"]
-            else " Check the value."
-        )
-        raise MeasurementError(
-            name,
-            f"{shown} is below 1.0 mmol/L (18 mg/dL).{hint} Insulinoma or an insulin overdose "
-            "can give such a value: if the value and its unit are right, confirm the unit "
-            "(--confirm-unit, or the page's checkbox).",
-        )
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """One published range: ``low ≤ x < high + one step of the published precision``.
-
-    Rows with the same ``group`` count together: the group fires when at least ``at_least``
-    of its rows are met (ADA's 100 g OGTT: 2 of 4).
-    """
-
-    guideline: str
-    context: Context
-    measurement: str
-    category: str
-    low: Decimal
-    high: Decimal | None
-    unit: str
-    decimals: int
-    needs_symptoms: bool
-    source: str
-    year: int
-    group: str = ""
-    at_least: int = 1
-    unit_disagreement: str = ""
-
-    @property
-    def below(self) -> Decimal | None:
-        """Exclusive upper end (``6.9`` published at 1 decimal → ``7.0``); None when open."""
-        return None if self.high is None else self.high + Decimal(1).scaleb(-self.decimals)
-
-    def contains(self, value: Decimal) -> bool:
-        """Whether ``value`` (in this row's unit, at its precision) falls in the range."""
-        return value >= self.low and (self.below is None or value < self.below)
-
-    def compared(self, value: float, unit: str) -> Decimal:
-        """``value`` in ``unit`` as this row reads it: in the row's unit, rounded half-up."""
-        return round_half_up(convert(value, unit, self.unit), self.decimals)
-
-    def meets(self, value: float, unit: str) -> bool:
-        """Whether ``value`` entered in ``unit`` falls in the range."""
-        return self.contains(self.compared(value, unit))
-
-    def range_text(self) -> str:
-        """The range as published, e.g. ``5.7–6.4 %`` or ``≥ 126 mg/dL``."""
-        unit = symbol(self.unit)
-        if self.high is None:
-            return f"≥ {self.low} {unit}"
-        return f"{self.low}–{self.high} {unit}"
-
-
-@dataclass(frozen=True)
-class GuidelineTable:
-    """All threshold rows of one table, in file order."""
-
-    rows: tuple[Threshold, ...]
-    path: Path | None = None
-
-    @property
-    def guidelines(self) -> tuple[str, ...]:
-        """Guideline names in order of first appearance."""
-        return tuple(dict.fromkeys(r.guideline for r in self.rows))
-
-    def select(
-        self, guideline: str, context: str, measurement: str, *, grouped: bool | None = False
-    ) -> tuple[Threshold, ...]:
-        """Rows of one guideline for one measurement in one context.
-
-        ``grouped``: False (default) only single rows, True only rows of a group, None both.
-        """
-        return tuple(
-            r
-            for r in self.rows
-            if r.guideline == guideline
-            and r.context == context
-            and r.measurement == measurement
-            and (grouped is None or bool(r.group) == grouped)
-        )
-
-    def groups(self, guideline: str, context: str) -> dict[str, tuple[Threshold, ...]]:
-        """Grouped rows of one guideline in one context, by group name, in file order."""
-        out: dict[str, list[Threshold]] = {}
-        for r in self.rows:
-            if r.guideline == guideline and r.context == context and r.group:
-                out.setdefault(r.group, []).append(r)
-        return {name: tuple(rows) for name, rows in out.items()}
-
-    def grades(self, guideline: str, context: str, measurement: str) -> bool:
-        """Whether the guideline can call this measurement normal (it has a lowest-category row)."""
-        lowest = CATEGORIES[context][0]
-        return any(
-            r.category == lowest and not r.needs_symptoms
-            for r in self.select(guideline, context, measurement)
-        )
-
-    def disagreements(self) -> tuple[Threshold, ...]:
-        """Rows whose two published units disagree at published precision (listed, with why)."""
-        return tuple(r for r in self.rows if r.unit_disagreement)
-
-
-def load_guidelines(path: Path | str | None = None) -> GuidelineTable:
-    """Read a guideline table; ``None`` reads the shipped ``guidelines.csv``.
-
-    Lines starting with ``#`` are comments. See the shipped file's header for the columns.
-
-    Raises:
-        GuidelineTableError: the file is missing, a column is missing, or a cell is invalid.
-    """
-    if path is None:
-        return _default_table()
-    return _read_table(Path(path))
-
-
-@functools.cache
-def _default_table() -> GuidelineTable:
-    return _read_table(DEFAULT_TABLE)
-
-
-def _read_table(path: Path) -> GuidelineTable:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GuidelineTableError(f"Cannot read guideline table {path}: {exc.strerror}.") from None
-    numbered = [
-        (i, line)
-        for i, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    reader = csv.DictReader(line for _, line in numbered)
-    missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
-    if missing:
-        raise GuidelineTableError(f"{path}: the header lacks column(s) {', '.join(missing)}.")
-    rows = []
-    # DictReader yields one record per data line here: the table has no multi-line cells.
-    for (lineno, _), record in zip(numbered[1:], reader, strict=False):
-        if not any((v or "").strip() for v in record.values()):
-            continue
-        rows.append(_parse_row(record, f"{path}, line {lineno}"))
-    if not rows:
-        raise GuidelineTableError(f"{path} has no threshold rows.")
-    _check_consistent(rows, path)
-    return GuidelineTable(tuple(rows), path)
-
-
-def _parse_row(record: dict[str, str], where: str) -> Threshold:
-    def cell(column: str) -> str:
-        return (record.get(column) or "").strip()
-
-    def number(column: str) -> Decimal:
-        try:
-            value = Decimal(cell(column))
-        except InvalidOperation:
-            raise GuidelineTableError(
-                f"{where}: column {column!r} must be a number, not {cell(column)!r}."
-            ) from None
-        if not value.is_finite():
-            raise GuidelineTableError(f"{where}: column {column!r} must be finite.")
-        return value
-
-    context = cell("context")
-    if context not in CATEGORIES:
-        raise GuidelineTableError(f"{where}: context must be one of {tuple(CATEGORIES)}.")
-    if cell("measurement") not in MEASUREMENTS:
-        raise GuidelineTableError(f"{where}: measurement must be one of {MEASUREMENTS}.")
-    if cell("category") not in CATEGORIES[context]:
-        raise GuidelineTableError(
-            f"{where}: category {cell('category')!r} is not valid when {context}; "
-            f"use one of {CATEGORIES[context]}."
-        )
-    unit = cell("unit")
-    expected = "hba1c" if cell("measurement") == "hba1c" else "glucose"
-    if unit not in (*HBA1C_UNITS, *GLUCOSE_UNITS) or quantity_of(unit) != expected:
-        valid = HBA1C_UNITS if expected == "hba1c" else GLUCOSE_UNITS
-        raise GuidelineTableError(f"{where}: unit {unit!r} is not valid; use one of {valid}.")
-    if not cell("decimals").isdigit():
-        raise GuidelineTableError(f"{where}: decimals must be a whole number ≥ 0.")
-    if cell("needs_symptoms") not in ("yes", "no"):
-        raise GuidelineTableError(f"{where}: needs_symptoms must be yes or no.")
-    if not cell("guideline") or not cell("source"):
-        raise GuidelineTableError(f"{where}: guideline and source must not be empty.")
-    if not cell("year").isdigit():
-        raise GuidelineTableError(f"{where}: year must be a year, e.g. 2025.")
-    at_least = cell("at_least") or "1"
-    if not at_least.isdigit() or int(at_least) < 1:
-        raise GuidelineTableError(f"{where}: at_least must be a whole number ≥ 1.")
-    if int(at_least) > 1 and not cell("group"):
-        raise GuidelineTableError(f"{where}: at_least above 1 needs a group name.")
-    low = number("low")
-    high = number("high") if cell("high") else None
-    if high is not None and high < low:
-        raise GuidelineTableError(f"{where}: high {high} is below low {low}.")
-    return Threshold(
-        guideline=cell("guideline"),
-        context=context,  # type: ignore[arg-type]
-        measurement=cell("measurement"),
-        category=cell("category"),
-        low=low,
-        high=high,
-        unit=unit,
-        decimals=int(cell("decimals")),
-        needs_symptoms=cell("needs_symptoms") == "yes",
-        source=cell("source"),
-        year=int(cell("year")),
-        group=cell("group"),
-        at_least=int(at_least),
-        unit_disagreement=cell("unit_disagreement"),
-    )
-
-
-def _check_consistent(rows: list[Threshold], path: Path) -> None:
-    seen: set[tuple[str, ...]] = set()
-    for r in rows:
-        key = (r.guideline, r.context, r.measurement, r.category, r.unit, r.group)
-        if key in seen:
-            raise GuidelineTableError(
-                f"{path}: {r.guideline} has two {r.category} rows for {r.measurement} in "
-                f"{r.unit} ({r.context}); keep one."
-            )
-        seen.add(key)
-    needs: dict[tuple[str, str, str], int] = {}
-    for r in rows:
-        if (
-            r.group
-            and needs.setdefault((r.guideline, r.context, r.group), r.at_least) != r.at_least
-        ):
-            raise GuidelineTableError(
-                f"{path}: group {r.group!r} of {r.guideline} has rows with different at_least; "
-                "give every row of a group the same number."
-            )
 
 
 @dataclass(frozen=True)
@@ -825,7 +383,7 @@ def _flag_glucose(m: Measurements, ev: _Evaluation) -> None:
         if name == "hba1c":
             continue
         value, unit = getattr(m, name), m.unit_of(name)
-        if _dec(value) > GLUCOSE_CONFIRM_HIGH[unit]:
+        if as_decimal(value) > GLUCOSE_CONFIRM_HIGH[unit]:
             ev.notes.append(
                 f"Critical value: {LABELS[name]} {m.shown(name)} is above 33.3 mmol/L "
                 "(600 mg/dL). Act now: check for a hyperglycaemic emergency."
@@ -857,7 +415,7 @@ def _reading(
             f"{guideline} publishes this threshold in {symbol(row.unit)} only "
             f"({_conversion_text(unit, row.unit)}, {_rounding_text(row.decimals)}, half up)."
         )
-    elif compared != _dec(value):
+    elif compared != as_decimal(value):
         ev.notes.append(
             f"{_label(name)} {m.shown(name)} read as {compared} {symbol(unit)}: {guideline} "
             f"publishes this threshold {_rounding_text(row.decimals)} (half up)."
@@ -1083,10 +641,6 @@ def _repeat_test(
         f"Without classic symptoms {guideline} asks for a repeat test on another day to confirm "
         "diabetes (WHO 2006; WHO 2011)."
     )
-
-
-def _show(value: float, unit: str) -> str:
-    return f"{value:g} {symbol(unit)}"
 
 
 def _label(name: str) -> str:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
-from training.diagnosis.criteria import GuidelineTable, check_possible, load_guidelines
+from training.diagnosis.guidelines import GuidelineTable, load_guidelines
+from training.diagnosis.measurements import check_possible
 from training.diagnosis.units import convert, symbol
 
 if TYPE_CHECKING:

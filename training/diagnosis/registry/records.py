@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from dataset._delta import TS
 from dataset.store import StoreError
-from training.diagnosis.criteria import (
+from training.diagnosis.measurements import (
     CANONICAL_UNITS,
     GLUCOSE_MEASUREMENTS,
     LABELS,

@@ -12,9 +12,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from dataset.store import Store
-from training.diagnosis.criteria import (
-    UNKNOWN_UNIT,
-)
+from training.diagnosis.measurements import UNKNOWN_UNIT
 from training.diagnosis.registry.csv_import import (
     ImportPreview,
     ImportReport,

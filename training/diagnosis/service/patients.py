@@ -1,0 +1,79 @@
+"""A registry patient as the page and ``diagnosis show`` present them: every visit with its
+verdicts and confirmations, and the HbA1c and fasting-glucose trend.
+
+Promises:
+    * Visits come oldest first, each as :func:`~training.diagnosis.service.visits.visit_summary`
+      gives it, with the :data:`~training.diagnosis.DISCLAIMER`.
+    * An unknown patient raises :class:`~training.diagnosis.registry.RegistryError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from training.diagnosis import DISCLAIMER
+from training.diagnosis.criteria import REPEAT_WINDOW_DAYS
+from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
+from training.diagnosis.registry import Registry
+from training.diagnosis.service.visits import visit_summary
+
+__all__ = ["patient_forecast", "patient_summary"]
+
+
+def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
+    """A patient and every visit (:func:`visit_summary`), oldest first, with the disclaimer.
+
+    Raises:
+        RegistryError: no such patient.
+    """
+    patient = registry.patient(patient_id)
+    histories = registry.histories(patient.patient_id)
+    return {
+        "patient": patient.patient_id,
+        "sex": patient.sex,
+        "birth_year": patient.birth_year,
+        "visits": [
+            visit_summary(
+                registry,
+                v,
+                (histories.get(v.visit_id) or [None])[-1],
+                histories.get(v.visit_id, ()),
+            )
+            for v in registry.visits(patient.patient_id)
+        ],
+        "repeat_window_days": REPEAT_WINDOW_DAYS,
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def patient_forecast(
+    registry: Registry,
+    patient_id: str,
+    *,
+    today: dt.date | None = None,
+    guideline: str = "ADA",
+    horizon_years: float = 10,
+) -> Forecast:
+    """HbA1c and fasting-glucose trend of a registry patient, with threshold crossings.
+
+    Raises:
+        RegistryError: no such patient.
+    """
+    registry.patient(patient_id)
+    points = [
+        VisitPoint(
+            date=v.date,
+            hba1c_percent=v.hba1c_percent,
+            fpg_mmol=v.fpg_mmol,
+            pregnant=v.pregnant,
+            treated=v.treated,
+        )
+        for v in registry.visits(patient_id)
+    ]
+    return forecast(
+        points,
+        today=today,
+        horizon_years=horizon_years,
+        thresholds=forecast_thresholds(guideline),
+    )

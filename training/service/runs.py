@@ -1,0 +1,241 @@
+"""Segmentation training runs: which may start, on which device, and the job that runs one.
+
+This joins the store (labelled tiles, split assignment), the model zoo and the job runner to
+the plain-data trainer of :mod:`training.segment`.
+
+Promises:
+- One training run at a time: :func:`submit_training` refuses a run while another is queued
+  or running (:class:`RunConflictError`, CLI exit status 3), for the pages and the CLI alike.
+- The device is the explicit choice, else the ``SMEARLAB_DEVICE`` setting, else ``cpu``
+  (:func:`training_device`).
+- Training reads only the train split and selects on validation; test tiles are never read.
+- A run registers its checkpoint only when it ends ``done`` (the job runner's ``add_model``),
+  so a failed or cancelled run never changes the current model. The run becomes current only
+  when it wins :func:`training.service.selection.select_model`; the comparison is saved on
+  its card as ``metrics["selection"]``, and ``metrics["beats_rules"]`` says whether it beat
+  the colour rules on those tiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataset.masks import decode_mask_png
+from dataset.store import Store, StoreError
+from training.kinds import TRAIN_SEGMENTATION, target_of
+from training.service._figures import mean
+from training.service.scoring import queue_rescoring
+from training.service.selection import select_model
+
+SEGMENT_TARGET = target_of(TRAIN_SEGMENTATION)
+
+__all__ = [
+    "SEGMENT_TARGET",
+    "TRAIN_KIND",
+    "RunConflictError",
+    "active_training",
+    "conflict_message",
+    "load_samples",
+    "segment_job",
+    "split_counts",
+    "submit_training",
+    "training_device",
+]
+
+
+def load_samples(store: Store, split: str) -> list:
+    """Labelled tiles of one split as training samples (latest revision of each).
+
+    Args:
+        split: ``train`` or ``validation``; the test split is refused, so no model ever
+            trains or selects on it.
+    """
+    from training.segment import Sample
+
+    if split not in ("train", "validation"):
+        raise ValueError(f"Training reads the train and validation splits only, not {split!r}.")
+    ids = store.labelled_tile_ids(split)
+    tiles = {t.tile_id: t for t in store.tiles()}
+    out = []
+    for tile_id, _, png in store.iter_latest_masks(ids):
+        t = tiles[tile_id]
+        out.append(
+            Sample(
+                image=np.ascontiguousarray(store.tile_image(tile_id)),
+                mask=decode_mask_png(png),
+                tile_id=tile_id,
+                smear_id=t.smear_id,
+            )
+        )
+    return sorted(out, key=lambda s: s.tile_id)
+
+
+def split_counts(store: Store) -> dict[str, int]:
+    """Labelled tiles per split (for the Train page and the refusal message)."""
+    ids = store.labelled_tile_ids()
+    tiles = {t.tile_id: t.smear_id for t in store.tiles()}
+    splits = store.splits_of({tiles[t] for t in ids if t in tiles})
+    counts = {"train": 0, "validation": 0, "test": 0}
+    for t in ids:
+        if t in tiles:
+            counts[splits[tiles[t]]] += 1
+    return counts
+
+
+TRAIN_KIND = TRAIN_SEGMENTATION
+
+
+class RunConflictError(Exception):
+    """A run was refused because another one is queued or running (CLI exit status 3)."""
+
+
+def training_device(explicit: str | None = None) -> str:
+    """The torch device a training run uses: the ``--device`` flag (or a page's explicit
+    choice) when given, else the ``SMEARLAB_DEVICE`` setting (environment, then the
+    workspace's settings table), else ``cpu``."""
+    if explicit:
+        return explicit
+    from dataset.settings import get_settings
+
+    return get_settings().device
+
+
+def active_training(workspace: Path):
+    """The training job that is queued or running, or None (one run at a time)."""
+    from training.jobs import JobRunner, JobState
+
+    for status in JobRunner(workspace).list(states=[JobState.QUEUED, JobState.RUNNING]):
+        if status.kind == TRAIN_KIND:
+            return status
+    return None
+
+
+def conflict_message(busy) -> str:
+    """Why a new run cannot start while ``busy`` (a training job's status) is live."""
+    return (
+        f"Training job {busy.job_id} is already {busy.state}; one training run at a time. "
+        f"Wait for it to end or cancel it (python -m training cancel {busy.job_id})."
+    )
+
+
+def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
+    """Queue a segmentation training run; returns the job id.
+
+    Args:
+        settings: Fields of :class:`training.segment.SegTrainConfig` (validated here so a
+            bad value is refused before anything is queued). Without ``device`` the run
+            uses :func:`training_device`.
+
+    Raises:
+        RunConflictError: A training run is already queued or running; only one runs at a
+            time, so the second is refused rather than queued behind it.
+    """
+    from training.jobs import JobRunner
+    from training.segment import SegTrainConfig
+
+    config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
+    busy = active_training(workspace)
+    if busy is not None:
+        raise RunConflictError(conflict_message(busy))
+    status = JobRunner(workspace).submit(
+        TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
+    )
+    return status.job_id
+
+
+def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """Job target: train on the workspace's train split, stage the best checkpoint, and make it
+    current if it beats the current model (or the colour rules) on the validation tiles."""
+    from model_zoo import ModelCard, Zoo
+    from model_zoo.card import new_model_id
+    from training.model import describe_machine
+    from training.segment import SegTrainConfig, train_segmentation
+
+    config = SegTrainConfig(**params.get("config", {}))
+    store = Store.open(ctx.workspace)
+    schema = store.schema()
+    versions = store.table_versions()
+    train = load_samples(store, "train")
+    val = load_samples(store, "validation")
+    counts = split_counts(store)
+    if not train or not val:
+        raise StoreError(
+            "Training needs labelled tiles in both the train and the validation split; "
+            f"labelled tiles now: {counts['train']} train, {counts['validation']} validation, "
+            f"{counts['test']} test. Label tiles of more smears (the Dataset page shows each "
+            "smear's split)."
+        )
+    ctx.log(
+        f"Training {config.encoder} on {len(train)} train / {len(val)} validation tiles, "
+        f"classes {', '.join(schema.names)}"
+    )
+    zoo = Zoo(ctx.workspace)
+    staging = zoo.staging_dir("segmentation")
+
+    def on_progress(fields: dict) -> None:
+        ctx.progress(**fields)
+
+    result = train_segmentation(
+        train,
+        val,
+        schema.names,
+        config,
+        on_progress=on_progress,
+        should_stop=lambda: ctx.cancelled,
+        out_dir=staging,
+    )
+    note = result.metrics.absent_note()
+    if note:
+        ctx.log(note)
+    model_id = new_model_id("segmentation")
+    ctx.log("Comparing the new model with the current one on the validation tiles…")
+    current = zoo.current("segmentation")
+    selection = select_model(
+        ctx.workspace, model_id, result.build_model(), config.inference, val, schema.names, current
+    )
+    ctx.log(selection.reason)
+    metrics = result.card_metrics()
+    # The zoo lists compare runs by these names (model_zoo.card's metric convention).
+    metrics["mean_iou"] = result.metrics.miou
+    metrics["mean_dice"] = mean(result.metrics.dice)
+    metrics["selection"] = selection.model_dump(mode="json")
+    metrics["beats_rules"] = selection.beats_rules
+    card = ModelCard(
+        model_id=model_id,
+        kind="segmentation",
+        classes=list(schema.names),
+        schema_version=schema.version,
+        metrics=metrics,
+        settings=config.model_dump(mode="json"),
+        data={
+            "table_versions": versions,
+            "release": None,
+            "splits": store.split_assignment(),
+            "train_tiles": sorted(s.tile_id for s in train),
+            "validation_tiles": sorted(s.tile_id for s in val),
+        },
+        seed=config.seed,
+        duration_s=result.duration_s,
+        machine=describe_machine(config.device),
+    )
+    wins = selection.winner == model_id
+    ctx.add_model(
+        "segmentation",
+        staging,
+        card,
+        make_current=wins,
+        compared_with=current.model_id if current else None,
+    )
+    if params.get("rescore", True) and wins:
+        # This run becomes the current model when it ends: rank tiles with it next.
+        queue_rescoring(ctx.workspace)
+    ctx.log(f"Best validation mIoU {result.metrics.miou} at epoch {result.best_epoch}")
+    return {
+        "mean_iou": result.metrics.miou,
+        "best_epoch": result.best_epoch,
+        "absent_classes": list(result.metrics.absent),
+        "selection": metrics["selection"],
+    }
