@@ -139,6 +139,32 @@ def test_cancel_running_job_kills_its_process_group(runner: JobRunner, ignore_te
     assert any("stopped by cancel" in line for line in final.log_tail) != ignore_term
 
 
+@pytest.mark.parametrize("ignore_term", [False, True], ids=["sigterm", "sigkill-after-grace"])
+def test_cancel_kills_a_grandchild_that_left_the_process_group(
+    runner: JobRunner, ignore_term: bool
+) -> None:
+    grace = 0.3 if ignore_term else 30
+    job = runner.submit(
+        "test", f"{T}:detach_grandchild", {"ignore_term": ignore_term}, cancel_grace_s=grace
+    )
+    running = runner.wait(job.job_id, until=lambda s: "grandchild" in s.progress, timeout=TIMEOUT)
+    grandchild = running.progress["grandchild"]
+    assert running.progress["grandchild_pgid"] != running.pgid  # a killpg would miss it
+    assert alive(grandchild)
+    runner.cancel(job.job_id)
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.CANCELLED
+    assert not alive(grandchild)
+
+
+def test_job_that_ends_leaves_no_grandchild_outside_its_group(runner: JobRunner) -> None:
+    job = runner.submit("test", f"{T}:detach_grandchild", {"return_now": True})
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.DONE, final.log_tail
+    assert final.result["grandchild_pgid"] != final.pgid
+    assert not alive(final.result["grandchild"])
+
+
 def test_cancel_queued_job_never_runs(runner: JobRunner) -> None:
     queued = runner.submit("test", f"{T}:count", start_worker=False)
     cancelled = runner.cancel(queued.job_id)

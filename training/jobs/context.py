@@ -6,8 +6,8 @@ Promises:
   ``function(ctx: JobContext, params: dict) -> dict | None``; its return value is the result.
 * :meth:`JobContext.progress` appends one row to ``progress.jsonl``
   (:mod:`training.jobs.progress`) and refuses a NaN or infinite loss. ``status.json`` gets
-  a summary of the latest values at most every :data:`SNAPSHOT_INTERVAL_S` seconds and when
-  the job ends, never a rewrite per report.
+  a summary of the latest values when a field is reported for the first time, at most every
+  :data:`SNAPSHOT_INTERVAL_S` seconds besides, and when the job ends; never once per report.
 * A job that fails (exception, NaN loss, non-zero exit, killed by a signal) or is cancelled
   never changes the zoo: models handed to :meth:`JobContext.add_model` are registered only
   after the target has returned, under the job lock, and only when no cancel was requested.
@@ -41,6 +41,7 @@ from training.jobs.folder import (
     update_status,
     write_status,
 )
+from training.jobs.process import kill_descendants
 from training.jobs.progress import PROGRESS_FILE, ProgressLog
 from training.jobs.spec import JobCancelled, JobError, JobSpec, JobState, JobStatus
 
@@ -89,7 +90,8 @@ class JobContext:
         """Record progress, e.g. ``ctx.progress(epoch=3, step=120, loss=0.41, val_iou=0.62)``.
 
         Values must be JSON numbers, text, lists or dicts (tensor and numpy scalars are
-        converted). Each call appends one line to the progress log at once.
+        converted). Each call appends one line to the progress log at once, whatever the
+        number of reports before it.
 
         Raises:
             FloatingPointError: A field named ``loss`` or ending in ``loss`` is NaN or infinite;
@@ -103,9 +105,12 @@ class JobContext:
                     "learning rate or check the data, then train again."
                 )
         with self._lock:
+            # A field seen for the first time goes into the summary at once: readers take the
+            # latest values from the summary plus the log's last rows, which may not hold it.
+            new_field = not fields.keys() <= self._latest.keys()
             self._latest.update(fields)
             self._progress_log.append({"t": round(time.monotonic() - self._started, 3), **fields})
-        if time.monotonic() - self._last_snapshot >= self._snapshot_s:
+        if new_field or time.monotonic() - self._last_snapshot >= self._snapshot_s:
             self.flush()
 
     def log(self, message: str) -> None:
@@ -201,6 +206,11 @@ def run_in_child(job_dir: Path) -> int:
         ctx._discard_staged()
         ctx._close()  # keep the last progress for the page
         return EXIT_CANCELLED
+    finally:
+        # Its descendants are still this process's tree now; once it exits, the ones that
+        # left its process group would be out of the worker's reach.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kill_descendants()
 
 
 def _finish_done(ctx: JobContext, result: dict[str, Any]) -> int:

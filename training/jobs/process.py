@@ -23,7 +23,15 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["PROJECT_ROOT", "JobProcess", "child_env", "kill_group", "pid_alive", "signal_group"]
+__all__ = [
+    "PROJECT_ROOT",
+    "JobProcess",
+    "child_env",
+    "kill_descendants",
+    "kill_group",
+    "pid_alive",
+    "signal_group",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _POLL_S = 0.02
@@ -95,6 +103,22 @@ def kill_group(pgid: int, others: Iterable[psutil.Process] = (), wait_s: float =
         if (not left and not group_members(pgid)) or time.monotonic() > deadline:
             return
         time.sleep(_POLL_S)
+
+
+def kill_descendants(wait_s: float = 5.0) -> None:
+    """SIGKILL every descendant of this process and wait until none is left alive.
+
+    The job process calls it on its way out, while its descendants are still its own (once it
+    has exited they are re-parented and out of its tree's reach).
+    """
+    with contextlib.suppress(psutil.Error):
+        found = psutil.Process().children(recursive=True)
+        for proc in found:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        deadline = time.monotonic() + wait_s
+        while any(_running(proc) for proc in found) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
 
 
 class JobProcess:
