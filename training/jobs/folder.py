@@ -99,8 +99,9 @@ def load_status(job_dir: Path, *, history: bool) -> JobStatus:
 
 
 def settle_progress(job_dir: Path, status: JobStatus) -> None:
-    """Store the latest progress from the log in ``status`` (for the final write)."""
-    status.progress = latest(status.progress, read_rows(job_dir / PROGRESS_FILE))
+    """Store the latest progress from the whole log in ``status`` (for the final write, once
+    per job: a killed job had no chance to write its own summary)."""
+    status.progress = latest(status.progress, read_rows(job_dir / PROGRESS_FILE, limit=None))
 
 
 def append_log(job_dir: Path, line: str) -> None:

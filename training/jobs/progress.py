@@ -70,8 +70,9 @@ class ProgressLog:
                 self._handle = None
 
 
-def read_rows(path: Path, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
-    """The last ``limit`` whole rows of a progress log, oldest first; [] when there is none.
+def read_rows(path: Path, limit: int | None = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The last ``limit`` whole rows of a progress log (all with None), oldest first; [] when
+    there is none.
 
     Reads backwards from the end in blocks until ``limit`` lines are in hand, so the cost
     depends on ``limit``, not on the length of the log. Lines that are not a whole JSON
@@ -82,12 +83,13 @@ def read_rows(path: Path, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     with handle:
-        end = handle.seek(0, os.SEEK_END)
-        start, data = end, b""
-        while start > 0 and data.count(b"\n") <= limit:
-            start = max(0, start - _BLOCK)
+        start = handle.seek(0, os.SEEK_END)
+        data = b""
+        while start > 0 and (limit is None or data.count(b"\n") <= limit):
+            step = start if limit is None else min(start, _BLOCK)
+            start -= step
             handle.seek(start)
-            data = handle.read(end - start)
+            data = handle.read(step) + data
     lines = data.split(b"\n")
     if start > 0:
         lines = lines[1:]  # the first one is only the end of a line
@@ -101,6 +103,8 @@ def read_rows(path: Path, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
             continue
         if isinstance(row, dict):
             rows.append(row)
+    if limit is None:
+        return rows
     return rows[-limit:] if limit else []
 
 
