@@ -58,7 +58,7 @@ def _short(value: Any) -> str:
 
 
 def cli_jobs(
-    workspace: Path | str,
+    workspace: Path | str | None,
     as_json: bool = False,
     limit: int = 20,
     *,
@@ -67,12 +67,12 @@ def cli_jobs(
     """Print recent jobs, or one job with its log tail; returns the exit status.
 
     Args:
-        workspace: The workspace.
+        workspace: The workspace (None: ``SMEARLAB_WORKSPACE``, else ``./workspace``).
         as_json: One JSON document (a list of jobs, or one job) instead of a table.
         limit: At most this many jobs.
         job_id: Show only this job, with the last lines of its log.
     """
-    runner = JobRunner(workspace)
+    runner = JobRunner(_workspace(workspace))
     if job_id is None:
         statuses = runner.list(limit=limit)
         if as_json:
@@ -93,14 +93,14 @@ def cli_jobs(
 
 
 def cli_cancel(
-    workspace: Path | str, job_id: str, *, wait_s: float | None = None, as_json: bool = False
+    workspace: Path | str | None, job_id: str, *, wait_s: float | None = None, as_json: bool = False
 ) -> int:
     """Cancel a job; returns the exit status.
 
     Exit status 0 when the job is cancelled or cancelling, 1 when it is unknown, had already
     finished, or (with ``wait_s``) did not stop within that many seconds.
     """
-    runner = JobRunner(workspace)
+    runner = JobRunner(_workspace(workspace))
     try:
         before = runner.get(job_id)
         if before.finished:
@@ -117,3 +117,11 @@ def cli_cancel(
     else:
         print(f"job {job_id}: {state}")
     return EXIT_OK
+
+
+def _workspace(workspace: Path | str | None) -> Path:
+    if workspace is not None:
+        return Path(workspace)
+    from dataset.settings import get_settings  # lazy: reading settings opens the workspace
+
+    return get_settings().workspace
