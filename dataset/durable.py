@@ -5,6 +5,7 @@
 - :func:`fsync_path` / :func:`fsync_dir`: push a file's data, or a folder's entries, to disk.
 - :func:`locked`: an exclusive ``fcntl`` lock on a lock file, across processes of one machine
   (and across threads of one process, since each call opens its own descriptor).
+- :func:`try_locked`: the same lock, but given up after a wait instead of waited for forever.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import fcntl
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "fsync_dir", "fsync_path", "locked"]
+__all__ = ["atomic_write_text", "fsync_dir", "fsync_path", "locked", "try_locked"]
 
 
 def fsync_path(path: Path) -> None:
@@ -61,5 +63,31 @@ def locked(path: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def try_locked(path: Path, wait_s: float = 0.0) -> Iterator[bool]:
+    """Try to hold the lock of :func:`locked` on ``path`` for the ``with`` block.
+
+    Yields True while the lock is held, False when another holder kept it for ``wait_s``
+    seconds (the block then runs without it). ``wait_s=0`` tries once.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    held = False
+                    break
+                time.sleep(0.02)
+        yield held
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -35,7 +35,8 @@ def _print(args: argparse.Namespace, payload: object, text: str) -> None:
 
 def _segment(args: argparse.Namespace) -> int:
     from training.job_report import report
-    from training.jobs import JobRunner, JobState
+    from training.jobs.runner import JobRunner
+    from training.jobs.spec import JobState
     from training.service import submit_training
 
     settings = {
@@ -99,15 +100,15 @@ def _pointer(args: argparse.Namespace, change, what: str) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from training.jobs import cli_jobs
+    from training.jobs.cli import cli_jobs
 
-    return cli_jobs(_workspace(args), as_json=json_flag(args))
+    return cli_jobs(_workspace(args), json_flag(args), args.limit, job_id=args.job_id)
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from training.jobs import cli_cancel
+    from training.jobs.cli import cli_cancel
 
-    return cli_cancel(_workspace(args), args.job_id, wait_s=args.wait_s)
+    return cli_cancel(_workspace(args), args.job_id, wait_s=args.wait_s, as_json=json_flag(args))
 
 
 def _loaded(args: argparse.Namespace, ws: Path):
@@ -220,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("segmentation", "diagnosis"), default="segmentation")
     p.set_defaults(func=_rollback)
 
-    p = sub.add_parser("jobs", parents=[common], help="list recent jobs")
+    p = sub.add_parser("jobs", parents=[common], help="list recent jobs, or show one")
+    p.add_argument("job_id", nargs="?", help="show this job and the end of its log")
+    p.add_argument("--limit", type=int, default=20, help="at most this many jobs (default 20)")
     p.set_defaults(func=_jobs)
     p = sub.add_parser("cancel", parents=[common], help="cancel a queued or running job")
     p.add_argument("job_id")

@@ -108,3 +108,20 @@ def cooperative_stop(ctx, params):
         step += 1
         time.sleep(0.02)
     return {"stopped_at": step}
+
+
+def detach_grandchild(ctx, params):
+    """Spawn a grandchild in a session of its own (out of the job's process group), then
+    report progress until cancelled."""
+    if params.get("ignore_term"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True
+    )
+    if params.get("return_now"):
+        return {"grandchild": sleeper.pid, "grandchild_pgid": os.getpgid(sleeper.pid)}
+    step = 0
+    while True:
+        ctx.progress(step=step, grandchild=sleeper.pid, grandchild_pgid=os.getpgid(sleeper.pid))
+        step += 1
+        time.sleep(0.02)

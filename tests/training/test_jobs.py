@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from model_zoo import ModelCard, Zoo
-from training import jobs
+from training.cli import main as training_cli
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +137,32 @@ def test_cancel_running_job_kills_its_process_group(runner: JobRunner, ignore_te
     assert not group_alive(pgid)
     assert final.progress["step"] >= running.progress["step"]
     assert any("stopped by cancel" in line for line in final.log_tail) != ignore_term
+
+
+@pytest.mark.parametrize("ignore_term", [False, True], ids=["sigterm", "sigkill-after-grace"])
+def test_cancel_kills_a_grandchild_that_left_the_process_group(
+    runner: JobRunner, ignore_term: bool
+) -> None:
+    grace = 0.3 if ignore_term else 30
+    job = runner.submit(
+        "test", f"{T}:detach_grandchild", {"ignore_term": ignore_term}, cancel_grace_s=grace
+    )
+    running = runner.wait(job.job_id, until=lambda s: "grandchild" in s.progress, timeout=TIMEOUT)
+    grandchild = running.progress["grandchild"]
+    assert running.progress["grandchild_pgid"] != running.pgid  # a killpg would miss it
+    assert alive(grandchild)
+    runner.cancel(job.job_id)
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.CANCELLED
+    assert not alive(grandchild)
+
+
+def test_job_that_ends_leaves_no_grandchild_outside_its_group(runner: JobRunner) -> None:
+    job = runner.submit("test", f"{T}:detach_grandchild", {"return_now": True})
+    final = runner.wait(job.job_id, timeout=TIMEOUT)
+    assert final.state == JobState.DONE, final.log_tail
+    assert final.result["grandchild_pgid"] != final.pgid
+    assert not alive(final.result["grandchild"])
 
 
 def test_cancel_queued_job_never_runs(runner: JobRunner) -> None:
@@ -276,23 +302,54 @@ def test_bad_requests_are_refused(runner: JobRunner) -> None:
     assert runner.list() == [runner.get(known.job_id)]
 
 
-def test_cli_lists_and_cancels(runner: JobRunner, capsys) -> None:
+def test_cli_lists_shows_and_cancels(runner: JobRunner, capsys) -> None:
     queued = runner.submit("test", f"{T}:count", start_worker=False)
     ws = str(runner.workspace)
-    assert jobs.main(["list", "--workspace", ws]) == 0
+    assert training_cli(["jobs", "--workspace", ws]) == 0
     out = capsys.readouterr().out
     assert queued.job_id in out
     assert "queued" in out
-    assert jobs.main(["list", "--json", "--workspace", ws]) == 0
+    assert training_cli(["jobs", "--json", "--workspace", ws]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["job_id"], row["state"]) == (queued.job_id, "queued")
-    assert jobs.cli_cancel(ws, queued.job_id) == 0
+    assert training_cli(["jobs", queued.job_id, "--json", "--workspace", ws]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == queued.job_id
+    assert training_cli(["cancel", queued.job_id, "--workspace", ws]) == 0
     assert "cancelled" in capsys.readouterr().out
-    assert jobs.cli_cancel(ws, queued.job_id) == 1
+    assert training_cli(["cancel", queued.job_id, "--workspace", ws]) == 1
     assert "already cancelled" in capsys.readouterr().err
-    assert jobs.main(["cancel", "nope", "--workspace", ws]) == 1
-    assert queued.job_id in capsys.readouterr().err
-    assert jobs.main(["frobnicate"]) == 2
+    assert training_cli(["cancel", "nope", "--workspace", ws, "--json"]) == 1
+    error = json.loads(capsys.readouterr().err)
+    assert error["exit_code"] == 1
+    assert queued.job_id in error["error"]
+    assert training_cli(["jobs", "nope", "--workspace", ws]) == 1
+    assert "no job with id 'nope'" in capsys.readouterr().err
+    assert training_cli(["jobs", "--limit", "many"]) == 2
+
+
+def test_training_jobs_is_no_longer_a_second_command_line(runner: JobRunner) -> None:
+    runner.submit("test", f"{T}:count", start_worker=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ws = str(runner.workspace)
+    for _ in range(2):  # the same answer each time
+        listed = subprocess.run(
+            [sys.executable, "-m", "training", "jobs", "--json", "--workspace", ws],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert len(json.loads(listed.stdout)) == 1
+    old = subprocess.run(
+        [sys.executable, "-m", "training.jobs", "list", "--workspace", ws],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert old.returncode != 0
+    assert "cannot be directly executed" in old.stderr
 
 
 def test_importing_jobs_leaves_torch_and_streamlit_out() -> None:
