@@ -49,7 +49,7 @@ from PIL import Image  # noqa: E402
 
 from dataset.images import encode_png_lossless, smear_id_for  # noqa: E402
 from dataset.ingest import ingest_files, ingest_paths  # noqa: E402
-from dataset.masks import encode_mask_png  # noqa: E402
+from dataset.png import encode_mask  # noqa: E402
 from dataset.release import create_release  # noqa: E402
 from dataset.schema import UNLABELLED  # noqa: E402
 from dataset.store import NewSmear, Store, TileInfo  # noqa: E402
@@ -103,7 +103,7 @@ def bulk_revisions(
                 "seconds": None,
                 "model_id": None,
                 "n_labelled_px": int(values[:n_classes].sum()),
-                "mask_png": encode_mask_png(mask),
+                "mask_png": encode_mask(mask),
                 "class_px": values[:n_classes].tolist(),  # as Store.save_mask stores them
             }
         )

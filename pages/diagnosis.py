@@ -13,7 +13,7 @@ What it promises:
   from type 2), the HbA1c and fasting-glucose trend, and a form to confirm or correct the
   diagnosis that starts blank (a correction is a new confirmation; the history stays).
 - Import: a column-mapping form (every field, every unit or unit column) with a preview.
-- Training queues a background job (``training.diagnosis.service:train_job``) and never
+- Training queues a background job (``training.diagnosis.service.runs:train_job``) and never
   blocks the page; the shared job panel (``pages/_jobs_panel.py``) shows it, and its
   cross-validated metrics are shown with the current model.
 All logic lives in :mod:`training.diagnosis.registry` and :mod:`training.diagnosis.service`.

@@ -147,7 +147,7 @@ def test_start_shows_the_refusal_when_another_run_was_queued_meanwhile(
 
 
 def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) -> None:
-    from training.jobs import _update_status
+    from training.jobs.folder import update_status as _update_status
 
     ws = make_workspace(tmp_path / "ws")
     runner = JobRunner(ws)
@@ -174,7 +174,7 @@ def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) 
 
 
 def test_train_panel_says_why_the_run_did_not_become_current(tmp_path: Path, monkeypatch) -> None:
-    from training.jobs import _update_status
+    from training.jobs.folder import update_status as _update_status
     from training.metrics import confusion_matrix, metrics_from_confusion
     from training.service import choose
 

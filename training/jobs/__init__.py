@@ -23,7 +23,6 @@ Importing this package loads neither torch nor streamlit.
 
 from training.jobs.cli import cli_cancel, cli_jobs, format_jobs
 from training.jobs.context import JobContext
-from training.jobs.folder import update_status as _update_status  # noqa: F401 (page tests)
 from training.jobs.runner import JobRunner
 from training.jobs.spec import (
     DEFAULT_CANCEL_GRACE_S,

@@ -97,7 +97,7 @@ class JobRunner:
         if not _TARGET_RE.match(target):
             raise JobError(
                 f"job target {target!r} must look like 'package.module:function', "
-                "e.g. 'training.service:segment_job'"
+                "e.g. 'training.service.runs:segment_job'"
             )
         created = now()
         slug = re.sub(r"[^A-Za-z0-9]+", "-", kind).strip("-")[:32] or "job"

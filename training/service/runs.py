@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dataset.masks import decode_mask_png
+from dataset.png import decode_mask
 from dataset.store import Store, StoreError
 from training.kinds import TRAIN_SEGMENTATION, target_of
 from training.service._figures import mean
@@ -65,7 +65,7 @@ def load_samples(store: Store, split: str) -> list:
         out.append(
             Sample(
                 image=np.ascontiguousarray(store.tile_image(tile_id)),
-                mask=decode_mask_png(png),
+                mask=decode_mask(png),
                 tile_id=tile_id,
                 smear_id=t.smear_id,
             )
