@@ -59,6 +59,46 @@ def test_a_second_training_run_is_refused_while_one_is_queued(tmp_path: Path, ca
     assert second != first
 
 
+def test_two_runs_submitted_at_the_same_moment_queue_one(tmp_path: Path, monkeypatch) -> None:
+    """The slot check and the submit are one step: a second submit that checks while the
+    first is between its check and its submit must wait, then find the slot taken."""
+    import threading
+
+    from training.service import runs
+
+    check = runs.active_training
+    first_checked, second_checked = threading.Event(), threading.Event()
+
+    def racing_check(workspace):
+        found = check(workspace)
+        if threading.current_thread().name == "first":
+            first_checked.set()
+            second_checked.wait(timeout=1.0)  # without the lock the second checks meanwhile
+        else:
+            second_checked.set()
+        return found
+
+    monkeypatch.setattr(runs, "active_training", racing_check)
+    outcomes: dict[str, object] = {}
+
+    def submit(name: str) -> None:
+        try:
+            outcomes[name] = submit_training(tmp_path, {"epochs": 1})
+        except RunConflictError as exc:
+            outcomes[name] = exc
+
+    first = threading.Thread(target=submit, args=("first",), name="first")
+    first.start()
+    assert first_checked.wait(timeout=30)
+    second = threading.Thread(target=submit, args=("second",), name="second")
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert isinstance(outcomes["first"], str)
+    assert isinstance(outcomes["second"], RunConflictError)
+    assert [j.job_id for j in JobRunner(tmp_path).list()] == [outcomes["first"]]
+
+
 def test_every_job_kind_names_a_target_that_exists() -> None:
     import importlib
 

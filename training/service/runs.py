@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dataset.durable import locked
 from dataset.png import decode_mask
 from dataset.store import Store, StoreError
 from training.kinds import TRAIN_SEGMENTATION, target_of
@@ -137,12 +138,17 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
     from training.segment import SegTrainConfig
 
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
-    busy = active_training(workspace)
-    if busy is not None:
-        raise RunConflictError(conflict_message(busy))
-    status = JobRunner(workspace).submit(
-        TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
-    )
+    jobs = Path(workspace) / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    # The check and the submit under one lock: two presses (two browsers, a page and the
+    # command line) at the same moment must not both find the slot free.
+    with locked(jobs / ".training-submit.lock"):
+        busy = active_training(workspace)
+        if busy is not None:
+            raise RunConflictError(conflict_message(busy))
+        status = JobRunner(workspace).submit(
+            TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
+        )
     return status.job_id
 
 
