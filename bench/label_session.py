@@ -1,7 +1,8 @@
 """Labelling 20 demo tiles by script in a real browser: seconds and actions per tile.
 
 Each tile: the Label page opens it with the colour-rule pre-fill, one correction stroke is
-painted by mouse in the leukocyte class, then the tile is saved and the next one opened.
+painted by mouse in the workspace's third class (key 3: nucleus in the demo), then the tile
+is saved and the next one opened.
 
 - ``--variant keys``: the class by its number key, save and next by Enter (this branch).
 - ``--variant buttons``: the class by clicking the palette, then the Save button and, once
@@ -99,7 +100,8 @@ class Counter:
         self.page.mouse.up()
 
 
-def label_tiles(page, variant: str, n: int) -> list[dict]:
+def label_tiles(page, variant: str, n: int, name: str) -> list[dict]:
+    """Label ``n`` tiles, painting in class ``name`` (the one key 3 picks)."""
     from playwright.sync_api import expect
 
     rows = []
@@ -114,8 +116,8 @@ def label_tiles(page, variant: str, n: int) -> list[dict]:
             page.evaluate("() => document.activeElement && document.activeElement.blur()")
             count.press("3")
         else:
-            count.click(palette.get_by_text(re.compile(r"leukocyte$")))
-        expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
+            count.click(palette.get_by_text(re.compile(rf"{re.escape(name)}$")))
+        expect(page.get_by_text(f"Painting with {name}")).to_be_visible()
         idle(page)
         count.stroke(canvas)
         expect(page.get_by_text("1 shape not saved yet")).to_be_visible()
@@ -180,13 +182,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "workspace"
         load_demo(Store.open(workspace))
+        name = Store.open(workspace).schema().names[2]
         with serve(workspace, args.app_root) as url, sync_playwright() as pw:
             browser = launch(pw)
             context = browser.new_context(viewport=VIEW)
             context.set_default_timeout(WAIT_MS)
             page = context.new_page()
             open_label_page(page, url, name="bench")
-            rows = label_tiles(page, args.variant, args.tiles)
+            rows = label_tiles(page, args.variant, args.tiles, name)
             browser.close()
         saved = len(Store.open(workspace).latest_revisions())
 
