@@ -122,7 +122,7 @@ export default function (component) {
 
 @st.cache_resource(show_spinner=False)
 def keys_component():
-    """The keyboard listener, registered once per process (a page run repeats its module)."""
+    """The keyboard listener, registered once per process (every page run asks for it)."""
     return st.components.v2.component("smearlab_label_keys", js=_KEYS_JS)
 
 
