@@ -195,7 +195,7 @@ def bench_saves(ws: Path, revisions: int, saves: int) -> dict:
     for t, m in zip(picks, masks, strict=True):
         t0 = time.perf_counter()
         base = store.latest(t.tile_id)
-        store.save_mask(t.tile_id, m, annotator="bench", base_revision=base.revision)
+        store.save_mask(t.tile_id, m, annotator="bench", base_revision=base and base.revision)
         times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1000
     return {
