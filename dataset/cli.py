@@ -214,18 +214,24 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
     return _report_results(args, results, header, extra | {"lenient": args.levels_lenient})
 
 
-def cmd_annotate(args: argparse.Namespace) -> int:
-    if args.force and args.base_revision is None:
-        raise CliError("--force only applies with --base-revision N.", EXIT_USAGE)
-    store = _open_store(args)
-    mask = _read_index_png(Path(args.mask))
-    tile = store.tile(args.tile_id)
+def _annotator(args: argparse.Namespace) -> str:
+    """Who saves: --annotator, else SMEARLAB_ANNOTATOR; a save without a name is refused."""
     annotator = (args.annotator or args.settings.annotator or "").strip()
     if not annotator:
         raise CliError(
             "Say who drew this mask: add --annotator NAME (or set SMEARLAB_ANNOTATOR).",
             EXIT_USAGE,
         )
+    return annotator
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.force and args.base_revision is None:
+        raise CliError("--force only applies with --base-revision N.", EXIT_USAGE)
+    store = _open_store(args)
+    mask = _read_index_png(Path(args.mask))
+    tile = store.tile(args.tile_id)
+    annotator = _annotator(args)
     try:
         rev = store.save_mask(
             tile.tile_id,
@@ -276,11 +282,7 @@ def cmd_wand(args: argparse.Namespace) -> int:
         document["out"] = str(args.out)
         lines.append(f"Wrote {args.out}.")
     if args.save:
-        annotator = (args.annotator or args.settings.annotator or "").strip()
-        if not annotator:
-            raise CliError(
-                "Say who is saving: add --annotator NAME (or set SMEARLAB_ANNOTATOR).", EXIT_USAGE
-            )
+        annotator = _annotator(args)
         try:
             rev = store.save_mask(
                 tile.tile_id,

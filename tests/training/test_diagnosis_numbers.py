@@ -130,3 +130,31 @@ def test_pima_cells_are_read_by_the_same_reader_and_none_may_be_blank(tmp_path: 
         path.write_text(f"{good}\n{good}\n{bad}\n", encoding="utf-8")
         with pytest.raises(ValueError, match=f"line 3: {rule}"):
             load_pima(path)
+
+
+def test_csv_cells_skip_blank_rows_and_name_the_line_of_a_ragged_one(tmp_path: Path) -> None:
+    from training.diagnosis.numbers import read_csv_cells
+
+    good = tmp_path / "good.csv"
+    good.write_text("\ufeffglucose , bmi\n5.1,22\n\n , \n6.0,31\n", encoding="utf-8")
+    table = read_csv_cells(good)
+    assert table.header == ["glucose", "bmi"]
+    assert (table.rows, table.lines) == ([["5.1", "22"], ["6.0", "31"]], [2, 5])
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("glucose,bmi\n5.1,22\n6.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"ragged.csv, line 3: 1 cells but the header has 2"):
+        read_csv_cells(ragged)
+
+
+def test_the_prediction_table_reader_names_a_bad_cell(tmp_path: Path) -> None:
+    from training.diagnosis.service.prediction import _read_table
+    from training.diagnosis.service.training_data import DiagnosisError
+
+    table = tmp_path / "visits.csv"
+    table.write_text("glucose,bmi\n5.1,22\n6.0,thirty\n", encoding="utf-8")
+    with pytest.raises(DiagnosisError, match=r"row 3.*bmi"):
+        _read_table(table, None)
+    table.write_text("glucose,bmi\n5.1,22\n6.0,31\n", encoding="utf-8")
+    X, names, rows, labels = _read_table(table, None)
+    assert X.tolist() == [[5.1, 22.0], [6.0, 31.0]] and names == ["glucose", "bmi"]
+    assert (rows, labels) == ([2, 3], None)

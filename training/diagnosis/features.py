@@ -10,7 +10,6 @@ Missing values are ``NaN`` in every feature matrix this package handles.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.diagnosis.numbers import BadNumber, first_bad, read_number_table, read_numbers
+from training.diagnosis.numbers import (
+    BadNumber,
+    first_bad,
+    read_csv_cells,
+    read_number_table,
+    read_numbers,
+)
 
 __all__ = [
     "Preprocessor",
@@ -215,27 +220,15 @@ def load_csv(
         ValueError: Naming the file and line when a column is absent or a cell is not a number.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        if outcome not in header:
-            raise ValueError(f"{path}: no outcome column {outcome!r}; columns are {header}")
-        names = list(features) if features is not None else [h for h in header if h != outcome]
-        unknown = [n for n in [*names, *zero_is_missing] if n not in header]
-        if unknown:
-            raise ValueError(f"{path}: no column(s) {unknown}; columns are {header}")
-        columns = [header.index(n) for n in names]
-        lines: list[int] = []
-        cells: list[list[str]] = []
-        for line_no, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{path}, line {line_no}: {len(row)} cells but the header has {len(header)}"
-                )
-            lines.append(line_no)
-            cells.append(row)
+    table = read_csv_cells(path)
+    header, cells, lines = table.header, table.rows, table.lines
+    if outcome not in header:
+        raise ValueError(f"{path}: no outcome column {outcome!r}; columns are {header}")
+    names = list(features) if features is not None else [h for h in header if h != outcome]
+    unknown = [n for n in [*names, *zero_is_missing] if n not in header]
+    if unknown:
+        raise ValueError(f"{path}: no column(s) {unknown}; columns are {header}")
+    columns = [header.index(n) for n in names]
     if not cells:
         raise ValueError(f"{path}: no data rows below the header")
     X, bad = read_number_table(cells, lines, columns, names)

@@ -9,6 +9,9 @@ Promises:
 * ``decimal=","`` reads a decimal comma (``6,1`` is 6.1) as files written with ``;`` between
   cells have it; a decimal point still reads as one. Thousands separators are never guessed:
   with the default ``decimal="."``, ``1,234`` is refused, not read as 1234.
+* :func:`read_csv_cells` is the one way those readers split a CSV file into its header and
+  data rows: blank rows are skipped, and a row whose cell count differs from the header's is
+  refused with its line number.
 * A cell that is no finite number is never read as NaN: it comes back as a :class:`BadNumber`
   naming its row and column, or :func:`parse_numbers` raises :class:`NumberError` with the
   first of them. Rows are the index of the cells given (callers pass CSV row numbers).
@@ -16,8 +19,10 @@ Promises:
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,9 +30,11 @@ import pandas as pd
 __all__ = [
     "MISSING",
     "BadNumber",
+    "CsvCells",
     "NumberError",
     "first_bad",
     "parse_numbers",
+    "read_csv_cells",
     "read_number_table",
     "read_numbers",
 ]
@@ -159,3 +166,37 @@ def read_number_table(
 def first_bad(bad: Sequence[BadNumber], names: Sequence[str]) -> BadNumber:
     """The bad cell a person reading the file finds first: by row, then by column order."""
     return min(bad, key=lambda b: (b.row, list(names).index(b.column)))
+
+
+@dataclass(frozen=True)
+class CsvCells:
+    """A CSV file's header and its non-blank data rows, with each row's line number."""
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+
+def read_csv_cells(path: Path) -> CsvCells:
+    """The header (stripped) and data rows of a UTF-8 CSV file (a BOM is allowed).
+
+    Raises:
+        ValueError: a data row has more or fewer cells than the header, naming the file and
+            the line.
+        OSError: the file cannot be read.
+    """
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for line_no, cells in enumerate(reader, start=2):
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise ValueError(
+                    f"{path}, line {line_no}: {len(cells)} cells but the header has {len(header)}"
+                )
+            rows.append(cells)
+            lines.append(line_no)
+    return CsvCells(header, rows, lines)

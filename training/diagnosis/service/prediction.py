@@ -14,7 +14,6 @@ Promises:
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from training.diagnosis.features import load_csv, type_distinction_warning
-from training.diagnosis.numbers import first_bad, read_number_table
+from training.diagnosis.numbers import first_bad, read_csv_cells, read_number_table
 from training.diagnosis.registry import (
     DIABETES_DIAGNOSES,
     DIAGNOSES,
@@ -287,19 +286,11 @@ def _read_table(
         data = load_csv(path, outcome)
         labels = [data.classes[i] for i in data.y]
         return data.X, list(data.feature_names), list(range(2, len(data.y) + 2)), labels
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        names = [h.strip() for h in next(reader, [])]
-        rows, numbers = [], []
-        for row_no, cells in enumerate(reader, start=2):
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(names):
-                raise DiagnosisError(
-                    f"{path}, row {row_no}: {len(cells)} cells but the header has {len(names)}."
-                )
-            rows.append(cells)
-            numbers.append(row_no)
+    try:
+        table = read_csv_cells(path)
+    except ValueError as err:
+        raise DiagnosisError(f"{err}.") from None
+    names, rows, numbers = table.header, table.rows, table.lines
     if not names:
         raise DiagnosisError(f"{path} is empty; it needs a header row.")
     X, bad = read_number_table(rows, numbers, range(len(names)), names)
