@@ -81,7 +81,9 @@ def test_a_start_model_that_does_not_fit_is_refused_with_the_reason(ws: Path, tm
     with pytest.raises(StartModelError, match="encoder_depth 3, not 5"):
         resolve_start(ws, {"init_from": current, "encoder_depth": 5})
     empty = make_workspace(tmp_path / "empty", splits=("train", "validation"))
-    with pytest.raises(StartModelError, match="model current: there is no current segmentation"):
+    with pytest.raises(
+        StartModelError, match="the current model: there is no current segmentation"
+    ):
         resolve_start(empty, {"init_from": "current"})
 
 

@@ -80,8 +80,9 @@ def resolve_start(workspace: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if wanted == CURRENT:
         card = zoo.current("segmentation")
         if card is None:
-            raise _refuse(
-                "current", "there is no current segmentation model yet; train from scratch first"
+            raise StartModelError(
+                "Cannot fine-tune the current model: there is no current segmentation model "
+                "yet; train one from scratch first."
             )
     else:
         try:
