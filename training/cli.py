@@ -86,6 +86,15 @@ def _segment(args: argparse.Namespace) -> int:
     return EXIT_OK if status.state == JobState.DONE else EXIT_REFUSED
 
 
+def _auto_update(args: argparse.Namespace) -> int:
+    from training.service import auto_update
+
+    done = auto_update(_workspace(args))
+    text = f"queued update job {done.job_id}" if done.job_id else f"no update: {done.reason}"
+    _print(args, done.to_json(), text)
+    return EXIT_OK
+
+
 def _promote(args: argparse.Namespace) -> int:
     from training.service import promote_model
 
@@ -228,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--wait", action="store_true", help="block until the job ends")
     p.set_defaults(func=_segment)
+
+    p = sub.add_parser(
+        "auto-update",
+        parents=[common],
+        help="update the current model if auto_update_every new tiles are labelled (as after a "
+        "label is saved)",
+    )
+    p.set_defaults(func=_auto_update)
 
     p = sub.add_parser(
         "promote", parents=[common], help="make a model current (weights checked, re-scores)"

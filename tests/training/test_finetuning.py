@@ -176,3 +176,40 @@ def test_segment_from_current_runs_as_a_command_and_records_the_parent(
     assert done.returncode == 0, done.stderr
     (model_id,) = json.loads(done.stdout)["result"]["model_ids"]
     assert Zoo(ws).get(model_id).parent == parent
+
+
+# ------------------------------------------------------------------------------ automatic
+def test_an_update_is_queued_after_every_n_new_labelled_tiles_when_on(ws: Path, capsys) -> None:
+    import numpy as np
+
+    from dataset.settings import set_workspace_setting
+    from dataset.store import Store
+    from training.service import auto_update
+
+    store = Store.open(ws)
+    off = auto_update(ws)
+    assert (off.job_id, off.new_tiles) == (None, 0) and "off" in off.reason
+    set_workspace_setting(ws, "auto_update_every", 2)
+    labelled = set(store.labelled_tile_ids())
+    fresh = [
+        t
+        for t in store.tiles()
+        if t.tile_id not in labelled and store.split_of(t.smear_id) == "train"
+    ]
+    store.save_mask(fresh[0].tile_id, np.zeros((64, 64), np.uint8), annotator="t")
+    early = auto_update(ws)
+    assert (early.job_id, early.new_tiles, early.reason) == (
+        None,
+        1,
+        "1 of 2 new labelled tiles so far",
+    )
+    store.save_mask(fresh[1].tile_id, np.zeros((64, 64), np.uint8), annotator="t")
+    assert training_cli.main(["auto-update", "--workspace", str(ws), "--json"]) == 0
+    queued = json.loads(capsys.readouterr().out)
+    (job,) = JobRunner(ws).list()
+    assert queued["job_id"] == job.job_id and queued["new_tiles"] == 2
+    spec = json.loads((ws / "jobs" / job.job_id / "spec.json").read_text())
+    assert spec["params"]["config"]["init_from"] == Zoo(ws).current("segmentation").model_id
+    again = auto_update(ws)
+    assert again.job_id is None and "one training run at a time" in again.reason
+    assert len(JobRunner(ws).list()) == 1

@@ -16,6 +16,9 @@ Promises:
   current``) is :func:`update_settings`: the current model's own recipe, started from its
   weights, on all labelled train tiles, for :data:`UPDATE_BUDGET_MIN` minutes, on this
   machine's device. :func:`submit_update` queues it under the one-run-at-a-time rule.
+- :func:`auto_update` queues that update by itself once the workspace setting
+  ``auto_update_every`` (off by default) counts that many labelled train or validation tiles
+  that the newest segmentation run did not see; it never queues behind another run.
 - Whether the fine-tuned model becomes current is decided as for any run
   (:func:`training.service.selection.select_model`): one that does not beat the current model
   on the validation tiles is kept in the zoo, not made current.
@@ -23,13 +26,17 @@ Promises:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "CURRENT",
     "UPDATE_BUDGET_MIN",
+    "AutoUpdate",
     "StartModelError",
+    "auto_update",
+    "new_labelled_tiles",
     "resolve_start",
     "start_note",
     "submit_update",
@@ -181,3 +188,68 @@ def submit_update(
     # submit_training checks the merged settings again (resolve_start), so an override that
     # changes the architecture is refused there.
     return submit_training(workspace, {**update_settings(workspace, parent), **(overrides or {})})
+
+
+@dataclass(frozen=True)
+class AutoUpdate:
+    """Where the automatic update stands: the setting, the new tiles, and what was done.
+
+    Attributes:
+        every: The ``auto_update_every`` setting (None: off).
+        new_tiles: Labelled train and validation tiles the newest segmentation run did not see.
+        job_id: The update queued now, or None.
+        reason: Why nothing was queued (None when a job was).
+    """
+
+    every: int | None
+    new_tiles: int
+    job_id: str | None
+    reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "every": self.every,
+            "new_tiles": self.new_tiles,
+            "job_id": self.job_id,
+            "reason": self.reason,
+        }
+
+
+def new_labelled_tiles(workspace: Path) -> int:
+    """Labelled train and validation tiles that the newest segmentation run did not train or
+    validate on (all of them while there is no model)."""
+    from dataset.store import Store
+    from model_zoo import Zoo
+
+    store = Store.open(workspace)
+    labelled = set(store.labelled_tile_ids("train")) | set(store.labelled_tile_ids("validation"))
+    cards = Zoo(workspace).list("segmentation")
+    if not cards:
+        return len(labelled)
+    seen = set(cards[-1].data.get("train_tiles", [])) | set(
+        cards[-1].data.get("validation_tiles", [])
+    )
+    return len(labelled - seen)
+
+
+def auto_update(workspace: Path) -> AutoUpdate:
+    """Queue an update of the current model when ``auto_update_every`` new tiles are labelled.
+
+    Asked after a label is saved (and by ``python -m training auto-update``). Nothing is
+    queued while the setting is off, fewer tiles are new, a training run is queued or running
+    (it is asked again after the next save), or the current model cannot be fine-tuned.
+    """
+    from dataset.settings import get_settings
+    from training.service.runs import RunConflictError
+
+    every = get_settings(workspace=workspace).auto_update_every
+    new = new_labelled_tiles(workspace)
+    if every is None:
+        return AutoUpdate(every, new, None, "automatic updates are off (auto_update_every)")
+    if new < every:
+        return AutoUpdate(every, new, None, f"{new} of {every} new labelled tiles so far")
+    try:
+        job_id = submit_update(workspace)
+    except (StartModelError, RunConflictError) as exc:
+        return AutoUpdate(every, new, None, str(exc))
+    return AutoUpdate(every, new, job_id, None)
