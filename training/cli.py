@@ -64,9 +64,19 @@ def _segment(args: argparse.Namespace) -> int:
         job_id = submit_training(ws, settings)
     else:  # the Train page's "Update the current model", with the flags given overriding it
         job_id = submit_update(ws, args.init_from, settings)
+    queued = f"queued training job {job_id}"
+    if args.init_from is not None:  # say which model, and that its architecture is kept
+        from training.jobs.folder import read_spec
+        from training.segment import SegTrainConfig
+        from training.service import start_note
+
+        spec = read_spec(Path(ws) / "jobs" / job_id)
+        queued += f": {start_note(SegTrainConfig(**spec.params['config']))}"
     if not args.wait:
-        _print(args, {"job_id": job_id, "state": "queued"}, f"queued training job {job_id}")
+        _print(args, {"job_id": job_id, "state": "queued"}, queued)
         return 0
+    if not json_flag(args):
+        print(queued, flush=True)
 
     shown: list[str] = []
 

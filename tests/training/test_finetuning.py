@@ -148,7 +148,12 @@ def test_segment_from_queues_the_update_and_refuses_with_the_reason(ws: Path, ca
     code, err = run("--from", "")
     assert code == 2 and "--from" in err
     assert JobRunner(ws).list() == []
-    assert run("--from", "current", "--time-budget-min", "1") == (0, "")
+    assert training_cli.main(["segment", "--workspace", str(ws), "--from", "current",
+                              "--time-budget-min", "1"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        f"Fine-tuning model {current}, with its architecture (mobilenet_v2 encoder, depth 3)" in out
+    )
     (job,) = JobRunner(ws).list()
     config = json.loads((ws / "jobs" / job.job_id / "spec.json").read_text())["params"]["config"]
     assert (config["init_from"], config["time_budget_min"]) == (current, 1.0)
