@@ -8,6 +8,7 @@ mean IoU of the parent and of both, and writes bench/results/finetune.json. One 
 so the default run costs about 3 CPU-minutes.
 
 Run: .venv/bin/python bench/finetune.py [--parent-min 1] [--minutes 1] [--seed 0]
+     [--patch-size 256] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--parent-min", type=float, default=1.0, help="the parent's budget")
     parser.add_argument("--minutes", type=float, default=1.0, help="each compared run's budget")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patch-size", type=int, default=256, help="training crop side")
+    parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     ws = Path(tempfile.mkdtemp(prefix="smearlab-ft-")) / "workspace"
     store = Store.open(ws)
@@ -40,7 +43,12 @@ def main() -> None:
     train, val = load_samples(store, "train"), load_samples(store, "validation")
     smears = sorted({s.smear_id for s in train})
     early = [s for s in train if s.smear_id in smears[: len(smears) // 2]]
-    base = {"seed": args.seed, "num_threads": 1}
+    base = {
+        "seed": args.seed,
+        "num_threads": 1,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+    }
     parent = train_segmentation(
         early, val, classes, SegTrainConfig(**base, time_budget_min=args.parent_min)
     )
