@@ -23,6 +23,7 @@ Every public name of those modules is importable from here, as it was from the s
 
 from training.service.evaluation import evaluate_pairs
 from training.service.finetuning import (
+    CURRENT_MODEL,
     UPDATE_BUDGET_MIN,
     AutoUpdate,
     StartModelError,
@@ -85,6 +86,7 @@ from training.service.tables import ANALYSES, SCORES, register_tables
 
 __all__ = [
     "ANALYSES",
+    "CURRENT_MODEL",
     "DEFAULT_STRATEGY",
     "FLAT_TOLERANCE",
     "FLAT_TOP",

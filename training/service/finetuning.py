@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CURRENT",
+    "CURRENT_MODEL",
     "UPDATE_BUDGET_MIN",
     "AutoUpdate",
     "StartModelError",
@@ -43,7 +43,7 @@ __all__ = [
     "update_settings",
 ]
 
-CURRENT = "current"
+CURRENT_MODEL = "current"
 # Short enough to run between labelling sessions on a CPU; long enough, from a trained model,
 # to take in a few dozen new tiles.
 UPDATE_BUDGET_MIN = 3.0
@@ -84,7 +84,7 @@ def resolve_start(workspace: Path, settings: dict[str, Any]) -> dict[str, Any]:
     from training.model import checkpoint_architecture
 
     zoo = Zoo(workspace)
-    if wanted == CURRENT:
+    if wanted == CURRENT_MODEL:
         card = zoo.current("segmentation")
         if card is None:
             raise StartModelError(
@@ -145,7 +145,7 @@ def start_note(config) -> str | None:
     )
 
 
-def update_settings(workspace: Path, parent: str = CURRENT) -> dict[str, Any]:
+def update_settings(workspace: Path, parent: str = CURRENT_MODEL) -> dict[str, Any]:
     """The settings of an update: ``parent``'s own recipe, from its weights, for
     :data:`UPDATE_BUDGET_MIN` minutes, checked by :func:`resolve_start`.
 
@@ -170,7 +170,7 @@ def update_settings(workspace: Path, parent: str = CURRENT) -> dict[str, Any]:
 
 
 def submit_update(
-    workspace: Path, parent: str = CURRENT, overrides: dict[str, Any] | None = None
+    workspace: Path, parent: str = CURRENT_MODEL, overrides: dict[str, Any] | None = None
 ) -> str:
     """Queue an update of ``parent`` (the current model by default); returns the job id.
 
