@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default=None,
         description="The lab's HbA1c unit, preselected on the Diagnosis page (none: choose)",
     )
+    auto_update_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="Update the current model after every this many new labelled tiles (none: off)",
+    )
     gdm_screen_cutoff_mgdl: Literal[130, 135, 140] = Field(
         default=140,
         description="ADA two-step 50 g screen cut-off, mg/dL (130, 135 or 140; 7.2/7.5/7.8 mmol/L)",

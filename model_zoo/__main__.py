@@ -5,7 +5,7 @@ Usage::
     python -m model_zoo list     [--kind segmentation|diagnosis] [--json] [--workspace W]
 
 ``list`` prints one flat row per model (current marked ``*``, created, encoder or target,
-the summary figures); ``--json`` prints the full cards.
+the parent it was fine-tuned from, the summary figures); ``--json`` prints the full cards.
     python -m model_zoo show     MODEL_ID [--json] [--workspace W]
 
 Promote and roll back moved to ``python -m training promote|rollback``: they are rules (the
@@ -55,6 +55,7 @@ def format_card(card: ModelCard, current: bool) -> str:
         f"seed:           {card.seed}",
         f"duration:       {card.duration_s:.1f} s",
         f"machine:        {card.machine or '-'}",
+        f"parent:         {card.parent or '- (trained from scratch)'}",
     ]
     if card.notes:
         lines.append(f"notes:          {card.notes}")

@@ -61,6 +61,8 @@ class ModelCard(BaseModel):
         duration_s: Wall-clock training time in seconds.
         machine: Where it trained, e.g. ``"cuda: NVIDIA H100 80GB HBM3; torch 2.14"``.
         notes: Free text from the user.
+        parent: The model this one was fine-tuned from (its lineage), or None when it was
+            trained from scratch. Cards written before lineage was recorded have none.
         card_version: Version of this card layout.
     """
 
@@ -78,6 +80,7 @@ class ModelCard(BaseModel):
     duration_s: float = 0.0
     machine: str = ""
     notes: str = ""
+    parent: str | None = None
     card_version: int = CARD_VERSION
 
     @field_validator("model_id")

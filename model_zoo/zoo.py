@@ -458,7 +458,8 @@ def summary_rows(cards: Sequence[ModelCard], current_ids: set[str]) -> list[dict
     """One flat row of text per card: what a person choosing between models compares.
 
     Columns: ``current`` ("*" or ""), ``model``, ``created (UTC)``, the setting that tells runs
-    apart (encoder, or the diagnosis target), then the kind's summary figures with readable
+    apart (encoder, or the diagnosis target), ``parent`` (the model it was fine-tuned from, "-"
+    for a start from scratch), then the kind's summary figures with readable
     headers (``mean IoU``, ``IoU <class>``, ``beats rules``; ``ROC AUC``, ...), "-" where a
     card has none. The full card is ``python -m model_zoo show`` or ``list --json``.
     """
@@ -485,6 +486,7 @@ def summary_rows(cards: Sequence[ModelCard], current_ids: set[str]) -> list[dict
             "model": card.model_id,
             "created (UTC)": f"{card.created_at:%Y-%m-%d %H:%M}",
             setting_header: str(setting) if setting else "-",
+            "parent": card.parent or "-",
         }
         for key, header in figures:
             value = card.metrics.get(key) if key == "beats_rules" else flat.get(key)

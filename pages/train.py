@@ -1,16 +1,20 @@
 """Train page: start a segmentation run, watch it live, compare runs, promote or roll back.
 
 What it promises the person training:
-- Start queues a background job (:func:`training.service.submit_training`) and returns at
-  once; the page never waits on it. The run is shown by the shared job panel
-  (``pages/_jobs_panel.py``: state, progress, loss and IoU curves, log, Cancel).
-- Start is refused, with the reason, while the train or the validation split has no labelled
+- **Train from scratch** queues a background job (:func:`training.service.submit_training`)
+  and returns at once; the page never waits on it. **Update the current model** beside it
+  queues a fine-tune of the current model (:func:`training.service.submit_update`: its own
+  settings, all labelled train tiles, a short budget); it is disabled, with the reason, while
+  there is no current model or it cannot be fine-tuned here. The run is shown by the shared
+  job panel (``pages/_jobs_panel.py``: state, progress, loss and IoU curves, log, Cancel).
+- Both are refused, with the reason, while the train or the validation split has no labelled
   tile, or while another training run is queued or running.
 - A run that fails or is cancelled changes no model; a run that ends ``done`` adds its
   checkpoint to the zoo, and it becomes current only when it beat the current model (the colour
   rules while none is) on the run's validation tiles (:func:`training.service.select_model`).
   The page says who won and why, and which classes had no validation pixels to be scored on.
-- Past runs are listed with their validation metrics side by side and the current one marked;
+- Past runs are listed with their validation metrics side by side, the current one marked and
+  the model each was fine-tuned from (its parent);
   promoting checks the model's classes against the workspace's.
 """
 
@@ -35,12 +39,15 @@ from training.segment import SegTrainConfig
 from training.service import (
     TRAIN_KIND,
     RunConflictError,
+    StartModelError,
     active_training,
     conflict_message,
     promote_model,
     rollback_model,
     split_counts,
     submit_training,
+    submit_update,
+    update_settings,
 )
 
 JOB_KEY = "train_job_id"
@@ -65,11 +72,18 @@ def _num(value: object, digits: int = 3) -> str:
 
 
 # ------------------------------------------------------------------------------ start form
-def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None) -> None:
+def _missing_note(missing: list[str]) -> str:
+    return (
+        f"No labelled tiles in the {' and the '.join(missing)} split yet. Training learns "
+        "on train and picks its best epoch on validation, so both need labelled tiles: "
+        "label tiles of more smears (the Dataset page shows each smear's split)."
+    )
+
+
+def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> None:
     defaults = SegTrainConfig()
-    missing = [s for s in ("train", "validation") if counts[s] == 0]
     with st.form("train_settings", border=True):
-        st.markdown("**New run**")
+        st.markdown("**New model, from scratch**")
         cols = st.columns([2, 1, 1, 1])
         encoder = cols[0].selectbox(
             "Encoder",
@@ -97,15 +111,11 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
             "Seed", min_value=0, value=defaults.seed, help="Same seed and data, same model."
         )
         if missing:
-            st.warning(
-                f"No labelled tiles in the {' and the '.join(missing)} split yet. Training learns "
-                "on train and picks its best epoch on validation, so both need labelled tiles: "
-                "label tiles of more smears (the Dataset page shows each smear's split)."
-            )
+            st.warning(_missing_note(missing))
         elif busy is not None:
             st.info(conflict_message(busy))
         start = st.form_submit_button(
-            "Start training", type="primary", disabled=bool(missing) or busy is not None
+            "Train from scratch", type="primary", disabled=bool(missing) or busy is not None
         )
     if not start:
         return
@@ -123,6 +133,42 @@ def _start_form(workspace: Path, counts: dict[str, int], busy: JobStatus | None)
     st.rerun()  # redraw with Start disabled and the new run's panel
 
 
+def _update_box(workspace: Path, missing: list[str], busy: JobStatus | None) -> None:
+    """Update the current model: what it will do, or why it cannot be pressed now."""
+    with st.container(border=True):
+        st.markdown("**Update the current model**")
+        try:
+            settings = update_settings(workspace)
+        except StartModelError as exc:
+            settings, reason = None, str(exc)
+        else:
+            reason = _missing_note(missing) if missing else None
+            if reason is None and busy is not None:
+                reason = conflict_message(busy)
+            st.caption(
+                f"Fine-tunes model {settings['init_from']} ({settings['encoder']}) on all "
+                f"labelled train tiles for {settings['time_budget_min']:g} minutes, with its own "
+                "settings. It becomes current only if it beats that model on the validation "
+                "tiles."
+            )
+        if reason:
+            st.caption(reason)
+        pressed = st.button(
+            "Update the current model",
+            key="train_update",
+            disabled=reason is not None,
+            help="Faster than a new model: it starts from the current model's weights.",
+        )
+    if not pressed:
+        return
+    try:
+        st.session_state[JOB_KEY] = submit_update(workspace)
+    except (StartModelError, ValidationError, JobError, RunConflictError, OSError) as exc:
+        st.error(f"The update could not be queued: {exc}")
+        return
+    st.rerun()
+
+
 # ------------------------------------------------------------------------------ past runs
 def runs_table(cards: list[ModelCard], current_id: str | None) -> pd.DataFrame:
     """One row per segmentation model, newest first, with its metrics side by side."""
@@ -137,6 +183,7 @@ def runs_table(cards: list[ModelCard], current_id: str | None) -> pd.DataFrame:
                 "model": card.model_id,
                 "trained": _when(card.created_at),
                 "encoder": card.settings.get("encoder", "-"),
+                "parent": card.parent or "-",
                 "time": duration_text(card.duration_s),
                 "beats rules": "-" if beats is None else ("yes" if beats else "no"),
                 **{c: flat.get(c) for c in columns},
@@ -206,7 +253,8 @@ def _runs(workspace: Path, store: Store) -> None:
     st.caption(
         "Metrics are on the validation split, at each run's best epoch; a class without "
         "labelled pixels there has no IoU and is left out of the mean. **beats rules**: the "
-        "model scored above the colour rules on its validation tiles. The current model "
+        "model scored above the colour rules on its validation tiles. **parent**: the model a run "
+        "was fine-tuned from (- for a start from scratch). The current model "
         "pre-fills the Label page, ranks Suggestions and segments smears on Analysis; a run "
         "becomes current only when it beats the model that was current."
     )
@@ -260,7 +308,13 @@ def main() -> None:
     )
     cols[2].metric("Test tiles", counts["test"], help="Kept aside; training never reads them")
 
-    _start_form(workspace, counts, active_training(workspace))
+    missing = [s for s in ("train", "validation") if counts[s] == 0]
+    busy = active_training(workspace)
+    left, right = st.columns([3, 2])
+    with left:
+        _start_form(workspace, missing, busy)
+    with right:
+        _update_box(workspace, missing, busy)
     st.subheader("Latest run")
     schema = _common.schema_or_none(store)
     job_panel(
@@ -269,7 +323,7 @@ def main() -> None:
         session_key=JOB_KEY,
         poll_s=POLL_S,
         colours=dict(zip(schema.names, schema.colors, strict=True)) if schema else {},
-        empty="No run yet. Choose the settings above and press **Start training**.",
+        empty="No run yet. Press **Train from scratch** or **Update the current model** above.",
     )
     _runs(workspace, store)
 

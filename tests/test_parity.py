@@ -278,7 +278,7 @@ def test_start_training_and_segment_queue_the_same_run(twins, labelled: Path, en
     env.setenv("SMEARLAB_DEVICE", "cuda")
     at = page(a, "pages/train.py", env)
     at.number_input[0].set_value(2)  # epochs
-    next(x for x in at.button if x.label == "Start training").click()
+    next(x for x in at.button if x.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
     cli(training_cli.main, b, "segment", "--epochs", "2", "--time-budget-min", "30",
@@ -347,6 +347,20 @@ def two_models(labelled: Path, tmp_path_factory) -> tuple[Path, str, str]:
         make_current=False,
     )
     return ws, current.model_id, other.model_id
+
+
+def test_update_the_current_model_and_segment_from_current_queue_the_same_run(
+    twins, two_models, env
+) -> None:
+    template, current, _ = two_models
+    a, b = twins(template)
+    at = page(a, "pages/train.py", env)
+    at.button(key="train_update").click()
+    at.run()
+    assert not at.exception, at.exception
+    cli(training_cli.main, b, "segment", "--from", "current", monkeypatch=env)
+    assert_same(a, b)
+    assert f'"init_from": "{current}"' in stored(b)["jobs"][0][3]
 
 
 @pytest.mark.slow

@@ -33,11 +33,17 @@ def _print(args: argparse.Namespace, payload: object, text: str) -> None:
     print(json.dumps(payload, default=str) if json_flag(args) else text)
 
 
+def _model_ref(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("give 'current' or a model id (python -m model_zoo list)")
+    return value.strip()
+
+
 def _segment(args: argparse.Namespace) -> int:
     from training.job_report import report
     from training.jobs.runner import JobRunner
     from training.jobs.spec import JobState
-    from training.service import submit_training
+    from training.service import submit_training, submit_update
 
     settings = {
         k: v
@@ -54,10 +60,23 @@ def _segment(args: argparse.Namespace) -> int:
         if v is not None
     }
     ws = _workspace(args)
-    job_id = submit_training(ws, settings)
+    if args.init_from is None:
+        job_id = submit_training(ws, settings)
+    else:  # the Train page's "Update the current model", with the flags given overriding it
+        job_id = submit_update(ws, args.init_from, settings)
+    queued = f"queued training job {job_id}"
+    if args.init_from is not None:  # say which model, and that its architecture is kept
+        from training.jobs.folder import read_spec
+        from training.segment import SegTrainConfig
+        from training.service import start_note
+
+        spec = read_spec(Path(ws) / "jobs" / job_id)
+        queued += f": {start_note(SegTrainConfig(**spec.params['config']))}"
     if not args.wait:
-        _print(args, {"job_id": job_id, "state": "queued"}, f"queued training job {job_id}")
+        _print(args, {"job_id": job_id, "state": "queued"}, queued)
         return 0
+    if not json_flag(args):
+        print(queued, flush=True)
 
     shown: list[str] = []
 
@@ -75,6 +94,15 @@ def _segment(args: argparse.Namespace) -> int:
     )
     _print(args, payload, text)
     return EXIT_OK if status.state == JobState.DONE else EXIT_REFUSED
+
+
+def _auto_update(args: argparse.Namespace) -> int:
+    from training.service import auto_update
+
+    done = auto_update(_workspace(args))
+    text = f"queued update job {done.job_id}" if done.job_id else f"no update: {done.reason}"
+    _print(args, done.to_json(), text)
+    return EXIT_OK
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -209,8 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--device", help="torch device, e.g. cuda (default: SMEARLAB_DEVICE, cpu)")
+    p.add_argument(
+        "--from",
+        dest="init_from",
+        type=_model_ref,
+        metavar="current|MODEL_ID",
+        help="fine-tune this model (same classes, its architecture) with its own settings, for "
+        "a short budget unless --time-budget-min is given: the Train page's Update button",
+    )
     p.add_argument("--wait", action="store_true", help="block until the job ends")
     p.set_defaults(func=_segment)
+
+    p = sub.add_parser(
+        "auto-update",
+        parents=[common],
+        help="update the current model if auto_update_every new tiles are labelled (as after a "
+        "label is saved)",
+    )
+    p.set_defaults(func=_auto_update)
 
     p = sub.add_parser(
         "promote", parents=[common], help="make a model current (weights checked, re-scores)"

@@ -23,6 +23,7 @@ __all__ = [
     "SegModel",
     "build_model",
     "check_checkpoint",
+    "checkpoint_architecture",
     "input_multiple",
     "load_model",
     "model_classes_count",
@@ -158,6 +159,36 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> SegModel
             "model.safetensors (written by model.save_pretrained)."
         )
     return _rebuild(folder).to(device).eval()
+
+
+def checkpoint_architecture(path: Path | str) -> dict:
+    """What :func:`build_model` settings rebuild a checkpoint folder's model, read from its
+    ``config.json`` alone (no weights loaded).
+
+    Returns:
+        ``{"encoder": ..., "encoder_depth": ..., "classes": n}``.
+
+    Raises:
+        ValueError: The folder has no readable ``config.json``, or its model is not the U-Net
+            :func:`build_model` builds (another smp class or decoder), so this trainer cannot
+            continue it.
+    """
+    import json
+
+    file = Path(path) / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+        encoder, depth = str(config["encoder_name"]), int(config.get("encoder_depth", 5))
+        n_classes = int(config.get("classes", 1))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{file} cannot be read as an smp model config ({exc})") from None
+    decoder = list(config.get("decoder_channels", DECODER_CHANNELS[:depth]))
+    if config.get("_model_class") != "Unet" or decoder != list(DECODER_CHANNELS[:depth]):
+        raise ValueError(
+            f"{file} describes a {config.get('_model_class')} with decoder channels {decoder}, "
+            f"not the U-Net this trainer builds (decoder {list(DECODER_CHANNELS[:depth])})"
+        )
+    return {"encoder": encoder, "encoder_depth": depth, "classes": n_classes}
 
 
 def load_segmentation_model(zoo, model_id: str | None = None, device: str = "cpu"):

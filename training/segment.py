@@ -10,6 +10,11 @@ the test split (the caller passes only train and validation), refuses a smear th
 both, stops early when validation stops improving or the time budget runs out, and raises
 :class:`NonFiniteLossError` rather than saving a model whose loss went NaN.
 
+A run starts from random weights, or, fine-tuning, from a ``start`` model (the checkpoint
+``config.init_from`` names, loaded by :func:`training.model.load_segmentation_model`): its
+weights are loaded strictly into the model the config builds, so a start model with other
+classes or another architecture is refused with the reason before the first step.
+
 With the same seed, data, thread count and machine, two runs give the same weights.
 """
 
@@ -36,6 +41,7 @@ from training.model import (
     SegModel,
     build_model,
     input_multiple,
+    model_classes_count,
     seed_everything,
     to_model_input,
 )
@@ -133,6 +139,12 @@ class SegTrainConfig(BaseModel):
     seed: int = 0
     num_threads: int | None = Field(None, ge=1)
     device: str = "cpu"
+    init_from: str | None = Field(
+        None,
+        min_length=1,
+        description="fine-tune: the zoo model id to start from, or 'current' (resolved to an "
+        "id by training.service before the run is queued); None: random start",
+    )
 
     @field_validator("patch_size")
     @classmethod
@@ -246,6 +258,31 @@ def _checked(samples: Sequence[Sample], n_classes: int, split: str) -> list[Samp
     return kept
 
 
+def _load_start(
+    model: SegModel, start: SegModel, classes: tuple[str, ...], config: SegTrainConfig
+) -> None:
+    """Copy ``start``'s weights into ``model`` (built from ``config``), or say why they differ."""
+    name = config.init_from or "the start model"
+    if model_classes_count(start) != len(classes):
+        raise ValueError(
+            f"Cannot fine-tune from model {name}: it predicts {model_classes_count(start)} "
+            f"classes, the workspace has {len(classes)} ({', '.join(classes)}); train from scratch."
+        )
+    own, theirs = model.state_dict(), start.state_dict()
+    missing = sorted(own.keys() - theirs.keys())
+    extra = sorted(theirs.keys() - own.keys())
+    wrong = sorted(k for k in own.keys() & theirs.keys() if own[k].shape != theirs[k].shape)
+    if missing or extra or wrong:
+        example = (missing or extra or wrong)[0]
+        raise ValueError(
+            f"Cannot fine-tune from model {name}: its weights do not fit a U-Net with the "
+            f"{config.encoder} encoder at depth {config.encoder_depth} ({len(missing)} missing, "
+            f"{len(extra)} extra, {len(wrong)} of another shape, e.g. {example}); fine-tune "
+            "with the parent's encoder and depth, or train from scratch."
+        )
+    model.load_state_dict({k: v.detach().to("cpu") for k, v in theirs.items()}, strict=True)
+
+
 def train_segmentation(
     train: Sequence[Sample],
     val: Sequence[Sample],
@@ -254,6 +291,7 @@ def train_segmentation(
     on_progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     out_dir: Path | None = None,
+    start: SegModel | None = None,
 ) -> TrainResult:
     """Train a U-Net and keep the epoch with the best validation mean IoU.
 
@@ -267,9 +305,12 @@ def train_segmentation(
         should_stop: Polled before every step; returning True ends the run early.
         out_dir: If given, the best model is written there with ``save_pretrained``
             (``config.json`` + ``model.safetensors``).
+        start: The model to fine-tune (``config.init_from`` names it): its weights replace the
+            random ones. Required when ``config.init_from`` is set.
 
     Raises:
-        ValueError: Empty or inconsistent inputs, or a smear in both splits.
+        ValueError: Empty or inconsistent inputs, a smear in both splits, or a ``start``
+            model whose classes or architecture differ from ``classes`` and the config.
         NonFiniteLossError: The loss became NaN/inf (try a lower ``lr``).
         TrainingCancelled: ``should_stop`` fired before the first epoch finished.
     """
@@ -284,11 +325,18 @@ def train_segmentation(
             f"Smear(s) {', '.join(sorted(shared)[:5])} have tiles in both train and validation; "
             "a smear must sit in one split only, or validation scores are inflated."
         )
+    if config.init_from is not None and start is None:
+        raise ValueError(
+            f"The config starts from model {config.init_from!r} but no start model was given; "
+            "load it with training.model.load_segmentation_model and pass it as start."
+        )
     previous_threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(train, val, classes, config, on_progress, should_stop, out_dir, started)
+        return _train(
+            train, val, classes, config, on_progress, should_stop, out_dir, started, start
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -302,13 +350,17 @@ def _train(
     should_stop: Callable[[], bool] | None,
     out_dir: Path | None,
     started: float,
+    start: SegModel | None = None,
 ) -> TrainResult:
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     device = torch.device(config.device)
-    model = build_model(
-        len(classes), config.encoder, config.encoder_weights, config.encoder_depth
-    ).to(device)
+    # Fine-tuning fetches no encoder weights: every weight comes from the start model.
+    weights_name = None if start is not None else config.encoder_weights
+    model = build_model(len(classes), config.encoder, weights_name, config.encoder_depth)
+    if start is not None:
+        _load_start(model, start, classes, config)
+    model = model.to(device)
     multiple = input_multiple(model)
     largest = max(max(s.image.shape[:2]) for s in train)
     # Tiles smaller than the patch (e.g. 120 px crops) are padded only up to the next multiple.

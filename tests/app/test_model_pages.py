@@ -74,7 +74,7 @@ def test_train_refuses_without_train_or_validation_tiles(tmp_path: Path, monkeyp
     at = page(ws, "pages/train.py", monkeypatch)
     assert not at.exception
     assert any("validation split" in e.value for e in at.warning)
-    start = next(b for b in at.button if b.label == "Start training")
+    start = next(b for b in at.button if b.label == "Train from scratch")
     assert start.disabled
     assert [m.value for m in at.metric] == ["3", "0", "3"]
 
@@ -111,7 +111,7 @@ def test_start_queues_a_training_job(tmp_path: Path, monkeypatch) -> None:
     at = page(ws, "pages/train.py", monkeypatch)
     assert not at.exception and not at.error
     at.number_input[0].set_value(2)  # epochs
-    next(b for b in at.button if b.label == "Start training").click()
+    next(b for b in at.button if b.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
     jobs = JobRunner(ws).list()
@@ -121,7 +121,7 @@ def test_start_queues_a_training_job(tmp_path: Path, monkeypatch) -> None:
     spec = (ws / "jobs" / jobs[0].job_id / "spec.json").read_text()
     assert '"epochs": 2' in spec
     # The running job blocks a second start, and the panel offers Cancel.
-    assert next(b for b in at.button if b.label == "Start training").disabled
+    assert next(b for b in at.button if b.label == "Train from scratch").disabled
     next(b for b in at.button if b.label == "Cancel").click()
     at.run()
     assert JobRunner(ws).get(jobs[0].job_id).state == JobState.CANCELLED
@@ -138,12 +138,61 @@ def test_start_shows_the_refusal_when_another_run_was_queued_meanwhile(
     ws = make_workspace(tmp_path / "ws")
     at = page(ws, "pages/train.py", monkeypatch)
     other = submit_training(ws, {"epochs": 1})  # e.g. python -m training segment
-    next(b for b in at.button if b.label == "Start training").click()
+    next(b for b in at.button if b.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
     shown = " ".join(e.value for e in at.error) + " ".join(i.value for i in at.info)
     assert f"{other} is already queued; one training run at a time" in shown, shown
     assert [j.job_id for j in JobRunner(ws).list()] == [other]
+
+
+def test_update_is_disabled_with_the_reason_while_no_model_is_current(
+    tmp_path: Path, monkeypatch
+) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    at = page(ws, "pages/train.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert at.button(key="train_update").disabled
+    assert "there is no current segmentation model yet" in texts(at)
+    assert not next(b for b in at.button if b.label == "Train from scratch").disabled
+
+
+def test_update_queues_a_fine_tune_of_the_current_model(trained_ws: Path, monkeypatch) -> None:
+    from training.service import UPDATE_BUDGET_MIN
+
+    current = Zoo(trained_ws).current("segmentation").model_id
+    at = page(trained_ws, "pages/train.py", monkeypatch)
+    assert not at.exception, at.exception
+    assert f"Fine-tunes model {current}" in texts(at)
+    table = at.dataframe[0].value
+    assert table.loc[table["model"] == current, "parent"].tolist() == ["-"]
+    at.button(key="train_update").click()
+    at.run()
+    assert not at.exception, at.exception
+    (job,) = JobRunner(trained_ws).list()
+    assert job.kind == TRAIN_SEGMENTATION and at.session_state["train_job_id"] == job.job_id
+    spec = (trained_ws / "jobs" / job.job_id / "spec.json").read_text()
+    assert f'"init_from": "{current}"' in spec
+    assert f'"time_budget_min": {UPDATE_BUDGET_MIN}' in spec
+    # One run at a time holds for both buttons.
+    assert at.button(key="train_update").disabled
+    assert next(b for b in at.button if b.label == "Train from scratch").disabled
+    assert f"{job.job_id} is already queued" in texts(at)
+
+
+def test_update_shows_the_refusal_when_a_run_was_queued_meanwhile(
+    trained_ws: Path, monkeypatch
+) -> None:
+    from training.service import submit_training
+
+    at = page(trained_ws, "pages/train.py", monkeypatch)
+    other = submit_training(trained_ws, {"epochs": 1})
+    at.button(key="train_update").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert f"{other} is already queued; one training run at a time" in texts(at)
+    assert at.button(key="train_update").disabled
+    assert [j.job_id for j in JobRunner(trained_ws).list()] == [other]
 
 
 def test_train_panel_draws_curves_from_job_history(tmp_path: Path, monkeypatch) -> None:

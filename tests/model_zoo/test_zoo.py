@@ -281,6 +281,7 @@ def test_cli_list_is_flat_and_keeps_the_full_card_for_json(zoo: Zoo, capsys) -> 
         "model": card.model_id,
         "created (UTC)": f"{card.created_at:%Y-%m-%d %H:%M}",
         "encoder": "r18",
+        "parent": "-",
         "mean IoU": "0.500",
         "IoU background": "0.750",
         "IoU rbc": "0.250",
@@ -289,6 +290,42 @@ def test_cli_list_is_flat_and_keeps_the_full_card_for_json(zoo: Zoo, capsys) -> 
     }
     code, out, _ = run_cli(capsys, "list", "--json", "--workspace", ws)
     assert json.loads(out)[0]["metrics"]["selection"]["rules_miou"] == 0.7
+
+
+def test_cards_record_their_parent_and_the_list_shows_lineage(zoo: Zoo, capsys) -> None:
+    """A fine-tuned model's card names the model it started from; a card written before
+    lineage was recorded (no ``parent`` key) still loads, as a start from scratch."""
+    parent = add_model(zoo)
+    staging = write_checkpoint(zoo.staging_dir("segmentation"))
+    child = zoo.add(
+        "segmentation",
+        staging,
+        ModelCard(kind="segmentation", classes=CLASSES, parent=parent.model_id),
+    )
+    assert zoo.get(child.model_id).parent == parent.model_id
+    old = zoo.path(parent.model_id) / "card.json"
+    written = json.loads(old.read_text())
+    written.pop("parent")
+    old.write_text(json.dumps(written))
+    assert zoo.get(parent.model_id).parent is None
+
+    ws = str(zoo.workspace)
+    code, out, _ = run_cli(capsys, "list", "--workspace", ws)
+    assert code == 0
+    header = next(line for line in out.splitlines() if "created (UTC)" in line)
+    column = header.index("parent")
+    rows = {line.split()[0].strip("*") or line.split()[1]: line for line in out.splitlines()}
+    assert rows[child.model_id][column:].split()[0] == parent.model_id
+    assert (
+        next(r for r in out.splitlines() if parent.model_id in r and r.startswith("  *"))[
+            column:
+        ].split()[0]
+        == "-"
+    )
+    code, out, _ = run_cli(capsys, "show", child.model_id, "--workspace", ws)
+    assert f"parent:         {parent.model_id}" in out
+    code, out, _ = run_cli(capsys, "list", "--json", "--workspace", ws)
+    assert [r["parent"] for r in json.loads(out)] == [None, parent.model_id]
 
 
 def test_cli_show_marks_the_current_model(zoo: Zoo, capsys) -> None:

@@ -203,3 +203,39 @@ def test_an_epoch_on_a_few_tiles_is_at_least_the_minimum_number_of_steps():
     # 4 tiles in batches of 4 are one pass; an epoch still runs the minimum number of steps.
     assert result.history[0].steps == MIN_STEPS_PER_EPOCH
     assert max(e["step"] for e in events if e["phase"] == "train") == MIN_STEPS_PER_EPOCH
+
+
+# ------------------------------------------------------------------------------ start from
+def _parent(n_classes: int = 2, encoder_depth: int = 3, seed: int = 7):
+    """A model whose weights no fresh build at the test configs' seeds has."""
+    from training.model import build_model
+
+    torch.manual_seed(seed)
+    return build_model(n_classes, "mobilenet_v2", None, encoder_depth).eval()
+
+
+def test_a_run_starts_from_the_start_models_weights():
+    """One step at a vanishing learning rate leaves the start model's weights in place, where
+    the same run from scratch has the fresh build's."""
+    parent = _parent()
+    train, val = _discs(2, 0, "a"), _discs(1, 1, "b")
+    config = _config(encoder_depth=3, steps_per_epoch=1, lr=1e-12, weight_decay=0.0)
+    tuned = train_segmentation(
+        train, val, CLASSES, config.model_copy(update={"init_from": "seg-parent"}), start=parent
+    )
+    scratch = train_segmentation(train, val, CLASSES, config)
+    theirs = dict(parent.named_parameters())
+    assert all(torch.allclose(tuned.state_dict[k], theirs[k], atol=1e-6) for k in theirs)
+    assert not all(torch.allclose(scratch.state_dict[k], theirs[k], atol=1e-3) for k in theirs)
+    assert tuned.config.init_from == "seg-parent"
+
+
+def test_a_start_model_with_other_classes_or_architecture_is_refused():
+    train, val = _discs(2, 0, "a"), _discs(1, 1, "b")
+    config = _config(encoder_depth=3, init_from="seg-parent")
+    with pytest.raises(ValueError, match="model seg-parent: it predicts 3 classes, the workspace"):
+        train_segmentation(train, val, CLASSES, config, start=_parent(n_classes=3))
+    with pytest.raises(ValueError, match="model seg-parent: its weights do not fit a U-Net"):
+        train_segmentation(train, val, CLASSES, config, start=_parent(encoder_depth=4))
+    with pytest.raises(ValueError, match="no start model was given"):
+        train_segmentation(train, val, CLASSES, config)

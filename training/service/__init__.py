@@ -6,6 +6,7 @@ plain-data functions of :mod:`training.segment`, :mod:`training.inference`,
 
 Modules:
     ``runs``: which training runs may start, on which device, and the job that trains one.
+    ``finetuning``: a run that starts from a trained model, and what "update the model" means.
     ``selection``: whether a new model beats the current one (or the colour rules).
     ``promotion``: promote and roll back, and the re-scoring they trigger.
     ``models``: the segmentation model loaded for inference, and its class check.
@@ -21,6 +22,18 @@ Every public name of those modules is importable from here, as it was from the s
 """
 
 from training.service.evaluation import evaluate_pairs
+from training.service.finetuning import (
+    CURRENT_MODEL,
+    UPDATE_BUDGET_MIN,
+    AutoUpdate,
+    StartModelError,
+    auto_update,
+    new_labelled_tiles,
+    resolve_start,
+    start_note,
+    submit_update,
+    update_settings,
+)
 from training.service.models import LoadedModel, check_classes, load_model
 from training.service.prefilling import Prefill, prefill
 from training.service.promotion import (
@@ -73,6 +86,7 @@ from training.service.tables import ANALYSES, SCORES, register_tables
 
 __all__ = [
     "ANALYSES",
+    "CURRENT_MODEL",
     "DEFAULT_STRATEGY",
     "FLAT_TOLERANCE",
     "FLAT_TOP",
@@ -82,16 +96,20 @@ __all__ = [
     "SCORE_TARGET",
     "SEGMENT_TARGET",
     "TRAIN_KIND",
+    "UPDATE_BUDGET_MIN",
+    "AutoUpdate",
     "LoadedModel",
     "ModelQuality",
     "PointerChange",
     "Prefill",
     "RunConflictError",
     "Selection",
+    "StartModelError",
     "Suggestion",
     "Suggestions",
     "active_training",
     "analyze_smear",
+    "auto_update",
     "cached_scores",
     "check_classes",
     "choose",
@@ -103,10 +121,12 @@ __all__ = [
     "load_samples",
     "model_quality",
     "native_bf16",
+    "new_labelled_tiles",
     "prefill",
     "promote_model",
     "queue_rescoring",
     "register_tables",
+    "resolve_start",
     "rollback_model",
     "score_job",
     "score_unlabelled",
@@ -114,11 +134,14 @@ __all__ = [
     "segment_job",
     "select_model",
     "split_counts",
+    "start_note",
     "submit_scoring",
     "submit_training",
+    "submit_update",
     "suggest",
     "training_device",
     "unlabelled_tile_ids",
+    "update_settings",
     "validation_metrics",
     "workspace_classes",
 ]

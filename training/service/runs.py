@@ -6,6 +6,9 @@ the plain-data trainer of :mod:`training.segment`.
 Promises:
 - One training run at a time: :func:`submit_training` refuses a run while another is queued
   or running (:class:`RunConflictError`, CLI exit status 3), for the pages and the CLI alike.
+- A run may start from a trained model (``init_from``, :mod:`training.service.finetuning`):
+  the start model is checked before anything is queued and again when the job starts, and the
+  new model's card names it as ``parent``.
 - The device is the explicit choice, else the ``SMEARLAB_DEVICE`` setting, else ``cpu``
   (:func:`training_device`).
 - Training reads only the train split and selects on validation; test tiles are never read.
@@ -28,6 +31,7 @@ from dataset.png import decode_mask
 from dataset.store import Store, StoreError
 from training.kinds import TRAIN_SEGMENTATION, target_of
 from training.service._figures import mean
+from training.service.finetuning import resolve_start, start_note
 from training.service.scoring import queue_rescoring
 from training.service.selection import select_model
 
@@ -130,13 +134,18 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
             bad value is refused before anything is queued). Without ``device`` the run
             uses :func:`training_device`.
 
+            With ``init_from`` ("current" or a model id) the run fine-tunes that model; it is
+            checked and made concrete by :func:`training.service.finetuning.resolve_start`.
+
     Raises:
         RunConflictError: A training run is already queued or running; only one runs at a
             time, so the second is refused rather than queued behind it.
+        training.service.finetuning.StartModelError: The start model cannot be fine-tuned.
     """
     from training.jobs import JobRunner
     from training.segment import SegTrainConfig
 
+    settings = resolve_start(Path(workspace), settings)
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
     jobs = Path(workspace) / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
@@ -157,10 +166,16 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
     current if it beats the current model (or the colour rules) on the validation tiles."""
     from model_zoo import ModelCard, Zoo
     from model_zoo.card import new_model_id
-    from training.model import describe_machine
+    from training.model import describe_machine, load_segmentation_model
     from training.segment import SegTrainConfig, train_segmentation
 
     config = SegTrainConfig(**params.get("config", {}))
+    start = None
+    if config.init_from is not None:
+        # Checked again: the schema may have changed since the run was queued.
+        config = SegTrainConfig(**resolve_start(ctx.workspace, config.model_dump()))
+        start, _ = load_segmentation_model(Zoo(ctx.workspace), config.init_from)
+        ctx.log(start_note(config))
     store = Store.open(ctx.workspace)
     schema = store.schema()
     versions = store.table_versions()
@@ -192,6 +207,7 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         on_progress=on_progress,
         should_stop=lambda: ctx.cancelled,
         out_dir=staging,
+        start=start,
     )
     note = result.metrics.absent_note()
     if note:
@@ -226,6 +242,7 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         seed=config.seed,
         duration_s=result.duration_s,
         machine=describe_machine(config.device),
+        parent=config.init_from,
     )
     wins = selection.winner == model_id
     ctx.add_model(
