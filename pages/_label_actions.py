@@ -243,8 +243,25 @@ def _save(
     st.session_state.pop(CONFLICT_KEY, None)
     st.session_state.pop(LEAVE_KEY, None)
     st.session_state[EDITING_KEY] = editing.after_save(rev, mask, next_nonce(), time.monotonic())
-    set_flash("success", note.format(revision=rev.revision, pixels=rev.n_labelled_px))
+    saved = note.format(revision=rev.revision, pixels=rev.n_labelled_px)
+    set_flash("success", saved + _auto_update(store))
     return rev
+
+
+def _auto_update(store: Store) -> str:
+    """Ask for the automatic model update a save may trigger; what to add to "Saved"."""
+    from dataset.settings import get_settings
+    from training.service import auto_update
+
+    if get_settings(workspace=store.root).auto_update_every is None:
+        return ""
+    update = auto_update(store.root)
+    if update.job_id is None:
+        return ""
+    return (
+        f" {update.new_tiles} labelled tiles are new to the current model: an update of it "
+        f"is queued (job {update.job_id}; the Train page shows it)."
+    )
 
 
 def conflict_box(store: Store, conflict: PendingConflict, name: str) -> None:

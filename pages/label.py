@@ -42,6 +42,7 @@ import numpy as np
 import streamlit as st
 
 from dataset.schema import ClassSchema
+from dataset.settings import get_settings
 from dataset.store import Store, TileInfo
 from dataset.wand import DEFAULT_TOLERANCE
 from pages import _common
@@ -470,6 +471,12 @@ def _notes(
 ) -> None:
     if not name:  # beside the name box, not above the canvas: the tile stays in view
         st.sidebar.warning("Enter your name above to save masks.")
+    every = get_settings(workspace=store.root).auto_update_every
+    if every is not None:
+        st.sidebar.caption(
+            f"Automatic updates are on: the current model is fine-tuned after every {every} "
+            "new labelled tiles (Settings page, auto_update_every)."
+        )
     leaving = st.session_state.get(LEAVE_KEY)
     if leaving and changed:
         st.warning(

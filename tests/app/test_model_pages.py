@@ -523,3 +523,33 @@ def test_label_page_uses_the_colour_rules_when_the_model_has_other_classes(
     assert not at.exception, at.exception
     rev = store.latest(tile_id)
     assert (rev.source, rev.model_id) == ("prefill", "colour-rules")
+
+
+@pytest.mark.slow
+def test_a_save_that_reaches_auto_update_every_queues_an_update(
+    trained_ws: Path, monkeypatch
+) -> None:
+    from dataset.settings import set_workspace_setting
+
+    ws = trained_ws
+    store = Store.open(ws)
+    labelled = set(store.labelled_tile_ids())
+    fresh = next(
+        t
+        for t in store.tiles()
+        if t.tile_id not in labelled and store.split_of(t.smear_id) == "train"
+    )
+    set_workspace_setting(ws, "auto_update_every", 1)
+    at = label_page(ws, monkeypatch)
+    assert any("Automatic updates are on" in c.value for c in at.sidebar.caption)
+    at.session_state["label_tile_id"] = fresh.tile_id
+    at.run()
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    assert store.latest(fresh.tile_id) is not None
+    (job,) = JobRunner(ws).list()
+    parent = Zoo(ws).current("segmentation").model_id
+    assert job.kind == TRAIN_SEGMENTATION
+    assert any(f"an update of it is queued (job {job.job_id}" in s.value for s in at.success)
+    spec = (ws / "jobs" / job.job_id / "spec.json").read_text()
+    assert f'"init_from":"{parent}"' in spec.replace(" ", "")
