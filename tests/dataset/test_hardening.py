@@ -174,11 +174,11 @@ def test_a_large_smear_is_kept_as_tiles_committed_in_chunks(
     store, make_smear, encode_image, monkeypatch
 ):
     import dataset.ingest
-    import dataset.store
+    import dataset.store.smears
 
     # Scaled down: "large" is over 5,000 pixels, and a tiles commit holds about 2 KB of PNG.
     monkeypatch.setattr(dataset.ingest, "WHOLE_PNG_MAX_PIXELS", 5_000)
-    monkeypatch.setattr(dataset.store, "TILE_COMMIT_BYTES", 2_000)
+    monkeypatch.setattr(dataset.store.smears, "TILE_COMMIT_BYTES", 2_000)
     smear = make_smear(200, 150, seed=7).rgb
     before = store.table_versions()["tiles"]
     [res] = ingest_files(store, [("big.png", encode_image(smear))])

@@ -148,7 +148,8 @@ def test_release_copies_stored_pngs_without_touching_pixels(
 
     fresh = Store.open(store.root)  # nothing cached: a smear decode would show
     monkeypatch.setattr(fresh, "_image_cache", no_pixels)
-    monkeypatch.setattr("dataset.store.encode_rgb", no_pixels)
+    monkeypatch.setattr("dataset.store.smears.encode_rgb", no_pixels)
+    monkeypatch.setattr("dataset.store.tiles.encode_rgb", no_pixels)
     info = create_release(fresh, "1.0.0", "bytes only")
     rows = [r for rs in _split_tables(info.path).values() for r in rs]
     assert len(rows) == len(stored)

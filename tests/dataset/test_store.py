@@ -433,16 +433,19 @@ def legacy_row(store: Store, tile, mask: np.ndarray, revision: int) -> dict:
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import dataset.store as store_mod
+    import dataset.store.revisions
+    import dataset.store.stats
 
     calls: list[int] = []
-    real = store_mod.decode_mask
+    real = dataset.store.stats.decode_mask
 
     def counting(data: bytes) -> np.ndarray:
         calls.append(1)
         return real(data)
 
-    monkeypatch.setattr(store_mod, "decode_mask", counting)
+    # Every mask decode of the store: the pixel counts (stats) and mask reads (revisions).
+    for module in (dataset.store.stats, dataset.store.revisions):
+        monkeypatch.setattr(module, "decode_mask", counting)
     return calls
 
 
