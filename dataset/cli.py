@@ -281,7 +281,9 @@ def cmd_wand(args: argparse.Namespace) -> int:
         Path(args.out).write_bytes(encode_mask(mask))
         document["out"] = str(args.out)
         lines.append(f"Wrote {args.out}.")
-    if args.save:
+    if args.save and filled == 0:
+        lines.append("Nothing changed, so no revision was saved (as on the Label page).")
+    elif args.save:
         annotator = _annotator(args)
         try:
             rev = store.save_mask(

@@ -230,6 +230,12 @@ def test_wand_fills_the_clicked_cells_like_the_page_and_saves(ready, capsys, tmp
     assert (code, doc["revision"]) == (0, 1)
     saved = Store.open(ws).mask(tile.tile_id)
     np.testing.assert_array_equal(saved != 255, cell_region(lab, Click(10, 12)))
+    code, doc = run_json(
+        capsys, "--workspace", ws, "wand", tile.tile_id, "--at", "10,12", "--class", name,
+        "--save", "--annotator", "ann",
+    )  # fmt: skip
+    assert code == 0 and doc["changed_px"] == 0 and "revision" not in doc
+    assert [r.revision for r in Store.open(ws).history(tile.tile_id)] == [1], "no empty save"
 
 
 def test_wand_refusals(ready, capsys, tmp_path):
