@@ -43,7 +43,7 @@ from dataset.images import smear_id_for  # noqa: E402
 from dataset.store import Store  # noqa: E402
 from training.inference import InferenceConfig, iter_proba, probs_to_mask  # noqa: E402
 from training.metrics import confusion_matrix, metrics_from_confusion  # noqa: E402
-from training.model import build_model  # noqa: E402
+from training.model import build_model, to_model_input  # noqa: E402
 from training.service import native_bf16  # noqa: E402
 
 CLASSES = ("background", "cytoplasm", "nucleus")
@@ -101,7 +101,9 @@ def train(photos, minutes: float, seed: int, bf16: bool) -> tuple[torch.nn.Modul
             crop(*photos[rng.integers(len(photos))][1:], rng, centred=i < BATCH // 2)
             for i in range(BATCH)
         ]
-        x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float() / 255
+        # Normalised as SmearLab's inference expects (ImageNet mean and std): the scores below
+        # come from SmearLab's own sliding window.
+        x = to_model_input(np.stack([p[0] for p in pairs]))
         x = x.contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
