@@ -99,11 +99,7 @@ def flood_region(lab: np.ndarray, click: Click, tolerance: float = DEFAULT_TOLER
         lab: (H, W, 3) float. return: (H, W) bool.
     """
     click.check(lab.shape)
-    if not 0 < tolerance <= MAX_TOLERANCE:
-        raise ValueError(
-            f"The wand tolerance must be a colour distance in (0, {MAX_TOLERANCE:g}], "
-            f"got {tolerance}."
-        )
+    _check_tolerance(tolerance)
     y0, y1 = max(click.y - 1, 0), click.y + 2
     x0, x1 = max(click.x - 1, 0), click.x + 2
     seed = lab[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
@@ -131,6 +127,7 @@ def cell_region(lab: np.ndarray, click: Click, tolerance: float = DEFAULT_TOLERA
         lab: (H, W, 3) float. return: (H, W) bool.
     """
     click.check(lab.shape)
+    _check_tolerance(tolerance)
     plasma = _plasma(lab[..., 0])
     if plasma is None or plasma[click.y, click.x]:
         return flood_region(lab, click, tolerance)
@@ -147,6 +144,14 @@ def cell_region(lab: np.ndarray, click: Click, tolerance: float = DEFAULT_TOLERA
     markers[centres[:, 0], centres[:, 1]] = np.arange(2, 2 + len(centres))
     basins = watershed(-distance, markers)
     return ndimage.binary_fill_holes(basins == basins[click.y, click.x])
+
+
+def _check_tolerance(tolerance: float) -> None:
+    if not 0 < tolerance <= MAX_TOLERANCE:
+        raise ValueError(
+            f"The wand tolerance must be a colour distance in (0, {MAX_TOLERANCE:g}], "
+            f"got {tolerance}."
+        )
 
 
 def _plasma(lightness: np.ndarray) -> np.ndarray | None:

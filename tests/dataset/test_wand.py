@@ -50,8 +50,17 @@ def test_a_larger_tolerance_grows_past_the_edge() -> None:
 )
 def test_bad_clicks_and_tolerances_are_refused(click, tolerance, words) -> None:
     rgb, _ = _disc_tile()
+    lab = to_lab(rgb)
     with pytest.raises(ValueError, match=words):
-        flood_region(to_lab(rgb), click, tolerance)
+        flood_region(lab, click, tolerance)
+    with pytest.raises(ValueError, match=words):
+        cell_region(lab, click, tolerance)
+
+
+def test_a_click_on_a_cell_refuses_a_bad_tolerance_too() -> None:
+    rgb, _ = _disc_tile()
+    with pytest.raises(ValueError, match="tolerance"):
+        cell_region(to_lab(rgb), Click(22, 20), 0)
 
 
 def _noisy(rgb: np.ndarray) -> np.ndarray:
