@@ -70,17 +70,29 @@ def sample_crop(
     rng: np.random.Generator,
     balanced: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A ``size`` x ``size`` crop; small tiles are padded first.
+    """A ``size`` x ``size`` crop that holds labelled pixels; small tiles are padded first.
 
-    With probability ``balanced`` the crop is centred (as far as the borders allow) on a
-    random pixel of a class drawn uniformly from the labelled classes present, so rare
-    classes such as platelets are seen about as often as red cells.
+    With probability ``balanced`` the crop is centred (within ``size // 4`` pixels, as far as
+    the borders allow) on a random pixel of a class drawn uniformly from the labelled classes
+    present, so rare classes such as white cells are seen about as often as red cells. Any
+    other crop is placed uniformly among the positions that contain a randomly drawn labelled
+    pixel, so a smear region with unlabelled context around its labelled tiles never yields a
+    crop with nothing to learn from.
 
     Shape:
         image: (H, W, 3) uint8; mask: (H, W) uint8. Returns (size, size, 3) and (size, size).
     """
     image, mask = pad_to_size(image, mask, size, size)
     h, w = mask.shape
+
+    def cut(top: int, left: int) -> tuple[np.ndarray, np.ndarray]:
+        top, left = int(np.clip(top, 0, h - size)), int(np.clip(left, 0, w - size))
+        return image[top : top + size, left : left + size], mask[
+            top : top + size, left : left + size
+        ]
+
+    if h == size and w == size:
+        return cut(0, 0)
     if balanced > 0 and rng.random() < balanced:
         present = np.unique(mask)
         present = present[present != UNLABELLED]
@@ -88,14 +100,14 @@ def sample_crop(
             cls = rng.choice(present)
             ys, xs = np.nonzero(mask == cls)
             i = rng.integers(ys.size)
-            top = int(np.clip(ys[i] - size // 2, 0, h - size))
-            left = int(np.clip(xs[i] - size // 2, 0, w - size))
-            return image[top : top + size, left : left + size], mask[
-                top : top + size, left : left + size
-            ]
-    top = int(rng.integers(h - size + 1))
-    left = int(rng.integers(w - size + 1))
-    return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
+            jitter = size // 4
+            dy, dx = rng.integers(-jitter, jitter + 1, 2)
+            return cut(ys[i] + dy - size // 2, xs[i] + dx - size // 2)
+    ys, xs = np.nonzero(mask != UNLABELLED)
+    if ys.size:
+        i = rng.integers(ys.size)
+        return cut(ys[i] - int(rng.integers(size)), xs[i] - int(rng.integers(size)))
+    return cut(int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1)))
 
 
 def augment(

@@ -171,7 +171,17 @@ class SegmentationTraining(KindReport):
         if not epoch or not epochs:
             return 0.0, "Preparing the data and the model…"
         done = (epoch - 1 + (step or 0) / max(1, steps or 1)) / epochs
-        if progress.get("phase") == "validate":
+        if isinstance(progress.get("fraction"), int | float):
+            done = progress["fraction"]  # of the steps or of the time budget, as the run counts
+        budget = progress.get("budget_s")
+        if isinstance(budget, int | float):
+            # A budgeted run validates a few times, late: its share of the budget says more.
+            where = f"{done:.0%} of the {duration_text(budget)} budget"
+            if progress.get("phase") == "validate":
+                where += f": validation {epoch} of {epochs}"
+            elif progress.get("run_step"):
+                where += f", step {progress['run_step']}"
+        elif progress.get("phase") == "validate":
             done = epoch / epochs
             where = f"Epoch {epoch} of {epochs}: validated"
         else:

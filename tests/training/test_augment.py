@@ -65,3 +65,21 @@ def test_same_seed_same_crops():
         return augment(*crop, rng, AugmentConfig())[0]
 
     assert (run(5) == run(5)).all() and not (run(5) == run(6)).all()
+
+
+def test_crops_of_a_region_always_hold_labelled_pixels():
+    """A smear region is mostly unlabelled context: no crop may miss the labelled tile."""
+    mask = np.full((512, 512), 255, np.uint8)
+    mask[300:364, 100:164] = 0
+    mask[320:330, 120:130] = 1
+    image = np.zeros((512, 512, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    for balanced in (0.0, 1.0):
+        crops = [sample_crop(image, mask, 96, rng, balanced)[1] for _ in range(200)]
+        assert all((c != 255).any() for c in crops)
+    # Uncentred crops still vary in where the labelled square falls.
+    rng = np.random.default_rng(1)
+    corners = {
+        tuple(np.argwhere(sample_crop(image, mask, 96, rng)[1] != 255)[0]) for _ in range(50)
+    }
+    assert len(corners) > 20

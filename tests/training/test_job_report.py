@@ -90,6 +90,10 @@ def test_progress_per_kind(tmp_path: Path) -> None:
     shown = report(tmp_path, status(TRAIN_SEGMENTATION, JobState.RUNNING, progress=seg))
     assert shown.fraction == pytest.approx(1.5 / 4)
     assert shown.message == "Epoch 2 of 4, step 1 of 2 · loss 0.500"
+    timed = {**seg, "fraction": 0.62, "budget_s": 480.0, "run_step": 310}
+    shown = report(tmp_path, status(TRAIN_SEGMENTATION, JobState.RUNNING, progress=timed))
+    assert shown.fraction == pytest.approx(0.62)
+    assert shown.message == "62% of the 8 min 00 s budget, step 310 · loss 0.500"
     shown = report(tmp_path, status(SCORE, JobState.RUNNING, progress={"step": 3, "total": 12}))
     assert (shown.fraction, shown.message) == (0.25, "Scoring tiles: 3 of 12")
     dx = {"stage": "cross-validation", "done": 2, "total": 8}

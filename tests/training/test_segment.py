@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -239,3 +241,104 @@ def test_a_start_model_with_other_classes_or_architecture_is_refused():
         train_segmentation(train, val, CLASSES, config, start=_parent(encoder_depth=4))
     with pytest.raises(ValueError, match="no start model was given"):
         train_segmentation(train, val, CLASSES, config)
+
+
+class _Clock:
+    """A monotonic clock that moves ``tick`` seconds every time it is read."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_a_time_budget_sets_the_schedule_and_validates_late(monkeypatch):
+    """Under a time budget the learning rate falls over the budget, not over 40 epochs that
+    never come, and validation waits for half the run instead of eating every epoch."""
+    import training.segment as segment
+
+    monkeypatch.setattr(segment, "time", _Clock(0.1))
+    events: list[dict] = []
+    result = train_segmentation(
+        _discs(4, 0, "a"),
+        _discs(2, 1, "b"),
+        CLASSES,
+        _config(epochs=40, steps_per_epoch=2, time_budget_min=0.5),
+        on_progress=events.append,
+    )
+    assert result.stopped == "time_budget"
+    validations = [e for e in events if e["phase"] == "validate"]
+    # At 70 % and at the end: two validations, however many epochs fit.
+    assert [round(v["fraction"], 1) for v in validations] == [0.7, 1.0]
+    steps = [e for e in events if e["phase"] == "train"]
+    assert len(steps) > 2 * 2  # far more steps than epochs: validation no longer paces the run
+    lrs = [e["lr"] for e in steps]
+    top = max(lrs)
+    assert top > 0.8 * 3e-3  # warm-up (by steps) ends early in the run
+    after_peak = lrs[lrs.index(top) :]
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(after_peak))
+    assert lrs[-1] < 0.1 * 3e-3  # the cosine reached its floor by the end of the budget
+
+
+def test_without_a_budget_the_learning_rate_falls_over_the_epochs():
+    events: list[dict] = []
+    train_segmentation(
+        _discs(2, 0, "a"),
+        _discs(1, 1, "b"),
+        CLASSES,
+        _config(epochs=3, steps_per_epoch=5),
+        on_progress=events.append,
+    )
+    lrs = [e["lr"] for e in events if e["phase"] == "train"]
+    assert len(lrs) == 15 and lrs[0] < lrs[9]  # warm-up over the first steps
+    assert lrs[-1] < 0.15 * 3e-3
+    assert [e["epoch"] for e in events if e["phase"] == "validate"] == [1, 2, 3]
+
+
+def test_the_device_reaches_the_model_and_every_batch(monkeypatch):
+    """Every batch and the model sit on ``config.device`` (checked on the CPU; the same
+    path moves them to a GPU)."""
+    import training.segment as segment
+
+    seen: list[tuple[str, str, str]] = []
+    to_input = segment.to_model_input
+
+    def spy_input(images, device=None):
+        x = to_input(images, device)
+        seen.append(("input", str(device), x.device.type))
+        return x
+
+    forward = segment.SegLoss.forward
+
+    def spy_loss(self, logits, target):
+        seen.append(("target", "cpu", target.device.type))
+        seen.append(("logits", "cpu", logits.device.type))
+        return forward(self, logits, target)
+
+    monkeypatch.setattr(segment, "to_model_input", spy_input)
+    monkeypatch.setattr(segment.SegLoss, "forward", spy_loss)
+    result = train_segmentation(
+        _discs(2, 0, "a"), _discs(1, 1, "b"), CLASSES, _config(steps_per_epoch=3, device="cpu")
+    )
+    inputs = [s for s in seen if s[0] == "input"]
+    assert len(inputs) == 3 and all(want == "cpu" == got for _, want, got in inputs)
+    assert [s[0] for s in seen].count("target") == 3
+    assert all(got == "cpu" for _, _, got in seen)
+    assert all(t.device.type == "cpu" for t in result.state_dict.values())
+
+
+def test_bf16_training_runs_and_keeps_fp32_weights():
+    result = train_segmentation(
+        _discs(2, 0, "a"), _discs(1, 1, "b"), CLASSES, _config(steps_per_epoch=2, bf16=True)
+    )
+    assert result.config.bf16
+    assert all(t.dtype in (torch.float32, torch.int64) for t in result.state_dict.values())
+
+
+def test_a_region_sample_counts_its_tiles():
+    a = _discs(1, 0, "a")[0]
+    region = Sample(a.image, a.mask, "a:3-tiles", "a-0", tile_ids=("t1", "t2", "t3"))
+    result = train_segmentation([region], _discs(1, 1, "b"), CLASSES, _config())
+    assert result.n_train == 3 and result.n_val == 1

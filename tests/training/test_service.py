@@ -33,6 +33,29 @@ def test_training_reads_train_and_validation_only(workspace: Path) -> None:
         load_samples(store, "test")
 
 
+def test_a_smears_labelled_tiles_train_as_one_region_with_their_context(workspace: Path) -> None:
+    """Crops may then be centred on a cell a tile border cuts; the unlabelled tile stays
+    unlabelled, but its pixels are there as context."""
+    from training.service import load_samples
+
+    store = Store.open(workspace)
+    regions = load_samples(store, "train")
+    tiles = load_samples(store, "train", regions=False)
+    assert len(tiles) == 6 and len(regions) == 2
+    assert sorted(t for r in regions for t in r.tiles) == sorted(t.tile_id for t in tiles)
+    for region in regions:
+        smear = store.smear_image(region.smear_id)
+        assert region.image.shape == smear.shape and (region.image == smear).all()
+        index = next(i for i in range(4) if (disc_smear(i)[0] == smear).all())
+        truth = disc_smear(index)[1]
+        labelled = np.zeros(truth.shape, bool)
+        for t in store.tiles(region.smear_id):
+            if t.tile_id in region.tiles:
+                labelled[t.y : t.y + t.h, t.x : t.x + t.w] = True
+        assert (region.mask[labelled] == truth[labelled]).all()
+        assert (region.mask[~labelled] == 255).all() and (~labelled).any()
+
+
 def test_job_registers_a_current_model_with_a_card(workspace: Path) -> None:
     ctx = train_tiny(workspace)
     assert ctx.progressed > 0
@@ -320,7 +343,7 @@ def test_a_second_run_is_compared_with_the_current_model_on_the_same_tiles(
     assert sel["baseline"] == current.model_id
     store = Store.open(workspace)
     val = load_samples(store, "validation")
-    assert sel["tiles"] == len(val) == len(card.data["validation_tiles"])
+    assert sel["tiles"] == sum(len(s.tiles) for s in val) == len(card.data["validation_tiles"])
     loaded = load_model(workspace, current.model_id)
     from training.inference import predict_mask
 

@@ -21,6 +21,7 @@ Promises:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,31 +52,85 @@ __all__ = [
 ]
 
 
-def load_samples(store: Store, split: str) -> list:
+# Image context kept around a smear's labelled tiles: a training crop centred near their edge
+# sees the real neighbouring cells rather than mirrored padding.
+REGION_MARGIN = 128
+
+
+def load_samples(
+    store: Store, split: str, *, regions: bool = True, tile_ids: Iterable[str] | None = None
+) -> list:
     """Labelled tiles of one split as training samples (latest revision of each).
+
+    With ``regions`` (the default) the labelled tiles of each smear become one sample: the
+    smear's pixels over the bounding box of those tiles plus :data:`REGION_MARGIN`, and their
+    masks put back in place (``dataset.tiling.assemble``; pixels of no labelled tile are
+    unlabelled). Training crops can then be centred on any cell, also one cut by a tile
+    border, and validation scores whole cells as the test does. Without ``regions`` each
+    tile is a sample of its own.
 
     Args:
         split: ``train`` or ``validation``; the test split is refused, so no model ever
             trains or selects on it.
+        tile_ids: Only these of the split's labelled tiles (benchmarks that grow a labelled
+            set); None for all of them.
     """
     from training.segment import Sample
 
     if split not in ("train", "validation"):
         raise ValueError(f"Training reads the train and validation splits only, not {split!r}.")
     ids = store.labelled_tile_ids(split)
+    if tile_ids is not None:
+        wanted = set(tile_ids)
+        ids = [t for t in ids if t in wanted]
     tiles = {t.tile_id: t for t in store.tiles()}
-    out = []
-    for tile_id, _, png in store.iter_latest_masks(ids):
-        t = tiles[tile_id]
-        out.append(
+    masks = {}
+    for tile_id, revision, png in store.iter_latest_masks(ids):
+        masks[tile_id] = (revision.created_at, decode_mask(png))
+    if not regions:
+        out = [
             Sample(
                 image=np.ascontiguousarray(store.tile_image(tile_id)),
-                mask=decode_mask(png),
+                mask=mask,
                 tile_id=tile_id,
-                smear_id=t.smear_id,
+                smear_id=tiles[tile_id].smear_id,
             )
-        )
-    return sorted(out, key=lambda s: s.tile_id)
+            for tile_id, (_, mask) in masks.items()
+        ]
+        return sorted(out, key=lambda s: s.tile_id)
+    by_smear: dict[str, list[str]] = {}
+    for tile_id in sorted(masks):
+        by_smear.setdefault(tiles[tile_id].smear_id, []).append(tile_id)
+    return [
+        _region(smear_id, image, [tiles[t] for t in by_smear[smear_id]], masks)
+        for smear_id, image in store.iter_smear_images(sorted(by_smear))
+    ]
+
+
+def _region(smear_id: str, image: np.ndarray, members: list, masks: dict) -> Any:
+    from dataset.tiling import TileBox, assemble
+    from training.segment import Sample
+
+    height, width = image.shape[:2]
+    x0 = max(0, min(t.x for t in members) - REGION_MARGIN)
+    y0 = max(0, min(t.y for t in members) - REGION_MARGIN)
+    x1 = min(width, max(t.x + t.w for t in members) + REGION_MARGIN)
+    y1 = min(height, max(t.y + t.h for t in members) + REGION_MARGIN)
+    # Oldest save first, so where tiles overlap the latest labelled pixel wins.
+    ordered = sorted(members, key=lambda t: (masks[t.tile_id][0], t.tile_id))
+    mask = assemble(
+        x1 - x0,
+        y1 - y0,
+        ((TileBox(t.x - x0, t.y - y0, t.w, t.h), masks[t.tile_id][1]) for t in ordered),
+    )
+    ids = tuple(t.tile_id for t in members)
+    return Sample(
+        image=np.ascontiguousarray(image[y0:y1, x0:x1]),
+        mask=mask,
+        tile_id=ids[0] if len(ids) == 1 else f"{smear_id}:{len(ids)}-tiles",
+        smear_id=smear_id,
+        tile_ids=ids,
+    )
 
 
 def split_counts(store: Store) -> dict[str, int]:
@@ -190,7 +245,8 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
             "smear's split)."
         )
     ctx.log(
-        f"Training {config.encoder} on {len(train)} train / {len(val)} validation tiles, "
+        f"Training {config.encoder} on {sum(len(s.tiles) for s in train)} train / "
+        f"{sum(len(s.tiles) for s in val)} validation tiles of {len(train)} / {len(val)} smears, "
         f"classes {', '.join(schema.names)}"
     )
     zoo = Zoo(ctx.workspace)
@@ -236,8 +292,8 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
             "table_versions": versions,
             "release": None,
             "splits": store.split_assignment(),
-            "train_tiles": sorted(s.tile_id for s in train),
-            "validation_tiles": sorted(s.tile_id for s in val),
+            "train_tiles": sorted(t for s in train for t in s.tiles),
+            "validation_tiles": sorted(t for s in val for t in s.tiles),
         },
         seed=config.seed,
         duration_s=result.duration_s,

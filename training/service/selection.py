@@ -132,7 +132,8 @@ def select_model(
                 masks = _model_masks(loaded.model, samples, loaded.inference_config())
                 baseline = (current.model_id, validation_metrics(masks, samples, classes))
     why = None if unusable is None else (current.model_id, unusable)
-    return choose(model_id, new, rules, baseline, len(samples), unusable=why)
+    tiles = sum(len(s.tiles) for s in samples)
+    return choose(model_id, new, rules, baseline, tiles, unusable=why)
 
 
 def choose(
