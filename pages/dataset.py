@@ -149,6 +149,22 @@ def _lead_time_section(store: Store) -> None:
     st.caption(report.note)
 
 
+def _expected_saving() -> None:
+    """The current model's pre-fill saving, simulated when its run was selected."""
+    from training.service import expected_saving
+
+    card = _common.current_card()
+    if card is None:
+        return
+    sentence = expected_saving(card)
+    st.markdown("**Expected saving** of the current model's pre-fill")
+    st.caption(
+        sentence
+        or f"Model {card.model_id} was trained before SmearLab recorded this figure; it "
+        "appears with the next training run."
+    )
+
+
 def _smears(store: Store) -> None:
     rows = smear_overview(store)
     st.subheader("Smears and their splits")
@@ -318,6 +334,7 @@ def main() -> None:
         _class_chart(store, schema)
     with right:
         _lead_time_section(store)
+        _expected_saving()
     _smears(store)
     _recent_tiles(store, schema)
     _releases(store, stats)

@@ -553,3 +553,15 @@ def test_a_save_that_reaches_auto_update_every_queues_an_update(
     assert any(f"an update of it is queued (job {job.job_id}" in s.value for s in at.success)
     spec = (ws / "jobs" / job.job_id / "spec.json").read_text()
     assert f'"init_from":"{parent}"' in spec.replace(" ", "")
+
+
+# ------------------------------------------------------------------------------ pre-fill saving
+def test_dataset_page_shows_the_current_models_expected_saving(trained_ws, monkeypatch) -> None:
+    card = Zoo(trained_ws).current("segmentation")
+    effort = card.metrics["selection"]["effort"]
+    at = page(trained_ws, "pages/dataset.py", monkeypatch)
+    shown = texts(at)
+    assert "Expected saving" in shown
+    share = effort["model_pixels"] / effort["empty_pixels"]
+    assert f"changing {share:.0%} of the pixels" in shown
+    assert f"fixing {effort['model_regions']} region" in shown

@@ -4,6 +4,7 @@ analyse, evaluate. Uses a tiny U-Net (64x64 tiles, encoder depth 3, one epoch)."
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -516,3 +517,40 @@ def test_segment_command_says_which_model_won_and_why(tmp_path: Path) -> None:
     assert (current is not None and current.model_id == model_id) == (
         selection["winner"] == model_id
     )
+
+
+def test_prefill_effort_against_a_hand_counted_case() -> None:
+    """20 x 20 tile, left half class 0, right half class 1. The model misses one 4 x 5 block
+    of class 1 (20 px, one region); the rules call everything class 0 (200 px, one region);
+    an empty canvas needs all 400 px painted in two regions."""
+    from training.segment import Sample
+    from training.service import expected_saving
+    from training.service.selection import prefill_effort
+
+    truth = np.zeros((20, 20), np.uint8)
+    truth[:, 10:] = 1
+    sample = Sample(np.zeros((20, 20, 3), np.uint8), truth, "t", "s")
+    model = truth.copy()
+    model[0:4, 12:17] = 0
+    rules = np.zeros_like(truth)
+    effort = prefill_effort([model], [rules], [sample])
+    assert (effort.empty_pixels, effort.empty_regions) == (400, 2)
+    assert (effort.model_pixels, effort.model_regions) == (20, 1)
+    assert (effort.rules_pixels, effort.rules_regions) == (200, 1)
+    assert effort.share("model", "pixels") == pytest.approx(0.05)
+
+    card = SimpleNamespace(model_id="seg-1", metrics={"selection": {"effort": effort.model_dump()}})
+    sentence = expected_saving(card)
+    assert "changing 5% of the pixels" in sentence and "fixing 1 region where" in sentence
+    assert (
+        "needs 2 painted" in sentence and "colour rules: 50% of the pixels, 1 region." in sentence
+    )
+    assert expected_saving(SimpleNamespace(model_id="old", metrics={"selection": {}})) is None
+
+
+def test_a_run_records_the_prefill_effort_of_its_validation_tiles(workspace: Path) -> None:
+    ctx = train_tiny(workspace)
+    card = ctx.models[0][2]
+    effort = card.metrics["selection"]["effort"]
+    assert effort["tiles"] == len(card.data["validation_tiles"]) == 3
+    assert effort["empty_pixels"] > 0 and effort["model_pixels"] <= effort["empty_pixels"]

@@ -66,7 +66,15 @@ from training.service.scoring import (
     submit_scoring,
     unlabelled_tile_ids,
 )
-from training.service.selection import RULES, Selection, choose, select_model, validation_metrics
+from training.service.selection import (
+    RULES,
+    PrefillEffort,
+    Selection,
+    choose,
+    expected_saving,
+    select_model,
+    validation_metrics,
+)
 from training.service.smear_analysis import (
     POOR_IOU,
     ModelQuality,
@@ -102,6 +110,7 @@ __all__ = [
     "ModelQuality",
     "PointerChange",
     "Prefill",
+    "PrefillEffort",
     "RunConflictError",
     "Selection",
     "StartModelError",
@@ -115,6 +124,7 @@ __all__ = [
     "choose",
     "conflict_message",
     "evaluate_pairs",
+    "expected_saving",
     "flat_note",
     "latest_smear_features",
     "load_model",

@@ -8,6 +8,10 @@ Promises:
   when its mean IoU is higher; a tie keeps what is there (:func:`choose`, pure).
 - A current model that cannot be scored here (other classes, weights that do not load) is
   set aside with the reason, and the new model is compared with the colour rules instead.
+- The same predictions also say what correcting the new model's pre-fill would cost an
+  annotator on those tiles, against painting them from an empty canvas and against the colour
+  rules (:class:`PrefillEffort`, simulated with :mod:`training.effort`), so the Dataset page
+  can show the current model's expected saving beside the measured lead times.
 """
 
 from __future__ import annotations
@@ -19,12 +23,79 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from dataset.schema import UNLABELLED
 from training.service._figures import fmt
 from training.service.models import load_model
 
-__all__ = ["RULES", "Selection", "choose", "select_model", "validation_metrics"]
+__all__ = [
+    "EFFORT_MIN_REGION_PX",
+    "RULES",
+    "PrefillEffort",
+    "Selection",
+    "choose",
+    "expected_saving",
+    "prefill_effort",
+    "select_model",
+    "validation_metrics",
+]
 
 RULES = "rules"
+# Wrong patches smaller than this are speckle a person would not fix one by one: they count as
+# pixels to change but not as regions (strokes) to fix.
+EFFORT_MIN_REGION_PX = 16
+
+
+class PrefillEffort(BaseModel):
+    """What an annotator must change to reach the validation masks, by starting point.
+
+    Pixels: labelled pixels whose start differs from the truth. Regions: 4-connected wrong
+    patches of one true class of at least ``min_region_px`` pixels, about one brush stroke,
+    polygon or wand click each (:func:`training.effort.correction_effort`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    tiles: int
+    min_region_px: int
+    empty_pixels: int
+    empty_regions: int
+    model_pixels: int
+    model_regions: int
+    rules_pixels: int
+    rules_regions: int
+
+    def share(self, start: str, unit: str) -> float | None:
+        """``start`` ("model" or "rules") as a share of the empty canvas, in ``unit``
+        ("pixels" or "regions"); None when the empty canvas needs none."""
+        empty = getattr(self, f"empty_{unit}")
+        return getattr(self, f"{start}_{unit}") / empty if empty else None
+
+
+def prefill_effort(
+    model_masks: Sequence[np.ndarray], rules_masks: Sequence[np.ndarray], samples: Sequence
+) -> PrefillEffort:
+    """Correction effort from an empty canvas, the colour rules and a model, on ``samples``."""
+    from training.effort import correction_effort, total_effort
+
+    def total(starts) -> tuple[int, int]:
+        effort = total_effort(
+            correction_effort(m, s.mask, min_region_px=EFFORT_MIN_REGION_PX)
+            for m, s in zip(starts, samples, strict=True)
+        )
+        return effort.pixels, effort.regions
+
+    empty = total(np.full_like(s.mask, UNLABELLED) for s in samples)
+    model, rules = total(model_masks), total(rules_masks)
+    return PrefillEffort(
+        tiles=sum(len(s.tiles) for s in samples),
+        min_region_px=EFFORT_MIN_REGION_PX,
+        empty_pixels=empty[0],
+        empty_regions=empty[1],
+        model_pixels=model[0],
+        model_regions=model[1],
+        rules_pixels=rules[0],
+        rules_regions=rules[1],
+    )
 
 
 class Selection(BaseModel):
@@ -43,6 +114,8 @@ class Selection(BaseModel):
         winner: The model id that is current when the run ends, or ``"rules"``.
         beats_rules: Whether the new model scored above the colour rules.
         reason: One paragraph saying who won and why, for the Train page and the job log.
+        effort: What correcting the new model's pre-fill costs on those tiles (None for cards
+            written before it was recorded).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -59,6 +132,34 @@ class Selection(BaseModel):
     winner: str
     beats_rules: bool
     reason: str
+    effort: PrefillEffort | None = None
+
+
+def expected_saving(card) -> str | None:
+    """What correcting ``card``'s pre-fill is expected to cost against painting from scratch,
+    in one sentence, from the effort recorded when its run was selected; None for a card
+    without one (trained before it was recorded) or without labelled validation pixels."""
+    data = ((card.metrics or {}).get("selection") or {}).get("effort")
+    if not data:
+        return None
+    effort = PrefillEffort(**data)
+    pixels = effort.share("model", "pixels")
+    if pixels is None:
+        return None
+    rules = effort.share("rules", "pixels")
+
+    def regions(n: int) -> str:
+        return f"{n} region{'' if n == 1 else 's'}"
+
+    return (
+        f"Simulated on the {effort.tiles} validation tiles of its run, correcting model "
+        f"{card.model_id}'s pre-fill means changing {pixels:.0%} of the pixels that painting "
+        f"from an empty canvas needs, and fixing {regions(effort.model_regions)} where the "
+        f"empty canvas needs {effort.empty_regions} painted; starting from the colour rules: "
+        f"{rules:.0%} of the pixels, {regions(effort.rules_regions)}. A region is about one "
+        f"brush stroke, polygon or wand click (patches under {effort.min_region_px} px are "
+        "counted as pixels only)."
+    )
 
 
 def validation_metrics(
@@ -114,8 +215,10 @@ def select_model(
     from model_zoo import ZooError
 
     classes = list(classes)
-    new = validation_metrics(_model_masks(model, samples, inference), samples, classes)
-    rules = validation_metrics(_rules_masks(samples, classes), samples, classes)
+    new_masks = list(_model_masks(model, samples, inference))
+    rules_masks = list(_rules_masks(samples, classes))
+    new = validation_metrics(new_masks, samples, classes)
+    rules = validation_metrics(rules_masks, samples, classes)
     baseline, unusable = None, None
     if current is not None:
         if list(current.classes) != classes:
@@ -133,7 +236,9 @@ def select_model(
                 baseline = (current.model_id, validation_metrics(masks, samples, classes))
     why = None if unusable is None else (current.model_id, unusable)
     tiles = sum(len(s.tiles) for s in samples)
-    return choose(model_id, new, rules, baseline, tiles, unusable=why)
+    selection = choose(model_id, new, rules, baseline, tiles, unusable=why)
+    effort = prefill_effort(new_masks, rules_masks, samples)
+    return selection.model_copy(update={"effort": effort})
 
 
 def choose(
