@@ -52,7 +52,7 @@ def test_a_name_is_refused_and_a_pseudonym_is_kept(workspace: Path) -> None:
 
 
 def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Path) -> None:
-    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960)
+    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor="tester")
     at = _open()
     assert at.selectbox(key="dx_v_gu").value is None  # no unit is assumed
     at.number_input(key="dx_v_a1c").set_value(48.0)
@@ -107,7 +107,9 @@ def test_probabilities_and_type_caveat_with_a_model(workspace: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(workspace, TrainRequest(target="multiclass", folds=0, classifier=FAST))
+        train(
+            workspace, TrainRequest(target="multiclass", folds=0, classifier=FAST), actor="tester"
+        )
     finally:
         torch.set_num_threads(threads)
     at = _open()
@@ -132,7 +134,7 @@ def test_disclaimer_once_and_train_disabled_without_confirmations(workspace: Pat
 def test_lab_units_come_from_the_workspace_settings(workspace: Path) -> None:
     from dataset.settings import set_workspace_setting
 
-    Registry.open(workspace).add_patient("P-6")
+    Registry.open(workspace).add_patient("P-6", actor="tester")
     set_workspace_setting(workspace, "glucose_unit", "mg/dL")
     at = _open()
     assert at.selectbox(key="dx_v_gu").value == "mg/dL"

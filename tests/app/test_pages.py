@@ -33,7 +33,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = Store.open(root)
     # The four default classes: the demo's white cells come in as leukocyte, painted here.
     store.init(list(DEFAULT_CLASSES))
-    load_demo(store)
+    load_demo(store, actor="tester")
     return root
 
 
@@ -489,7 +489,7 @@ def test_classes_are_editable_until_the_first_save(empty_ws: Path) -> None:
     store = Store.open(empty_ws)
     assert store.schema().names == ("background", "erythrocyte", "leukocyte", "platelet")
 
-    ingest_files(store, [("a.png", _png(1))])
+    ingest_files(store, [("a.png", _png(1))], actor="tester")
     tile = store.tiles()[0].tile_id
     store.save_mask(tile, np.zeros_like(store.mask(tile)), annotator="ada", check_base=False)
     at.run()

@@ -177,7 +177,7 @@ class JobRunner:
         running = self.list(states=[JobState.RUNNING], limit=1)
         return running[0] if running else None
 
-    def cancel(self, job_id: str) -> JobStatus:
+    def cancel(self, job_id: str, *, actor: str) -> JobStatus:
         """Cancel a job without waiting for it to stop.
 
         A queued job is cancelled at once. A running job is marked, its process group gets
@@ -185,9 +185,15 @@ class JobRunner:
         the group is gone. A finished job, or one that has already reported its outcome (and
         may have registered its model), is left as it is.
 
+        A cancel that takes effect is recorded in the audit trail as ``actor``'s
+        (``train_cancel`` for a training job, ``job_cancel`` for another kind); a request
+        that changes nothing (the job had ended) is not.
+
         Returns:
             The job's status after the request (poll :meth:`get` or :meth:`wait` to see it end).
         """
+        if not str(actor or "").strip():
+            raise JobError(f"Say who cancels job {job_id}: every cancel is audited by name.")
         job_dir = self._job_dir(job_id)
         if job_dir is None:
             self.get(job_id)  # raises UnknownJobError with the listing
@@ -200,7 +206,16 @@ class JobRunner:
             elif status.state == JobState.RUNNING and status.outcome is None:
                 status.cancel_requested = True
 
-        status = update_status(job_dir, request)
+        state_before: list[JobState] = []
+
+        def request_and_note(status: JobStatus) -> None:
+            state_before.append(status.state)
+            request(status)
+
+        status = update_status(job_dir, request_and_note)
+        took = status.state == JobState.CANCELLED or status.cancel_requested
+        if took and state_before[0] in (JobState.QUEUED, JobState.RUNNING):
+            self._audit_cancel(status, state_before[0], actor)
         if status.state != JobState.RUNNING or not status.cancel_requested:
             return status
         (job_dir / CANCEL_MARKER).touch()
@@ -213,6 +228,21 @@ class JobRunner:
             else:
                 status = settle_orphan(job_dir, status)
         return status
+
+    def _audit_cancel(self, status: JobStatus, before: JobState, actor: str) -> None:
+        from dataset import audit  # lazy: job processes import this module and need no Delta
+        from training.kinds import TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION
+
+        training = status.kind in (TRAIN_SEGMENTATION, TRAIN_DIAGNOSIS)
+        audit.record(
+            self.workspace,
+            actor=actor,
+            action="train_cancel" if training else "job_cancel",
+            object_id=status.job_id,
+            before=str(before),
+            after=str(status.state) if status.state == JobState.CANCELLED else "cancelling",
+            detail={"kind": status.kind},
+        )
 
     def wait(
         self,
