@@ -20,6 +20,7 @@ from pages import _common
 
 ALL = "(all)"
 DEFAULT_DAYS = 30
+EARLIEST = dt.date(2000, 1, 1)  # Streamlit's default would hide rows over 10 years old
 
 
 def main() -> None:
@@ -33,8 +34,10 @@ def main() -> None:
     everything = audit.read(store)
     today = dt.datetime.now(dt.UTC).date()
     cols = st.columns(4)
-    start = cols[0].date_input("From", today - dt.timedelta(days=DEFAULT_DAYS), key="au_from")
-    end = cols[1].date_input("To (included)", today, key="au_to")
+    start = cols[0].date_input(
+        "From", today - dt.timedelta(days=DEFAULT_DAYS), min_value=EARLIEST, key="au_from"
+    )
+    end = cols[1].date_input("To (included)", today, min_value=EARLIEST, key="au_to")
     actors = sorted({r.actor for r in everything})
     actor = cols[2].selectbox("Actor", [ALL, *actors], key="au_actor")
     action = cols[3].selectbox("Action", [ALL, *audit.ACTIONS], key="au_action")
