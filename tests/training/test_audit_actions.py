@@ -21,6 +21,7 @@ from training import cli
 from training.diagnosis.registry import NewVisit, Registry, RegistryError, VisitMapping
 from training.diagnosis.service import open_patient
 from training.jobs import JobRunner, JobState
+from training.kinds import TRAIN_SEGMENTATION
 from training.service import (
     promote_model,
     rollback_model,
@@ -51,7 +52,7 @@ def test_train_start_and_cancel_record_the_job_and_who(tmp_path: Path, no_worker
     job_id = submit_training(tmp_path, {"epochs": 1}, actor="adam")
     [row] = audit.read(tmp_path, action="train_start")
     assert key(row) == ("adam", "train_start", job_id, None, None)
-    assert json.loads(row.detail)["kind"] == "train-segmentation"
+    assert json.loads(row.detail)["kind"] == TRAIN_SEGMENTATION
     with pytest.raises(ValueError, match="Say who"):
         submit_training(tmp_path, {"epochs": 1}, actor="")
     runner = JobRunner(tmp_path)

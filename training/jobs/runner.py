@@ -51,6 +51,7 @@ from training.jobs.supervisor import settle_orphan
 
 __all__ = ["JobRunner"]
 
+LIVE = (JobState.QUEUED, JobState.RUNNING)
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -194,6 +195,13 @@ class JobRunner:
         """
         if not str(actor or "").strip():
             raise JobError(f"Say who cancels job {job_id}: every cancel is audited by name.")
+        status, before = self._request_cancel(job_id)
+        if before is not None:  # the request took effect: its row follows it
+            self._audit_cancel(status, before, actor)
+        return status
+
+    def _request_cancel(self, job_id: str) -> tuple[JobStatus, JobState | None]:
+        """The cancel itself; returns the status and, when it took effect, the state before."""
         job_dir = self._job_dir(job_id)
         if job_dir is None:
             self.get(job_id)  # raises UnknownJobError with the listing
@@ -214,10 +222,9 @@ class JobRunner:
 
         status = update_status(job_dir, request_and_note)
         took = status.state == JobState.CANCELLED or status.cancel_requested
-        if took and state_before[0] in (JobState.QUEUED, JobState.RUNNING):
-            self._audit_cancel(status, state_before[0], actor)
+        before = state_before[0] if took and state_before[0] in LIVE else None
         if status.state != JobState.RUNNING or not status.cancel_requested:
-            return status
+            return status, before
         (job_dir / CANCEL_MARKER).touch()
         append_log(job_dir, "[runner] cancel requested")
         if status.pid is not None and pid_alive(status.pid):
@@ -227,7 +234,7 @@ class JobRunner:
                 self.ensure_worker()  # a fresh worker adopts the job and escalates to SIGKILL
             else:
                 status = settle_orphan(job_dir, status)
-        return status
+        return status, before
 
     def _audit_cancel(self, status: JobStatus, before: JobState, actor: str) -> None:
         from dataset import audit  # lazy: job processes import this module and need no Delta
@@ -240,7 +247,7 @@ class JobRunner:
             action="train_cancel" if training else "job_cancel",
             object_id=status.job_id,
             before=str(before),
-            after=str(status.state) if status.state == JobState.CANCELLED else "cancelling",
+            after="cancelling" if status.state in LIVE else str(status.state),
             detail={"kind": status.kind},
         )
 
