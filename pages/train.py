@@ -127,7 +127,7 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
     }
     try:
         st.session_state[JOB_KEY] = submit_training(workspace, settings, actor=_common.annotator())
-    except (ValidationError, JobError, RunConflictError, OSError) as exc:
+    except (ValidationError, ValueError, JobError, RunConflictError, OSError) as exc:
         st.error(f"The run could not be queued: {exc}")
         return
     st.rerun()  # redraw with Start disabled and the new run's panel
@@ -163,7 +163,14 @@ def _update_box(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         return
     try:
         st.session_state[JOB_KEY] = submit_update(workspace, actor=_common.annotator())
-    except (StartModelError, ValidationError, JobError, RunConflictError, OSError) as exc:
+    except (
+        StartModelError,
+        ValidationError,
+        ValueError,
+        JobError,
+        RunConflictError,
+        OSError,
+    ) as exc:
         st.error(f"The update could not be queued: {exc}")
         return
     st.rerun()

@@ -51,6 +51,7 @@ def no_worker(monkeypatch):
 def page(workspace: Path, path: str, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["annotator"] = "tester"  # who starts, promotes or cancels is audited
     at.switch_page(path)
     return at.run()
 

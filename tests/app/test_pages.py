@@ -372,6 +372,7 @@ def test_replace_with_prediction_on_a_labelled_tile_and_discard(demo_ws: Path) -
 def test_save_needs_a_name(demo_ws: Path) -> None:
     at = _open("label.py", annotator="")
     assert at.button(key="lbl_save").disabled
+    assert at.button(key="lbl_skip").disabled  # a skip is audited with who made it
     assert any("Enter your name" in w.value for w in at.sidebar.warning)
     assert not any("Enter your name" in w.value for w in at.main.warning), "canvas stays up"
 
