@@ -166,7 +166,7 @@ def bench_ingest(ws: Path, data: Path) -> dict:
     store = Store.open(ws)
     store.init()
     started = time.perf_counter()
-    results = ingest_paths(store, [data])
+    results = ingest_paths(store, [data], actor="bench")
     wall = time.perf_counter() - started
     added = [r for r in results if r.status == "added"]
     tiles = sum(r.tiles for r in added)
@@ -212,7 +212,7 @@ def bench_saves(ws: Path, revisions: int, saves: int) -> dict:
 def bench_release(ws: Path, copy_to: Path) -> dict:
     store = Store.open(ws)
     started = time.perf_counter()
-    info = create_release(store, "1.0.0", "benchmark")
+    info = create_release(store, "1.0.0", "benchmark", actor="bench")
     wall = time.perf_counter() - started
     size = tree_bytes(info.path)
     copy_s = plain_copy(info.path, copy_to)
@@ -266,7 +266,9 @@ def bench_release_memory(
                 batch = [(f"variant-{k}-{j}", variant(rgb, k)) for j, rgb in enumerate(rgbs)]
                 if use_ingest:
                     uploads = [(f"{name}.bmp", _bmp(rgb)) for name, rgb in batch]
-                    added += sum(r.status == "added" for r in ingest_files(store, uploads))
+                    added += sum(
+                        r.status == "added" for r in ingest_files(store, uploads, actor="bench")
+                    )
                 else:
                     added += bulk_smears(store, batch, pool)
     build_s = time.perf_counter() - started
@@ -318,7 +320,7 @@ def release_child(ws: Path) -> None:
     store.latest_revisions()
     before = peak_rss_mb()
     started = time.perf_counter()
-    info = create_release(store, "1.0.0", "memory benchmark")
+    info = create_release(store, "1.0.0", "memory benchmark", actor="bench")
     wall = time.perf_counter() - started
     print(
         json.dumps(

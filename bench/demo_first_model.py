@@ -37,13 +37,13 @@ def main() -> None:
     ws = args.workspace or Path(tempfile.mkdtemp(prefix="smearlab-demo-")) / "workspace"
     store = Store.open(ws)
     if not store.smears():
-        load_demo(store)
+        load_demo(store, actor="bench")
     counts = split_counts(store)
     print(
         f"demo workspace {ws}: classes {', '.join(store.schema().names)}; labelled tiles {counts}"
     )
     settings = {"epochs": args.epochs, "time_budget_min": args.minutes}
-    job_id = submit_training(ws, settings)
+    job_id = submit_training(ws, settings, actor="bench")
     status = JobRunner(ws).wait(job_id, poll_s=2.0)
     if status.state != JobState.DONE:
         raise SystemExit(f"training {status.state}: {status.error}")

@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     ws = Path(tempfile.mkdtemp(prefix="smearlab-ft-")) / "workspace"
     store = Store.open(ws)
-    load_demo(store)
+    load_demo(store, actor="bench")
     classes = store.schema().names
     train, val = load_samples(store, "train"), load_samples(store, "validation")
     smears = sorted({s.smear_id for s in train})

@@ -181,7 +181,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "workspace"
-        load_demo(Store.open(workspace))
+        load_demo(Store.open(workspace), actor="bench")
         name = Store.open(workspace).schema().names[2]
         with serve(workspace, args.app_root) as url, sync_playwright() as pw:
             browser = launch(pw)

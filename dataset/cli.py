@@ -16,6 +16,7 @@ Usage::
     python -m dataset verify VERSION
     python -m dataset export VERSION --format zip|png-masks --out PATH
     python -m dataset settings get [KEY] | set KEY VALUE | unset KEY
+    python -m dataset audit [--since DATE] [--until DATE] [--actor NAME] [--action A]
 
 Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
 ``--json`` (print one JSON document). Exit status (:mod:`dataset.cliutil`): 0 done, 1 some
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from dataset import audit
 from dataset.cliutil import (
     EXIT_CONFLICT,
     EXIT_OK,
@@ -189,7 +191,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     meta = _meta(args)
     store = _open_store(args)
-    results = ingest_paths(store, [Path(p) for p in args.inputs], meta, _progress(args))
+    results = ingest_paths(
+        store, [Path(p) for p in args.inputs], meta, _progress(args), actor=audit.CLI
+    )
     return _report_results(args, results)
 
 
@@ -207,6 +211,7 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
         on_progress=_progress(args),
         tolerance=args.level_tolerance,
         lenient=args.levels_lenient,
+        actor=(args.annotator or args.settings.annotator or "").strip() or audit.CLI,
     )
     mode = "lenient: other greys imported as unlabelled" if args.levels_lenient else "strict"
     header = f"Levels {args.levels!r}, each ±{args.level_tolerance} grey levels ({mode})."
@@ -315,7 +320,9 @@ def _click(text: str) -> tuple[int, int]:
 
 def cmd_skip(args: argparse.Namespace) -> int:
     store = _open_store(args)
-    store.skip(args.tile_id, annotator=args.settings.annotator)
+    # No person option: the configured name (SMEARLAB_ANNOTATOR) if any, else "cli"; the
+    # audit row's os_user says who ran the command.
+    store.skip(args.tile_id, annotator=(args.settings.annotator or "").strip() or audit.CLI)
     _emit(args, {"tile_id": args.tile_id, "skipped": True}, f"Skipped {args.tile_id}.")
     return EXIT_OK
 
@@ -342,14 +349,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dataset.demo import load_demo
 
     store = _open_store(args)
-    return _report_results(args, load_demo(store, _progress(args)))
+    return _report_results(args, load_demo(store, _progress(args), actor=audit.CLI))
 
 
 def cmd_release(args: argparse.Namespace) -> int:
     from dataset.release import create_release
 
     store = _open_store(args)
-    info = create_release(store, args.version, args.message, seed=args.seed)
+    info = create_release(store, args.version, args.message, seed=args.seed, actor=audit.CLI)
     doc = _jsonable(info)
     _emit(
         args,
@@ -392,13 +399,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dataset.release import export_release
 
     store = _open_store(args)
-    out = export_release(store, args.version, args.format, Path(args.out))
+    out = export_release(store, args.version, args.format, Path(args.out), actor=audit.CLI)
     _emit(
         args,
         {"version": args.version, "format": args.format, "path": str(out)},
         f"Exported release {args.version} as {args.format} to {out}.",
     )
     return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit trail, oldest first, filtered by time, actor and action."""
+    try:
+        since = None if args.since is None else audit.parse_when(args.since, "--since")
+        until = None if args.until is None else audit.parse_when(args.until, "--until")
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    store = _open_store(args)
+    rows = audit.read(store, since=since, until=until, actor=args.actor, action=args.action)
+    lines = [
+        f"{r.at:%Y-%m-%d %H:%M:%S} {r.actor} ({r.os_user}) {r.action} {r.object_id}"
+        + (f" {r.before or '-'} -> {r.after or '-'}" if r.before or r.after else "")
+        + (f" {r.detail}" if r.detail else "")
+        for r in rows
+    ]
+    lines.append(f"{len(rows)} row{'' if len(rows) == 1 else 's'}.")
+    _emit(args, {"rows": [r.to_json() for r in rows]}, "\n".join(lines))
+    return EXIT_OK
+
+
+def _audit_action(text: str) -> str:
+    if text not in audit.ACTIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an audited action; the actions are: {', '.join(audit.ACTIONS)}"
+        )
+    return text
 
 
 # ---------------------------------------------------------------------------- parser
@@ -588,6 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = command(
+        "audit",
+        cmd_audit,
+        "read the audit trail: who did what, when, to which object (it cannot be edited)",
+    )
+    p.add_argument("--since", help="rows at or after: YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
+    p.add_argument("--until", help="rows before: YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
+    p.add_argument("--actor", help="rows of this account only")
+    p.add_argument("--action", type=_audit_action, help="rows of this action only")
+
+    p = command(
         "settings",
         cmd_settings,
         "show settings and where each comes from (override, env, workspace, default), or set "
@@ -610,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except CliError as exc:
         return report_error(exc, exc.code, as_json)
+    except audit.AuditError as exc:
+        return report_error(exc, EXIT_REFUSED, as_json)
     except RevisionConflict as exc:
         return report_error(exc, EXIT_CONFLICT, as_json)
     except (StoreError, SchemaError, ValueError) as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from dataset import audit
 from dataset.imports import MaskPair, import_masks, read_pairs_csv
 from dataset.ingest import IngestResult, ProgressFn, SmearMeta, ingest_paths
 from dataset.store import Store
@@ -92,7 +93,9 @@ def workspace_is_empty(store: Store) -> bool:
     return not store.smears()
 
 
-def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[IngestResult]:
+def load_demo(
+    store: Store, on_progress: ProgressFn | None = None, *, actor: str
+) -> list[IngestResult]:
     """Store the demo smears, put them in their splits and import their white-cell masks.
 
     A new workspace is initialised with :data:`DEMO_CLASSES`. In a workspace whose classes
@@ -102,10 +105,12 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
     Args:
         store: The workspace.
         on_progress: Called as ``on_progress(done, total)`` after each photo and mask.
+        actor: Who loads the demo, for the audit trail.
 
     Returns:
         One result per photo (by file name), then one per mask.
     """
+    audit.require_actor(actor, "upload")
     schema = store.schema() if store.is_initialised() else store.init(list(DEMO_CLASSES))
     images = demo_images()
     pairs = demo_pairs()
@@ -119,7 +124,7 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
         if on_progress is not None:
             on_progress(len(images) + done, total)
 
-    photos = ingest_paths(store, images, DEMO_META, photos_progress)
+    photos = ingest_paths(store, images, DEMO_META, photos_progress, actor=actor)
     # Result rows name the shipped files, not paths inside the installed package.
     photos = [replace(r, input=Path(r.input).name) for r in photos]
     store.assign_splits(
@@ -133,5 +138,6 @@ def load_demo(store: Store, on_progress: ProgressFn | None = None) -> list[Inges
         annotator="BCCD white-cell masks (Banik et al. 2020)",
         on_progress=masks_progress,
         tolerance=DEMO_LEVEL_TOLERANCE,
+        actor=actor,
     )
     return photos + masks

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset import audit
 from dataset.images import ImageRejected, decode_image
 from dataset.ingest import IngestResult, ProgressFn, SmearMeta, store_decoded
 from dataset.limits import InputLimits, InputRefused, input_limits, read_input_file
@@ -206,6 +207,7 @@ def _import_one(
     limits: InputLimits,
     tolerance: int,
     lenient: bool,
+    actor: str,
 ) -> IngestResult:
     mask_name, image_name = pair.mask_name, pair.image_name
 
@@ -236,7 +238,7 @@ def _import_one(
     del grey
 
     # Everything about this pair is valid: only now is anything stored.
-    stored = store_decoded(store, decoded, image_name, meta)
+    stored = store_decoded(store, decoded, image_name, meta, actor=actor)
     assert stored.smear_id is not None
     saved = 0
     over_manual = 0
@@ -254,6 +256,7 @@ def _import_one(
             source="import",
             base_revision=latest.revision if latest else None,
             check_base=False,
+            actor=actor,
         )
         saved += 1
 
@@ -299,6 +302,7 @@ def import_masks(
     max_pixels: int | None = None,
     tolerance: int = DEFAULT_LEVEL_TOLERANCE,
     lenient: bool = False,
+    actor: str,
 ) -> list[IngestResult]:
     """Import existing masks with their images as ``import`` revisions.
 
@@ -308,6 +312,7 @@ def import_masks(
         levels: Grey-level map, e.g. ``"0=unlabelled,155=leukocyte,255=leukocyte"``.
         meta: Metadata for images that are not stored yet.
         annotator: Recorded as the revisions' author.
+        actor: Who imports, for the audit trail (``upload`` and ``save`` rows).
         on_progress: Called as ``on_progress(done, total)`` after each pair.
         max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
         tolerance: Grey levels either side of a listed level that count as it.
@@ -318,6 +323,7 @@ def import_masks(
         One result per pair, named by the mask: ``added`` (image or labels stored; see
         ``revisions``), ``duplicate`` (nothing new) or ``rejected`` (nothing stored).
     """
+    audit.require_actor(actor, "upload")
     schema = store.ensure_initialised()
     try:
         level_map = parse_levels(levels, schema.names)
@@ -336,7 +342,7 @@ def import_masks(
     results = []
     for done, pair in enumerate(pairs, start=1):
         results.append(
-            _import_one(store, pair, level_map, meta, annotator, limit, tolerance, lenient)
+            _import_one(store, pair, level_map, meta, annotator, limit, tolerance, lenient, actor)
         )
         if on_progress is not None:
             on_progress(done, len(pairs))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from dataset import audit
 from dataset.images import (
     ACCEPTED_FORMATS,
     DecodedImage,
@@ -168,7 +169,12 @@ def upload_label(name: str) -> str:
 
 
 def store_decoded(
-    store: Store, decoded: DecodedImage, name: str, meta: SmearMeta | None = None
+    store: Store,
+    decoded: DecodedImage,
+    name: str,
+    meta: SmearMeta | None = None,
+    *,
+    actor: str,
 ) -> IngestResult:
     """Store decoded pixels as a smear (or find them stored already).
 
@@ -177,17 +183,21 @@ def store_decoded(
         decoded: Pixels from :func:`dataset.images.decode_image`.
         name: The upload's name; kept only as a label.
         meta: Metadata for a newly added smear (a duplicate keeps what it had).
+        actor: Who uploads, for the audit trail (an ``upload`` row per smear added).
 
     Returns:
         ``added`` or ``duplicate``, with the smear id and its tile count.
     """
+    audit.require_actor(actor, "upload")
     smear_id = smear_id_for(decoded.rgb)
     if store.has_smear(smear_id):
         # Skip the PNG encoding (the slow part of an upload); add_smear re-checks under lock.
         return _duplicate(store, name, smear_id, decoded.warnings)
     added, tiles = store.add_smear(_new_smear(smear_id, decoded, name, meta))
     if added:
-        return IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
+        result = IngestResult(name, "added", smear_id, len(tiles), warnings=decoded.warnings)
+        audit.record_all(store, [_upload_event(actor, result)])
+        return result
     return _duplicate(store, name, smear_id, decoded.warnings)
 
 
@@ -221,6 +231,12 @@ def _duplicate(store: Store, name: str, smear_id: str, warnings: tuple[str, ...]
         reason=f"the same pixels are stored already as {info.label!r} ({smear_id}); "
         "no second copy was made.",
         warnings=warnings,
+    )
+
+
+def _upload_event(actor: str, result: IngestResult) -> audit.Event:
+    return audit.Event(
+        actor, "upload", result.smear_id or "", detail={"file": result.input, "tiles": result.tiles}
     )
 
 
@@ -266,7 +282,9 @@ class _Batcher:
         total: int,
         on_progress: ProgressFn | None,
         limits: InputLimits,
+        actor: str,
     ) -> None:
+        self.actor = audit.require_actor(actor, "upload")
         self.store, self.meta, self.total = store, meta, total
         self.on_progress, self.limits = on_progress, limits
         self.results: list[IngestResult | None] = []
@@ -319,11 +337,14 @@ class _Batcher:
             return
         new = [p for p in self._pending if p.smear is not None]
         outcomes = self.store.add_smears([p.smear for p in new if p.smear is not None])
+        events = []
         for p, (added, tiles) in zip(new, outcomes, strict=True):
             if added:
-                self.results[p.index] = IngestResult(
-                    p.name, "added", p.smear_id, len(tiles), warnings=p.warnings
-                )
+                result = IngestResult(p.name, "added", p.smear_id, len(tiles), warnings=p.warnings)
+                self.results[p.index] = result
+                events.append(_upload_event(self.actor, result))
+        # The batch's smears are committed: their audit rows follow in one commit.
+        audit.record_all(self.store, events)
         for p in self._pending:
             if self.results[p.index] is None:
                 self.results[p.index] = _duplicate(self.store, p.name, p.smear_id, p.warnings)
@@ -349,6 +370,7 @@ def ingest_files(
     *,
     max_pixels: int | None = None,
     total: int | None = None,
+    actor: str,
 ) -> list[IngestResult]:
     """Ingest uploaded files: decode, check, deduplicate, store and tile each one.
 
@@ -358,6 +380,7 @@ def ingest_files(
         store: The workspace.
         files: ``(name, bytes)`` per upload, or ``(name, file)`` with a binary file open at
             its start (closed once decoded); the name is a label only, never a path.
+        actor: Who uploads, for the audit trail (an ``upload`` row per smear added).
         meta: Metadata applied to every newly added smear of the batch.
         on_progress: Called as ``on_progress(done, total)`` once each file's result is final.
         max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``);
@@ -371,7 +394,7 @@ def ingest_files(
     if total is None:
         files = files if isinstance(files, Sequence) else list(files)
         total = len(files)
-    batcher = _Batcher(store, meta, total, on_progress, input_limits(max_pixels))
+    batcher = _Batcher(store, meta, total, on_progress, input_limits(max_pixels), actor)
     for name, data in files:
         batcher.add(name, data)
     return batcher.finish()
@@ -414,6 +437,7 @@ def ingest_paths(
     on_progress: ProgressFn | None = None,
     *,
     max_pixels: int | None = None,
+    actor: str,
 ) -> list[IngestResult]:
     """Ingest files and folders from disk (the command line's ``ingest``).
 
@@ -430,13 +454,14 @@ def ingest_paths(
         meta: Metadata applied to every newly added smear.
         on_progress: Called as ``on_progress(done, total)`` after each file.
         max_pixels: Largest accepted width × height (default: the settings' ``max_pixels``).
+        actor: Who uploads, for the audit trail (an ``upload`` row per smear added).
 
     Returns:
         One result per file found (and one ``rejected`` per missing path or empty folder).
     """
     todo = _expand([Path(p) for p in paths])
     limits = input_limits(max_pixels)
-    batcher = _Batcher(store, meta, len(todo), on_progress, limits)
+    batcher = _Batcher(store, meta, len(todo), on_progress, limits, actor)
     for name, path, problem in todo:
         if path is None:
             batcher.add(name, IngestResult(name, "rejected", reason=problem))

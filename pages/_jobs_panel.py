@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages import _common
 from training.job_report import TRAIN_SERIES, Curve, JobReport, job_to_show, report
 from training.jobs import JobError, JobRunner, UnknownJobError
 
@@ -78,7 +79,7 @@ def _panel(
         help=shown.cancel_help,
     ):
         try:
-            status = runner.cancel(job_id)
+            status = runner.cancel(job_id, actor=_common.annotator())
         except JobError as exc:
             st.error(f"Could not cancel: {exc}")
         shown = report(workspace, status)

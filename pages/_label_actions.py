@@ -87,7 +87,7 @@ def action_buttons(where, name: str, tile_id: str) -> None:
         specs = (
             ("save_next", "Save & next", "lbl_save_next", "Enter", not name),
             ("save", "Save", "lbl_save", "S", not name),
-            ("skip", "Skip", "lbl_skip", "X · not worth labelling (blurred, empty)", False),
+            ("skip", "Skip", "lbl_skip", "X · not worth labelling (blurred, empty)", not name),
             ("previous", "Previous", "lbl_prev", "← or A", False),
             ("next", "Next", "lbl_next", "→ or D", False),
         )
@@ -175,6 +175,8 @@ def finish(store: Store, action: PendingAction) -> None:
             goto(action.target)
             if rev is not None and flash is not None:
                 st.session_state[FLASH_KEY] = (*flash[:2], action.target)
+    elif move == "skip" and not action.name:  # the X key, with no name entered
+        set_flash("warning", "Enter your name in the sidebar to skip: a skip records who.")
     elif move == "skip":
         if not store.is_skipped(editing.tile_id):
             store.skip(editing.tile_id, annotator=action.name)

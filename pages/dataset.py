@@ -228,10 +228,11 @@ def _tile_card(store: Store, rev: Revision, palette: np.ndarray) -> None:
 
 def _export_bytes(store: Store, version: str, fmt: str) -> Callable[[], bytes]:
     """Deferred export: runs only when the download is clicked."""
+    actor = _common.annotator()  # read now, in the script run; the download runs outside it
 
     def build() -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
-            return export_release(store, version, fmt, Path(tmp)).read_bytes()
+            return export_release(store, version, fmt, Path(tmp), actor=actor).read_bytes()
 
     return build
 
@@ -310,7 +311,9 @@ def _create(store: Store, version: str, message: str) -> None:
         bar.progress(done / max(total, 1), text=f"{done} of {total} tiles written")
 
     try:
-        info = create_release(store, version, message, on_progress=on_progress)
+        info = create_release(
+            store, version, message, on_progress=on_progress, actor=_common.annotator()
+        )
     except (ValueError, OSError) as exc:
         bar.empty()
         st.error(f"No release was created: {exc}")

@@ -52,6 +52,7 @@ from training.diagnosis.service import (
     confirm_visit,
     load_model,
     model_warnings,
+    open_patient,
     patient_forecast,
     predict_visit,
     submit_training,
@@ -62,6 +63,7 @@ from training.job_report import active_job
 from training.jobs import JobError
 
 PATIENT_KEY = "dx_patient"
+OPENED_KEY = "dx_opened"  # the patient whose opening this session has audited
 JOB_KEY = "dx_train_job"
 POLL_S = 2.0
 UNIT_COLUMN = "a column of the file"
@@ -107,6 +109,7 @@ def _find_or_create(registry: Registry) -> str | None:
                     pseudonym.strip() or None,
                     sex=sex or None,
                     birth_year=None if year is None else int(year),
+                    actor=_common.annotator(),
                 )
             except RegistryError as exc:
                 st.error(str(exc))
@@ -568,7 +571,9 @@ def _training(workspace: str, registry: Registry) -> None:
     if go:
         try:
             request = TrainRequest(model=model, target=target, folds=int(folds))
-            st.session_state[JOB_KEY] = submit_training(Path(workspace), request).job_id
+            st.session_state[JOB_KEY] = submit_training(
+                Path(workspace), request, actor=_common.annotator()
+            ).job_id
         except (JobError, OSError, ValueError) as exc:
             st.error(f"Training could not be queued: {exc}")
     job_panel(Path(workspace), TRAIN_JOB_KIND, session_key=JOB_KEY, poll_s=POLL_S)
@@ -585,6 +590,11 @@ def main() -> None:
     with visits_tab:
         patient_id = _find_or_create(registry)
         if patient_id is not None:
+            # Opening a record is audited once per patient shown in this session, not on
+            # every rerun of the page.
+            if st.session_state.get(OPENED_KEY) != patient_id:
+                open_patient(registry, patient_id, actor=_common.annotator())
+                st.session_state[OPENED_KEY] = patient_id
             visits = registry.visits(patient_id)
             _visit_form(registry, [s.smear_id for s in store.smears()], patient_id)
             if not visits:

@@ -126,8 +126,8 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         "seed": int(seed),
     }
     try:
-        st.session_state[JOB_KEY] = submit_training(workspace, settings)
-    except (ValidationError, JobError, RunConflictError, OSError) as exc:
+        st.session_state[JOB_KEY] = submit_training(workspace, settings, actor=_common.annotator())
+    except (ValidationError, ValueError, JobError, RunConflictError, OSError) as exc:
         st.error(f"The run could not be queued: {exc}")
         return
     st.rerun()  # redraw with Start disabled and the new run's panel
@@ -162,8 +162,15 @@ def _update_box(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
     if not pressed:
         return
     try:
-        st.session_state[JOB_KEY] = submit_update(workspace)
-    except (StartModelError, ValidationError, JobError, RunConflictError, OSError) as exc:
+        st.session_state[JOB_KEY] = submit_update(workspace, actor=_common.annotator())
+    except (
+        StartModelError,
+        ValidationError,
+        ValueError,
+        JobError,
+        RunConflictError,
+        OSError,
+    ) as exc:
         st.error(f"The update could not be queued: {exc}")
         return
     st.rerun()
@@ -198,8 +205,8 @@ def _flash(kind: str, text: str) -> None:
 
 def _promote(workspace: str, model_id: str) -> None:
     try:
-        change = promote_model(Path(workspace), model_id)
-    except ZooError as exc:
+        change = promote_model(Path(workspace), model_id, actor=_common.annotator())
+    except (ZooError, ValueError) as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
     note = " Unlabelled tiles are being re-scored with it." if change.rescoring else ""
@@ -215,8 +222,8 @@ def _promote(workspace: str, model_id: str) -> None:
 
 def _rollback(workspace: str) -> None:
     try:
-        change = rollback_model(Path(workspace), "segmentation")
-    except ZooError as exc:
+        change = rollback_model(Path(workspace), "segmentation", actor=_common.annotator())
+    except (ZooError, ValueError) as exc:
         _flash("warning", f"Nothing rolled back: {exc}.")
         return
     _flash("success", f"Rolled back: model {change.card.model_id} is current again.")

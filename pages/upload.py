@@ -32,7 +32,8 @@ def _demo_offer(store: Store) -> None:
         )
         if st.button("Load the demo smears", type="primary", key="up_demo"):
             bar = st.progress(0.0, text="Loading the demo smears…")
-            _remember("Demo", load_demo(store, _progress(bar, "demo files")))
+            demo = load_demo(store, _progress(bar, "demo files"), actor=_common.annotator())
+            _remember("Demo", demo)
             st.rerun()
 
 
@@ -79,7 +80,14 @@ def _upload_form(store: Store) -> None:
     bar = st.progress(0.0, text=f"Reading {len(files)} files…")
     # One at a time, each read where Streamlit holds it: no copy of any upload's bytes.
     one_at_a_time = ((f.name, f) for f in files)
-    results = ingest_files(store, one_at_a_time, meta, _progress(bar, "files"), total=len(files))
+    results = ingest_files(
+        store,
+        one_at_a_time,
+        meta,
+        _progress(bar, "files"),
+        total=len(files),
+        actor=_common.annotator(),
+    )
     bar.empty()
     _remember("This upload", results)
     # The header above the form was drawn before these smears were stored: run the page

@@ -40,6 +40,7 @@ def _model_ref(value: str) -> str:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from dataset.audit import CLI
     from training.job_report import report
     from training.jobs.runner import JobRunner
     from training.jobs.spec import JobState
@@ -61,9 +62,9 @@ def _segment(args: argparse.Namespace) -> int:
     }
     ws = _workspace(args)
     if args.init_from is None:
-        job_id = submit_training(ws, settings)
+        job_id = submit_training(ws, settings, actor=CLI)
     else:  # the Train page's "Update the current model", with the flags given overriding it
-        job_id = submit_update(ws, args.init_from, settings)
+        job_id = submit_update(ws, args.init_from, settings, actor=CLI)
     queued = f"queued training job {job_id}"
     if args.init_from is not None:  # say which model, and that its architecture is kept
         from training.jobs.folder import read_spec
@@ -106,16 +107,18 @@ def _auto_update(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from dataset.audit import CLI
     from training.service import promote_model
 
-    change = promote_model(_workspace(args), args.model_id)
+    change = promote_model(_workspace(args), args.model_id, actor=CLI)
     return _pointer(args, change, "is now current")
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from dataset.audit import CLI
     from training.service import rollback_model
 
-    change = rollback_model(_workspace(args), args.kind)
+    change = rollback_model(_workspace(args), args.kind, actor=CLI)
     return _pointer(args, change, "is current again (rolled back)")
 
 
@@ -313,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dataset.audit import AuditError
     from model_zoo import ZooError
     from training.service import RunConflictError
 
@@ -325,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except RunConflictError as exc:
         return report_error(exc, EXIT_CONFLICT, as_json)
-    except ZooError as exc:
+    except (ZooError, AuditError) as exc:
         return report_error(exc, EXIT_REFUSED, as_json)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import pyarrow.parquet as pq
 
+from dataset import audit
 from dataset.png import decode_mask, encode_indexed
 from dataset.release.manifest import (
     ClassEntry,
@@ -35,7 +36,9 @@ __all__ = ["export_release"]
 
 
 # ----------------------------------------------------------------------------- export
-def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"], out: Path) -> Path:
+def export_release(
+    store: Store, version: str, fmt: Literal["zip", "png-masks"], out: Path, *, actor: str
+) -> Path:
     """Package a release for download, after checking it against its manifest.
 
     ``zip``: the release folder as is (card, manifest, Parquet files) under one top folder.
@@ -45,6 +48,7 @@ def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"],
 
     Args:
         out: A folder to write into (the file is named after the release), or a ``.zip`` path.
+        actor: Who exports, for the audit trail (an ``export`` row once the file is written).
 
     Returns:
         The zip file written (atomically: a partial file is never left under its name).
@@ -53,6 +57,7 @@ def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"],
         ReleaseError: Unknown format, no such release, the release fails verification, or
             ``out`` lies inside the workspace's releases folder.
     """
+    audit.require_actor(actor, "export")
     if fmt not in ("zip", "png-masks"):
         raise ReleaseError(f"Unknown export format {fmt!r}; use 'zip' or 'png-masks'.")
     report = verify_release(store, version)
@@ -87,6 +92,13 @@ def export_release(store: Store, version: str, fmt: Literal["zip", "png-masks"],
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+    audit.record(
+        store,
+        actor=actor,
+        action="export",
+        object_id=version,
+        detail={"format": fmt, "file": target.name},
+    )
     return target
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset import audit
 from dataset._delta import local_dataset
 from dataset.durable import fsync_dir
 from dataset.png import PngError, mask_histogram, read_header
@@ -127,6 +128,7 @@ def create_release(
     *,
     license: str = "other",
     options: ReleaseOptions | None = None,
+    actor: str,
 ) -> ReleaseInfo:
     """Freeze the latest revision of every labelled tile into ``releases/<version>``.
 
@@ -138,6 +140,7 @@ def create_release(
         on_progress: Called with ``(tiles_done, tiles_total)`` as tiles are written.
         license: Licence identifier for the card (huggingface ``license:`` value).
         options: File layout; the defaults suit most uses.
+        actor: Who releases, for the audit trail (a ``release`` row once it is recorded).
 
     Returns:
         The new release.
@@ -145,6 +148,7 @@ def create_release(
     Raises:
         ReleaseError: Bad or non-increasing version, no message, or nothing labelled yet.
     """
+    audit.require_actor(actor, "release")
     target = SemVer.parse(version)
     if not message or not message.strip():
         raise ReleaseError("Give a release message saying what changed, e.g. -m 'More WBCs'.")
@@ -170,6 +174,14 @@ def create_release(
             raise
         manifest_sha = hashlib.sha256((final / "manifest.json").read_bytes()).hexdigest()
         _record(store, manifest, manifest_sha)
+        audit.record(
+            store,
+            actor=actor,
+            action="release",
+            object_id=version,
+            after=manifest_sha,
+            detail={"n_tiles": manifest.n_tiles, "message": manifest.message[:200]},
+        )
     return _info(manifest, final, manifest_sha)
 
 

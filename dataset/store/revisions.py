@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dataset import audit
 from dataset.png import decode_mask, encode_mask
 from dataset.schema import UNLABELLED
 from dataset.store._base import StoreBase
@@ -103,6 +104,7 @@ class RevisionsPart(StoreBase):
         force: bool = False,
         check_base: bool = True,
         on_latest: bool = False,
+        actor: str | None = None,
     ) -> Revision:
         """Save a new revision of a tile's mask; returns once the commit is durable.
 
@@ -114,6 +116,8 @@ class RevisionsPart(StoreBase):
                 lock, and record that one as the base (``base_revision`` is ignored). For
                 callers that name no base: reading the latest before the lock would turn
                 every concurrent save into a false conflict.
+            actor: who saved, for the audit trail, when not the mask's author (an import
+                run by one account of masks drawn by another); default ``annotator``.
 
         Raises:
             RevisionConflict: the tile's latest revision is newer than ``base_revision``.
@@ -172,6 +176,15 @@ class RevisionsPart(StoreBase):
                 self._latest[tile_id_] = rev
         if self.is_skipped(tile_id_):
             self._set_skip(tile_id_, False, annotator)
+        audit.record(
+            self,
+            actor=actor or annotator,
+            action="save",
+            object_id=tile_id_,
+            before=latest.revision if latest else None,
+            after=rev.revision,
+            detail={"source": source, **({"model_id": model_id} if model_id else {})},
+        )
         return rev
 
     def smear_mask(self, smear_id: str) -> np.ndarray:

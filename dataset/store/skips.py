@@ -7,8 +7,9 @@ Promises:
 
 from __future__ import annotations
 
+from dataset import audit
 from dataset.store._base import StoreBase
-from dataset.store.records import _now
+from dataset.store.records import StoreError, _now
 
 
 class SkipsPart(StoreBase):
@@ -37,10 +38,17 @@ class SkipsPart(StoreBase):
             ],
         )
 
-    def skip(self, tile_id_: str, annotator: str = "") -> None:
-        """Mark a tile as not worth labelling (blurred, empty); saving a mask un-skips it."""
+    def skip(self, tile_id_: str, *, annotator: str) -> None:
+        """Mark a tile as not worth labelling (blurred, empty); saving a mask un-skips it.
+
+        Raises:
+            StoreError: no annotator named, or no such tile.
+        """
+        if not str(annotator or "").strip():
+            raise StoreError(f"Say who skips {tile_id_}: give an annotator.")
         self.tile(tile_id_)
         self._set_skip(tile_id_, True, annotator)
+        audit.record(self, actor=annotator, action="skip", object_id=tile_id_)
 
     def skipped_tile_ids(self) -> set[str]:
         return {t for t, s in self._skips().items() if s}

@@ -52,7 +52,7 @@ def test_a_name_is_refused_and_a_pseudonym_is_kept(workspace: Path) -> None:
 
 
 def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Path) -> None:
-    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960)
+    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor="tester")
     at = _open()
     assert at.selectbox(key="dx_v_gu").value is None  # no unit is assumed
     at.number_input(key="dx_v_a1c").set_value(48.0)
@@ -107,7 +107,9 @@ def test_probabilities_and_type_caveat_with_a_model(workspace: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(workspace, TrainRequest(target="multiclass", folds=0, classifier=FAST))
+        train(
+            workspace, TrainRequest(target="multiclass", folds=0, classifier=FAST), actor="tester"
+        )
     finally:
         torch.set_num_threads(threads)
     at = _open()
@@ -132,7 +134,7 @@ def test_disclaimer_once_and_train_disabled_without_confirmations(workspace: Pat
 def test_lab_units_come_from_the_workspace_settings(workspace: Path) -> None:
     from dataset.settings import set_workspace_setting
 
-    Registry.open(workspace).add_patient("P-6")
+    Registry.open(workspace).add_patient("P-6", actor="tester")
     set_workspace_setting(workspace, "glucose_unit", "mg/dL")
     at = _open()
     assert at.selectbox(key="dx_v_gu").value == "mg/dL"
@@ -190,3 +192,32 @@ def test_settings_page_shows_sources_and_saves_workspace_values(workspace: Path)
     assert get_settings().hba1c_unit == "mmol/mol"
     table = at.dataframe[0].value
     assert table[table["setting"] == "hba1c_unit"].iloc[0]["from"] == "this workspace"
+
+
+def test_the_page_audits_what_it_does_as_the_signed_in_name(workspace: Path) -> None:
+    """Opening a patient is recorded once per patient shown, not on every rerun; adding a
+    patient and a visit and confirming are recorded by the package functions as the page's
+    user."""
+    from dataset import audit
+
+    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor="tester")
+    at = _open()
+    at.selectbox(key="dx_v_au").set_value("mmol/mol")
+    at.number_input(key="dx_v_a1c").set_value(48.0)
+    at.button(key="dx_add_visit").click().run()
+    assert not at.exception, at.exception
+    [visit] = Registry.open(workspace).visits("P-5")
+    at.selectbox(key="dx_c_diag").set_value("type 2")
+    at.button(key="dx_confirm").click().run()
+    at.text_input(key="dx_new_id").input("P-6")
+    at.button(key="dx_add_patient").click().run()
+    assert not at.exception, at.exception
+    got = [(r.actor, r.action, r.object_id) for r in audit.read(workspace)]
+    assert got == [
+        ("tester", "patient_add", "P-5"),
+        ("dr-page", "patient_open", "P-5"),
+        ("dr-page", "visit_add", visit.visit_id),
+        ("dr-page", "diagnosis_confirm", visit.visit_id),
+        ("dr-page", "patient_add", "P-6"),
+        ("dr-page", "patient_open", "P-6"),
+    ]

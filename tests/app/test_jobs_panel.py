@@ -90,7 +90,7 @@ def jobs(monkeypatch) -> Jobs:
     fake = Jobs()
     monkeypatch.setattr(JobRunner, "get", lambda self, job_id: fake.get(self, job_id))
     monkeypatch.setattr(JobRunner, "list", lambda self, **kw: fake.list(self, **kw))
-    monkeypatch.setattr(JobRunner, "cancel", lambda self, job_id: fake.cancel(self, job_id))
+    monkeypatch.setattr(JobRunner, "cancel", lambda self, job_id, actor: fake.cancel(self, job_id))
     monkeypatch.setattr(JobRunner, "active", lambda self: None)
     monkeypatch.setattr(JobRunner, "ensure_worker", lambda self: False)
     return fake

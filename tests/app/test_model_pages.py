@@ -51,6 +51,7 @@ def no_worker(monkeypatch):
 def page(workspace: Path, path: str, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["annotator"] = "tester"  # who starts, promotes or cancels is audited
     at.switch_page(path)
     return at.run()
 
@@ -137,7 +138,7 @@ def test_start_shows_the_refusal_when_another_run_was_queued_meanwhile(
 
     ws = make_workspace(tmp_path / "ws")
     at = page(ws, "pages/train.py", monkeypatch)
-    other = submit_training(ws, {"epochs": 1})  # e.g. python -m training segment
+    other = submit_training(ws, {"epochs": 1}, actor="tester")  # e.g. python -m training segment
     next(b for b in at.button if b.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
@@ -186,7 +187,7 @@ def test_update_shows_the_refusal_when_a_run_was_queued_meanwhile(
     from training.service import submit_training
 
     at = page(trained_ws, "pages/train.py", monkeypatch)
-    other = submit_training(trained_ws, {"epochs": 1})
+    other = submit_training(trained_ws, {"epochs": 1}, actor="tester")
     at.button(key="train_update").click()
     at.run()
     assert not at.exception, at.exception
@@ -368,7 +369,7 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert not at.exception, at.exception
     new = [j for j in JobRunner(ws).list() if j.job_id not in before]
     assert [(j.kind, j.state) for j in new] == [(SCORE, JobState.QUEUED)]
-    JobRunner(ws).cancel(new[0].job_id)
+    JobRunner(ws).cancel(new[0].job_id, actor="tester")
 
     # Scores written as the job would (spread apart: a one-epoch model's own entropy scores
     # are all alike, which the page answers with a random order), ranked with heat maps.

@@ -33,7 +33,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = Store.open(root)
     # The four default classes: the demo's white cells come in as leukocyte, painted here.
     store.init(list(DEFAULT_CLASSES))
-    load_demo(store)
+    load_demo(store, actor="tester")
     return root
 
 
@@ -372,6 +372,7 @@ def test_replace_with_prediction_on_a_labelled_tile_and_discard(demo_ws: Path) -
 def test_save_needs_a_name(demo_ws: Path) -> None:
     at = _open("label.py", annotator="")
     assert at.button(key="lbl_save").disabled
+    assert at.button(key="lbl_skip").disabled  # a skip is audited with who made it
     assert any("Enter your name" in w.value for w in at.sidebar.warning)
     assert not any("Enter your name" in w.value for w in at.main.warning), "canvas stays up"
 
@@ -489,7 +490,7 @@ def test_classes_are_editable_until_the_first_save(empty_ws: Path) -> None:
     store = Store.open(empty_ws)
     assert store.schema().names == ("background", "erythrocyte", "leukocyte", "platelet")
 
-    ingest_files(store, [("a.png", _png(1))])
+    ingest_files(store, [("a.png", _png(1))], actor="tester")
     tile = store.tiles()[0].tile_id
     store.save_mask(tile, np.zeros_like(store.mask(tile)), annotator="ada", check_base=False)
     at.run()

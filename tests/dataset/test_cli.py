@@ -305,8 +305,8 @@ def fake_release(monkeypatch):
         def model_dump(self, mode="python"):
             return {"version": self.version, "n_tiles": self.n_tiles}
 
-    def create_release(store, version, message, seed=None, on_progress=None):
-        calls.append(("create", version, message, seed))
+    def create_release(store, version, message, seed=None, on_progress=None, *, actor):
+        calls.append(("create", version, message, seed, actor))
         return Info()
 
     def verify_release(store, version):
@@ -314,8 +314,8 @@ def fake_release(monkeypatch):
         bad = version == "9.9.9"
         return types.SimpleNamespace(ok=not bad, checked=5, mismatches=["x.parquet"] if bad else [])
 
-    def export_release(store, version, fmt, out):
-        calls.append(("export", version, fmt, out))
+    def export_release(store, version, fmt, out, *, actor):
+        calls.append(("export", version, fmt, out, actor))
         return Path(out)
 
     module.create_release = create_release
@@ -340,10 +340,10 @@ def test_release_verify_export_call_dataset_release(ws, capsys, fake_release, tm
     )
     assert code == 0 and doc["path"] == str(out_path)
     assert fake_release == [
-        ("create", "1.0.0", "first", 7),
+        ("create", "1.0.0", "first", 7, "cli"),
         ("verify", "1.0.0"),
         ("verify", "9.9.9"),
-        ("export", "1.0.0", "zip", out_path),
+        ("export", "1.0.0", "zip", out_path, "cli"),
     ]
 
 

@@ -55,7 +55,7 @@ def populated(tmp_path_factory) -> tuple[Path, Path]:
     store = Store.open(ws)
     store.init(tile_size=64)
     photos = [(f"s{i}.png", encode(synthetic_smear(192, 192, seed=i).rgb)) for i in range(4)]
-    ingest_files(store, photos)
+    ingest_files(store, photos, actor="tester")
     (root / "again.png").write_bytes(photos[0][1])
     tiles = store.tiles()
     rng = np.random.default_rng(0)

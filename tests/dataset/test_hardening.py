@@ -33,7 +33,7 @@ _KILLED_MID_INGEST = textwrap.dedent(
         return real_append(self, name, rows)
 
     DeltaTables.append = append
-    ingest_paths(Store.open(sys.argv[1]), [Path(sys.argv[2])])
+    ingest_paths(Store.open(sys.argv[1]), [Path(sys.argv[2])], actor="tester")
     """
 )
 
@@ -57,7 +57,7 @@ def test_a_retried_ingest_reuses_the_orphan_tiles_of_a_killed_one(
     orphans = _tile_rows(fresh)
     assert orphans and fresh.smears() == []  # the kill left tiles without their smear
 
-    [res] = ingest_paths(fresh, [photo])
+    [res] = ingest_paths(fresh, [photo], actor="tester")
     assert res.status == "added" and res.tiles == len(orphans)
     rows = _tile_rows(fresh)
     assert sorted(rows) == sorted(set(rows)) == sorted(orphans)  # no duplicate tile rows
@@ -105,10 +105,10 @@ def test_ingest_refuses_a_device_and_an_oversized_file_by_name(store, tmp_path, 
     big = tmp_path / "huge.png"
     with open(big, "wb") as fh:
         fh.truncate(3 * 2**20)
-    dev, huge = ingest_paths(store, [Path("/dev/zero"), big])
+    dev, huge = ingest_paths(store, [Path("/dev/zero"), big], actor="tester")
     assert dev.status == "rejected" and "'/dev/zero' is a character device" in dev.reason
     assert huge.status == "rejected" and "3.0 MiB; the limit is 1.0 MiB" in huge.reason
-    [mem] = ingest_files(store, [("upload.png", b"\0" * (2**20 + 1))])
+    [mem] = ingest_files(store, [("upload.png", b"\0" * (2**20 + 1))], actor="tester")
     assert mem.status == "rejected" and "the limit is 1.0 MiB" in mem.reason
     assert store.smears() == []
 
@@ -150,7 +150,7 @@ def test_ingest_refuses_thin_and_elongated_images_with_the_reason(
 ):
     w, h = size
     pixels = np.full((h, w, 3), 180, np.uint8)
-    [res] = ingest_files(store, [("shape.png", encode_image(pixels))])
+    [res] = ingest_files(store, [("shape.png", encode_image(pixels))], actor="tester")
     if expected is None:
         assert res.status == "added" and res.tiles == 1
     else:
@@ -166,7 +166,7 @@ def test_a_one_million_by_two_strip_is_refused_from_its_header(store):
 
     header = struct.pack(">IIBBBBB", 1_000_000, 2, 8, 2, 0, 0, 0)
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
-    [res] = ingest_files(store, [("strip.png", png)])
+    [res] = ingest_files(store, [("strip.png", png)], actor="tester")
     assert res.status == "rejected" and "1000000 × 2 pixels" in res.reason
 
 
@@ -181,7 +181,7 @@ def test_a_large_smear_is_kept_as_tiles_committed_in_chunks(
     monkeypatch.setattr(dataset.store.smears, "TILE_COMMIT_BYTES", 2_000)
     smear = make_smear(200, 150, seed=7).rgb
     before = store.table_versions()["tiles"]
-    [res] = ingest_files(store, [("big.png", encode_image(smear))])
+    [res] = ingest_files(store, [("big.png", encode_image(smear))], actor="tester")
     assert res.status == "added" and res.tiles == 12
     assert store.table_versions()["tiles"] - before > 1  # several bounded commits
     row = store.tables.read("smears", ["image_png"]).column(0)[0].as_py()
@@ -204,7 +204,9 @@ def test_ingest_files_takes_one_upload_at_a_time_from_a_generator(
             assert len(done) == i  # the previous upload's result is final before the next read
             yield f"u{i}.png", encode_image(make_smear(64, 48, seed=20 + i).rgb)
 
-    results = ingest_files(store, uploads(), on_progress=lambda d, t: done.append(d), total=3)
+    results = ingest_files(
+        store, uploads(), on_progress=lambda d, t: done.append(d), total=3, actor="tester"
+    )
     assert [r.status for r in results] == ["added"] * 3 and done == [1, 2, 3]
 
 
@@ -253,10 +255,12 @@ def test_a_grey_missing_from_the_level_map_is_an_error_whatever_its_share(
 def released(store, make_smear, encode_image):
     from dataset.release import create_release
 
-    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=11).rgb))])
+    [res] = ingest_files(
+        store, [("s.png", encode_image(make_smear(96, 80, seed=11).rgb))], actor="tester"
+    )
     tile = store.tiles(res.smear_id)[0]
     store.save_mask(tile.tile_id, np.ones((tile.h, tile.w), np.uint8), annotator="ann")
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     return store, info
 
 
@@ -267,9 +271,9 @@ def test_export_into_the_releases_folder_is_refused_and_the_release_stays_valid(
     inside = [info.path, store.root / "releases", store.root / "releases" / "x.zip"]
     for out in inside:
         with pytest.raises(ReleaseError, match="inside the workspace's releases folder"):
-            export_release(store, "1.0.0", "zip", out)
+            export_release(store, "1.0.0", "zip", out, actor="tester")
     assert verify_release(store, "1.0.0").ok
-    outside = export_release(store, "1.0.0", "zip", tmp_path / "exports")
+    outside = export_release(store, "1.0.0", "zip", tmp_path / "exports", actor="tester")
     assert outside.is_file() and verify_release(store, "1.0.0").ok
 
 
@@ -294,7 +298,7 @@ def test_a_version_must_match_to_the_end(released, version):
     with pytest.raises(ReleaseError, match="is not a version"):
         SemVer.parse(version)
     with pytest.raises(ReleaseError, match="is not a version"):
-        create_release(store, version, "again")
+        create_release(store, version, "again", actor="tester")
 
 
 # ------------------------------------------------------------------ annotate, annotator
@@ -307,7 +311,9 @@ def test_annotate_without_a_base_reads_the_latest_under_the_lock(
     from dataset.cli import main
 
     monkeypatch.delenv("SMEARLAB_ANNOTATOR", raising=False)
-    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=12).rgb))])
+    [res] = ingest_files(
+        store, [("s.png", encode_image(make_smear(96, 80, seed=12).rgb))], actor="tester"
+    )
     tile = store.tiles(res.smear_id)[0]
     path = tmp_path / "m.png"
     Image.fromarray(np.ones((tile.h, tile.w), np.uint8)).save(path)
@@ -338,7 +344,9 @@ def test_an_empty_annotator_name_is_refused(
     from dataset.store import StoreError
 
     monkeypatch.delenv("SMEARLAB_ANNOTATOR", raising=False)
-    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=13).rgb))])
+    [res] = ingest_files(
+        store, [("s.png", encode_image(make_smear(96, 80, seed=13).rgb))], actor="tester"
+    )
     tile = store.tiles(res.smear_id)[0]
     mask = np.ones((tile.h, tile.w), np.uint8)
     for name in ("", "   "):
@@ -370,7 +378,7 @@ def test_ingest_decodes_from_the_open_file_and_closes_it(
     monkeypatch.setattr(dataset.ingest, "open_input_file", spy)
     photo = tmp_path / "s.tif"
     photo.write_bytes(encode_image(make_smear(96, 80, seed=14).rgb, "TIFF"))
-    [res] = ingest_paths(store, [photo])
+    [res] = ingest_paths(store, [photo], actor="tester")
     assert res.status == "added" and len(opened) == 1 and opened[0].closed
 
 
@@ -380,9 +388,9 @@ def test_ingest_files_takes_in_memory_files_without_copying_them_out(
     import io
 
     upload = io.BytesIO(encode_image(make_smear(96, 80, seed=15).rgb))  # as Streamlit hands it
-    [res] = ingest_files(store, [("up.png", upload)])
+    [res] = ingest_files(store, [("up.png", upload)], actor="tester")
     assert res.status == "added" and upload.closed
-    [empty] = ingest_files(store, [("empty.png", io.BytesIO(b""))])
+    [empty] = ingest_files(store, [("empty.png", io.BytesIO(b""))], actor="tester")
     assert empty.status == "rejected" and "is empty" in empty.reason
 
 
@@ -392,7 +400,9 @@ def test_eight_concurrent_annotates_without_a_base_all_save(
 ):
     from PIL import Image
 
-    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=16).rgb))])
+    [res] = ingest_files(
+        store, [("s.png", encode_image(make_smear(96, 80, seed=16).rgb))], actor="tester"
+    )
     tile = store.tiles(res.smear_id)[0]
     path = tmp_path / "m.png"
     Image.fromarray(np.ones((tile.h, tile.w), np.uint8)).save(path)

@@ -58,7 +58,7 @@ def pair(smear, encode_image):
 
 # ------------------------------------------------------------------ importing
 def test_mask_is_tiled_as_import_revisions_and_comes_back_exactly(store, smear, pair):
-    [res] = import_masks(store, [pair], LEVELS, annotator="lab")
+    [res] = import_masks(store, [pair], LEVELS, annotator="lab", actor="tester")
     sid = smear_id_for(smear.rgb)
     assert (res.status, res.smear_id, res.input, res.image) == (
         "added",
@@ -90,10 +90,12 @@ def test_antialiased_and_colour_masks_import_by_nearest_level(store, smear, enco
         fresh = Store.open(store.root.parent / name)
         fresh.init(tile_size=64)
         pairs = [MaskPair("s.png", encode_image(smear.rgb), name, encode_image(mask))]
-        [strict] = import_masks(fresh, pairs, LEVELS)  # edges fall between the bands of ±40
+        [strict] = import_masks(
+            fresh, pairs, LEVELS, actor="tester"
+        )  # edges fall between the bands of ±40
         assert strict.status == "rejected" and "widen the tolerance" in strict.reason
         # A band of over half the widest gap (155) gives every grey its nearest level.
-        [res] = import_masks(fresh, pairs, LEVELS, tolerance=78)
+        [res] = import_masks(fresh, pairs, LEVELS, tolerance=78, actor="tester")
         assert res.status == "added", res.reason
         got = fresh.smear_mask(res.smear_id)
         nearest = np.where(soft > 77, 2, UNLABELLED)  # 0..77 nearer 0, above nearer 155/255
@@ -103,12 +105,12 @@ def test_antialiased_and_colour_masks_import_by_nearest_level(store, smear, enco
 def test_image_already_stored_gets_labels_and_reimport_adds_nothing(
     store, smear, pair, encode_image
 ):
-    [up] = ingest_files(store, [("upload.png", encode_image(smear.rgb))])
-    [res] = import_masks(store, [pair], LEVELS)
+    [up] = ingest_files(store, [("upload.png", encode_image(smear.rgb))], actor="tester")
+    [res] = import_masks(store, [pair], LEVELS, actor="tester")
     assert res.status == "added" and res.revisions > 0 and res.smear_id == up.smear_id
     assert len(store.smears()) == 1 and store.smear(up.smear_id).label == "upload.png"
     before = snapshot(store)
-    [again] = import_masks(store, [pair], LEVELS)
+    [again] = import_masks(store, [pair], LEVELS, actor="tester")
     assert (again.status, again.revisions) == ("duplicate", 0)
     assert snapshot(store) == before
 
@@ -117,17 +119,17 @@ def test_all_unlabelled_mask_stores_the_image_and_no_revision(store, smear, enco
     blank = MaskPair(
         "s.png", encode_image(smear.rgb), "blank.png", encode_image(np.zeros((100, 150), np.uint8))
     )
-    [res] = import_masks(store, [blank], LEVELS)
+    [res] = import_masks(store, [blank], LEVELS, actor="tester")
     assert (res.status, res.revisions) == ("added", 0)
     assert any("no labelled pixels" in w for w in res.warnings)
     assert store.latest_revisions() == {} and len(store.smears()) == 1
 
 
 def test_import_over_manual_labels_is_a_new_revision_with_a_warning(store, smear, pair):
-    [res] = ingest_files(store, [("s.png", pair.image_bytes)])
+    [res] = ingest_files(store, [("s.png", pair.image_bytes)], actor="tester")
     t = store.tiles(res.smear_id)[0]
     store.save_mask(t.tile_id, np.zeros((t.h, t.w), np.uint8), annotator="ann")
-    [imp] = import_masks(store, [pair], LEVELS)
+    [imp] = import_masks(store, [pair], LEVELS, actor="tester")
     assert store.latest(t.tile_id).revision == 2
     assert store.latest(t.tile_id).source == "import" and store.mask(t.tile_id, 1).max() == 0
     assert any("by hand" in w for w in imp.warnings)
@@ -136,7 +138,7 @@ def test_import_over_manual_labels_is_a_new_revision_with_a_warning(store, smear
 # ------------------------------------------------------------------ refusals
 def refused(store, pairs, levels=LEVELS):
     before = snapshot(store)
-    results = import_masks(store, pairs, levels)
+    results = import_masks(store, pairs, levels, actor="tester")
     assert snapshot(store) == before
     return results
 
@@ -164,10 +166,10 @@ def test_a_few_unexplained_pixels_refuse_the_mask_and_lenient_leaves_them_unlabe
     grey = wbc_grey(150, 100, 40, 30, 20)
     grey[0, :12] = 80  # 12 pixels (0.08 %), 75 grey levels from every listed level
     pair = MaskPair("s.png", encode_image(smear.rgb), "few.png", encode_image(grey))
-    [res] = import_masks(store, [pair], LEVELS)
+    [res] = import_masks(store, [pair], LEVELS, actor="tester")
     assert res.status == "rejected" and "'few.png' has 12 pixels" in res.reason
     assert "grey 80: 12 px" in res.reason and store.smears() == []
-    [ok] = import_masks(store, [pair], LEVELS, lenient=True)
+    [ok] = import_masks(store, [pair], LEVELS, lenient=True, actor="tester")
     assert ok.status == "added" and ok.unmatched == {80: 12}
     assert ok.to_json()["unmatched"] == {"80": 12}
     assert any("12 pixels of 'few.png' matched no level within ±40" in w for w in ok.warnings)
@@ -200,7 +202,7 @@ def test_good_pairs_import_even_when_others_are_bad(store, smear, pair, encode_i
     bad = MaskPair(
         "s.png", encode_image(smear.rgb), "small.png", encode_image(np.zeros((5, 5), np.uint8))
     )
-    results = import_masks(store, [bad, pair], LEVELS)
+    results = import_masks(store, [bad, pair], LEVELS, actor="tester")
     assert [r.status for r in results] == ["rejected", "added"]
     assert len(store.smears()) == 1 and store.latest_revisions()
 
@@ -262,7 +264,7 @@ def test_load_demo_into_an_empty_workspace(workspace):
     store = Store.open(workspace)
     assert workspace_is_empty(store)
     calls = []
-    results = load_demo(store, on_progress=lambda d, t: calls.append((d, t)))
+    results = load_demo(store, on_progress=lambda d, t: calls.append((d, t)), actor="tester")
     assert calls[-1] == (20, 20) and len(calls) == 20
     assert [r.status for r in results] == ["added"] * 20
     assert not workspace_is_empty(store)
@@ -289,7 +291,7 @@ def test_load_demo_into_an_empty_workspace(workspace):
     unmasked = {r.smear_id for r in results[:12]} - {r.smear_id for r in masks}
     assert {store.split_of(s) for s in unmasked} == {"train"}
     before = snapshot(store)
-    assert {r.status for r in load_demo(store)} == {"duplicate"}
+    assert {r.status for r in load_demo(store, actor="tester")} == {"duplicate"}
     assert snapshot(store) == before
 
 
@@ -297,7 +299,7 @@ def test_load_demo_into_an_empty_workspace(workspace):
 def test_demo_in_a_workspace_with_a_leukocyte_class_labels_white_cells_only(workspace):
     store = Store.open(workspace)
     store.init(["background", "erythrocyte", "leukocyte", "platelet"])
-    results = load_demo(store)
+    results = load_demo(store, actor="tester")
     assert [r.status for r in results] == ["added"] * 20
     counts = store.class_pixel_counts()
     # The masks' 0 covers red cells too: it stays unlabelled, never background.

@@ -74,7 +74,7 @@ def rgb(make_smear):
 # ------------------------------------------------------------------ accepted uploads
 @pytest.mark.parametrize(("fmt", "ext"), [("PNG", "png"), ("TIFF", "tif"), ("BMP", "bmp")])
 def test_lossless_formats_are_added_with_exact_pixels_and_tiles(store, rgb, encode_image, fmt, ext):
-    [res] = ingest_files(store, [(f"smear.{ext}", encode_image(rgb, fmt))])
+    [res] = ingest_files(store, [(f"smear.{ext}", encode_image(rgb, fmt))], actor="tester")
     assert res.status == "added" and res.reason is None
     assert res.smear_id == smear_id_for(rgb) and re.fullmatch(r"s[0-9a-f]{12}", res.smear_id)
     assert res.tiles == 4 == len(store.tiles(res.smear_id))
@@ -84,7 +84,7 @@ def test_lossless_formats_are_added_with_exact_pixels_and_tiles(store, rgb, enco
 
 def test_jpeg_is_stored_as_its_decoded_pixels(store, rgb, encode_image):
     data = encode_image(rgb, "JPEG", quality=90)
-    [res] = ingest_files(store, [("smear.jpg", data)])
+    [res] = ingest_files(store, [("smear.jpg", data)], actor="tester")
     decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert res.status == "added"
     assert np.array_equal(store.smear_image(res.smear_id), decoded)
@@ -92,10 +92,12 @@ def test_jpeg_is_stored_as_its_decoded_pixels(store, rgb, encode_image):
 
 def test_reencoded_copy_is_a_duplicate_and_stores_nothing(store, rgb, encode_image):
     jpeg = encode_image(rgb, "JPEG", quality=85)
-    [first] = ingest_files(store, [("a.jpg", jpeg)])
+    [first] = ingest_files(store, [("a.jpg", jpeg)], actor="tester")
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     before = snapshot(store)
-    results = ingest_files(store, [("copy.png", encode_image(decoded, "PNG")), ("again.jpg", jpeg)])
+    results = ingest_files(
+        store, [("copy.png", encode_image(decoded, "PNG")), ("again.jpg", jpeg)], actor="tester"
+    )
     assert [r.status for r in results] == ["duplicate", "duplicate"]
     assert {r.smear_id for r in results} == {first.smear_id}
     assert results[0].tiles == first.tiles
@@ -105,7 +107,7 @@ def test_reencoded_copy_is_a_duplicate_and_stores_nothing(store, rgb, encode_ima
 
 def test_duplicate_within_one_batch(store, rgb, encode_image):
     data = encode_image(rgb, "PNG")
-    results = ingest_files(store, [("one.png", data), ("two.png", data)])
+    results = ingest_files(store, [("one.png", data), ("two.png", data)], actor="tester")
     assert [r.status for r in results] == ["added", "duplicate"]
     assert len(store.smears()) == 1
 
@@ -117,7 +119,7 @@ def test_a_folder_is_committed_in_batches_with_duplicates_found_across_them(
 
     monkeypatch.setattr(ingest._Batcher, "BATCH_SMEARS", 2)
     rgbs = [make_smear(96, 80, seed=s).rgb for s in range(5)]
-    [first] = ingest_files(store, [("stored.png", encode_image(rgbs[4]))])
+    [first] = ingest_files(store, [("stored.png", encode_image(rgbs[4]))], actor="tester")
     folder = tmp_path / "in"
     folder.mkdir()
     for i, name in enumerate(["a.png", "b.png", "c.png", "d.png"]):
@@ -127,7 +129,9 @@ def test_a_folder_is_committed_in_batches_with_duplicates_found_across_them(
     (folder / "g.png").write_bytes(encode_image(rgbs[4]))  # stored before this call
     before = store.table_versions()
     calls = []
-    results = ingest_paths(store, [folder], on_progress=lambda d, t: calls.append((d, t)))
+    results = ingest_paths(
+        store, [folder], on_progress=lambda d, t: calls.append((d, t)), actor="tester"
+    )
     assert [r.status for r in results] == ["added"] * 4 + ["duplicate"] * 3
     assert "'a.png'" in results[4].reason and "'d.png'" in results[5].reason
     assert "'stored.png'" in results[6].reason and results[6].smear_id == first.smear_id
@@ -156,7 +160,7 @@ def test_exif_orientation_is_applied_then_all_metadata_dropped(store, rgb):
     text = PngImagePlugin.PngInfo()
     text.add_text("Author", "Dr Real Name")
     img.save(buf, format="PNG", exif=exif, pnginfo=text, dpi=(300, 300))
-    [res] = ingest_files(store, [("phone.png", buf.getvalue())])
+    [res] = ingest_files(store, [("phone.png", buf.getvalue())], actor="tester")
     upright = np.rot90(rgb, -1)
     assert res.status == "added"
     stored = store.smear_image(res.smear_id)
@@ -171,7 +175,7 @@ def test_metadata_is_stored_with_the_smear(store, rgb, encode_image):
     meta = SmearMeta(
         patient=" P-017 ", stain="Giemsa", magnification="100x oil", um_per_px=0.1, note=""
     )
-    [res] = ingest_files(store, [("m.png", encode_image(rgb))], meta)
+    [res] = ingest_files(store, [("m.png", encode_image(rgb))], meta, actor="tester")
     info = store.smear(res.smear_id)
     assert (info.patient, info.stain, info.magnification, info.um_per_px, info.note) == (
         "P-017",
@@ -198,7 +202,7 @@ def test_bad_metadata_is_refused_with_the_field(fields, match):
 
 def test_image_smaller_than_a_tile_is_one_tile(store, make_smear, encode_image):
     small = make_smear(40, 34, seed=3).rgb
-    [res] = ingest_files(store, [("small.png", encode_image(small))])
+    [res] = ingest_files(store, [("small.png", encode_image(small))], actor="tester")
     [tile] = store.tiles(res.smear_id)
     assert (res.tiles, tile.x, tile.y, tile.w, tile.h) == (1, 0, 0, 40, 34)
 
@@ -211,6 +215,7 @@ def test_progress_is_reported_per_file_and_json_rows_have_the_contract_keys(
         store,
         iter([("a.png", encode_image(rgb)), ("b.png", b""), ("c.png", encode_image(rgb))]),
         on_progress=lambda done, total: calls.append((done, total)),
+        actor="tester",
     )
     assert calls == [(1, 3), (2, 3), (3, 3)]
     row = results[1].to_json()
@@ -240,7 +245,7 @@ def test_colour_formats_are_converted_to_rgb(store, rgb, encode_image):
         ("cmyk.tif", _save(cmyk, "TIFF")),
         ("cmyk.jpg", _save(cmyk, "JPEG")),
     ]
-    results = {r.input: r for r in ingest_files(store, files)}
+    results = {r.input: r for r in ingest_files(store, files, actor="tester")}
     assert {r.status for r in results.values()} == {"added"}, results
     assert np.array_equal(store.smear_image(results["grey.png"].smear_id), np.dstack([grey] * 3))
     assert np.array_equal(store.smear_image(results["wide.png"].smear_id), np.dstack([red] * 3))
@@ -265,7 +270,7 @@ def _save(img: Image.Image, fmt: str, **params) -> bytes:
 def test_multipage_tiff_keeps_the_first_page_with_a_warning(store, rgb, make_smear):
     second = Image.fromarray(make_smear(96, 80, seed=99).rgb)
     data = _save(Image.fromarray(rgb), "TIFF", save_all=True, append_images=[second])
-    [res] = ingest_files(store, [("stack.tif", data)])
+    [res] = ingest_files(store, [("stack.tif", data)], actor="tester")
     assert res.status == "added"
     assert np.array_equal(store.smear_image(res.smear_id), rgb)
     assert res.warnings and "2 pages" in res.warnings[0] and "first" in res.warnings[0]
@@ -286,10 +291,10 @@ def _bad_uploads(rgb: np.ndarray, encode_image) -> list[tuple[str, bytes, str]]:
 
 
 def test_each_bad_upload_gets_a_clear_reason_and_touches_nothing(store, rgb, encode_image):
-    [kept] = ingest_files(store, [("kept.png", encode_image(rgb))])
+    [kept] = ingest_files(store, [("kept.png", encode_image(rgb))], actor="tester")
     before = snapshot(store)
     bad = _bad_uploads(rgb, encode_image)
-    results = ingest_files(store, [(name, data) for name, data, _ in bad])
+    results = ingest_files(store, [(name, data) for name, data, _ in bad], actor="tester")
     for (name, _, pattern), res in zip(bad, results, strict=True):
         assert res.status == "rejected" and res.input == name
         assert re.search(pattern, res.reason), res.reason
@@ -302,10 +307,12 @@ def test_header_size_is_checked_before_decoding(store):
     # These files hold almost no pixel data: had decoding started, the reason would be
     # "truncated". 12000 × 10000 passes Pillow's own bomb limit, so the workspace limit
     # (settings.max_pixels, 100 megapixels) is what refuses it.
-    [res] = ingest_files(store, [("big.png", png_claiming(12_000, 10_000))])
+    [res] = ingest_files(store, [("big.png", png_claiming(12_000, 10_000))], actor="tester")
     assert res.status == "rejected"
     assert "'big.png' is 12000 × 10000 pixels (120.0 megapixels)" in res.reason
-    [res] = ingest_files(store, [("b.png", png_claiming(300, 300))], max_pixels=200 * 200)
+    [res] = ingest_files(
+        store, [("b.png", png_claiming(300, 300))], max_pixels=200 * 200, actor="tester"
+    )
     assert "'b.png' is 300 × 300 pixels" in res.reason and "truncated" not in res.reason
     assert store.smears() == []
 
@@ -321,6 +328,7 @@ def test_good_files_are_stored_even_when_others_in_the_batch_are_bad(
             ("bad.png", b"\x89PNG\r\n"),
             ("b.bmp", encode_image(b, "BMP")),
         ],
+        actor="tester",
     )
     assert [r.status for r in results] == ["added", "rejected", "added"]
     assert {s.smear_id for s in store.smears()} == {smear_id_for(a), smear_id_for(b)}
@@ -331,7 +339,9 @@ def test_file_name_is_only_a_label_never_a_path(store, rgb, encode_image, tmp_pa
     deep.mkdir(parents=True)
     monkeypatch.chdir(deep)
     evil = "../../etc/x.png"
-    results = ingest_files(store, [(evil, encode_image(rgb)), ("..\\..\\boot.ini", b"")])
+    results = ingest_files(
+        store, [(evil, encode_image(rgb)), ("..\\..\\boot.ini", b"")], actor="tester"
+    )
     assert results[0].status == "added" and results[0].input == evil
     assert store.smear(results[0].smear_id).label == "x.png"
     assert results[1].status == "rejected"
@@ -370,6 +380,7 @@ def test_ingest_paths_expands_folders_sorted_and_reports_missing_paths(
         store,
         [folder, tmp_path / "missing.png", empty, explicit],
         on_progress=lambda d, t: calls.append((d, t)),
+        actor="tester",
     )
     assert [(r.input, r.status) for r in results] == [
         (str(folder / "a.jpg"), "added"),

@@ -27,7 +27,7 @@ def test_overview_lists_split_tiles_labelled_and_skipped(tmp_path) -> None:
     first = store.tiles(ids[0])
     store.save_mask(first[0].tile_id, np.zeros((64, 64), np.uint8), annotator="t")
     store.save_mask(first[1].tile_id, np.ones((64, 64), np.uint8), annotator="t")
-    store.skip(first[2].tile_id)
+    store.skip(first[2].tile_id, annotator="tester")
     rows = smear_overview(store)
     assert [(r.label, r.split, r.tiles, r.labelled, r.skipped) for r in rows] == [
         ("s0", "train", 4, 2, 1),

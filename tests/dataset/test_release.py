@@ -80,7 +80,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 blank = np.full((t.h, t.w), UNLABELLED, np.uint8)
                 store.save_mask(t.tile_id, blank, annotator="ann-b", base_revision=1)
         if i == 0:
-            store.skip(tiles[1].tile_id, "ann-a")
+            store.skip(tiles[1].tile_id, annotator="ann-a")
     return root
 
 
@@ -116,7 +116,9 @@ def _snapshot(path: Path) -> dict[str, tuple[str, int]]:
 # ----------------------------------------------------------------------------- layout
 def test_release_holds_latest_labelled_revisions_with_images(store: Store) -> None:
     progress: list[tuple[int, int]] = []
-    info = create_release(store, "1.0.0", "first", on_progress=lambda d, n: progress.append((d, n)))
+    info = create_release(
+        store, "1.0.0", "first", on_progress=lambda d, n: progress.append((d, n)), actor="tester"
+    )
     expected = _expected_ids(store)
     assert len(expected) == 7 * 2 - 1  # tiles 0 and 1 of each smear, less the skipped one
     assert info.n_tiles == len(expected) and sum(info.counts.values()) == len(expected)
@@ -150,7 +152,7 @@ def test_release_copies_stored_pngs_without_touching_pixels(
     monkeypatch.setattr(fresh, "_image_cache", no_pixels)
     monkeypatch.setattr("dataset.store.smears.encode_rgb", no_pixels)
     monkeypatch.setattr("dataset.store.tiles.encode_rgb", no_pixels)
-    info = create_release(fresh, "1.0.0", "bytes only")
+    info = create_release(fresh, "1.0.0", "bytes only", actor="tester")
     rows = [r for rs in _split_tables(info.path).values() for r in rs]
     assert len(rows) == len(stored)
     for r in rows:
@@ -165,7 +167,7 @@ def test_a_damaged_mask_is_refused_by_name(store: Store, monkeypatch: pytest.Mon
     small.save(buf, format="PNG")
     monkeypatch.setattr(rel._MaskSpill, "get", lambda self, t: buf.getvalue())
     with pytest.raises(ReleaseError, match="3x3 L but its tile needs 32x32"):
-        create_release(store, "1.0.0", "damaged")
+        create_release(store, "1.0.0", "damaged", actor="tester")
     monkeypatch.setattr(rel._MaskSpill, "get", real)
     assert list((store.root / "releases").iterdir()) == []
 
@@ -194,7 +196,7 @@ def test_a_mask_with_stored_counts_is_checked_from_its_png_header(
 
 
 def test_parquet_schema_carries_features_classes_and_schema_version(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     for f in (info.path / "data").glob("*.parquet"):
         meta = pq.read_schema(f).metadata
         features = json.loads(meta[b"huggingface"])["info"]["features"]
@@ -215,7 +217,7 @@ def test_pandas_duckdb_and_datasets_read_the_release(
     import duckdb
     import pandas as pd
 
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     n = info.n_tiles
     df = pd.read_parquet(info.path / "data")
     assert len(df) == n and set(df["tile_id"]) == _expected_ids(store)
@@ -244,7 +246,7 @@ def test_pandas_duckdb_and_datasets_read_the_release(
 
 def test_files_roll_over_and_row_groups_stay_small(store: Store, tmp_path: Path) -> None:
     opts = ReleaseOptions(rows_per_group=1, max_file_rows=2)
-    info = create_release(store, "1.0.0", "small files", options=opts)
+    info = create_release(store, "1.0.0", "small files", options=opts, actor="tester")
     names = sorted(p.name for p in (info.path / "data").iterdir())
     assert info.counts["train"] >= 3
     for split, count in info.counts.items():
@@ -258,7 +260,7 @@ def test_files_roll_over_and_row_groups_stay_small(store: Store, tmp_path: Path)
 
 
 def test_card_and_manifest_describe_the_release(store: Store) -> None:
-    info = create_release(store, "1.0.0", "WBC pass", license="cc-by-4.0")
+    info = create_release(store, "1.0.0", "WBC pass", license="cc-by-4.0", actor="tester")
     card = (info.path / "README.md").read_text()
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert card.startswith('---\nlicense: "cc-by-4.0"')
@@ -331,7 +333,7 @@ def test_card_counts_come_from_stored_counts_and_equal_decoding_the_released_mas
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(Store.open(store.root), "1.0.0", "no decoding")
+    info = create_release(Store.open(store.root), "1.0.0", "no decoding", actor="tester")
     assert calls == []  # every revision of the fixture was saved with its counts
     manifest = json.loads((info.path / "manifest.json").read_text())
     names = store.schema().names
@@ -351,7 +353,7 @@ def test_masks_saved_without_counts_are_decoded_for_the_card_and_released_as_sto
     legacy = _legacy_rows(store, ids[:5], seed=11)
     store = Store.open(store.root)
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(store, "1.0.0", "mixed")
+    info = create_release(store, "1.0.0", "mixed", actor="tester")
     assert len(calls) == 5  # only the revisions without counts
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
@@ -381,7 +383,7 @@ def test_a_revisions_table_from_before_class_counts_is_released(
     store.save_mask(tiles[3].tile_id, np.full((32, 32), 1, np.uint8), annotator="new")
     assert "class_px" in store.scan("revisions").schema.names
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(store, "1.0.0", "old table")
+    info = create_release(store, "1.0.0", "old table", actor="tester")
     assert info.n_tiles == 4 and len(calls) == 3
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
@@ -389,7 +391,7 @@ def test_a_revisions_table_from_before_class_counts_is_released(
 
 # ----------------------------------------------------------------------------- splits, privacy
 def test_no_smear_in_two_splits_and_splits_are_the_workspace_ones(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     tables = _split_tables(info.path)
     seen: dict[str, str] = {}
     for split, rows in tables.items():
@@ -405,8 +407,8 @@ def test_no_smear_in_two_splits_and_splits_are_the_workspace_ones(store: Store) 
 
 
 def test_patient_key_is_salted_per_release_and_never_the_pseudonym(store: Store) -> None:
-    first = _split_tables(create_release(store, "1.0.0", "first").path)
-    second = _split_tables(create_release(store, "1.1.0", "second").path)
+    first = _split_tables(create_release(store, "1.0.0", "first", actor="tester").path)
+    second = _split_tables(create_release(store, "1.1.0", "second", actor="tester").path)
     patient_of = {s.smear_id: s.patient for s in store.smears()}
 
     def keys(tables: dict[str, list[dict]]) -> dict[str, str | None]:
@@ -432,10 +434,10 @@ def test_patient_key_is_salted_per_release_and_never_the_pseudonym(store: Store)
 
 
 def test_upload_names_and_pseudonyms_appear_nowhere(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     exports = [
-        export_release(store, "1.0.0", "zip", tmp_path / "out"),
-        export_release(store, "1.0.0", "png-masks", tmp_path / "out"),
+        export_release(store, "1.0.0", "zip", tmp_path / "out", actor="tester"),
+        export_release(store, "1.0.0", "png-masks", tmp_path / "out", actor="tester"),
     ]
     secrets_ = [LABEL.encode(), *(p.encode() for p in PATIENTS)]
     blobs = [p.read_bytes() for p in info.path.rglob("*") if p.is_file()]
@@ -463,7 +465,7 @@ def test_save_during_release_is_not_in_it(store: Store) -> None:
             m[m == UNLABELLED] = 0
             saved.append(store.save_mask(target, m, annotator="late", force=True))
 
-    info = create_release(store, "1.0.0", "first", on_progress=meddle)
+    info = create_release(store, "1.0.0", "first", on_progress=meddle, actor="tester")
     row = next(r for rs in _split_tables(info.path).values() for r in rs if r["tile_id"] == target)
     assert saved and saved[0].revision == before.revision + 1
     assert row["revision"] == before.revision and row["annotator"] == before.annotator
@@ -497,21 +499,21 @@ def test_semver_precedence_follows_semver_org() -> None:
 
 
 def test_versions_must_increase_and_a_release_is_never_rewritten(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     before = _snapshot(info.path)
     with pytest.raises(ReleaseError, match=r"exists already and is never rewritten.*1\.0\.1"):
-        create_release(store, "1.0.0", "again")
+        create_release(store, "1.0.0", "again", actor="tester")
     for lower in ("0.9.0", "1.0.0-rc.1"):
         with pytest.raises(ReleaseError, match=r"lower than the latest release 1\.0\.0"):
-            create_release(store, lower, "older")
+            create_release(store, lower, "older", actor="tester")
     with pytest.raises(ReleaseError, match="same precedence"):
-        create_release(store, "1.0.0+rebuild", "same")
+        create_release(store, "1.0.0+rebuild", "same", actor="tester")
     with pytest.raises(ReleaseError, match="not a version"):
-        create_release(store, "v1.1.0", "prefixed")
+        create_release(store, "v1.1.0", "prefixed", actor="tester")
     assert _snapshot(info.path) == before
     assert [r.version for r in list_releases(store)] == ["1.0.0"]
-    create_release(store, "1.1.0-rc.1", "candidate")
-    create_release(store, "1.1.0", "final")
+    create_release(store, "1.1.0-rc.1", "candidate", actor="tester")
+    create_release(store, "1.1.0", "final", actor="tester")
     assert [r.version for r in list_releases(store)] == ["1.0.0", "1.1.0-rc.1", "1.1.0"]
     assert _snapshot(info.path) == before
     mode = (info.path / "manifest.json").stat().st_mode
@@ -522,15 +524,15 @@ def test_refuses_empty_message_and_empty_workspace(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "empty")
     store.init(tile_size=32)
     with pytest.raises(ReleaseError, match="message"):
-        create_release(store, "1.0.0", "  ")
+        create_release(store, "1.0.0", "  ", actor="tester")
     with pytest.raises(ReleaseError, match="Nothing to release"):
-        create_release(store, "1.0.0", "nothing")
+        create_release(store, "1.0.0", "nothing", actor="tester")
     assert not release_dir(store, "1.0.0").exists()
 
 
 # ----------------------------------------------------------------------------- integrity
 def test_verify_detects_a_flipped_byte(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     assert verify_release(store, "1.0.0").ok
     victim = sorted((info.path / "data").glob("*.parquet"))[0]
     victim.chmod(0o644)
@@ -543,11 +545,11 @@ def test_verify_detects_a_flipped_byte(store: Store, tmp_path: Path) -> None:
         (victim.relative_to(info.path).as_posix(), "changed")
     ]
     with pytest.raises(ReleaseError, match="does not match its manifest"):
-        export_release(store, "1.0.0", "zip", tmp_path)
+        export_release(store, "1.0.0", "zip", tmp_path, actor="tester")
 
 
 def test_verify_detects_an_edited_manifest_and_added_files(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first")
+    info = create_release(store, "1.0.0", "first", actor="tester")
     manifest = info.path / "manifest.json"
     manifest.chmod(0o644)
     manifest.write_text(manifest.read_text().replace('"first"', '"edited"'))
@@ -570,12 +572,16 @@ def test_failure_mid_write_leaves_no_release_and_no_row(
 
     monkeypatch.setattr(rel._SplitWriter, "_flush", failing_flush)
     with pytest.raises(OSError, match="simulated"):
-        create_release(store, "1.0.0", "doomed", options=ReleaseOptions(rows_per_group=2))
+        create_release(
+            store, "1.0.0", "doomed", options=ReleaseOptions(rows_per_group=2), actor="tester"
+        )
     monkeypatch.undo()
     releases = store.root / "releases"
     assert list(releases.iterdir()) == []
     assert list_releases(store) == [] and store.tables.read("releases").num_rows == 0
-    assert create_release(store, "1.0.0", "retry").n_tiles == len(_expected_ids(store))
+    assert create_release(store, "1.0.0", "retry", actor="tester").n_tiles == len(
+        _expected_ids(store)
+    )
 
 
 def test_failure_in_card_leaves_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -584,7 +590,7 @@ def test_failure_in_card_leaves_nothing(store: Store, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(rel, "render_card", boom)
     with pytest.raises(RuntimeError):
-        create_release(store, "1.0.0", "doomed")
+        create_release(store, "1.0.0", "doomed", actor="tester")
     assert list((store.root / "releases").iterdir()) == []
     assert store.tables.read("releases").num_rows == 0
 
@@ -594,7 +600,7 @@ def test_leftovers_of_a_killed_release_are_invisible_and_cleaned(store: Store) -
     (leftover / "data").mkdir(parents=True)
     (leftover / "data" / "train-00000.parquet").write_bytes(b"half")
     assert list_releases(store) == []
-    create_release(store, "1.0.0", "after the crash")
+    create_release(store, "1.0.0", "after the crash", actor="tester")
     assert not leftover.exists()
     assert [r.version for r in list_releases(store)] == ["1.0.0"]
 
@@ -607,20 +613,20 @@ def test_release_renamed_but_not_recorded_is_adopted(
 
     monkeypatch.setattr(rel, "_record", crash)
     with pytest.raises(KeyboardInterrupt):
-        create_release(store, "1.0.0", "first")
+        create_release(store, "1.0.0", "first", actor="tester")
     monkeypatch.undo()
     assert release_dir(store, "1.0.0").is_dir() and list_releases(store) == []
     with pytest.raises(ReleaseError, match="exists already"):
-        create_release(store, "1.0.0", "again")
-    create_release(store, "1.0.1", "next")
+        create_release(store, "1.0.0", "again", actor="tester")
+    create_release(store, "1.0.1", "next", actor="tester")
     assert [r.version for r in list_releases(store)] == ["1.0.0", "1.0.1"]
     assert verify_release(store, "1.0.0").ok
 
 
 # ----------------------------------------------------------------------------- exports
 def test_zip_export_holds_the_release(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first")
-    z = export_release(store, "1.0.0", "zip", tmp_path / "dl")
+    info = create_release(store, "1.0.0", "first", actor="tester")
+    z = export_release(store, "1.0.0", "zip", tmp_path / "dl", actor="tester")
     assert z == tmp_path / "dl" / "smearlab-release-1.0.0.zip"
     with zipfile.ZipFile(z) as zf:
         names = set(zf.namelist())
@@ -637,8 +643,8 @@ def test_zip_export_holds_the_release(store: Store, tmp_path: Path) -> None:
 def test_png_mask_export_has_one_index_png_per_tile_and_a_legend(
     store: Store, tmp_path: Path
 ) -> None:
-    info = create_release(store, "1.0.0", "first")
-    z = export_release(store, "1.0.0", "png-masks", tmp_path / "masks.zip")
+    info = create_release(store, "1.0.0", "first", actor="tester")
+    z = export_release(store, "1.0.0", "png-masks", tmp_path / "masks.zip", actor="tester")
     assert z == tmp_path / "masks.zip"
     top = "smearlab-release-1.0.0-masks/"
     with zipfile.ZipFile(z) as zf:
@@ -666,10 +672,10 @@ def test_png_mask_export_has_one_index_png_per_tile_and_a_legend(
 
 def test_export_refuses_unknown_format_and_release(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="No release"):
-        export_release(store, "9.9.9", "zip", tmp_path)
-    create_release(store, "1.0.0", "first")
+        export_release(store, "9.9.9", "zip", tmp_path, actor="tester")
+    create_release(store, "1.0.0", "first", actor="tester")
     with pytest.raises(ReleaseError, match="'zip' or 'png-masks'"):
-        export_release(store, "1.0.0", "tar", tmp_path)  # type: ignore[arg-type]
+        export_release(store, "1.0.0", "tar", tmp_path, actor="tester")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ module layout

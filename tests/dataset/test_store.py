@@ -252,7 +252,7 @@ def test_labelled_means_latest_revision_has_a_label_and_tile_not_skipped(store, 
     one_pixel[3, 4] = 0  # a single background pixel is a label
     store.save_mask(c.tile_id, one_pixel, annotator="x")
     store.save_mask(d.tile_id, full(d, 2), annotator="x")
-    store.skip(d.tile_id)
+    store.skip(d.tile_id, annotator="tester")
     assert store.labelled_tile_ids() == [c.tile_id]
     assert store.stats()["labelled"] == 1 and store.stats()["skipped"] == 1
 

@@ -29,7 +29,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = Store.open(root)
     # The four default classes: the demo's white cells come in as leukocyte, painted here.
     store.init(list(DEFAULT_CLASSES))
-    load_demo(store)
+    load_demo(store, actor="tester")
     return root
 
 

@@ -38,7 +38,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("upload") / "workspace"
     store = Store.open(root)
     store.init(["background", "erythrocyte", "leukocyte", "platelet"], tile_size=TILE)
-    ingest_files(store, [("first.png", smear_png(0))], SmearMeta())
+    ingest_files(store, [("first.png", smear_png(0))], SmearMeta(), actor="tester")
     return root
 
 

@@ -43,7 +43,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The lab's default classes (the demo alone brings background/cytoplasm/nucleus): the
     # keys test paints erythrocytes, leukocytes and platelets.
     store.init(list(DEFAULT_CLASSES))
-    load_demo(store)
+    load_demo(store, actor="tester")
     # The random strategy's scores, so the Suggestions page can hand over a ranking.
     score_unlabelled(store, "random", None)
     return root

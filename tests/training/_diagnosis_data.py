@@ -108,7 +108,9 @@ def fill_registry(
         type_features=type_features,
     )
     report = registry.import_visits(
-        csv, VisitMapping.model_validate(visits_mapping(type_features=type_features))
+        csv,
+        VisitMapping.model_validate(visits_mapping(type_features=type_features)),
+        entered_by="tester",
     )
     assert not report.errors, report.errors
     return registry

@@ -140,7 +140,9 @@ def test_boundary_through_csv_import(tmp_path: Path) -> None:
         }
     )
     registry = Registry.open(tmp_path / "ws")
-    report = registry.import_visits(("\n".join(lines) + "\n").encode(), mapping)
+    report = registry.import_visits(
+        ("\n".join(lines) + "\n").encode(), mapping, entered_by="tester"
+    )
     assert not report.errors, report.errors[:3]
     assert len(report.added) == len(groups)
     _check(_expected(groups), _verdicts(patient_summary(registry, "P-1")), groups)

@@ -59,23 +59,23 @@ def mapping(**changes: object) -> VisitMapping:
 def test_patients_are_pseudonyms_only(registry: Registry) -> None:
     for name in ("Jane Doe", "JaneDoe", "", "P 1", "x"):
         with pytest.raises(RegistryError, match="pseudonym"):
-            registry.add_patient(name)
-    fresh = registry.add_patient(sex="F", birth_year=1980)
+            registry.add_patient(name, actor="tester")
+    fresh = registry.add_patient(sex="F", birth_year=1980, actor="tester")
     assert any(c.isdigit() for c in fresh.patient_id)
     assert (fresh.sex, fresh.birth_year) == ("female", 1980)
-    registry.add_patient("P-0042")
+    registry.add_patient("P-0042", actor="tester")
     with pytest.raises(RegistryError, match="exists already"):
-        registry.add_patient("P-0042")
+        registry.add_patient("P-0042", actor="tester")
     assert [p.patient_id for p in registry.find_patients("0042")] == ["P-0042"]
     with pytest.raises(RegistryError, match="No patient"):
         registry.patient("P-9999")
 
 
 def test_visit_is_stored_once_and_refuses_impossible_values(registry: Registry) -> None:
-    registry.add_patient("P-1", sex="male", birth_year=1960)
+    registry.add_patient("P-1", sex="male", birth_year=1960, actor="tester")
     visit = NewVisit(date=DAY, hba1c_percent=6.1, fpg_mmol=6.3, bmi=31.0)
-    first = registry.add_visit("P-1", visit)
-    again = registry.add_visit("P-1", visit)
+    first = registry.add_visit("P-1", visit, entered_by="tester")
+    again = registry.add_visit("P-1", visit, entered_by="tester")
     assert first.visit_id == again.visit_id
     assert [v.visit_id for v in registry.visits("P-1")] == [first.visit_id]
     assert registry.visit(first.visit_id).hba1c_percent == 6.1
@@ -91,15 +91,15 @@ def test_visit_is_stored_once_and_refuses_impossible_values(registry: Registry) 
     }
     for field, bad in cases.items():
         with pytest.raises(RegistryError, match=field):
-            registry.add_visit("P-1", bad)
+            registry.add_visit("P-1", bad, entered_by="tester")
     assert len(registry.visits()) == 1
     with pytest.raises(RegistryError, match="No patient"):
-        registry.add_visit("P-2", visit)
+        registry.add_visit("P-2", visit, entered_by="tester")
 
 
 def test_confirmations_are_append_only_and_the_latest_wins(registry: Registry) -> None:
-    registry.add_patient("P-1")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=7.1))
+    registry.add_patient("P-1", actor="tester")
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=7.1), entered_by="tester")
     assert registry.diagnosis(visit.visit_id) is None
     registry.confirm(visit.visit_id, "T2DM", by="dr-a")
     registry.confirm(visit.visit_id, "type 1", by="dr-b", note="GAD came back positive")
@@ -122,8 +122,8 @@ def test_confirmations_are_append_only_and_the_latest_wins(registry: Registry) -
 
 
 def test_confirm_refuses_what_cannot_be_a_confirmation(registry: Registry) -> None:
-    registry.add_patient("P-1", sex="female")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, fpg_mmol=7.4))
+    registry.add_patient("P-1", sex="female", actor="tester")
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, fpg_mmol=7.4), entered_by="tester")
     with pytest.raises(RegistryError, match="who confirms"):
         registry.confirm(visit.visit_id, "type 2", by=" ")
     with pytest.raises(RegistryError, match=", ".join(DIAGNOSES)):
@@ -131,7 +131,9 @@ def test_confirm_refuses_what_cannot_be_a_confirmation(registry: Registry) -> No
     with pytest.raises(RegistryError, match="pregnan"):
         registry.confirm(visit.visit_id, "gestational", by="dr-a")
     pregnant = registry.add_visit(
-        "P-1", NewVisit(date=DAY, pregnant=True, pregnancy_week=26, ogtt_2h_mmol=9.0)
+        "P-1",
+        NewVisit(date=DAY, pregnant=True, pregnancy_week=26, ogtt_2h_mmol=9.0),
+        entered_by="tester",
     )
     assert registry.confirm(pregnant.visit_id, "GDM", by="dr-a").diagnosis == "gestational"
     with pytest.raises(RegistryError, match="No visit"):
@@ -152,7 +154,7 @@ def test_import_refuses_impossible_rows_and_stores_the_good_ones(
 ) -> None:
     path = tmp_path / "visits.csv"
     path.write_text(CSV, encoding="utf-8")
-    report = registry.import_visits(path, mapping())
+    report = registry.import_visits(path, mapping(), entered_by="tester")
     errors = {(e.row, e.column) for e in report.errors}
     assert errors == {(3, "A1c"), (4, "VisitDate"), (5, "FPG"), (7, "PatientID")}
     assert "cannot be real" in next(e.message for e in report.errors if e.row == 3)
@@ -171,7 +173,7 @@ def test_import_refuses_impossible_rows_and_stores_the_good_ones(
     assert registry.patient("P-01").sex == "female"
     assert [p.patient_id for p in registry.patients()] == ["P-01"]
 
-    again = registry.import_visits(path, mapping())
+    again = registry.import_visits(path, mapping(), entered_by="tester")
     assert again.added == () and len(again.duplicates) == 2
     assert len(registry.visits()) == 2
 
@@ -185,7 +187,7 @@ def test_preview_stores_nothing_and_marks_stored_rows(registry: Registry, tmp_pa
     assert [r.row for r in preview.rows] == [2, 6]
     assert preview.refused_rows == [3, 4, 5, 7]
     assert {r.status for r in preview.rows} == {"new"}
-    registry.import_visits(path, mapping())
+    registry.import_visits(path, mapping(), entered_by="tester")
     assert {r.status for r in registry.preview_import(path, mapping()).rows} == {"duplicate"}
     # The same parse from bytes (an upload) without a registry at all.
     parsed = parse_visits_csv(CSV.encode(), mapping())
@@ -193,8 +195,8 @@ def test_preview_stores_nothing_and_marks_stored_rows(registry: Registry, tmp_pa
 
 
 def test_import_checks_patients_against_the_registry(registry: Registry) -> None:
-    registry.add_patient("P-01", sex="male", birth_year=1970)
-    report = registry.import_visits(CSV.encode(), mapping())
+    registry.add_patient("P-01", sex="male", birth_year=1970, actor="tester")
+    report = registry.import_visits(CSV.encode(), mapping(), entered_by="tester")
     assert (2, "Sex") in {(e.row, e.column) for e in report.errors}
     assert registry.visits("P-01") == []
 
@@ -203,15 +205,17 @@ def test_diagnosis_column_needs_the_confirming_clinician(registry: Registry) -> 
     text = "PatientID,VisitDate,FPG,Dx\nP-1,01.02.2022,140,T2DM\nP-2,01.02.2022,90,normal\n"
     columns = {"patient": "PatientID", "date": "VisitDate", "fpg": "FPG", "diagnosis": "Dx"}
     unconfirmed = mapping(columns=columns)
-    report = registry.import_visits(text.encode(), unconfirmed)
+    report = registry.import_visits(text.encode(), unconfirmed, entered_by="tester")
     assert {e.column for e in report.errors} == {"Dx"} and not report.added
     confirmed = mapping(columns=columns, confirmed_by="dr-a")
-    report = registry.import_visits(text.encode(), confirmed)
+    report = registry.import_visits(text.encode(), confirmed, entered_by="tester")
     assert report.diagnoses_added == 2
     labels = {c.patient_id: (c.diagnosis, c.confirmed_by) for c in registry.confirmed().values()}
     assert labels == {"P-1": ("type 2", "dr-a"), "P-2": ("normal", "dr-a")}
     # Importing the same file again adds no confirmation rows.
-    assert registry.import_visits(text.encode(), confirmed).diagnoses_added == 0
+    assert (
+        registry.import_visits(text.encode(), confirmed, entered_by="tester").diagnoses_added == 0
+    )
 
 
 def test_mapping_errors_name_what_to_fix(tmp_path: Path) -> None:
@@ -233,23 +237,23 @@ def test_linking_smears_adds_a_revision_and_keeps_the_id(registry: Registry) -> 
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
     registry.store.add_smear(NewSmear("smear-1", buf.getvalue(), 8, 8))
-    registry.add_patient("P-1")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=6.0))
+    registry.add_patient("P-1", actor="tester")
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=6.0), entered_by="tester")
     with pytest.raises(RegistryError, match="ingest"):
-        registry.link_smears(visit.visit_id, ["smear-unknown"])
+        registry.link_smears(visit.visit_id, ["smear-unknown"], entered_by="tester")
     linked = registry.link_smears(visit.visit_id, ["smear-1"], entered_by="tech")
     assert (linked.visit_id, linked.revision, linked.smear_ids) == (visit.visit_id, 2, ("smear-1",))
     assert registry.visits("P-1") == [linked]
-    assert registry.link_smears(visit.visit_id, ["smear-1"]).revision == 2
+    assert registry.link_smears(visit.visit_id, ["smear-1"], entered_by="tester").revision == 2
 
 
 def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
-    registry.add_patient("P-1")
+    registry.add_patient("P-1", actor="tester")
     visit = NewVisit(
         date=DAY,
         entered=(Reading("fpg", 126.0, "mg/dL"), Reading("hba1c", 48.0, "mmol/mol")),
     )
-    stored = registry.visit(registry.add_visit("P-1", visit).visit_id)
+    stored = registry.visit(registry.add_visit("P-1", visit, entered_by="tester").visit_id)
     assert stored.entered == (Reading("hba1c", 48.0, "mmol/mol"), Reading("fpg", 126.0, "mg/dL"))
     assert str(stored.reading("hba1c")) == "48 mmol/mol"
     assert stored.fpg_mmol == pytest.approx(126 / 18.016)
@@ -259,11 +263,13 @@ def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
 
 
 def test_rare_glucose_needs_the_unit_confirmed(registry: Registry) -> None:
-    registry.add_patient("P-1")
+    registry.add_patient("P-1", actor="tester")
     low = NewVisit(date=DAY, entered=(Reading("fpg", 0.8, "mmol/L"),))
     with pytest.raises(RegistryError, match=r"fpg: 0\.8 mmol/L is below 1\.0 mmol/L"):
-        registry.add_visit("P-1", low)
-    kept = registry.add_visit("P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True))
+        registry.add_visit("P-1", low, entered_by="tester")
+    kept = registry.add_visit(
+        "P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True), entered_by="tester"
+    )
     assert registry.visit(kept.visit_id).unit_confirmed is True
 
 
@@ -319,13 +325,15 @@ def test_rows_stored_before_units_were_kept_read_as_unknown_and_keep_their_ids(
     }
     write_deltalake(str(root / "tables" / "registry_visits"), pa.Table.from_pylist([row], old))
     registry = Registry.open(root)
-    registry.add_patient("P-1")
+    registry.add_patient("P-1", actor="tester")
     [visit] = registry.visits("P-1")
     assert visit.visit_id == "V0123456789ab"
     assert visit.entered == (Reading("fpg", 126 / 18.016, "unknown"),)
     assert "entered unit unknown" in str(visit.reading("fpg"))
     # A new visit appends under the new schema; the old row still reads the same.
-    registry.add_visit("P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)))
+    registry.add_visit(
+        "P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)), entered_by="tester"
+    )
     units = {v.visit_id: v.entered[0].unit for v in registry.visits("P-1")}
     assert units["V0123456789ab"] == "unknown"
     assert sorted(units.values()) == ["mmol/L", "unknown"]
@@ -353,7 +361,7 @@ def test_unit_columns_give_each_rows_unit(registry: Registry) -> None:
     m = VisitMapping.model_validate(
         {"columns": {"patient": "P", "date": "D", "fpg": "FPG"}, "unit_columns": {"glucose": "GU"}}
     )
-    report = registry.import_visits(text.encode(), m)
+    report = registry.import_visits(text.encode(), m, entered_by="tester")
     assert {(e.row, e.column) for e in report.errors} == {(4, "GU"), (5, "GU")}
     assert "No unit is assumed" in report.errors[0].message
     stored = {v.patient_id: v.entered for v in registry.visits()}

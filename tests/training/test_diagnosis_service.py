@@ -56,15 +56,23 @@ def request(**changes: object) -> TrainRequest:
 
 def test_confirmations_are_the_labels_and_the_latest_wins(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-1", sex="female", birth_year=1970)
-    registry.add_patient("P-2", sex="male", birth_year=1950)
-    registry.add_patient("P-3")
+    registry.add_patient("P-1", sex="female", birth_year=1970, actor="tester")
+    registry.add_patient("P-2", sex="male", birth_year=1950, actor="tester")
+    registry.add_patient("P-3", actor="tester")
     # P-1's values are in the diabetic range, but the clinician judged otherwise: the label
     # is the judgement, not the thresholds.
-    early = registry.add_visit("P-1", NewVisit(date=dt.date(2020, 1, 1), hba1c_percent=5.4))
-    late = registry.add_visit("P-1", NewVisit(date=dt.date(2021, 1, 1), hba1c_percent=6.8))
-    other = registry.add_visit("P-2", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=7.9))
-    registry.add_visit("P-3", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=9.9))  # unconfirmed
+    early = registry.add_visit(
+        "P-1", NewVisit(date=dt.date(2020, 1, 1), hba1c_percent=5.4), entered_by="tester"
+    )
+    late = registry.add_visit(
+        "P-1", NewVisit(date=dt.date(2021, 1, 1), hba1c_percent=6.8), entered_by="tester"
+    )
+    other = registry.add_visit(
+        "P-2", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=7.9), entered_by="tester"
+    )
+    registry.add_visit(
+        "P-3", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=9.9), entered_by="tester"
+    )  # unconfirmed
     registry.confirm(early.visit_id, "normal", by="dr-a")
     registry.confirm(late.visit_id, "type 2", by="dr-a")
     registry.confirm(late.visit_id, "prediabetes", by="dr-b")  # the correction wins
@@ -101,7 +109,7 @@ def test_trained_model_lands_in_the_zoo_and_is_current_when_none_is(tmp_path: Pa
     registry = fill_registry(workspace, 8)
     zoo = Zoo(workspace)
     assert zoo.current("diagnosis") is None
-    card = train(workspace, request())
+    card = train(workspace, request(), actor="tester")
     assert card.kind == "diagnosis" and card.classes == list(BINARY_CLASSES)
     assert zoo.current("diagnosis") == card
     assert zoo.current("segmentation") is None
@@ -116,7 +124,7 @@ def test_trained_model_lands_in_the_zoo_and_is_current_when_none_is(tmp_path: Pa
     model = load_classifier(folder)
     assert model.classes == BINARY_CLASSES
 
-    second = train(workspace, request(model="logreg"))
+    second = train(workspace, request(model="logreg"), actor="tester")
     assert zoo.current("diagnosis") == card
     assert second.settings["classifier"]["model"] == "logreg"
 
@@ -125,7 +133,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
     types = ("type 1", "type 2")
     plain = tmp_path / "plain"
     fill_registry(plain, 6, types)
-    card = train(plain, request(target="multiclass"))
+    card = train(plain, request(target="multiclass"), actor="tester")
     assert card.classes == ["type 1", "type 2"]
     assert TYPE_WARNING in card.notes
 
@@ -139,7 +147,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
 
     rich = tmp_path / "rich"
     fill_registry(rich, 6, types, type_features=True)
-    card = train(rich, request(target="multiclass"))
+    card = train(rich, request(target="multiclass"), actor="tester")
     assert "C-peptide (nmol/L)" in card.settings["features"]
     assert TYPE_WARNING not in card.notes
     registry = Registry.open(rich)
@@ -150,7 +158,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
 def test_pima_training_never_touches_the_registry(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     csv = pima_csv(tmp_path / "pima.csv")
-    card = train(workspace, request(csv=str(csv), format="pima"))
+    card = train(workspace, request(csv=str(csv), format="pima"), actor="tester")
     assert card.classes == ["no diabetes", "diabetes"]
     assert "Pima" in card.notes and card.data["format"] == "pima"
     assert Registry.open(workspace).table_versions() == {
@@ -163,7 +171,7 @@ def test_pima_training_never_touches_the_registry(tmp_path: Path) -> None:
 def test_predict_file_shape_and_metrics(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     csv = pima_csv(tmp_path / "pima.csv")
-    train(workspace, request(csv=str(csv), format="pima", folds=0))
+    train(workspace, request(csv=str(csv), format="pima", folds=0), actor="tester")
     report = predict_file(workspace, csv, "pima").to_json()
     assert set(report) >= {"rows", "metrics"}
     assert len(report["rows"]) == 60
@@ -190,7 +198,7 @@ def test_predict_file_shape_and_metrics(tmp_path: Path) -> None:
 def test_predict_mapped_file_scores_diagnoses_against_a_binary_model(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fill_registry(workspace, 8)
-    train(workspace, request(folds=0))
+    train(workspace, request(folds=0), actor="tester")
     csv = visits_csv(tmp_path / "new.csv", 5, seed=7)
     report = predict_file(workspace, csv, "mapped", mapping=visits_mapping()).to_json()
     assert len(report["rows"]) == 10 and report["errors"] == []
@@ -218,10 +226,16 @@ def test_evaluate_cross_validates_both_models_on_a_csv(tmp_path: Path) -> None:
 
 def test_forecast_and_rules_of_a_registry_patient(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-7", sex="female", birth_year=1980)
+    registry.add_patient("P-7", sex="female", birth_year=1980, actor="tester")
     for year, a1c in ((2019, 5.4), (2020, 5.6), (2021, 5.8), (2022, 6.0)):
-        registry.add_visit("P-7", NewVisit(date=dt.date(year, 6, 1), hba1c_percent=a1c))
-    registry.add_visit("P-7", NewVisit(date=dt.date(2021, 12, 1), hba1c_percent=5.0, pregnant=True))
+        registry.add_visit(
+            "P-7", NewVisit(date=dt.date(year, 6, 1), hba1c_percent=a1c), entered_by="tester"
+        )
+    registry.add_visit(
+        "P-7",
+        NewVisit(date=dt.date(2021, 12, 1), hba1c_percent=5.0, pregnant=True),
+        entered_by="tester",
+    )
     result = patient_forecast(registry, "P-7", today=dt.date(2022, 6, 1))
     assert len(result.hba1c.points) == 4 and len(result.hba1c.left_out) == 1
     crossing = result.hba1c.crossing("diabetes")
@@ -266,7 +280,7 @@ def test_training_job_runs_in_the_job_runner(tmp_path: Path) -> None:
 
     workspace = tmp_path / "ws"
     fill_registry(workspace, 6)
-    status = submit_training(workspace, request())
+    status = submit_training(workspace, request(), actor="tester")
     final = JobRunner(workspace).wait(status.job_id, timeout=300)
     assert final.state == JobState.DONE, final.error
     current = Zoo(workspace).current("diagnosis")
@@ -300,7 +314,7 @@ def test_a_stored_value_todays_checks_refuse_is_shown_not_fatal(tmp_path: Path) 
     from training.diagnosis.service import patient_summary
 
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-1")
+    registry.add_patient("P-1", actor="tester")
     old = NewVisit(date=dt.date(2020, 1, 1), entered=(Reading("hba1c", 2.5, "unknown"),))
     registry._store_visits([("P-1", old)], "", "manual")  # as an old registry holds it
     [visit] = patient_summary(registry, "P-1")["visits"]

@@ -171,6 +171,6 @@ def test_which_job_a_page_shows(tmp_path: Path) -> None:
     assert job_to_show(tmp_path, SCORE, "gone-job").job_id == first
     assert job_to_show(tmp_path, SCORE, train).job_id == train  # the session's, whatever kind
     assert active_job(tmp_path, SCORE).job_id == first
-    runner.cancel(first)
+    runner.cancel(first, actor="tester")
     assert active_job(tmp_path, SCORE) is None
     assert job_to_show(tmp_path, SCORE, None).state == JobState.CANCELLED

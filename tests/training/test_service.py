@@ -137,8 +137,8 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
         store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
     analysis, _, _ = analyze_smear(store, sid)  # no model: the saved labels are analysed
     registry = Registry(store)
-    registry.add_patient("P-1", sex="female", birth_year=1970)
-    registry.add_visit("P-1", visit)
+    registry.add_patient("P-1", sex="female", birth_year=1970, actor="tester")
+    registry.add_visit("P-1", visit, entered_by="tester")
     feats = visit_features(visit, store=store)
     share = analysis.row("leukocyte").pixel_share
     assert feats["smear: leukocyte pixel share"] == pytest.approx(share)

@@ -238,6 +238,7 @@ def _handled(func: Handler) -> Handler:
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
+        from dataset.audit import AuditError
         from dataset.store import StoreError
         from model_zoo.zoo import ZooError
         from training.diagnosis.service import DiagnosisError
@@ -246,8 +247,20 @@ def _handled(func: Handler) -> Handler:
             return func(args)
         except (DiagnosisError, StoreError, MeasurementError, ZooError) as err:
             return report_error(err, EXIT_REFUSED, json_flag(args))
+        except AuditError as err:
+            return report_error(err, EXIT_REFUSED, json_flag(args))
 
     return run
+
+
+# The audit trail's actor for a command that names no person (dataset.audit.CLI; not imported
+# here, so that building the parser stays light).
+_CLI = "cli"
+
+
+def _person(args: argparse.Namespace) -> str:
+    """Who enters: ``--by``, else ``cli`` (the audit row's os_user then says who ran it)."""
+    return (args.by or "").strip() or _CLI
 
 
 def _workspace(args: argparse.Namespace) -> Path:
@@ -344,7 +357,7 @@ def cmd_import_visits(args: argparse.Namespace) -> int:
             f"{len(preview.refused_rows)} refused; nothing stored (preview)."
         )
     else:
-        report = registry.import_visits(args.csv, mapping, entered_by=args.by)
+        report = registry.import_visits(args.csv, mapping, entered_by=_person(args))
         out = {"preview": False, **report.to_json()}
         errors = report.errors
         summary = (
@@ -402,7 +415,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     workspace = _workspace(args)
     if args.background:
-        status = submit_training(workspace, request)
+        status = submit_training(workspace, request, actor=_CLI)
         if json_flag(args):
             _print_json({"job_id": status.job_id, "state": str(status.state)})
         else:
@@ -413,7 +426,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not json_flag(args):
             print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
 
-    card = train(workspace, request, progress)
+    card = train(workspace, request, progress, actor=_CLI)
     current = Zoo(workspace).current("diagnosis")
     is_current = current is not None and current.model_id == card.model_id
     metrics = {
@@ -562,7 +575,9 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
     from training.diagnosis.registry import Registry
 
     registry = Registry.open(_workspace(args))
-    patient = registry.add_patient(args.patient, sex=args.sex, birth_year=args.birth_year)
+    patient = registry.add_patient(
+        args.patient, sex=args.sex, birth_year=args.birth_year, actor=_CLI
+    )
     if json_flag(args):
         _print_json(
             {"patient": patient.patient_id, "sex": patient.sex, "birth_year": patient.birth_year}
@@ -601,7 +616,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
         smear_ids=tuple(args.smear),
     )
     registry = Registry.open(_workspace(args))
-    stored = registry.add_visit(args.patient, visit, entered_by=args.by)
+    stored = registry.add_visit(args.patient, visit, entered_by=_person(args))
     summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
     if json_flag(args):
         _print_json({"patient": stored.patient_id, **summary})
@@ -657,9 +672,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     """A patient's visits as entered, each guideline's verdict and repeat test, and diagnoses."""
     from training.diagnosis.registry import Registry
-    from training.diagnosis.service import patient_summary
+    from training.diagnosis.service import open_patient
 
-    summary = patient_summary(Registry.open(_workspace(args)), args.patient)
+    summary = open_patient(Registry.open(_workspace(args)), args.patient, actor=_CLI)
     if json_flag(args):
         _print_json(summary)
         return EXIT_OK

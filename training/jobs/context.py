@@ -230,10 +230,11 @@ def _finish_done(ctx: JobContext, result: dict[str, Any]) -> int:
                     from model_zoo.zoo import Zoo  # lazy: only jobs that make models need it
 
                     zoo = Zoo(ctx.workspace)
-                    ids = [
-                        zoo.add(kind, path, card, **options).model_id
-                        for kind, path, card, options in ctx._models
-                    ]
+                    ids = []
+                    for kind, path, card, options in ctx._models:
+                        before = zoo.current(kind)
+                        ids.append(zoo.add(kind, path, card, **options).model_id)
+                        _audit_current(ctx, zoo, kind, ids[-1], before)
                     result = {**result, "model_ids": ids}
             except Exception as exc:
                 traceback.print_exc()
@@ -248,6 +249,25 @@ def _finish_done(ctx: JobContext, result: dict[str, Any]) -> int:
             return 0
     finally:
         _finishing.clear()
+
+
+def _audit_current(ctx: JobContext, zoo, kind: str, model_id: str, before) -> None:
+    """A model that became current as its job ended did so automatically: audit it as the
+    account ``system`` (a failure here fails the job, so a missing row is never silent)."""
+    now = zoo.current(kind)
+    if now is None or now.model_id != model_id:
+        return
+    from dataset import audit  # lazy: most jobs make no model
+
+    audit.record(
+        ctx.workspace,
+        actor=audit.SYSTEM,
+        action="promote",
+        object_id=model_id,
+        before=None if before is None else before.model_id,
+        after=model_id,
+        detail={"kind": kind, "automatic": True, "job_id": ctx.job_id},
+    )
 
 
 def resolve_target(target: str) -> Callable[..., Any]:

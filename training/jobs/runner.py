@@ -51,6 +51,7 @@ from training.jobs.supervisor import settle_orphan
 
 __all__ = ["JobRunner"]
 
+LIVE = (JobState.QUEUED, JobState.RUNNING)
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -177,7 +178,7 @@ class JobRunner:
         running = self.list(states=[JobState.RUNNING], limit=1)
         return running[0] if running else None
 
-    def cancel(self, job_id: str) -> JobStatus:
+    def cancel(self, job_id: str, *, actor: str) -> JobStatus:
         """Cancel a job without waiting for it to stop.
 
         A queued job is cancelled at once. A running job is marked, its process group gets
@@ -185,9 +186,22 @@ class JobRunner:
         the group is gone. A finished job, or one that has already reported its outcome (and
         may have registered its model), is left as it is.
 
+        A cancel that takes effect is recorded in the audit trail as ``actor``'s
+        (``train_cancel`` for a training job, ``job_cancel`` for another kind); a request
+        that changes nothing (the job had ended) is not.
+
         Returns:
             The job's status after the request (poll :meth:`get` or :meth:`wait` to see it end).
         """
+        if not str(actor or "").strip():
+            raise JobError(f"Say who cancels job {job_id}: every cancel is audited by name.")
+        status, before = self._request_cancel(job_id)
+        if before is not None:  # the request took effect: its row follows it
+            self._audit_cancel(status, before, actor)
+        return status
+
+    def _request_cancel(self, job_id: str) -> tuple[JobStatus, JobState | None]:
+        """The cancel itself; returns the status and, when it took effect, the state before."""
         job_dir = self._job_dir(job_id)
         if job_dir is None:
             self.get(job_id)  # raises UnknownJobError with the listing
@@ -200,9 +214,17 @@ class JobRunner:
             elif status.state == JobState.RUNNING and status.outcome is None:
                 status.cancel_requested = True
 
-        status = update_status(job_dir, request)
+        state_before: list[JobState] = []
+
+        def request_and_note(status: JobStatus) -> None:
+            state_before.append(status.state)
+            request(status)
+
+        status = update_status(job_dir, request_and_note)
+        took = status.state == JobState.CANCELLED or status.cancel_requested
+        before = state_before[0] if took and state_before[0] in LIVE else None
         if status.state != JobState.RUNNING or not status.cancel_requested:
-            return status
+            return status, before
         (job_dir / CANCEL_MARKER).touch()
         append_log(job_dir, "[runner] cancel requested")
         if status.pid is not None and pid_alive(status.pid):
@@ -212,7 +234,22 @@ class JobRunner:
                 self.ensure_worker()  # a fresh worker adopts the job and escalates to SIGKILL
             else:
                 status = settle_orphan(job_dir, status)
-        return status
+        return status, before
+
+    def _audit_cancel(self, status: JobStatus, before: JobState, actor: str) -> None:
+        from dataset import audit  # lazy: job processes import this module and need no Delta
+        from training.kinds import TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION
+
+        training = status.kind in (TRAIN_SEGMENTATION, TRAIN_DIAGNOSIS)
+        audit.record(
+            self.workspace,
+            actor=actor,
+            action="train_cancel" if training else "job_cancel",
+            object_id=status.job_id,
+            before=str(before),
+            after="cancelling" if status.state in LIVE else str(status.state),
+            detail={"kind": status.kind},
+        )
 
     def wait(
         self,

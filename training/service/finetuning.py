@@ -170,7 +170,11 @@ def update_settings(workspace: Path, parent: str = CURRENT_MODEL) -> dict[str, A
 
 
 def submit_update(
-    workspace: Path, parent: str = CURRENT_MODEL, overrides: dict[str, Any] | None = None
+    workspace: Path,
+    parent: str = CURRENT_MODEL,
+    overrides: dict[str, Any] | None = None,
+    *,
+    actor: str,
 ) -> str:
     """Queue an update of ``parent`` (the current model by default); returns the job id.
 
@@ -178,6 +182,7 @@ def submit_update(
         overrides: Settings that replace the update's (e.g. ``time_budget_min`` from
             ``--time-budget-min``); ``encoder`` or ``encoder_depth`` other than the parent's
             are refused.
+        actor: Who starts it, for the audit trail.
 
     Raises:
         StartModelError: The parent cannot be fine-tuned here.
@@ -187,7 +192,8 @@ def submit_update(
 
     # submit_training checks the merged settings again (resolve_start), so an override that
     # changes the architecture is refused there.
-    return submit_training(workspace, {**update_settings(workspace, parent), **(overrides or {})})
+    settings = {**update_settings(workspace, parent), **(overrides or {})}
+    return submit_training(workspace, settings, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,7 @@ def auto_update(workspace: Path) -> AutoUpdate:
     queued while the setting is off, fewer tiles are new, a training run is queued or running
     (it is asked again after the next save), or the current model cannot be fine-tuned.
     """
+    from dataset.audit import SYSTEM
     from dataset.settings import get_settings
     from training.service.runs import RunConflictError
 
@@ -249,7 +256,8 @@ def auto_update(workspace: Path) -> AutoUpdate:
     if new < every:
         return AutoUpdate(every, new, None, f"{new} of {every} new labelled tiles so far")
     try:
-        job_id = submit_update(workspace)
+        # An automatic action: the audit trail records it as the account "system".
+        job_id = submit_update(workspace, actor=SYSTEM)
     except (StartModelError, RunConflictError) as exc:
         return AutoUpdate(every, new, None, str(exc))
     return AutoUpdate(every, new, job_id, None)

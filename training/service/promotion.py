@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataset import audit
 from dataset.store import Store, StoreError
 from training.service.scoring import queue_rescoring
 
@@ -52,10 +53,13 @@ def workspace_classes(workspace: Path) -> list[str] | None:
         return None
 
 
-def promote_model(workspace: Path, model_id: str) -> PointerChange:
+def promote_model(workspace: Path, model_id: str, *, actor: str) -> PointerChange:
     """Make ``model_id`` current: refused when its classes differ from the workspace's or (for
     segmentation) its weights do not load and run (:func:`training.model.promotion_check`);
     a new current segmentation model queues re-scoring of the unlabelled tiles.
+
+    Args:
+        actor: Who promotes, for the audit trail (a ``promote`` row once it is current).
 
     Raises:
         model_zoo.ZooError: Unknown id, class mismatch, or weights that do not load.
@@ -63,27 +67,48 @@ def promote_model(workspace: Path, model_id: str) -> PointerChange:
     from model_zoo import Zoo
     from training.model import promotion_check
 
+    audit.require_actor(actor, "promote")
     zoo = Zoo(workspace)
     card = zoo.get(model_id)  # unknown ids fail before the workspace is touched
     before = zoo.current(card.kind)
     card = zoo.promote(
         card.model_id, classes=workspace_classes(workspace), verify=promotion_check(card)
     )
-    return PointerChange(card, before.model_id if before else None, _rescore(workspace, card))
+    previous = before.model_id if before else None
+    _audit(workspace, actor, "promote", card, previous)
+    return PointerChange(card, previous, _rescore(workspace, card))
 
 
-def rollback_model(workspace: Path, kind: str = "segmentation") -> PointerChange:
+def rollback_model(workspace: Path, kind: str = "segmentation", *, actor: str) -> PointerChange:
     """Return ``kind`` to the model that was current before; segmentation queues re-scoring.
+
+    Args:
+        actor: Who rolls back, for the audit trail (a ``rollback`` row once it is done).
 
     Raises:
         model_zoo.ZooError: Nothing to roll back to.
     """
     from model_zoo import Zoo
 
+    audit.require_actor(actor, "rollback")
     zoo = Zoo(workspace)
     before = zoo.current(kind)
     card = zoo.rollback(kind)
-    return PointerChange(card, before.model_id if before else None, _rescore(workspace, card))
+    previous = before.model_id if before else None
+    _audit(workspace, actor, "rollback", card, previous)
+    return PointerChange(card, previous, _rescore(workspace, card))
+
+
+def _audit(workspace: Path, actor: str, action: str, card, previous: str | None) -> None:
+    audit.record(
+        workspace,
+        actor=actor,
+        action=action,
+        object_id=card.model_id,
+        before=previous,
+        after=card.model_id,
+        detail={"kind": card.kind},
+    )
 
 
 def _rescore(workspace: Path, card) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dataset import audit
 from dataset.durable import locked
 from dataset.png import decode_mask
 from dataset.store import Store, StoreError
@@ -181,7 +182,7 @@ def conflict_message(busy) -> str:
     )
 
 
-def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
+def submit_training(workspace: Path, settings: dict[str, Any], *, actor: str) -> str:
     """Queue a segmentation training run; returns the job id.
 
     Args:
@@ -191,6 +192,7 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
 
             With ``init_from`` ("current" or a model id) the run fine-tunes that model; it is
             checked and made concrete by :func:`training.service.finetuning.resolve_start`.
+        actor: Who starts it (``"system"`` for an automatic update), for the audit trail.
 
     Raises:
         RunConflictError: A training run is already queued or running; only one runs at a
@@ -200,6 +202,7 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
     from training.jobs import JobRunner
     from training.segment import SegTrainConfig
 
+    audit.require_actor(actor, "train_start")
     settings = resolve_start(Path(workspace), settings)
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
     jobs = Path(workspace) / "jobs"
@@ -213,6 +216,19 @@ def submit_training(workspace: Path, settings: dict[str, Any]) -> str:
         status = JobRunner(workspace).submit(
             TRAIN_KIND, SEGMENT_TARGET, {"config": config.model_dump(mode="json")}
         )
+    audit.record(
+        workspace,
+        actor=actor,
+        action="train_start",
+        object_id=status.job_id,
+        detail={
+            "kind": TRAIN_KIND,
+            "init_from": config.init_from,
+            "encoder": config.encoder,
+            "epochs": config.epochs,
+            "time_budget_min": config.time_budget_min,
+        },
+    )
     return status.job_id
 
 

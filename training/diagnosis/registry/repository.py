@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from dataset import audit
 from dataset.store import Store
 from training.diagnosis.measurements import UNKNOWN_UNIT
 from training.diagnosis.registry.csv_import import (
@@ -67,13 +68,17 @@ class Registry:
         *,
         sex: str | None = None,
         birth_year: int | None = None,
+        actor: str,
     ) -> Patient:
         """Store a new patient under a pseudonym (a fresh one such as ``P-482913`` when None).
+
+        ``actor`` (who adds the patient) is recorded in the audit trail (``patient_add``).
 
         Raises:
             RegistryError: the pseudonym is not one (see :data:`PSEUDONYM_RULE`), is taken,
                 or sex / birth year are invalid.
         """
+        _check_person(actor, "adds the patient")
         sex = _check_sex(sex)
         birth_year = _check_birth_year(birth_year)
         with self.tables.lock("registry_patients"):
@@ -87,6 +92,7 @@ class Registry:
                 )
             patient = Patient(patient_id, sex, birth_year, _now())
             self.tables.append("registry_patients", [asdict(patient)])
+        audit.record(self.store, actor=actor, action="patient_add", object_id=patient_id)
         return patient
 
     def patient(self, patient_id: str) -> Patient:
@@ -121,21 +127,28 @@ class Registry:
 
     # ------------------------------------------------------------------ visits
     def add_visit(
-        self, patient_id: str, visit: NewVisit, *, entered_by: str = "", source: str = "manual"
+        self, patient_id: str, visit: NewVisit, *, entered_by: str, source: str = "manual"
     ) -> Visit:
         """Store a visit of a known patient; the same visit stored before is returned as is.
 
+        ``entered_by`` is who enters it, recorded with the visit and in the audit trail
+        (``visit_add``, only when the visit is new).
+
         Raises:
-            RegistryError: unknown patient, unknown smear, or values that cannot be real
-                (every problem named by field).
+            RegistryError: unknown patient, unknown smear, values that cannot be real
+                (every problem named by field), or nobody named in ``entered_by``.
         """
+        _check_person(entered_by, "enters the visit")
         patient = self.patient(patient_id)
         problems = check_visit(visit, sex=patient.sex, birth_year=patient.birth_year)
         if problems:
             raise RegistryError("; ".join(f"{name}: {message}" for name, message in problems))
         self._check_smears(visit.smear_ids)
         added, _ = self._store_visits([(patient.patient_id, visit)], entered_by, source)
-        return self.visit(_visit_id(patient.patient_id, visit)) if not added else added[0]
+        if not added:
+            return self.visit(_visit_id(patient.patient_id, visit))
+        audit.record_all(self.store, _visit_events(entered_by, added))
+        return added[0]
 
     def visit(self, visit_id: str) -> Visit:
         """The latest revision of a visit.
@@ -161,14 +174,15 @@ class Registry:
         visits = [_visit_from_row(r) for r in latest.values()]
         return sorted(visits, key=lambda v: (v.patient_id, v.date, v.created_at, v.visit_id))
 
-    def link_smears(
-        self, visit_id: str, smear_ids: Iterable[str], *, entered_by: str = ""
-    ) -> Visit:
+    def link_smears(self, visit_id: str, smear_ids: Iterable[str], *, entered_by: str) -> Visit:
         """Link stored smears to a visit (a new revision of the visit; the id stays).
 
+        A change is recorded in the audit trail as ``entered_by``'s ``visit_change``.
+
         Raises:
-            RegistryError: unknown visit or smear.
+            RegistryError: unknown visit or smear, or nobody named in ``entered_by``.
         """
+        _check_person(entered_by, "links the smears")
         wanted = tuple(dict.fromkeys(s.strip() for s in smear_ids if s.strip()))
         self._check_smears(wanted)
         with self.tables.lock("registry_visits"):
@@ -184,6 +198,15 @@ class Registry:
                 created_at=_now(),
             )
             self.tables.append("registry_visits", [_visit_row(updated)])
+        audit.record(
+            self.store,
+            actor=entered_by,
+            action="visit_change",
+            object_id=visit_id,
+            before=current.revision,
+            after=updated.revision,
+            detail={"smear_ids": list(merged)},
+        )
         return updated
 
     def _check_smears(self, smear_ids: Iterable[str]) -> None:
@@ -263,6 +286,15 @@ class Registry:
                 guidelines=None if guidelines is None else json.dumps(guidelines),
             )
             self.tables.append("registry_diagnoses", [asdict(confirmation)])
+        audit.record(
+            self.store,
+            actor=confirmation.confirmed_by,
+            action="diagnosis_confirm",
+            object_id=visit_id,
+            before=history[-1].diagnosis if history else None,
+            after=diagnosis,
+            detail={"patient": visit.patient_id, "revision": confirmation.revision},
+        )
         return confirmation
 
     def diagnosis(self, visit_id: str) -> Confirmation | None:
@@ -344,7 +376,7 @@ class Registry:
         source: Path | str | bytes,
         mapping: VisitMapping,
         *,
-        entered_by: str = "",
+        entered_by: str,
         name: str | None = None,
     ) -> ImportReport:
         """Store every good row of a CSV of visits; refused rows are reported, not stored.
@@ -352,7 +384,14 @@ class Registry:
         New patients are created from their first good row. Visits stored before are skipped
         as duplicates. A mapped diagnosis column is stored as confirmations by
         ``mapping.confirmed_by`` (a visit already confirmed the same way gets no new row).
+
+        What is stored is audited as ``entered_by``'s (``patient_add``, ``visit_add``; the
+        confirmations as ``diagnosis_confirm`` rows by ``entered_by``, naming the clinician).
+
+        Raises:
+            RegistryError: nobody named in ``entered_by``.
         """
+        _check_person(entered_by, "imports the visits")
         preview = self.preview_import(source, mapping, name)
         with self.tables.lock("registry_patients"):
             known = self._patients()
@@ -363,9 +402,17 @@ class Registry:
                     new_patients[r.patient_id] = Patient(r.patient_id, r.sex, r.birth_year, now)
             if new_patients:
                 self.tables.append("registry_patients", [asdict(p) for p in new_patients.values()])
+        audit.record_all(
+            self.store,
+            [
+                audit.Event(entered_by, "patient_add", p, detail={"source": preview.source})
+                for p in new_patients
+            ],
+        )
         added, duplicates = self._store_visits(
             [(r.patient_id, r.visit) for r in preview.rows], entered_by, "import"
         )
+        audit.record_all(self.store, _visit_events(entered_by, added))
         n_confirmed = 0
         by = (mapping.confirmed_by or "").strip()
         labelled = [r for r in preview.rows if r.diagnosis is not None]
@@ -391,6 +438,19 @@ class Registry:
                 if rows:
                     self.tables.append("registry_diagnoses", rows)
                 n_confirmed = len(rows)
+            audit.record_all(
+                self.store,
+                [
+                    audit.Event(
+                        entered_by,
+                        "diagnosis_confirm",
+                        row["visit_id"],
+                        after=row["diagnosis"],
+                        detail={"patient": row["patient_id"], "confirmed_by": by, "import": True},
+                    )
+                    for row in rows
+                ],
+            )
         return ImportReport(
             source=preview.source,
             n_rows=preview.n_rows,
@@ -400,6 +460,24 @@ class Registry:
             diagnoses_added=n_confirmed,
             errors=preview.errors,
         )
+
+
+def _check_person(name: str, what: str) -> None:
+    if not str(name or "").strip():
+        raise RegistryError(f"Say who {what} (entered_by: the account's name).")
+
+
+def _visit_events(entered_by: str, visits: Iterable[Visit]) -> list[audit.Event]:
+    return [
+        audit.Event(
+            entered_by,
+            "visit_add",
+            v.visit_id,
+            after=v.revision,
+            detail={"patient": v.patient_id, "source": v.source},
+        )
+        for v in visits
+    ]
 
 
 def _conflicts(row: ParsedRow, known: Patient | ParsedRow | None) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ from training.diagnosis.service.feature_rows import (
     smear_features,
     visit_features,
 )
-from training.diagnosis.service.patients import patient_forecast, patient_summary
+from training.diagnosis.service.patients import open_patient, patient_forecast, patient_summary
 from training.diagnosis.service.prediction import (
     PredictionReport,
     VisitPrediction,
@@ -91,6 +91,7 @@ __all__ = [
     "load_mapping",
     "load_model",
     "model_warnings",
+    "open_patient",
     "patient_forecast",
     "patient_summary",
     "predict_file",

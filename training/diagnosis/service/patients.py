@@ -5,6 +5,8 @@ Promises:
     * Visits come oldest first, each as :func:`~training.diagnosis.service.visits.visit_summary`
       gives it, with the :data:`~training.diagnosis.DISCLAIMER`.
     * An unknown patient raises :class:`~training.diagnosis.registry.RegistryError`.
+    * :func:`open_patient` is how a patient's record is shown to a person (the Diagnosis page,
+      ``diagnosis show``): it records ``patient_open`` in the audit trail, with who opened it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from dataset import audit
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import REPEAT_WINDOW_DAYS
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
 from training.diagnosis.registry import Registry
 from training.diagnosis.service.visits import visit_summary
 
-__all__ = ["patient_forecast", "patient_summary"]
+__all__ = ["open_patient", "patient_forecast", "patient_summary"]
 
 
 def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
@@ -45,6 +48,24 @@ def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
         "repeat_window_days": REPEAT_WINDOW_DAYS,
         "disclaimer": DISCLAIMER,
     }
+
+
+def open_patient(registry: Registry, patient_id: str, *, actor: str) -> dict[str, Any]:
+    """A patient's record (:func:`patient_summary`) as shown to ``actor``; the opening is
+    recorded in the audit trail (``patient_open``) once the record has been read.
+
+    Raises:
+        RegistryError: no such patient (nothing is recorded then).
+    """
+    summary = patient_summary(registry, patient_id)
+    audit.record(
+        registry.store,
+        actor=actor,
+        action="patient_open",
+        object_id=summary["patient"],
+        detail={"visits": len(summary["visits"])},
+    )
+    return summary
 
 
 def patient_forecast(

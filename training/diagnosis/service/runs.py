@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
+from dataset import audit
 from training.diagnosis.registry import Registry
 from training.diagnosis.service.training_data import (
     DataSource,
@@ -179,16 +180,43 @@ def train(
     workspace: Path | str,
     request: TrainRequest,
     on_progress: Callable[[str, int, int], None] | None = None,
+    *,
+    actor: str,
 ) -> ModelCard:
     """Train and add the classifier to the zoo (current when the kind has no current model).
+
+    Args:
+        actor: Who trains, for the audit trail: a ``train_start`` row as it starts, and a
+            ``promote`` row by ``system`` when the new model becomes current by itself.
 
     Returns:
         The stored card, with its model id.
     """
     from model_zoo.zoo import Zoo
 
+    audit.record(
+        workspace,
+        actor=actor,
+        action="train_start",
+        object_id=TRAIN_JOB_KIND,
+        detail={"kind": TRAIN_JOB_KIND, "model": request.model, "background": False},
+    )
     staged = fit_and_stage(workspace, request, on_progress)
-    return Zoo(workspace).add("diagnosis", staged.staging, staged.card)
+    zoo = Zoo(workspace)
+    before = zoo.current("diagnosis")
+    card = zoo.add("diagnosis", staged.staging, staged.card)
+    now = zoo.current("diagnosis")
+    if now is not None and now.model_id == card.model_id:
+        audit.record(
+            workspace,
+            actor=audit.SYSTEM,
+            action="promote",
+            object_id=card.model_id,
+            before=None if before is None else before.model_id,
+            after=card.model_id,
+            detail={"kind": "diagnosis", "automatic": True},
+        )
+    return card
 
 
 def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -215,17 +243,29 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def submit_training(workspace: Path | str, request: TrainRequest) -> JobStatus:
-    """Queue a training job (see :func:`train_job`); returns its status at once."""
+def submit_training(workspace: Path | str, request: TrainRequest, *, actor: str) -> JobStatus:
+    """Queue a training job (see :func:`train_job`); returns its status at once.
+
+    ``actor`` (who queues it) is recorded in the audit trail as a ``train_start`` row.
+    """
     from training.jobs import JobRunner
 
+    audit.require_actor(actor, "train_start")
     params = request.model_dump(mode="json")
     if request.csv is not None:
         # The job runs from the project root: a relative path would point elsewhere.
         params["csv"] = str(Path(request.csv).resolve())
     if isinstance(request.mapping, str):
         params["mapping"] = str(Path(request.mapping).resolve())
-    return JobRunner(workspace).submit(TRAIN_JOB_KIND, TRAIN_JOB_TARGET, params)
+    status = JobRunner(workspace).submit(TRAIN_JOB_KIND, TRAIN_JOB_TARGET, params)
+    audit.record(
+        workspace,
+        actor=actor,
+        action="train_start",
+        object_id=status.job_id,
+        detail={"kind": TRAIN_JOB_KIND, "model": request.model, "background": True},
+    )
+    return status
 
 
 def _scalars(metrics: dict[str, Any]) -> list[tuple[str, float]]:
