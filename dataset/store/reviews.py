@@ -23,7 +23,7 @@ Promises:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dataset.roles import Actor, PermissionDenied
@@ -131,8 +131,13 @@ class ReviewsPart(StoreBase):
         """The state of every labelled tile (or of the given tiles that have a revision)."""
         latest = self._reviewable() if tile_ids is None else self.latest_revisions()
         ids = latest if tile_ids is None else [t for t in tile_ids if t in latest]
+        return self.statuses_of({t: latest[t] for t in ids})
+
+    def statuses_of(self, revisions: Mapping[str, Revision]) -> dict[str, ReviewStatus]:
+        """The state of each given revision (tile id -> revision), e.g. a release's frozen
+        snapshot of the latest revisions."""
         reviews = self._reviews()
-        return {t: self._status(latest[t], reviews) for t in ids}
+        return {t: self._status(r, reviews) for t, r in revisions.items()}
 
     def review_counts(self, tile_ids: Sequence[str] | None = None) -> dict[str, int]:
         """How many labelled tiles (or of ``tile_ids``) are in each state of
