@@ -151,3 +151,23 @@ def test_the_page_runs_on_an_empty_and_on_the_demo_workspace(
     assert not at.error, _texts(at.error)
     assert len(at.selectbox(key="rv_tile").options) == len(Store.open(demo).review_queue())
     assert len(at.image) == 2  # the tile, and its mask over it
+
+
+def test_the_dataset_page_releases_approved_tiles_only_without_names(ws, router) -> None:
+    import pyarrow.parquet as pq
+
+    root, ids = ws
+    Store.open(root).approve(ids[1], 1, Actor("rita", "reviewer"))
+    at = _open(router, "dataset.py", "rita")
+    assert "1 of 3 labelled" in at.checkbox(key="ds_approved_only").label
+    at.text_input[0].input("1.0.0")
+    at.text_input[1].input("approved only")
+    at.checkbox(key="ds_approved_only").check()
+    at.button(key="FormSubmitter:ds_release-Create release").click().run()
+    assert not at.exception, at.exception
+    assert any("Release 1.0.0 created with 1 tiles" in s for s in _texts(at.success))
+    path = root / "releases" / "1.0.0"
+    rows = [r for f in (path / "data").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    assert [r["tile_id"] for r in rows] == [ids[1]]
+    assert rows[0]["annotator"] != "ana"  # a pseudonymous key unless the lab opts in
+    assert "approved tiles only" in (path / "README.md").read_text()
