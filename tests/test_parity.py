@@ -23,6 +23,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dataset import cli as dataset_cli
+from dataset.release.pseudonyms import pseudonym_secret
 from dataset.store import Store
 from model_zoo import KINDS, Zoo
 from tests._segfixtures import CLASSES, make_workspace
@@ -109,7 +110,11 @@ def assert_same(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> Path:
     """Four smears of 2x2 tiles, three tiles of each labelled (``tests/_segfixtures``)."""
-    return make_workspace(tmp_path_factory.mktemp("parity") / "ws")
+    ws = make_workspace(tmp_path_factory.mktemp("parity") / "ws")
+    # Copies of one workspace share its release pseudonym secret, so the twins' releases
+    # carry the same annotator keys.
+    pseudonym_secret(ws)
+    return ws
 
 
 @pytest.fixture(autouse=True)
