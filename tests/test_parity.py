@@ -265,6 +265,28 @@ def test_a_dataset_page_release_and_release_write_the_same(twins, labelled: Path
     assert_same(a, b)
 
 
+def test_an_approved_only_release_by_page_and_by_command_write_the_same(
+    twins, labelled: Path, env
+) -> None:
+    from dataset.roles import Actor
+
+    a, b = twins(labelled)
+    for ws in (a, b):
+        store = Store.open(ws)
+        tile_id = store.labelled_tile_ids()[0]
+        store.approve(tile_id, store.latest(tile_id).revision, Actor("rita", "reviewer"))
+    at = page(a, "pages/dataset.py", env)
+    at.text_input[0].input("1.0.0")
+    at.text_input[1].input("Approved")
+    at.checkbox(key="ds_approved_only").check()
+    at.button(key="FormSubmitter:ds_release-Create release").click().run()
+    assert not at.exception, at.exception
+    assert any("created with 1 tiles" in s.value for s in at.success)
+    cli(dataset_cli.main, b, "release", "1.0.0", "-m", "Approved", "--approved-only",
+        monkeypatch=env)  # fmt: skip
+    assert_same(a, b)
+
+
 def test_a_settings_page_save_and_settings_set_record_the_same(twins, labelled: Path, env) -> None:
     a, b = twins(labelled)
     at = page(a, "pages/settings.py", env)
