@@ -16,7 +16,8 @@ Promises:
   written (its files and folders, itself included).
 * The split is the workspace's (:meth:`dataset.store.Store.splits_of`): no smear, and no
   patient, is ever in two splits, in any release or in training.
-* Nothing identifies a person or an upload: the patient pseudonym is replaced by a hash
+* Nothing identifies a person or an upload (annotators and reviewers are named only when the
+  lab opts in, below): the patient pseudonym is replaced by a hash
   salted afresh for each release (the salt is not kept, so keys cannot be linked across
   releases), and upload file names never appear; an image's and a mask's stored ``path``
   is ``"<tile_id>.png"``.
@@ -43,6 +44,7 @@ import shutil
 import stat
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -378,11 +380,12 @@ def _write_release(
     return manifest
 
 
+@dataclass(frozen=True)
 class _People:
-    """Who labelled and reviewed the released tiles, as the release may show them."""
+    """Which tiles a release holds by review, and how it shows the people behind them."""
 
-    def __init__(self, approved_only: bool, name_people: bool) -> None:
-        self.approved_only, self.name_people = approved_only, name_people
+    approved_only: bool
+    name_people: bool
 
     def names(self, store: Store, statuses: dict) -> dict[str, str]:
         """Account name -> what the ``annotator`` column shows for it."""
