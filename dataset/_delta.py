@@ -92,6 +92,17 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("created_at", TS),
         ]
     ),
+    # One row per verdict on one revision of a tile (dataset/store/reviews.py); never changed.
+    "reviews": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("revision", pa.int32()),
+            ("verdict", pa.string()),
+            ("reviewer", pa.string()),
+            ("comment", pa.string()),
+            ("created_at", TS),
+        ]
+    ),
     "splits": pa.schema(
         [
             ("group_key", pa.string()),

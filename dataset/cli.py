@@ -12,11 +12,13 @@ Usage::
     python -m dataset skip TILE_ID
     python -m dataset stats
     python -m dataset demo
-    python -m dataset release VERSION -m MESSAGE [--seed N]
+    python -m dataset release VERSION -m MESSAGE [--seed N] [--approved-only] [--name-annotators]
     python -m dataset verify VERSION
     python -m dataset export VERSION --format zip|png-masks --out PATH
     python -m dataset settings get [KEY] | set KEY VALUE | unset KEY
     python -m dataset audit [--since DATE] [--until DATE] [--actor NAME] [--action A]
+    python -m dataset review queue|approve TILE|request-changes TILE --comment TEXT|state TILE
+                             |sent-back ANNOTATOR  [--reviewer ACCOUNT] (see dataset.cli_review)
 
 Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
 ``--json`` (print one JSON document). Exit status (:mod:`dataset.cliutil`): 0 done, 1 some
@@ -356,7 +358,15 @@ def cmd_release(args: argparse.Namespace) -> int:
     from dataset.release import create_release
 
     store = _open_store(args)
-    info = create_release(store, args.version, args.message, seed=args.seed, actor=audit.CLI)
+    info = create_release(
+        store,
+        args.version,
+        args.message,
+        seed=args.seed,
+        approved_only=args.approved_only,
+        name_people=args.name_annotators,
+        actor=audit.CLI,
+    )
     doc = _jsonable(info)
     _emit(
         args,
@@ -613,6 +623,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("-m", "--message", required=True)
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--approved-only",
+        action="store_true",
+        help="release only tiles whose latest revision a reviewer approved",
+    )
+    p.add_argument(
+        "--name-annotators",
+        action="store_true",
+        help="name annotators and reviewers in the card and the annotator column (default: "
+        "a pseudonymous account key, and people counted per role)",
+    )
 
     p = command("verify", cmd_verify, "recompute every checksum of a release")
     p.add_argument("version")
@@ -641,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("get", "set", "unset"))
     p.add_argument("key", nargs="?", help="a setting (get: all when left out)")
     p.add_argument("value", nargs="?", help="the value to store in the workspace (set)")
+
+    from dataset.cli_review import add_review_command
+
+    add_review_command(sub, common, _open_store, _emit, CliError)
     return parser
 
 

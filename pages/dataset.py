@@ -4,7 +4,8 @@ What it promises: counts, pixels per class and labelling time per tile by how th
 started (hand-painted or a corrected pre-fill, with the caveat that this is observational) read
 from the store as it is now; each smear with its split (train, validation or test) and its
 labelled tiles; recent tiles shown with their masks; releases listed, created
-(version + message) and downloadable as a zip or as PNG masks with a class legend.
+(version + message; approved tiles only, and people named or counted by role, as chosen)
+and downloadable as a zip or as PNG masks with a class legend.
 """
 
 from __future__ import annotations
@@ -292,16 +293,31 @@ def _releases(store: Store, stats: dict) -> None:
         st.markdown("**New release**")
         version = st.text_input("Version", placeholder="e.g. 1.0.0 (higher than the last)")
         message = st.text_input("Message", placeholder="What changed since the last release")
+        review = store.review_counts()
+        approved_only = st.checkbox(
+            f"Approved tiles only ({review['approved']} of {stats['labelled']} labelled)",
+            key="ds_approved_only",
+            help="Leave out the tiles whose latest revision no reviewer approved yet.",
+        )
+        name_people = st.checkbox(
+            "Name annotators and reviewers",
+            key="ds_name_people",
+            help="Off: the release's annotator column holds a pseudonymous account key (the "
+            "same in every release of this workspace) and the card counts people per role. "
+            "On: their account names appear in the column and the card.",
+        )
         create = st.form_submit_button(
             "Create release", type="primary", disabled=not stats["labelled"]
         )
         if not stats["labelled"]:
             st.caption("Label at least one tile first.")
     if create:
-        _create(store, version.strip(), message.strip())
+        _create(store, version.strip(), message.strip(), approved_only, name_people)
 
 
-def _create(store: Store, version: str, message: str) -> None:
+def _create(
+    store: Store, version: str, message: str, approved_only: bool, name_people: bool
+) -> None:
     if not version or not message:
         st.warning("Give the release a version (e.g. 1.0.0) and a message saying what changed.")
         return
@@ -312,7 +328,13 @@ def _create(store: Store, version: str, message: str) -> None:
 
     try:
         info = create_release(
-            store, version, message, on_progress=on_progress, actor=_common.annotator()
+            store,
+            version,
+            message,
+            on_progress=on_progress,
+            approved_only=approved_only,
+            name_people=name_people,
+            actor=_common.annotator(),
         )
     except (ValueError, OSError) as exc:
         bar.empty()

@@ -26,6 +26,8 @@ What it promises the person labelling:
 - "Fill the rest" leaves the pixels erased since the tile was opened alone, unless asked.
 - The order, class, tool, brush, zoom and the other settings chosen here stay for the
   session, across visits to other pages.
+- Tiles a reviewer sent back to the person labelling come first in every order, the oldest
+  request first, with the reviewer's comment above the canvas.
 
 This file is the page's layout and flow. Its parts, one idea each, sit beside it: the
 session logic without Streamlit (:mod:`pages._label_session`), the session state and kept
@@ -43,7 +45,7 @@ import streamlit as st
 
 from dataset.schema import ClassSchema
 from dataset.settings import get_settings
-from dataset.store import Store, TileInfo
+from dataset.store import CHANGES_REQUESTED, Store, TileInfo
 from dataset.wand import DEFAULT_TOLERANCE
 from pages import _common
 from pages import _label_session as session
@@ -125,18 +127,25 @@ def _describe(editing: Editing) -> str:
     )
 
 
-def _order(store: Store, choice: str, n_tiles: int) -> list[str]:
-    """The chosen tile order, computed once per choice so labelling does not reshuffle it."""
+def _order(store: Store, choice: str, n_tiles: int, name: str) -> list[str]:
+    """The chosen tile order, computed once per choice so labelling does not reshuffle it,
+    with the tiles a reviewer sent back to ``name`` first (:meth:`Store.sent_back_first`).
+
+    A tile sent back since is a reason to compute it again; one re-saved is not (it would
+    jump away under the person walking the order).
+    """
     queue = _common.label_queue()
-    key = (choice, n_tiles, hash(tuple(queue[1])) if queue else None)
+    key = (choice, n_tiles, hash(tuple(queue[1])) if queue else None, name)
+    sent = {s.tile_id for s in store.sent_back(name)} if name else set()
     cached = st.session_state.get(ORDER_CACHE_KEY)
-    if cached and cached[0] == key:
+    if cached and cached[0] == key and sent <= cached[2]:
         return cached[1]
     if queue is not None and choice == f"Suggested: {queue[0]}":
         order = session.suggested_order(store, queue[1])
     else:
         order = TILE_ORDERS[choice](store)
-    st.session_state[ORDER_CACHE_KEY] = (key, order)
+    order = store.sent_back_first(order, name)
+    st.session_state[ORDER_CACHE_KEY] = (key, order, sent)
     return order
 
 
@@ -194,7 +203,7 @@ def main() -> None:
             index=choices.index(setting("lbl_order", choices[0], choices)),
             key="lbl_order",
         )
-    order = _order(store, choice, len(tiles)) or list(tiles)
+    order = _order(store, choice, len(tiles), _common.annotator()) or list(tiles)
 
     tile_id = st.session_state.get(_common.LABEL_TILE_KEY)
     if tile_id not in tiles:
@@ -466,6 +475,21 @@ def _edits(
         st.rerun()
 
 
+def _sent_back_note(store: Store, tile_id: str) -> None:
+    """A reviewer's request for changes on the tile's latest revision, above the canvas."""
+    if store.latest(tile_id) is None:
+        return
+    status = store.review_state(tile_id)
+    if status.review is not None and status.state == CHANGES_REQUESTED:
+        st.warning(
+            f"**Sent back** by {status.review.reviewer} on "
+            f"{status.review.created_at:%Y-%m-%d %H:%M} UTC (revision "
+            f"{status.revision.revision} by {status.revision.annotator}): "
+            f"{status.review.comment}",
+            icon=":material/rate_review:",
+        )
+
+
 def _notes(
     store: Store, editing: Editing, objects: list[dict], changed: bool, name: str, tile_id: str
 ) -> None:
@@ -483,6 +507,7 @@ def _notes(
             f"This tile has unsaved paint. Save it, or press {leaving[1]} again to leave "
             "without saving."
         )
+    _sent_back_note(store, tile_id)
     show_flash(tile_id, painting=bool(objects))
     conflict: PendingConflict | None = st.session_state.get(CONFLICT_KEY)
     if conflict is not None and conflict.editing.tile_id == tile_id:

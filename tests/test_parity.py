@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from dataset import audit
 from dataset import cli as dataset_cli
+from dataset.release.pseudonyms import pseudonym_secret
 from dataset.store import Store
 from model_zoo import KINDS, Zoo
 from tests._segfixtures import CLASSES, make_workspace
@@ -116,7 +117,11 @@ def assert_same(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> Path:
     """Four smears of 2x2 tiles, three tiles of each labelled (``tests/_segfixtures``)."""
-    return make_workspace(tmp_path_factory.mktemp("parity") / "ws")
+    ws = make_workspace(tmp_path_factory.mktemp("parity") / "ws")
+    # Copies of one workspace share its release pseudonym secret, so the twins' releases
+    # carry the same annotator keys.
+    pseudonym_secret(ws)
+    return ws
 
 
 @pytest.fixture(autouse=True)
@@ -264,6 +269,28 @@ def test_a_dataset_page_release_and_release_write_the_same(twins, labelled: Path
     assert not at.exception, at.exception
     assert any("Release 1.0.0 created" in s.value for s in at.success)
     cli(dataset_cli.main, b, "release", "1.0.0", "-m", "First release", monkeypatch=env)
+    assert_same(a, b)
+
+
+def test_an_approved_only_release_by_page_and_by_command_write_the_same(
+    twins, labelled: Path, env
+) -> None:
+    from dataset.roles import Actor
+
+    a, b = twins(labelled)
+    for ws in (a, b):
+        store = Store.open(ws)
+        tile_id = store.labelled_tile_ids()[0]
+        store.approve(tile_id, store.latest(tile_id).revision, Actor("rita", "reviewer"))
+    at = page(a, "pages/dataset.py", env)
+    at.text_input[0].input("1.0.0")
+    at.text_input[1].input("Approved")
+    at.checkbox(key="ds_approved_only").check()
+    at.button(key="FormSubmitter:ds_release-Create release").click().run()
+    assert not at.exception, at.exception
+    assert any("created with 1 tiles" in s.value for s in at.success)
+    cli(dataset_cli.main, b, "release", "1.0.0", "-m", "Approved", "--approved-only",
+        monkeypatch=env)  # fmt: skip
     assert_same(a, b)
 
 

@@ -1,7 +1,8 @@
 """The dataset card (``README.md``) of a release.
 
 Promises: the card is rendered only from the release's manifest and column list, so it says
-nothing the release does not hold (no upload names, no pseudonyms); its YAML front matter is
+nothing the release does not hold (no upload names, no pseudonyms; annotators and reviewers
+as roles with counts, by name only when the lab opted in); its YAML front matter is
 the huggingface dataset-card header (licence, task, ``configs`` pointing at the Parquet files,
 features), so ``datasets.load_dataset(<release folder>)`` works as well as
 ``load_dataset("parquet", data_dir=...)``.
@@ -73,6 +74,48 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
+_STATE_WORDS = {
+    "approved": "approved",
+    "changes_requested": "changes requested",
+    "unreviewed": "unreviewed",
+}
+
+
+def _review_and_people(m: ReleaseManifest) -> list[str]:
+    """The card's review counts and who took part (roles with counts unless the lab opted
+    in to names)."""
+    if not m.review_counts:  # a release made before reviews existed
+        return []
+    which = "approved tiles only" if m.approved_only else "every labelled tile"
+    out = [
+        "",
+        "## Review",
+        "",
+        f"This release holds {which}. The review state of each released revision when the "
+        "release began:",
+        "",
+        "| state | tiles |",
+        "|---|---:|",
+    ]
+    out += [f"| {_STATE_WORDS.get(k, k)} | {n} |" for k, n in m.review_counts.items()]
+    out += ["", "## People", ""]
+    if m.named_people is None:
+        out += [
+            "The lab chose not to name people. The `annotator` column holds a pseudonymous "
+            "account key: the same account has the same key in every release of this "
+            "workspace, and the key cannot be traced to a name without the workspace.",
+            "",
+            "| role | accounts |",
+            "|---|---:|",
+        ]
+        out += [f"| {role} | {n} |" for role, n in m.people.items()]
+        return out
+    out += ["| role | account | tiles |", "|---|---|---:|"]
+    for role, counts in m.named_people.items():
+        out += [f"| {role.removesuffix('s')} | {name} | {n} |" for name, n in counts.items()]
+    return out
+
+
 def render_card(
     manifest: ReleaseManifest, fields: Sequence[ReleaseField], data_files: Sequence[str]
 ) -> str:
@@ -124,6 +167,7 @@ def render_card(
         f"| {m.unlabelled.value} | {m.unlabelled.name} | `{m.unlabelled.color}` | {unlabelled} "
         f"| {_pct(unlabelled / total_px if total_px else 0.0)} of all |"
     )
+    out += _review_and_people(m)
     out += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
     out += [f"| `{f.name}` | {_dtype(f.feature)} | {f.doc} |" for f in fields]
     split_list = ", ".join(s for s, n in m.rows.items() if n)
@@ -134,7 +178,9 @@ def render_card(
         "- Smears were photographed, uploaded to a SmearLab workspace and cut into tiles; "
         "people painted the masks tile by tile, and every save is kept as a revision.",
         "- This release holds, for every tile whose latest revision has at least one labelled "
-        "pixel and that nobody marked as skipped, that latest revision as it was when the "
+        "pixel and that nobody marked as skipped"
+        + (" and whose latest revision a reviewer approved" if m.approved_only else "")
+        + ", that latest revision as it was when the "
         f"release began (workspace table versions: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(m.table_versions.items()))}).",
         "- `image` is the tile cut from the stored smear pixels (lossless PNG); `mask` is the "

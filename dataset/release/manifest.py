@@ -172,7 +172,13 @@ FIELDS: tuple[ReleaseField, ...] = (
     ReleaseField("y", pa.int32(), _value("int32"), "top edge of the tile in the smear (pixels)"),
     ReleaseField("w", pa.int32(), _value("int32"), "tile width (pixels)"),
     ReleaseField("h", pa.int32(), _value("int32"), "tile height (pixels)"),
-    ReleaseField("annotator", pa.string(), _value("string"), "who saved the released revision"),
+    ReleaseField(
+        "annotator",
+        pa.string(),
+        _value("string"),
+        "who saved the released revision: a pseudonymous account key (keyed hash, the same in "
+        "every release of the workspace), or the account name if the lab chose to name people",
+    ),
     ReleaseField("revision", pa.int32(), _value("int32"), "revision number of the mask (from 1)"),
     ReleaseField("source", pa.string(), _value("string"), "`manual`, `import` or `prefill`"),
     ReleaseField(
@@ -212,6 +218,21 @@ class ReleaseManifest(BaseModel):
         description="share of each class among labelled pixels"
     )
     table_versions: dict[str, int]
+    approved_only: bool = Field(
+        default=False, description="only tiles whose released revision a reviewer approved"
+    )
+    review_counts: dict[str, int] = Field(
+        default_factory=dict, description="released tiles per review state of their revision"
+    )
+    people: dict[str, int] = Field(
+        default_factory=dict,
+        description="how many accounts took each role in the released tiles "
+        "(annotators: saved a released revision; reviewers: gave it its verdict)",
+    )
+    named_people: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="only when the lab chose to name people: per role, account → tiles",
+    )
     files: dict[str, str] = Field(default_factory=dict, description="path → sha256")
 
     @property

@@ -16,10 +16,16 @@ Promises:
   written (its files and folders, itself included).
 * The split is the workspace's (:meth:`dataset.store.Store.splits_of`): no smear, and no
   patient, is ever in two splits, in any release or in training.
-* Nothing identifies a person or an upload: the patient pseudonym is replaced by a hash
+* Nothing identifies a person or an upload (annotators and reviewers are named only when the
+  lab opts in, below): the patient pseudonym is replaced by a hash
   salted afresh for each release (the salt is not kept, so keys cannot be linked across
   releases), and upload file names never appear; an image's and a mask's stored ``path``
   is ``"<tile_id>.png"``.
+* With ``approved_only``, only tiles whose latest revision a reviewer approved are released.
+  The card states the review counts of the released tiles, and how many accounts labelled and
+  reviewed them; the ``annotator`` column carries a pseudonymous account key
+  (:mod:`~dataset.release.pseudonyms`) unless the lab opts in to naming people
+  (``name_people``), which also lists the names with their tile counts in the card.
 * No pixel is decoded or encoded: tile PNGs are copied as the store keeps them (encoded once,
   at ingest) and mask PNGs as they were saved. The card's class pixel counts are the ones
   stored with each revision; only masks saved before the store kept counts are decoded.
@@ -38,6 +44,7 @@ import shutil
 import stat
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +69,9 @@ from dataset.release.manifest import (
     _recorded,
     _releases_root,
 )
+from dataset.release.pseudonyms import account_key, pseudonym_secret
 from dataset.schema import UNLABELLED, UNLABELLED_NAME
-from dataset.store import SPLITS, Store, TileInfo
+from dataset.store import APPROVED, REVIEW_STATES, SPLITS, Store, TileInfo
 
 __all__ = ["ProgressFn", "create_release"]
 
@@ -128,6 +136,8 @@ def create_release(
     *,
     license: str = "other",
     options: ReleaseOptions | None = None,
+    approved_only: bool = False,
+    name_people: bool = False,
     actor: str,
 ) -> ReleaseInfo:
     """Freeze the latest revision of every labelled tile into ``releases/<version>``.
@@ -140,13 +150,18 @@ def create_release(
         on_progress: Called with ``(tiles_done, tiles_total)`` as tiles are written.
         license: Licence identifier for the card (huggingface ``license:`` value).
         options: File layout; the defaults suit most uses.
+        approved_only: Release only the tiles whose latest revision a reviewer approved.
+        name_people: Name the annotators and reviewers (the ``annotator`` column and the
+            card); by default the column holds a pseudonymous account key and the card
+            counts people per role.
         actor: Who releases, for the audit trail (a ``release`` row once it is recorded).
 
     Returns:
         The new release.
 
     Raises:
-        ReleaseError: Bad or non-increasing version, no message, or nothing labelled yet.
+        ReleaseError: Bad or non-increasing version, no message, or nothing labelled (or,
+            with ``approved_only``, nothing approved) yet.
     """
     audit.require_actor(actor, "release")
     target = SemVer.parse(version)
@@ -163,7 +178,15 @@ def create_release(
         tmp = root / f".tmp-{version}-{secrets.token_hex(4)}"
         try:
             manifest = _write_release(
-                store, tmp, version, message.strip(), seed, license, opts, on_progress
+                store,
+                tmp,
+                version,
+                message.strip(),
+                seed,
+                license,
+                opts,
+                on_progress,
+                _People(approved_only, name_people),
             )
             final = root / version
             _make_read_only(tmp)
@@ -222,6 +245,7 @@ def _write_release(
     license: str,
     opts: ReleaseOptions,
     on_progress: ProgressFn | None,
+    people: _People,
 ) -> ReleaseManifest:
     schema = store.schema()
     tiles = {t.tile_id: t for t in store.tiles()}
@@ -238,6 +262,18 @@ def _write_release(
             "Nothing to release: no tile has a saved mask with a labelled pixel. "
             "Label some tiles first."
         )
+    # The verdicts on exactly the revisions frozen above.
+    statuses = store.statuses_of({t: latest[t] for t in ids})
+    if people.approved_only:
+        ids = [t for t in ids if statuses[t].state == APPROVED]
+        if not ids:
+            raise ReleaseError(
+                f"Nothing to release with approved tiles only: none of the {len(statuses)} "
+                "labelled tiles is approved. Review them first, or release without the "
+                "approved-only option."
+            )
+        statuses = {t: statuses[t] for t in ids}
+    shown_as = people.names(store, statuses)
     smears = {s.smear_id: s for s in store.smears()}
     by_smear: dict[str, list[TileInfo]] = {}
     for t in sorted((tiles[i] for i in ids), key=lambda t: (t.smear_id, t.y, t.x)):
@@ -292,7 +328,7 @@ def _write_release(
                     "y": t.y,
                     "w": t.w,
                     "h": t.h,
-                    "annotator": rev.annotator,
+                    "annotator": shown_as[rev.annotator],
                     "revision": rev.revision,
                     "source": rev.source,
                     "labelled_at": rev.created_at,
@@ -344,6 +380,7 @@ def _write_release(
             for i, n in enumerate(names)
         },
         table_versions=table_versions,
+        **people.manifest_fields(statuses),
     )
     files["README.md"] = _write_bytes(
         tmp / "README.md", render_card(manifest, FIELDS, sorted(files)).encode()
@@ -353,6 +390,44 @@ def _write_release(
     fsync_dir(tmp / "data")
     fsync_dir(tmp)
     return manifest
+
+
+@dataclass(frozen=True)
+class _People:
+    """Which tiles a release holds by review, and how it shows the people behind them."""
+
+    approved_only: bool
+    name_people: bool
+
+    def names(self, store: Store, statuses: dict) -> dict[str, str]:
+        """Account name -> what the ``annotator`` column shows for it."""
+        accounts = {s.revision.annotator for s in statuses.values()}
+        if self.name_people:
+            return {a: a for a in accounts}
+        secret = pseudonym_secret(store.root)
+        return {a: account_key(secret, a) for a in accounts}
+
+    def manifest_fields(self, statuses: dict) -> dict:
+        """The manifest's review counts and people, from the released tiles' states."""
+        annotators: dict[str, int] = {}
+        reviewers: dict[str, int] = {}
+        review_counts = dict.fromkeys(REVIEW_STATES, 0)
+        for s in statuses.values():
+            review_counts[s.state] += 1
+            annotators[s.revision.annotator] = annotators.get(s.revision.annotator, 0) + 1
+            if s.review is not None:
+                reviewers[s.review.reviewer] = reviewers.get(s.review.reviewer, 0) + 1
+        named = {"annotators": annotators, "reviewers": reviewers}
+        return {
+            "approved_only": self.approved_only,
+            "review_counts": review_counts,
+            "people": {"annotators": len(annotators), "reviewers": len(reviewers)},
+            "named_people": (
+                {role: dict(sorted(c.items())) for role, c in named.items()}
+                if self.name_people
+                else None
+            ),
+        }
 
 
 def _record(store: Store, manifest: ReleaseManifest, manifest_sha: str) -> None:

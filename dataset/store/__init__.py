@@ -14,6 +14,8 @@ Promises:
   killed one left without their smear row, so no tile is stored twice. A smear over
   ``WHOLE_PNG_MAX_PIXELS`` is kept as its tiles only.
 - A group (patient, else smear) is assigned to train / validation / test once and for ever.
+- A tile's latest revision is ``unreviewed``, ``approved`` or ``changes_requested``; verdicts
+  are append-only and one per revision (:mod:`dataset.store.reviews`).
 """
 
 from __future__ import annotations
@@ -29,18 +31,34 @@ from dataset.store.records import (
     StoreError,
     TileInfo,
 )
+from dataset.store.reviews import (
+    APPROVED,
+    CHANGES_REQUESTED,
+    REVIEW_STATES,
+    UNREVIEWED,
+    Review,
+    ReviewConflict,
+    ReviewStatus,
+)
 from dataset.store.smears import TILE_COMMIT_BYTES, WHOLE_PNG_MAX_PIXELS
 from dataset.store.splits import SPLIT_SHARES, SPLITS, group_key, split_for_group
 from dataset.store.workspace import Store
 
 __all__ = [
+    "APPROVED",
+    "CHANGES_REQUESTED",
+    "REVIEW_STATES",
     "RULES_MODEL_ID",
     "SOURCES",
     "SPLITS",
     "SPLIT_SHARES",
     "TILE_COMMIT_BYTES",
+    "UNREVIEWED",
     "WHOLE_PNG_MAX_PIXELS",
     "NewSmear",
+    "Review",
+    "ReviewConflict",
+    "ReviewStatus",
     "Revision",
     "RevisionConflict",
     "SchemaError",

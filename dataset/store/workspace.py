@@ -4,7 +4,8 @@ Promises:
 - ``Store.open(path)`` opens (creating if needed) a workspace folder; a file path is refused.
 - Each concept lives in its own module (:mod:`~dataset.store.config`,
   :mod:`~dataset.store.smears`, :mod:`~dataset.store.tiles`, :mod:`~dataset.store.revisions`,
-  :mod:`~dataset.store.skips`, :mod:`~dataset.store.splits`, :mod:`~dataset.store.stats`);
+  :mod:`~dataset.store.skips`, :mod:`~dataset.store.splits`, :mod:`~dataset.store.stats`,
+  :mod:`~dataset.store.reviews`);
   ``Store`` adds only the opening. A part calls another's methods through ``self`` (the
   ``Store``), and all share the tables and caches of :class:`~dataset.store._base.StoreBase`.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from dataset.store.config import ConfigPart
 from dataset.store.records import StoreError
+from dataset.store.reviews import ReviewsPart
 from dataset.store.revisions import RevisionsPart
 from dataset.store.skips import SkipsPart
 from dataset.store.smears import SmearsPart
@@ -23,7 +25,16 @@ from dataset.store.stats import StatsPart
 from dataset.store.tiles import TilesPart
 
 
-class Store(ConfigPart, SmearsPart, TilesPart, RevisionsPart, SkipsPart, SplitsPart, StatsPart):
+class Store(
+    ConfigPart,
+    SmearsPart,
+    TilesPart,
+    RevisionsPart,
+    SkipsPart,
+    SplitsPart,
+    StatsPart,
+    ReviewsPart,
+):
     """A SmearLab workspace (see :mod:`dataset.store` for its promises)."""
 
     @classmethod

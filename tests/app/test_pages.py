@@ -22,7 +22,14 @@ from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
+# review.py joins app.py's navigation when issue 12's branches merge; until then
+# tests/app/test_review_page.py routes it (empty and demo workspaces included).
+UNROUTED = {"review.py"}
+PAGES = sorted(
+    p.name
+    for p in (ROOT / "pages").glob("*.py")
+    if not p.name.startswith("_") and p.name not in UNROUTED
+)
 OWN_PAGES = ("upload.py", "label.py", "dataset.py")  # these also must show no error box
 TIMEOUT = 60
 

@@ -305,8 +305,18 @@ def fake_release(monkeypatch):
         def model_dump(self, mode="python"):
             return {"version": self.version, "n_tiles": self.n_tiles}
 
-    def create_release(store, version, message, seed=None, on_progress=None, *, actor):
-        calls.append(("create", version, message, seed, actor))
+    def create_release(
+        store,
+        version,
+        message,
+        seed=None,
+        on_progress=None,
+        approved_only=False,
+        name_people=False,
+        *,
+        actor,
+    ):
+        calls.append(("create", version, message, seed, approved_only, name_people, actor))
         return Info()
 
     def verify_release(store, version):
@@ -340,7 +350,7 @@ def test_release_verify_export_call_dataset_release(ws, capsys, fake_release, tm
     )
     assert code == 0 and doc["path"] == str(out_path)
     assert fake_release == [
-        ("create", "1.0.0", "first", 7, "cli"),
+        ("create", "1.0.0", "first", 7, False, False, "cli"),
         ("verify", "1.0.0"),
         ("verify", "9.9.9"),
         ("export", "1.0.0", "zip", out_path, "cli"),

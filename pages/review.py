@@ -1,0 +1,177 @@
+"""Review page: a reviewer checks each newly saved mask and approves it or sends it back.
+
+What it promises the reviewer:
+- The queue is every labelled tile whose latest revision nobody reviewed yet, the oldest save
+  first (:meth:`dataset.store.Store.review_queue`), less the masks that are wholly the
+  reviewer's own (another reviewer approves those); the reviewer's own corrections of
+  someone else's mask come first.
+- The tile is shown beside its mask drawn over it, with who saved which revision and when,
+  and any earlier request for changes on the tile.
+- **Approve** and **Request changes** record a verdict on the revision shown, never on a
+  later one: if the tile was saved or reviewed meanwhile, nothing is recorded and the page
+  says who came first. A request needs a comment; it goes to the annotator, whose Label page
+  then opens with the tile first and the comment above the canvas.
+- **Edit, then approve** opens the tile on the Label page. Saving there makes a new revision
+  in the reviewer's name on top of the annotator's; it comes back here at the top of the
+  queue, as the reviewer's correction, to approve. Both revisions stay in the history.
+- The role is checked by the store on every verdict, whatever the page shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dataset.masks import overlay
+from dataset.roles import Actor, PermissionDenied
+from dataset.store import ReviewConflict, ReviewStatus, Store, StoreError
+from pages import _common
+
+FLASH_KEY = "rv_flash"
+TILE_KEY = "rv_tile"
+COMMENT_KEY = "rv_comment"
+SHOW_PX = 512  # the tile is drawn at up to this many screen pixels a side, pixels kept crisp
+
+
+def _reviewer() -> Actor | None:
+    """Who is reviewing, or None before anyone is named."""
+    # auth: _common.actor() at merge
+    name = _common.annotator()
+    return Actor(name, "reviewer") if name else None
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state[FLASH_KEY] = (kind, text)
+
+
+def _verdict(store: Store, tile_id: str, revision: int, actor: Actor, approve: bool) -> None:
+    """Button callback: record a verdict on the revision the page showed."""
+    try:
+        if approve:
+            store.approve(tile_id, revision, actor)
+            _flash("success", f"Approved revision {revision} of {tile_id}.")
+        else:
+            comment = str(st.session_state.get(COMMENT_KEY, ""))
+            store.request_changes(tile_id, revision, actor, comment)
+            st.session_state[COMMENT_KEY] = ""
+            _flash("success", f"Sent revision {revision} of {tile_id} back to its annotator.")
+    except ReviewConflict as exc:
+        _flash("warning", f"Nothing was recorded: {exc}")
+    except (PermissionDenied, StoreError) as exc:
+        _flash("error", f"Nothing was recorded: {exc}")
+    st.session_state.pop(TILE_KEY, None)  # on to the oldest tile still waiting
+
+
+def _crisp(image: np.ndarray) -> np.ndarray:
+    """Scale up by a whole factor (nearest pixel), so mask edges stay sharp on screen."""
+    factor = max(1, SHOW_PX // max(image.shape[:2]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _label(status: ReviewStatus) -> str:
+    rev = status.revision
+    saved = f"{rev.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"{status.tile_id} · revision {rev.revision} by {rev.annotator} · {saved}"
+
+
+def _counts(store: Store) -> None:
+    counts = store.review_counts()
+    cols = st.columns(3)
+    cols[0].metric("To review", counts["unreviewed"])
+    cols[1].metric("Approved", counts["approved"])
+    cols[2].metric("Changes requested", counts["changes_requested"])
+
+
+def _about(store: Store, status: ReviewStatus) -> None:
+    rev = status.revision
+    how = rev.source if rev.source != "prefill" else f"corrected pre-fill ({rev.model_id})"
+    took = f", {rev.seconds:.0f} s of labelling" if rev.seconds is not None else ""
+    st.markdown(
+        f"Revision **{rev.revision}**, saved by **{rev.annotator}** on "
+        f"{rev.created_at:%Y-%m-%d %H:%M} UTC ({how}{took}); "
+        f"{rev.n_labelled_px:,} labelled pixels."
+    )
+    earlier = [r for r in store.reviews(status.tile_id) if r.revision < rev.revision]
+    if earlier:
+        last = earlier[-1]
+        what = "approved" if last.verdict == "approved" else f'sent back: "{last.comment}"'
+        st.caption(f"Revision {last.revision} was {what} (by {last.reviewer}).")
+
+
+def main() -> None:
+    store = _common.setup("Review")
+    st.title("Review")
+    schema = _common.schema_or_none(store)
+    if schema is None:
+        st.info("Nothing to review yet: add smears on the **Upload** page and label them.")
+        return
+    actor = _reviewer()
+    if actor is None:
+        st.warning("Enter your name in the sidebar to review.")
+        return
+    if not actor.may("review"):
+        st.error(f"{actor.name} ({actor.role}) may not review: that needs the reviewer role.")
+        return
+    _counts(store)
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        {"success": st.success, "warning": st.warning, "error": st.error}[flash[0]](flash[1])
+    queue = {s.tile_id: s for s in store.review_queue(actor.name)}
+    if not queue:
+        st.info(
+            "Nothing waits for your review: every labelled tile's latest revision has a "
+            "verdict, or is your own labelling (another reviewer approves that)."
+        )
+        return
+    if st.session_state.get(TILE_KEY) not in queue:
+        st.session_state[TILE_KEY] = next(iter(queue))
+    tile_id = st.selectbox(
+        f"Tile ({len(queue)} waiting, the oldest save first)",
+        list(queue),
+        key=TILE_KEY,
+        format_func=lambda t: _label(queue[t]),
+    )
+    status = queue[tile_id]
+    revision = status.revision.revision
+    rgb = np.asarray(store.tile_image(tile_id))
+    mask = store.mask(tile_id, revision)
+    left, right = st.columns([3, 2], gap="medium")
+    with right:
+        _about(store, status)
+        _common.legend(schema)
+        opacity = st.slider("Mask opacity", 0, 100, 55, step=5, format="%d%%", key="rv_opacity")
+        st.button(
+            "Approve",
+            key="rv_approve",
+            type="primary",
+            width="stretch",
+            on_click=_verdict,
+            args=(store, tile_id, revision, actor, True),
+        )
+        st.text_area(
+            "What should change",
+            key=COMMENT_KEY,
+            placeholder="Required for a request, e.g. 'the nucleus bleeds into the cytoplasm'",
+        )
+        st.button(
+            "Request changes",
+            key="rv_request",
+            width="stretch",
+            on_click=_verdict,
+            args=(store, tile_id, revision, actor, False),
+        )
+        if st.button("Edit, then approve", key="rv_edit", width="stretch"):
+            _common.goto_tile(tile_id)
+        st.caption(
+            "Edit, then approve opens this tile on the Label page. Save your correction "
+            "there: it becomes a new revision in your name, and comes back here first in "
+            "your queue for you to approve."
+        )
+    with left:
+        shown = overlay(rgb, mask, schema.palette(), opacity / 100)
+        a, b = st.columns(2)
+        a.image(_crisp(rgb), caption="Tile", width="stretch")
+        b.image(_crisp(shown), caption=f"Revision {revision} over the tile", width="stretch")
+
+
+main()
