@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from dataset import audit
 from dataset.roles import Actor, PermissionDenied
 from dataset.store._base import StoreBase
 from dataset.store.records import Revision, RevisionConflict, StoreError, _now
@@ -253,6 +254,15 @@ class ReviewsPart(StoreBase):
                 )
             review = Review(tile_id_, revision, verdict, actor.name, comment, _now())
             self.tables.append("reviews", [review.__dict__])
+        audit.record(
+            self,
+            actor=actor.name,
+            action="review",
+            object_id=tile_id_,
+            before=revision,
+            after=verdict,
+            detail={"comment": comment} if comment else None,
+        )
         return review
 
     def sent_back(self, annotator: str) -> list[ReviewStatus]:

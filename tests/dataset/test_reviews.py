@@ -213,3 +213,22 @@ def test_two_reviewers_approving_at_once_record_one_approval_and_one_conflict(
     assert f"already approved by {reviews[0].reviewer}" in outcomes[1]
     rows = fresh.tables.read("reviews").to_pylist()
     assert len([r for r in rows if r["tile_id"] == tid]) == 1
+
+
+def test_each_verdict_is_an_audit_row_and_a_refused_one_is_not(
+    store: Store, tiles: list[str]
+) -> None:
+    from dataset import audit
+
+    first = _save(store, tiles[0], "ana")
+    second = _save(store, tiles[1], "ana")
+    store.approve(tiles[0], first.revision, RITA)
+    store.request_changes(tiles[1], second.revision, ROB, "cell at top left is a platelet")
+    with pytest.raises(ReviewConflict):
+        store.approve(tiles[0], first.revision, ROB)
+    rows = audit.read(store, action="review")
+    assert [(r.actor, r.object_id, r.before, r.after) for r in rows] == [
+        ("rita", tiles[0], str(first.revision), APPROVED),
+        ("rob", tiles[1], str(second.revision), CHANGES_REQUESTED),
+    ]
+    assert "platelet" in rows[1].detail
