@@ -319,6 +319,11 @@ def _check_password(password: str) -> str:
 
 def _write(root: Path, account: Account, change: str, by: str, now: dt.datetime) -> Account:
     """Append the account's new state (call under the accounts lock)."""
+    before = _accounts(root).get(account.name)
+    if before is not None and now <= before.changed_at:
+        # The latest row wins by time: keep this change after the one it follows, whatever
+        # the clock says (two changes in one microsecond, or a clock set back).
+        now = before.changed_at + dt.timedelta(microseconds=1)
     tables = _tables(root)
     tables.append(
         ACCOUNTS_TABLE,

@@ -327,6 +327,7 @@ def _click(text: str) -> tuple[int, int]:
 
 def cmd_skip(args: argparse.Namespace) -> int:
     store = _open_store(args)
+    store.tile(args.tile_id)  # an unknown tile is the first thing to hear about
     store.skip(args.tile_id, annotator=_annotator(args, "skip"))
     _emit(args, {"tile_id": args.tile_id, "skipped": True}, f"Skipped {args.tile_id}.")
     return EXIT_OK
