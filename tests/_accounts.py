@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PASSWORD = "test-password-1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_account(
@@ -44,4 +45,29 @@ def signed_in_app(script: Path, name: str = "tester", password: str = PASSWORD, 
     sign_in(at, name, password)
     assert not at.exception, at.exception
     assert not [e.value for e in at.error if "password" in e.value.lower()], "sign-in failed"
+    return at
+
+
+def ensure_account(workspace: Path, name: str = "tester", role: str = "admin") -> str:
+    """``name`` in ``workspace``, created (with :data:`PASSWORD`) unless it exists."""
+    from dataset.accounts import list_accounts
+
+    if name not in {a.name for a in list_accounts(workspace)}:
+        add_account(workspace, name, role)
+    return name
+
+
+def open_page(page: str, name: str = "tester", role: str = "admin", timeout: float = 60):
+    """``page`` (e.g. ``"pages/label.py"``) through app.py on the workspace of
+    ``SMEARLAB_WORKSPACE``, signed in as ``name`` (created with ``role`` if missing)."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    ensure_account(Path(os.environ["SMEARLAB_WORKSPACE"]), name, role)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+    assert not at.exception, at.exception
+    at.switch_page(page).run()
+    sign_in(at, name)
+    assert not at.exception, at.exception
     return at
