@@ -563,7 +563,12 @@ def _training(workspace: str, registry: Registry) -> None:
         model = c[0].selectbox("Model", ["mlp", "logreg"], key="dx_t_model")
         target = c[1].selectbox("Target", ["auto", "binary", "multiclass"], key="dx_t_target")
         folds = c[2].number_input("Cross-validation folds", 0, 20, value=5, key="dx_t_folds")
-        go = st.form_submit_button("Train", disabled=busy or not n_confirmed, key="dx_train_go")
+        may_train = _common.actor().may("train")
+        go = st.form_submit_button(
+            "Train", disabled=busy or not n_confirmed or not may_train, key="dx_train_go"
+        )
+    if not may_train:
+        st.caption("Training the classifier is for an admin.")
     if busy:
         st.caption("A diagnosis training job is queued or running.")
     if go and _common.permit("train"):
