@@ -176,12 +176,17 @@ def gate() -> Actor:
     if accounts.clock() - session.issued_at >= RENEW_AFTER or SESSION_KEY not in st.session_state:
         _start_session(session.actor.name)
     # Every run writes the cookie the session has now (an unchanged one is rewritten as is).
-    st.sidebar.html(
+    _write_cookie(st.sidebar)
+    return session.actor
+
+
+def _write_cookie(where) -> None:
+    """Mirror this session's token into the browser's cookie (see cookie_script)."""
+    where.html(
         accounts.cookie_script(st.session_state[SESSION_KEY], int(_idle().total_seconds())),
         unsafe_allow_javascript=True,
         width="content",
     )
-    return session.actor
 
 
 def actor() -> Actor:
@@ -277,6 +282,9 @@ def _sign_in_page() -> None:
             st.error(str(exc))
             return
         _start_session(who.name)
+        # The browser gets the cookie now, not only after the re-run: a reload or another
+        # page opened at once stays signed in.
+        _write_cookie(st)
         st.rerun()
 
 
@@ -317,6 +325,9 @@ def _first_admin_form(ws: Path) -> None:
             st.error(str(exc))
             return
         _start_session(who.name)
+        # The browser gets the cookie now, not only after the re-run: a reload or another
+        # page opened at once stays signed in.
+        _write_cookie(st)
         st.rerun()
 
 
