@@ -249,3 +249,39 @@ def test_changes_and_sign_ins_are_recorded_through_one_function(ws: Path, monkey
         ("sign_in_failed", "ana"),
         ("sign_out", "ana"),
     ]
+
+
+def test_a_process_killed_while_recording_leaves_the_tables_readable(ws: Path) -> None:
+    """SIGKILL in the middle of account writes: every change reported done is there, and
+    both tables still read (Delta commits are atomic)."""
+    import signal
+
+    code = (
+        "import sys\n"
+        "from dataset import accounts as a\n"
+        f"ws = {str(ws)!r}\n"
+        "policy = a.SignInPolicy(account_failures=10**6, address_failures=10**6)\n"
+        "for i in range(1000):\n"
+        "    try:\n"
+        "        a.verify_sign_in(ws, 'boss', 'wrong', f'10.0.0.{i % 250}', policy=policy)\n"
+        "    except a.SignInRefused:\n"
+        "        print(i, flush=True)\n"
+        "    a.set_role(ws, 'ana', ('reviewer', 'annotator')[i % 2])\n"
+        "    print('role', i, flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        reported = [proc.stdout.readline() for _ in range(6)]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    roles_done = sum(line.startswith("role") for line in reported)
+    acc._CACHE.clear()
+    failures = acc._tables(ws.resolve()).read(acc.EVENTS_TABLE).to_pylist()
+    assert sum(e["event"] == "sign_in_failed" for e in failures) >= len(reported) - roles_done
+    changes = acc._tables(ws.resolve()).read(acc.ACCOUNTS_TABLE).to_pylist()
+    assert sum(c["change"] == "role" for c in changes) >= roles_done
+    assert acc.actor_for(ws, "ana").role in ("annotator", "reviewer")
+    assert acc.verify_sign_in(ws, "boss", PW, "10.1.1.1").name == "boss"
