@@ -57,7 +57,7 @@ def ensure_account(workspace: Path, name: str = "tester", role: str = "admin") -
     return name
 
 
-def open_page(page: str, name: str = "tester", role: str = "admin", timeout: float = 60):
+def open_page(page: str, name: str = "tester", role: str = "admin", timeout: float = 180):
     """``page`` (e.g. ``"pages/label.py"``) through app.py on the workspace of
     ``SMEARLAB_WORKSPACE``, signed in as ``name`` (created with ``role`` if missing)."""
     import os

@@ -24,7 +24,7 @@ from dataset.store import Store
 from tests._accounts import PASSWORD, ensure_account, open_page, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 60
+TIMEOUT = 180  # a loaded machine: the first run of each page imports the stack
 SESSION_KEY = "_smearlab_session"
 
 
