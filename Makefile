@@ -32,14 +32,15 @@ $(VENV)/.project: pyproject.toml $(VENV)/.runtime
 install: $(VENV)/.project
 install-dev: $(VENV)/.dev $(VENV)/.project
 
-# `make run` serves this machine only; `make serve` serves the network (PORT ?= 8501), and
-# every page then warns that nothing is protected: SmearLab has no accounts yet.
+# `make run` serves this machine only (the first visit creates the admin account); `make
+# serve` serves the network (PORT ?= 8501) and refuses to start before an account exists.
 PORT ?= 8501
 
 run: $(VENV)/.project
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 serve: $(VENV)/.project
+	$(PY) -m dataset serve-check
 	$(PY) -m streamlit run app.py --server.address 0.0.0.0 --server.port $(PORT)
 
 lint: $(VENV)/.dev

@@ -188,7 +188,7 @@ def main() -> None:
             context = browser.new_context(viewport=VIEW)
             context.set_default_timeout(WAIT_MS)
             page = context.new_page()
-            open_label_page(page, url, name="bench")
+            open_label_page(page, url)  # signed in as the account serve() creates
             rows = label_tiles(page, args.variant, args.tiles, name)
             browser.close()
         saved = len(Store.open(workspace).latest_revisions())

@@ -9,7 +9,7 @@ Usage::
                                    [--level-tolerance 40] [--levels-lenient]
     python -m dataset annotate TILE_ID MASK.png [--annotator NAME]
                                                 [--base-revision N [--force]] [--seconds S]
-    python -m dataset skip TILE_ID
+    python -m dataset skip TILE_ID [--annotator NAME]
     python -m dataset stats
     python -m dataset demo
     python -m dataset release VERSION -m MESSAGE [--seed N] [--approved-only] [--name-annotators]
@@ -19,6 +19,10 @@ Usage::
     python -m dataset audit [--since DATE] [--until DATE] [--actor NAME] [--action A]
     python -m dataset review queue|approve TILE|request-changes TILE --comment TEXT|state TILE
                              |sent-back ANNOTATOR  [--reviewer ACCOUNT] (see dataset.cli_review)
+    python -m dataset users add NAME --role ROLE [--password-stdin] | list
+                            | set-role NAME ROLE | reset-password NAME [--password-stdin]
+                            | disable NAME | enable NAME
+    python -m dataset serve-check      # exit 1 unless an account exists (``make serve``)
 
 Every command takes ``--workspace W`` (else ``SMEARLAB_WORKSPACE``, else ``./workspace``) and
 ``--json`` (print one JSON document). Exit status (:mod:`dataset.cliutil`): 0 done, 1 some
@@ -221,14 +225,22 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
     return _report_results(args, results, header, extra | {"lenient": args.levels_lenient})
 
 
-def _annotator(args: argparse.Namespace) -> str:
-    """Who saves: --annotator, else SMEARLAB_ANNOTATOR; a save without a name is refused."""
+def _annotator(args: argparse.Namespace, action: str = "label") -> str:
+    """Who acts: --annotator, else SMEARLAB_ANNOTATOR; it must name an existing, enabled
+    account whose role may take ``action``, and an action without a name is refused."""
+    from dataset.accounts import AccountError, actor_for
+    from dataset.roles import PermissionDenied
+
     annotator = (args.annotator or args.settings.annotator or "").strip()
     if not annotator:
         raise CliError(
-            "Say who drew this mask: add --annotator NAME (or set SMEARLAB_ANNOTATOR).",
+            "Say who does this: add --annotator ACCOUNT (or set SMEARLAB_ANNOTATOR).",
             EXIT_USAGE,
         )
+    try:
+        actor_for(args.settings.workspace, annotator).require(action)
+    except (AccountError, PermissionDenied) as exc:
+        raise CliError(f"--annotator {annotator}: {exc}") from None
     return annotator
 
 
@@ -236,9 +248,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     if args.force and args.base_revision is None:
         raise CliError("--force only applies with --base-revision N.", EXIT_USAGE)
     store = _open_store(args)
+    annotator = _annotator(args)
     mask = _read_index_png(Path(args.mask))
     tile = store.tile(args.tile_id)
-    annotator = _annotator(args)
     try:
         rev = store.save_mask(
             tile.tile_id,
@@ -322,9 +334,8 @@ def _click(text: str) -> tuple[int, int]:
 
 def cmd_skip(args: argparse.Namespace) -> int:
     store = _open_store(args)
-    # No person option: the configured name (SMEARLAB_ANNOTATOR) if any, else "cli"; the
-    # audit row's os_user says who ran the command.
-    store.skip(args.tile_id, annotator=(args.settings.annotator or "").strip() or audit.CLI)
+    store.tile(args.tile_id)  # an unknown tile is the first thing to hear about
+    store.skip(args.tile_id, annotator=_annotator(args, "skip"))
     _emit(args, {"tile_id": args.tile_id, "skipped": True}, f"Skipped {args.tile_id}.")
     return EXIT_OK
 
@@ -527,6 +538,97 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- users
+def _password(args: argparse.Namespace, name: str) -> str:
+    """The new password: one line of stdin (--password-stdin), else asked twice on the
+    terminal; never an argument (it would stay in shell history and the process list)."""
+    if getattr(args, "password", None) is not None:
+        raise CliError(
+            "Passwords are never taken from the command line (shell history and the process "
+            "list would keep them): leave out --password; pipe it with --password-stdin or "
+            "type it at the prompt.",
+            EXIT_USAGE,
+        )
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("--password-stdin read no password: give it as one line.", EXIT_USAGE)
+        return password
+    if not sys.stdin.isatty():
+        raise CliError(
+            "No terminal to ask for the password: pipe it in with --password-stdin.", EXIT_USAGE
+        )
+    import getpass
+
+    first = getpass.getpass(f"New password for {name}: ")
+    if getpass.getpass("The same password again: ") != first:
+        raise CliError("The two passwords differ; nothing was changed.")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Manage the workspace's accounts (the Users page calls the same functions)."""
+    from dataset import accounts
+    from dataset.settings import get_settings
+
+    workspace = get_settings(workspace=getattr(args, "workspace", None)).workspace
+    by = ""  # the OS user who runs the command (dataset.accounts records it)
+    if args.users_command == "list":
+        rows = [a.to_json() for a in accounts.list_accounts(workspace)]
+        text = "\n".join(
+            f"{r['name']:<24} {r['role']:<10} {'disabled' if r['disabled'] else 'enabled'}"
+            for r in rows
+        )
+        _emit(args, {"accounts": rows}, text or "No accounts yet: add one with `users add`.")
+        return EXIT_OK
+    try:
+        if args.users_command == "add":
+            account = accounts.add_account(
+                workspace, args.name, args.role, _password(args, args.name), by=by
+            )
+            what = f"Added {account.name} ({account.role})."
+        elif args.users_command == "set-role":
+            account = accounts.set_role(workspace, args.name, args.role, by=by)
+            what = f"{account.name} is now {account.role}."
+        elif args.users_command == "reset-password":
+            account = accounts.reset_password(
+                workspace, args.name, _password(args, args.name), by=by
+            )
+            what = f"New password set for {account.name}; their open sessions are signed out."
+        elif args.users_command == "disable":
+            account = accounts.disable(workspace, args.name, by=by)
+            what = f"{account.name} is disabled and signed out everywhere."
+        else:
+            account = accounts.enable(workspace, args.name, by=by)
+            what = f"{account.name} may sign in again."
+    except accounts.AccountError as exc:
+        raise CliError(str(exc)) from None
+    _emit(args, account.to_json(), what)
+    return EXIT_OK
+
+
+def cmd_serve_check(args: argparse.Namespace) -> int:
+    """Refuse to serve the network without an account (``make serve`` runs this first)."""
+    from dataset.accounts import has_accounts, list_accounts
+    from dataset.settings import get_settings
+
+    workspace = get_settings(workspace=getattr(args, "workspace", None)).workspace
+    if not has_accounts(workspace):
+        raise CliError(
+            f"The workspace {workspace} has no account yet, so SmearLab will not serve the "
+            "network: start it with `make run` (this machine only) and create the admin "
+            "account on the first page, or run `python -m dataset users add NAME --role "
+            "admin`; then `make serve`."
+        )
+    n = sum(not a.disabled for a in list_accounts(workspace))
+    _emit(
+        args,
+        {"workspace": str(workspace), "enabled_accounts": n},
+        f"{n} enabled account{'' if n == 1 else 's'}: every page asks for sign-in.",
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; --workspace and --json may come before or after the command."""
     common = common_parser()
@@ -582,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("annotate", cmd_annotate, "save a tile mask (PNG of class indices)")
     p.add_argument("tile_id")
     p.add_argument("mask", metavar="MASK.png")
-    p.add_argument("--annotator")
+    p.add_argument("--annotator", help="the account that drew it (default: SMEARLAB_ANNOTATOR)")
     p.add_argument("--base-revision", type=int, help="the revision you started from")
     p.add_argument("--force", action="store_true", help="save even if someone saved since")
     p.add_argument("--seconds", type=_non_negative, help="time spent on the tile")
@@ -611,10 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="write the resulting mask here (PNG of class indices)")
     p.add_argument("--save", action="store_true", help="save it as a new revision")
-    p.add_argument("--annotator", help="who saves (with --save)")
+    p.add_argument("--annotator", help="the account that saves (with --save)")
 
     p = command("skip", cmd_skip, "mark a tile as not worth labelling")
     p.add_argument("tile_id")
+    p.add_argument("--annotator", help="the account that skips (default: SMEARLAB_ANNOTATOR)")
 
     command("stats", cmd_stats, "counts of smears, tiles, labels and revisions")
     command("demo", cmd_demo, "load the BCCD demo smears and white-cell masks")
@@ -666,6 +769,43 @@ def build_parser() -> argparse.ArgumentParser:
     from dataset.cli_review import add_review_command
 
     add_review_command(sub, common, _open_store, _emit, CliError)
+
+    from dataset.roles import ROLES
+
+    p = command("users", cmd_users, "manage the accounts that sign in to the app")
+    users = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+
+    def user_action(name: str, text: str, password: bool = False):
+        q = users.add_parser(name, parents=[common], help=text, description=text)
+        if password:
+            q.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password as one line of stdin (else: asked twice)",
+            )
+            # Only so that a password given as an argument is refused with a reason.
+            q.add_argument("--password", help=argparse.SUPPRESS)
+        return q
+
+    q = user_action("add", "add an account (the password is asked, or read from stdin)", True)
+    q.add_argument("name", help="account name: lower-case letters, digits, '.', '_', '-'")
+    q.add_argument("--role", required=True, choices=ROLES)
+    user_action("list", "list the accounts, their roles and whether they are enabled")
+    q = user_action("set-role", "give an account another role")
+    q.add_argument("name")
+    q.add_argument("role", choices=ROLES)
+    q = user_action("reset-password", "set a new password (ends the account's sessions)", True)
+    q.add_argument("name")
+    q = user_action("disable", "stop an account signing in (kept for the record)")
+    q.add_argument("name")
+    q = user_action("enable", "let a disabled account sign in again")
+    q.add_argument("name")
+
+    command(
+        "serve-check",
+        cmd_serve_check,
+        "exit 1 unless the workspace has an account (run by `make serve` before serving)",
+    )
     return parser
 
 

@@ -2,8 +2,10 @@
 
 Promises: :func:`exposure_warning` returns a warning for any server address that is not a
 loopback address (including Streamlit's default of listening on every interface), and None
-for ``127.0.0.1``, ``::1`` and ``localhost``. Nothing in SmearLab asks who a user is yet,
-so a server on the network lets anyone who can reach it read and change the workspace.
+for ``127.0.0.1``, ``::1`` and ``localhost``. Every page asks for sign-in, and a workspace
+without accounts is served on this machine only (``python -m dataset serve-check``, and the
+first-run form refuses other addresses), but the connection itself is plain HTTP: passwords
+and the session cookie cross the network unencrypted unless a TLS proxy sits in front.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def exposure_warning(address: str | None) -> str | None:
         return None
     where = address.strip() if address and address.strip() else "every network interface"
     return (
-        f"This SmearLab server listens on {where}: anyone who can reach this machine can "
-        "open it, and nothing here is protected (there are no accounts or passwords yet). "
-        "Every page, smear and label can be read and changed. Use `make run` (this machine "
-        "only) unless the network is trusted."
+        f"This SmearLab server listens on {where}: everyone who can reach this machine sees "
+        "the sign-in page, and every page needs an account. The connection is plain HTTP, so "
+        "passwords and sessions cross the network unencrypted: serve it only on a trusted lab "
+        "network, or behind an HTTPS proxy. `make run` serves this machine only."
     )

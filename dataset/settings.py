@@ -52,7 +52,17 @@ class Settings(BaseSettings):
 
     workspace: Path = Field(default=Path("workspace"), description="Workspace folder")
     tile_size: int = Field(default=256, ge=32, le=4096, description="Tile side for new workspaces")
-    annotator: str = Field(default="", description="Default annotator name")
+    annotator: str = Field(
+        default="",
+        description="Default account for the command line's --annotator (the app always "
+        "records the signed-in account)",
+    )
+    session_idle_min: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="Minutes without activity after which the app signs a browser out",
+    )
     device: str = Field(default="cpu", description="Torch device for training and inference")
     max_pixels: int = Field(default=100_000_000, ge=1, description="Largest accepted upload")
     glucose_unit: Literal["mmol/L", "mg/dL"] | None = Field(

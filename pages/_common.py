@@ -6,8 +6,17 @@ Promises:
   the sidebar having run.
 - One :class:`dataset.store.Store` per workspace path per process (``st.cache_resource``),
   the path taken from :func:`dataset.settings.get_settings` on every run.
-- The annotator name lives in ``st.session_state["annotator"]`` (set by the sidebar), with
-  the ``SMEARLAB_ANNOTATOR`` setting as its default.
+- Nobody uses a page without signing in: :func:`gate` (``app.py``, before the page runs;
+  :func:`setup` when a page runs on its own) shows the sign-in form, or on a workspace without
+  accounts the form that creates the admin account, and stops the run until someone has
+  signed in. :func:`setup` refuses a page whose ``need`` the account's role may not take.
+- Who is acting is the signed-in account, re-checked against the accounts table on every
+  call (:func:`actor`, :func:`annotator`); nothing a browser sends can name someone else.
+- The session is a token signed with the workspace's secret, kept in
+  ``st.session_state[SESSION_KEY]`` and mirrored into the ``smearlab_session`` cookie by a
+  script the page runs (:func:`dataset.accounts.cookie_script`), so a reload or a page URL
+  opened in the same browser stays signed in until ``session_idle_min`` minutes pass
+  without a page run.
 - Other pages hand tiles to the Label page through :func:`goto_tile` and
   :func:`set_label_queue`; the Label page reads them with :func:`label_queue`.
 - One loaded segmentation model per (workspace, checkpoint) per process
@@ -17,29 +26,49 @@ Promises:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from dataset import accounts
+from dataset.roles import PERMISSIONS, Actor, PermissionDenied
 from dataset.schema import ClassSchema
+from dataset.serving import is_loopback
 from dataset.settings import get_settings
 from dataset.store import Store, StoreError
 
 if TYPE_CHECKING:
     from training.service import LoadedModel
 
-ANNOTATOR_KEY = "annotator"
+ANNOTATOR_KEY = "annotator"  # no longer read: the signed-in account is who acts
+SESSION_KEY = "_smearlab_session"  # the signed session token of this browser session
+_NOTICE_KEY = "_smearlab_auth_notice"  # why the sign-in form is shown (signed out, idle)
+_FORGET_COOKIE_KEY = "_smearlab_forget_cookie"
+# A page run renews the session (and its cookie) once its token is this old.
+RENEW_AFTER = dt.timedelta(minutes=1)
 LABEL_TILE_KEY = "label_tile_id"
 LABEL_QUEUE_KEY = "label_queue"
 LABEL_PAGE = "pages/label.py"
 
 
-def setup(title: str) -> Store:
-    """Frame a page (wide layout, tab title) and return the workspace's store."""
-    _leave_legacy_pages_mode()
+def setup(title: str, *, need: str) -> Store:
+    """Frame a page (wide layout, tab title), check who may see it, and return the store.
+
+    Args:
+        title: The page's title.
+        need: The action of :data:`dataset.roles.PERMISSIONS` the page is for; an account
+            whose role may not take it sees a refusal instead of the page.
+    """
     st.set_page_config(page_title=f"{title} · SmearLab", layout="wide")
+    if _leave_legacy_pages_mode() or not _routed_by_app():
+        # Run on its own (AppTest, `streamlit run pages/x.py`): nothing has checked who
+        # this is yet, and nothing has drawn the sidebar.
+        gate()
+        sidebar()
+    require_page(need, title)
     try:
         return get_store()
     except (StoreError, OSError) as exc:
@@ -50,7 +79,15 @@ def setup(title: str) -> Store:
         st.stop()
 
 
-def _leave_legacy_pages_mode() -> None:
+def _routed_by_app() -> bool:
+    """True when ``app.py`` runs this page (and has checked the session before it)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx is not None and Path(ctx.main_script_path).name == "app.py"
+
+
+def _leave_legacy_pages_mode() -> bool:
     """Hand a page that Streamlit ran in its legacy ``pages/`` mode over to ``app.py``.
 
     Streamlit 1.67 runs the scripts of a ``pages/`` folder beside the entry script directly
@@ -58,32 +95,251 @@ def _leave_legacy_pages_mode() -> None:
     process's first ``st.navigation`` call, so a first visit to e.g. ``/label`` after a restart
     lands there. Clearing the flag and re-running lets ``app.py`` route the same page (the page
     hash is the url path in both modes). AppTest restores the legacy mode before every run and
-    a re-run would drop the clicked button, so there the page draws the sidebar itself.
+    a re-run would drop the clicked button, so there the page runs on its own: returns True,
+    and :func:`setup` checks the session and draws the sidebar itself.
     """
     from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
 
     if not PagesManager.uses_pages_directory:
-        return
+        return False
     PagesManager.uses_pages_directory = False
     if config.get_option("global.appTest"):
-        sidebar()
-    else:
-        st.rerun()
+        return True
+    st.rerun()
+    return False  # not reached: st.rerun ends the run
 
 
 def sidebar() -> None:
-    """The shared sidebar: who is working (saved with every mask) and which workspace."""
+    """The shared sidebar: who is signed in (saved with every action), sign-out, workspace."""
+    who = actor()
     with st.sidebar:
-        # No widget key: the name lives in ANNOTATOR_KEY, which outlives any one widget.
-        name = st.text_input(
-            "Your name",
-            value=annotator(),
-            placeholder="Name saved with your masks",
-            help="Stored with every mask you save, so the lab knows who labelled what.",
-        )
+        st.markdown(f"Signed in as **{who.name}** ({who.role})")
+        st.button("Sign out", key="auth_sign_out", on_click=_sign_out, icon=":material/logout:")
         st.caption(f"Workspace: `{workspace()}`")
-    st.session_state[ANNOTATOR_KEY] = name.strip()
+
+
+# ---------------------------------------------------------------------------- sign-in
+def _address() -> str:
+    """The client's address, for the per-address sign-in limit ("" when unknown)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # no client (a bare script run)
+        return ""
+    return address if isinstance(address, str) else ""  # AppTest: a stand-in object
+
+
+def _idle() -> dt.timedelta:
+    return dt.timedelta(minutes=get_settings().session_idle_min)
+
+
+def current_session() -> accounts.Session | None:
+    """The checked session of this browser, or None when nobody is signed in."""
+    return _session()
+
+
+def _session() -> accounts.Session | None:
+    """This browser session's checked session: the token of this Streamlit session, else the
+    cookie the browser sent when it connected; None (with the reason kept for the form)."""
+    ws = workspace()
+    token = st.session_state.get(SESSION_KEY)
+    if token is None:
+        token = _cookies().get(accounts.SESSION_COOKIE)
+        if not token:
+            return None
+    try:
+        return accounts.check_session(ws, str(token))
+    except accounts.SessionInvalid as exc:
+        st.session_state.pop(SESSION_KEY, None)
+        st.session_state[_NOTICE_KEY] = str(exc)
+        st.session_state[_FORGET_COOKIE_KEY] = True
+        return None
+
+
+def _start_session(name: str) -> None:
+    st.session_state[SESSION_KEY] = accounts.issue_session(workspace(), name, idle=_idle())
+    st.session_state.pop(_NOTICE_KEY, None)
+    st.session_state.pop(_FORGET_COOKIE_KEY, None)
+
+
+def gate() -> Actor:
+    """The signed-in account; else draw the sign-in form (or, on a workspace without
+    accounts, the form creating the admin account) and stop the run.
+
+    A page run is activity: once the token is :data:`RENEW_AFTER` old it is renewed for
+    another idle period, and the cookie with it.
+    """
+    session = _session()
+    if session is None:
+        _sign_in_page()
+        st.stop()
+    if accounts.clock() - session.issued_at >= RENEW_AFTER or SESSION_KEY not in st.session_state:
+        _start_session(session.actor.name)
+    # Every run writes the cookie the session has now (an unchanged one is rewritten as is).
+    _write_cookie(st.sidebar)
+    return session.actor
+
+
+def _write_cookie(where) -> None:
+    """Mirror this session's token into the browser's cookie (see cookie_script)."""
+    where.html(
+        accounts.cookie_script(st.session_state[SESSION_KEY], int(_idle().total_seconds())),
+        unsafe_allow_javascript=True,
+        width="content",
+    )
+
+
+def actor() -> Actor:
+    """The signed-in account acting now, its role re-read from the accounts table; a run
+    without a valid session (signed out, idle, disabled) shows the sign-in form and stops."""
+    token = st.session_state.get(SESSION_KEY)
+    if token is not None:
+        try:
+            return accounts.check_session(workspace(), str(token)).actor
+        except accounts.SessionInvalid:
+            pass
+    return gate()
+
+
+def permit(action: str) -> bool:
+    """Whether the signed-in account may take ``action``; shows why not when it may not.
+
+    Role-gated buttons ask this before they call the package.
+    """
+    try:
+        actor().require(action)
+    except PermissionDenied as exc:
+        st.error(str(exc), icon=":material/block:")
+        return False
+    return True
+
+
+def refusal(action: str) -> str | None:
+    """Why the signed-in account may not take ``action`` now, or None when it may.
+
+    For button callbacks, which must not stop the run: they show the message instead.
+    """
+    token = st.session_state.get(SESSION_KEY)
+    try:
+        who = accounts.check_session(workspace(), str(token or "")).actor
+        who.require(action)
+    except (accounts.SessionInvalid, PermissionDenied) as exc:
+        return str(exc)
+    return None
+
+
+def require_page(need: str, title: str) -> Actor:
+    """Refuse the page (a message, then stop) unless the signed-in role may take ``need``."""
+    who = actor()
+    if not who.may(need):
+        allowed = " or ".join(sorted(PERMISSIONS[need]))
+        st.title(title)
+        st.error(
+            f"The {title} page is for the {allowed} role; you are signed in as {who.name} "
+            f"({who.role}). Ask an admin if you need it.",
+            icon=":material/block:",
+        )
+        st.stop()
+    return who
+
+
+def _sign_out() -> None:
+    """The sidebar's Sign out: ends the account's sessions and forgets the cookie."""
+    token = st.session_state.pop(SESSION_KEY, None)
+    if token is not None:
+        try:
+            name = accounts.check_session(workspace(), str(token)).actor.name
+        except accounts.SessionInvalid:
+            name = ""
+        if name:
+            accounts.sign_out(workspace(), name, address=_address())
+    st.session_state[_NOTICE_KEY] = "You are signed out."
+    st.session_state[_FORGET_COOKIE_KEY] = True
+
+
+def _sign_in_page() -> None:
+    """The sign-in form, or the first-run form creating the admin account."""
+    ws = workspace()
+    if st.session_state.get(_FORGET_COOKIE_KEY) or accounts.SESSION_COOKIE in _cookies():
+        st.html(accounts.cookie_script(None, 0), unsafe_allow_javascript=True, width="content")
+    if not accounts.has_accounts(ws):
+        _first_admin_form(ws)
+        return
+    st.title("Sign in to SmearLab")
+    notice = st.session_state.get(_NOTICE_KEY)
+    if notice:
+        st.info(notice)
+    with st.form("auth_sign_in"):
+        name = st.text_input("Account", key="auth_name", autocomplete="username")
+        password = st.text_input(
+            "Password", type="password", key="auth_password", autocomplete="current-password"
+        )
+        go = st.form_submit_button("Sign in", type="primary")
+    if go:
+        try:
+            who = accounts.verify_sign_in(ws, name, password, _address())
+        except accounts.SignInRefused as exc:
+            st.error(str(exc))
+            return
+        _start_session(who.name)
+        # The browser gets the cookie now, not only after the re-run: a reload or another
+        # page opened at once stays signed in.
+        _write_cookie(st)
+        st.rerun()
+
+
+def _first_admin_form(ws: Path) -> None:
+    st.title("Create the admin account")
+    if not is_loopback(st.get_option("server.address")):
+        st.error(
+            "This workspace has no account yet, and this server is reachable from the "
+            "network, so it will not create one from a browser. Start SmearLab with "
+            "`make run` (this machine only) and create the admin account there, or run "
+            "`python -m dataset users add NAME --role admin`."
+        )
+        return
+    st.write(
+        "This workspace has no accounts yet. The first account is the lab's admin: it can "
+        "add the others (Users page, or `python -m dataset users add`)."
+    )
+    with st.form("auth_first_admin"):
+        name = st.text_input("Account", key="auth_new_name", autocomplete="username")
+        password = st.text_input(
+            "Password", type="password", key="auth_new_password", autocomplete="new-password"
+        )
+        again = st.text_input(
+            "Repeat the password",
+            type="password",
+            key="auth_new_again",
+            autocomplete="new-password",
+        )
+        go = st.form_submit_button("Create the admin account", type="primary")
+    if go:
+        if password != again:
+            st.error("The two passwords differ; type the same password twice.")
+            return
+        try:
+            accounts.add_first_admin(ws, name, password)
+            who = accounts.verify_sign_in(ws, name, password, _address())
+        except accounts.AccountError as exc:
+            st.error(str(exc))
+            return
+        _start_session(who.name)
+        # The browser gets the cookie now, not only after the re-run: a reload or another
+        # page opened at once stays signed in.
+        _write_cookie(st)
+        st.rerun()
+
+
+def _cookies() -> dict[str, str]:
+    """The cookies the browser sent when it connected (none without a browser)."""
+    try:
+        cookies = st.context.cookies.to_dict()
+    except Exception:  # no client (a bare script run)
+        return {}
+    if not isinstance(cookies, dict):  # AppTest has no browser: a stand-in object
+        return {}
+    return {k: v for k, v in cookies.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def workspace() -> Path:
@@ -147,11 +403,8 @@ def current_card():
 
 
 def annotator() -> str:
-    """The name entered in the sidebar, else the configured default ("" when neither)."""
-    name = st.session_state.get(ANNOTATOR_KEY)
-    if name is None:
-        name = get_settings().annotator
-    return str(name).strip()
+    """The signed-in account's name: recorded as who saved, skipped, entered or confirmed."""
+    return actor().name
 
 
 def schema_or_none(store: Store) -> ClassSchema | None:

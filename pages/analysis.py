@@ -82,7 +82,7 @@ def _validation(quality: ModelQuality) -> None:
 
 # ------------------------------------------------------------------------------ page
 def main() -> None:
-    store = _common.setup("Analysis")
+    store = _common.setup("Analysis", need="analyse")
     workspace = str(_common.workspace())
     st.title("Analysis")
     st.caption(

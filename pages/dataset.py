@@ -232,6 +232,9 @@ def _export_bytes(store: Store, version: str, fmt: str) -> Callable[[], bytes]:
     actor = _common.annotator()  # read now, in the script run; the download runs outside it
 
     def build() -> bytes:
+        refused = _common.refusal("export")
+        if refused:  # the role changed since the button was drawn
+            raise PermissionError(refused)
         with tempfile.TemporaryDirectory() as tmp:
             return export_release(store, version, fmt, Path(tmp), actor=actor).read_bytes()
 
@@ -269,6 +272,9 @@ def _releases(store: Store, stats: dict) -> None:
                 hide_index=True,
                 width="stretch",
             )
+        if releases and not _common.actor().may("export"):
+            st.caption("Downloading a release (an export) is for an admin.")
+        elif releases:
             version = st.selectbox(
                 "Download release", [r.version for r in reversed(releases)], key="ds_dl_version"
             )
@@ -289,6 +295,9 @@ def _releases(store: Store, stats: dict) -> None:
                 key="ds_dl_png",
                 width="stretch",
             )
+    if not _common.actor().may("release"):
+        right.caption("Creating a release is for a reviewer or an admin.")
+        return
     with right, st.form("ds_release", clear_on_submit=False, border=True):
         st.markdown("**New release**")
         version = st.text_input("Version", placeholder="e.g. 1.0.0 (higher than the last)")
@@ -311,7 +320,7 @@ def _releases(store: Store, stats: dict) -> None:
         )
         if not stats["labelled"]:
             st.caption("Label at least one tile first.")
-    if create:
+    if create and _common.permit("release"):
         _create(store, version.strip(), message.strip(), approved_only, name_people)
 
 
@@ -346,7 +355,7 @@ def _create(
 
 
 def main() -> None:
-    store = _common.setup("Dataset")
+    store = _common.setup("Dataset", need="view_dataset")
     st.title("Dataset")
     schema = _common.schema_or_none(store)
     stats = _metrics(store)

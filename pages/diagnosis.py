@@ -329,10 +329,11 @@ def _confirm(registry: Registry, visit: Visit) -> None:
             format_func=lambda d: f"{d}: {DIAGNOSIS_LABELS[d]}",
             key="dx_c_diag",
         )
-        by = st.text_input("Confirmed by", value=_common.annotator(), key="dx_c_by")
+        by = _common.annotator()
+        st.caption(f"Confirmed by {by} (the signed-in account).")
         note = st.text_input("Note", key="dx_c_note")
         label = "Correct" if latest else "Confirm"
-        if st.form_submit_button(label, key="dx_confirm"):
+        if st.form_submit_button(label, key="dx_confirm") and _common.permit("confirm_diagnosis"):
             if diagnosis is None:
                 st.error("Choose the diagnosis to confirm.")
                 return
@@ -565,10 +566,15 @@ def _training(workspace: str, registry: Registry) -> None:
         model = c[0].selectbox("Model", ["mlp", "logreg"], key="dx_t_model")
         target = c[1].selectbox("Target", ["auto", "binary", "multiclass"], key="dx_t_target")
         folds = c[2].number_input("Cross-validation folds", 0, 20, value=5, key="dx_t_folds")
-        go = st.form_submit_button("Train", disabled=busy or not n_confirmed, key="dx_train_go")
+        may_train = _common.actor().may("train")
+        go = st.form_submit_button(
+            "Train", disabled=busy or not n_confirmed or not may_train, key="dx_train_go"
+        )
+    if not may_train:
+        st.caption("Training the classifier is for an admin.")
     if busy:
         st.caption("A diagnosis training job is queued or running.")
-    if go:
+    if go and _common.permit("train"):
         try:
             request = TrainRequest(model=model, target=target, folds=int(folds))
             st.session_state[JOB_KEY] = submit_training(
@@ -581,7 +587,7 @@ def _training(workspace: str, registry: Registry) -> None:
 
 # ------------------------------------------------------------------------------ page
 def main() -> None:
-    store = _common.setup("Diagnosis")
+    store = _common.setup("Diagnosis", need="patients")
     workspace = str(_common.workspace())
     st.title("Diagnosis")
     st.warning(DISCLAIMER, icon=":material/info:")

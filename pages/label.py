@@ -163,7 +163,7 @@ def _jump_to_smear(order: list[str], tiles: dict[str, TileInfo]) -> None:
 
 
 def main() -> None:
-    store = _common.setup("Label")
+    store = _common.setup("Label", need="label")
     st.html(_PAGE_CSS)
     st.title("Label")
     tiles = {t.tile_id: t for t in store.tiles()}

@@ -26,7 +26,7 @@ SOURCES = {
 
 
 def main() -> None:
-    _common.setup("Settings")
+    _common.setup("Settings", need="settings")
     workspace = _common.workspace()
     st.title("Settings")
     flash = st.session_state.pop("set_flash", None)
@@ -67,7 +67,7 @@ def main() -> None:
             "Value (empty: unset the workspace value)", key="set_value", placeholder="e.g. mg/dL"
         )
         go = st.form_submit_button("Save", key="set_go")
-    if not go:
+    if not go or not _common.permit("settings"):
         return
     if key is None:
         st.error("Choose the setting to save.")

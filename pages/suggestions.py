@@ -95,7 +95,7 @@ def _grid(store: Store, workspace: str, suggestions, strategy: str, model_id: st
 
 # ------------------------------------------------------------------------------ page
 def main() -> None:
-    store = _common.setup("Suggestions")
+    store = _common.setup("Suggestions", need="suggest")
     workspace = str(_common.workspace())
     st.title("Suggestions")
     st.caption(

@@ -117,7 +117,7 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         start = st.form_submit_button(
             "Train from scratch", type="primary", disabled=bool(missing) or busy is not None
         )
-    if not start:
+    if not start or not _common.permit("train"):
         return
     settings = {
         "encoder": encoder,
@@ -159,7 +159,7 @@ def _update_box(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
             disabled=reason is not None,
             help="Faster than a new model: it starts from the current model's weights.",
         )
-    if not pressed:
+    if not pressed or not _common.permit("train"):
         return
     try:
         st.session_state[JOB_KEY] = submit_update(workspace, actor=_common.annotator())
@@ -204,6 +204,10 @@ def _flash(kind: str, text: str) -> None:
 
 
 def _promote(workspace: str, model_id: str) -> None:
+    refused = _common.refusal("promote")
+    if refused:
+        _flash("error", refused)
+        return
     try:
         change = promote_model(Path(workspace), model_id, actor=_common.annotator())
     except (ZooError, ValueError) as exc:
@@ -221,6 +225,10 @@ def _promote(workspace: str, model_id: str) -> None:
 
 
 def _rollback(workspace: str) -> None:
+    refused = _common.refusal("promote")
+    if refused:
+        _flash("error", refused)
+        return
     try:
         change = rollback_model(Path(workspace), "segmentation", actor=_common.annotator())
     except (ZooError, ValueError) as exc:
@@ -300,7 +308,7 @@ def _runs(workspace: Path, store: Store) -> None:
 
 # ------------------------------------------------------------------------------ page
 def main() -> None:
-    store = _common.setup("Train")
+    store = _common.setup("Train", need="train")
     workspace = _common.workspace()
     st.title("Train")
     st.caption(

@@ -173,7 +173,7 @@ def _class_editor(store: Store) -> None:
             },
         )
         _common.legend(shown)
-        if st.button("Save classes", key="up_save_classes"):
+        if st.button("Save classes", key="up_save_classes") and _common.permit("classes"):
             names = [str(n).strip() for n in edited["name"] if isinstance(n, str) and n.strip()]
             rows = edited[edited["name"].map(lambda n: isinstance(n, str) and bool(n.strip()))]
             defaults = ClassSchema.from_names(names).colors if names else ()
@@ -190,7 +190,7 @@ def _class_editor(store: Store) -> None:
 
 
 def main() -> None:
-    store = _common.setup("Upload")
+    store = _common.setup("Upload", need="upload")
     st.title("Upload smears")
     st.caption(
         "Add blood-smear photos to the workspace. Each is cut into tiles for labelling; "

@@ -24,15 +24,19 @@ from streamlit.testing.v1 import AppTest
 
 from dataset import audit
 from dataset import cli as dataset_cli
+from dataset.accounts import ACCOUNTS_TABLE, EVENTS_TABLE, has_accounts
 from dataset.release.pseudonyms import pseudonym_secret
 from dataset.store import Store
 from model_zoo import KINDS, Zoo
+from tests._accounts import add_account, sign_in
 from tests._segfixtures import CLASSES, make_workspace
 from training import cli as training_cli
 from training.jobs import JobRunner
 
+PAGE_ONLY = {"patient_open", "sign_in", "sign_in_failed", "sign_out", "user_add", "user_change"}
+
 ROOT = Path(__file__).resolve().parents[1]
-NAME = "tester"  # the sidebar name on the page, SMEARLAB_ANNOTATOR / --by on the CLI
+NAME = "tester"  # the signed-in account on the page, SMEARLAB_ANNOTATOR / --by on the CLI
 # Columns that differ between any two runs, whoever writes them.
 VOLATILE = {"created_at", "confirmed_at", "set_at", "seconds", "manifest_sha256", "job_id"}
 
@@ -58,11 +62,14 @@ def stored(ws: Path) -> dict[str, object]:
         store.splits_of([s.smear_id for s in store.smears()])
     found: dict[str, object] = {}
     for table in sorted(p.name for p in (ws / "tables").iterdir() if p.is_dir()):
+        if table in (ACCOUNTS_TABLE, EVENTS_TABLE):
+            continue  # the page's side signs in first; the command names its account
         if table == audit.TABLE:
             # Both front ends audit the same actions. Who differs by design (the page's name,
             # "cli" for a command without a person option), and so does opening a patient:
-            # the page records it when it shows one, the CLI when `diagnosis show` does.
-            found["audit"] = sorted(r.action for r in audit.read(ws) if r.action != "patient_open")
+            # the page records it when it shows one, the CLI when `diagnosis show` does; and
+            # only the page's side signs in (and adds the account it signs in with).
+            found["audit"] = sorted(r.action for r in audit.read(ws) if r.action not in PAGE_ONLY)
             continue
         rows = [_plain(r) for r in store.tables.read(table).to_pylist()]
         found[f"table {table}"] = sorted(rows, key=lambda r: json.dumps(r, default=repr))
@@ -143,20 +150,28 @@ def twins(tmp_path: Path) -> Callable[[Path | None], tuple[Path, Path]]:
     return make
 
 
+def _account(ws: Path) -> None:
+    """The admin account NAME, in a workspace without accounts."""
+    if not has_accounts(ws):
+        add_account(ws, NAME, "admin")
+
+
 def page(ws: Path, path: str, monkeypatch) -> AppTest:
-    """``path`` opened through app.py on workspace ``ws``, with the sidebar name set."""
+    """``path`` opened through app.py on workspace ``ws``, signed in as NAME."""
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
+    _account(ws)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["annotator"] = NAME
     at.switch_page(path).run()
+    sign_in(at, NAME)
     assert not at.exception, at.exception
     return at
 
 
 def cli(main: Callable[[list[str]], int], ws: Path, *argv: str, monkeypatch) -> None:
-    """A CLI command on ``ws`` run as its ``main``, its name taken from SMEARLAB_ANNOTATOR."""
+    """A CLI command on ``ws`` run as its ``main``, its account taken from SMEARLAB_ANNOTATOR."""
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
     monkeypatch.setenv("SMEARLAB_ANNOTATOR", NAME)
+    _account(ws)
     assert main([*argv, "--workspace", str(ws)]) == 0, argv
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests._accounts import open_page
 from tests.training._diagnosis_data import FAST, fill_registry
 from training.diagnosis.registry import Registry
 from training.diagnosis.service import TrainRequest, train
@@ -24,12 +25,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _open() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["annotator"] = "dr-page"
-    at.run()
-    at.switch_page("pages/diagnosis.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/diagnosis.py", "dr-page", "clinician", timeout=TIMEOUT)
 
 
 def _says_decision_support(at: AppTest) -> bool:
@@ -172,10 +168,7 @@ def test_import_maps_columns_in_a_form_with_a_preview(workspace: Path) -> None:
 
 
 def test_settings_page_shows_sources_and_saves_workspace_values(workspace: Path) -> None:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/settings.py").run()
-    assert not at.exception, at.exception
+    at = open_page("pages/settings.py", timeout=TIMEOUT)
     table = at.dataframe[0].value
     assert "glucose_unit" in list(table["setting"])
     row = table[table["setting"] == "workspace"].iloc[0]

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests._accounts import open_page
 from tests._segfixtures import make_workspace
 from training.jobs import JobRunner, JobState, JobStatus, UnknownJobError
 from training.kinds import JOB_KINDS, SCORE, TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION
@@ -103,8 +103,7 @@ def test_each_page_shows_its_job_through_the_one_panel(
     kind, key, progress, bar_text = PAGES[path]
     ws = Path(shutil.copytree(populated, tmp_path / "ws"))
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page(path)
+    at = open_page(path, timeout=120)
 
     # Running: a progress bar with the report's words, and Cancel reaching the runner.
     jobs.set(kind, JobState.RUNNING, progress=progress, log_tail=["line one"])
@@ -145,8 +144,7 @@ def test_the_panel_says_nothing_on_pages_without_a_job(
     populated: Path, tmp_path: Path, jobs: Jobs, monkeypatch
 ) -> None:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(populated))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page("pages/train.py").run()
+    at = open_page("pages/train.py", timeout=120)
     assert "No run yet." in [i.value[:11] for i in at.info]
     at.switch_page("pages/suggestions.py").run()
     assert not at.get("progress") and not [x for x in at.expander if x.label == "Log"]

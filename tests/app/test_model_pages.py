@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dataset.images import encode_png_lossless, smear_id_for
 from dataset.store import NewSmear, Store
 from model_zoo import Zoo
+from tests._accounts import open_page
 from tests._segfixtures import CLASSES, disc_smear, make_workspace, train_tiny
 from training.jobs import JobRunner, JobState
 from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
@@ -50,10 +51,7 @@ def no_worker(monkeypatch):
 
 def page(workspace: Path, path: str, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["annotator"] = "tester"  # who starts, promotes or cancels is audited
-    at.switch_page(path)
-    return at.run()
+    return open_page(path, timeout=120)
 
 
 def texts(at: AppTest) -> str:
@@ -464,11 +462,7 @@ def test_analysis_warns_when_the_models_validation_figures_are_poor(
 # ------------------------------------------------------------------------------ Label pre-fill
 def label_page(workspace: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["annotator"] = "tester"
-    at.switch_page("pages/label.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = open_page("pages/label.py", timeout=120)
     assert not at.error, [e.value for e in at.error]
     return at
 

@@ -20,6 +20,7 @@ from dataset.demo import load_demo
 from dataset.ingest import ingest_files
 from dataset.schema import DEFAULT_CLASSES, UNLABELLED
 from dataset.store import Store
+from tests._accounts import open_page
 
 ROOT = Path(__file__).resolve().parents[2]
 # review.py joins app.py's navigation when issue 12's branches merge; until then
@@ -61,13 +62,8 @@ def empty_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _open(page: str, annotator: str = "tester") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["annotator"] = annotator
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(f"pages/{page}").run()
-    assert not at.exception, at.exception
-    return at
+    """``page`` signed in as the admin account ``annotator``."""
+    return open_page(f"pages/{page}", annotator, timeout=TIMEOUT)
 
 
 def test_the_core_pages_exist() -> None:
@@ -90,18 +86,22 @@ def test_page_runs_on_the_demo_workspace(demo_ws: Path, page: str) -> None:
         assert not at.error, [e.value for e in at.error]
 
 
-def test_sidebar_keeps_the_name_and_shows_the_workspace(
+def test_the_sidebar_names_the_signed_in_account_and_no_one_else(
     demo_ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The free-text name is gone: neither SMEARLAB_ANNOTATOR nor the session state makes
+    someone else the one who saves (issue 12)."""
     monkeypatch.setenv("SMEARLAB_ANNOTATOR", "Dr Ada")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    assert at.sidebar.text_input[0].value == "Dr Ada"
+    at = _open("label.py", annotator="bob")
+    assert not at.sidebar.text_input, "no name box"
+    assert "Signed in as **bob** (admin)" in [m.value for m in at.sidebar.markdown]
     assert any(str(demo_ws) in c.value for c in at.sidebar.caption)
-    at.switch_page("pages/label.py").run()
-    at.sidebar.text_input[0].input("  Bob ").run()
-    assert at.session_state["annotator"] == "Bob"
-    assert not at.button(key="lbl_save").disabled
+    at.session_state["annotator"] = "mallory"  # what the old name box set
+    at = _draw(_select_leukocyte(at), [_leukocyte_rect(Store.open(demo_ws), 0, 0, 20, 20)])
+    tile_id = at.session_state["label_tile_id"]
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    assert Store.open(demo_ws).latest(tile_id).annotator == "bob"
 
 
 def test_empty_workspace_offers_the_demo(empty_ws: Path) -> None:
@@ -374,14 +374,6 @@ def test_replace_with_prediction_on_a_labelled_tile_and_discard(demo_ws: Path) -
     assert (rev.revision, rev.base_revision) == (2, 1)
     assert (rev.source, rev.model_id) == ("prefill", "colour-rules")
     np.testing.assert_array_equal(store.mask(tile_id), rules)
-
-
-def test_save_needs_a_name(demo_ws: Path) -> None:
-    at = _open("label.py", annotator="")
-    assert at.button(key="lbl_save").disabled
-    assert at.button(key="lbl_skip").disabled  # a skip is audited with who made it
-    assert any("Enter your name" in w.value for w in at.sidebar.warning)
-    assert not any("Enter your name" in w.value for w in at.main.warning), "canvas stays up"
 
 
 def test_next_with_unsaved_paint_asks_first(demo_ws: Path) -> None:

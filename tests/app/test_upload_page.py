@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+
+from tests._accounts import open_page
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_REASON = (
@@ -22,9 +23,7 @@ def empty_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rejections_show_their_whole_reason_and_no_none_tiles(empty_ws: Path) -> None:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["annotator"] = "tester"
-    at.run()
+    at = open_page("pages/upload.py")
     rows = [
         {"input": "scan.png", "status": "rejected", "smear_id": None, "tiles": 0,
          "reason": LONG_REASON, "warnings": []},
@@ -32,7 +31,7 @@ def test_rejections_show_their_whole_reason_and_no_none_tiles(empty_ws: Path) ->
          "reason": None, "warnings": []},
     ]  # fmt: skip
     at.session_state["up_results"] = ("This upload", rows)
-    at.switch_page("pages/upload.py").run()
+    at.run()
     assert not at.exception, at.exception
     assert any(LONG_REASON in e.value for e in at.error)  # the whole sentence, uncut
     table = at.dataframe[0].value

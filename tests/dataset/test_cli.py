@@ -14,6 +14,7 @@ import pytest
 
 from dataset.cli import main
 from dataset.store import Store
+from tests._accounts import add_account
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +56,9 @@ def ready(ws, capsys, smear_files):
     assert run(capsys, "--workspace", ws, "init", "--tile-size", 64)[0] == 0
     code, doc = run_json(capsys, "ingest", smear_files, "--workspace", ws)
     assert code == 0
+    # The accounts that commands recording a person name (issue 12).
+    add_account(ws, "cli-test", "annotator")
+    add_account(ws, "ann", "annotator")
     return ws, Store.open(ws).tiles(doc["files"][0]["smear_id"])[0]
 
 

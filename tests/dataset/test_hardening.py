@@ -13,6 +13,7 @@ import pytest
 
 from dataset.ingest import ingest_files, ingest_paths
 from dataset.store import Store
+from tests._accounts import add_account
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -326,6 +327,7 @@ def test_annotate_without_a_base_reads_the_latest_under_the_lock(
         return real_save(self, tile_id, mask, **kw)
 
     monkeypatch.setattr(Store, "save_mask", racing_save)
+    add_account(store.root, "a", "annotator")
     argv = ["--workspace", str(store.root), "annotate", tile.tile_id, str(path), "--annotator", "a"]
     assert main(argv) == 0, capsys.readouterr().err
     history = store.history(tile.tile_id)
@@ -357,7 +359,7 @@ def test_an_empty_annotator_name_is_refused(
     for extra in ([], ["--annotator", " "]):
         code = main(["--workspace", str(store.root), "annotate", tile.tile_id, str(path), *extra])
         err = capsys.readouterr().err
-        assert code == 2 and "--annotator NAME" in err
+        assert code == 2 and "--annotator ACCOUNT" in err
     assert store.latest_revisions() == {}
 
 
@@ -409,6 +411,8 @@ def test_eight_concurrent_annotates_without_a_base_all_save(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMEARLAB_")}
     argv = [sys.executable, "-m", "dataset", "--workspace", str(store.root), "annotate",
             tile.tile_id, str(path)]  # fmt: skip
+    for i in range(8):
+        add_account(store.root, f"a{i}", "annotator")
     procs = [
         subprocess.Popen([*argv, "--annotator", f"a{i}"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

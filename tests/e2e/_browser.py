@@ -1,8 +1,10 @@
 """Start SmearLab and drive Debian's Chromium: shared by the browser tests and the browser bench.
 
-``serve(workspace)`` runs ``streamlit run app.py`` on a free port over ``workspace`` and yields
-its URL; ``browser(pw)`` launches /usr/bin/chromium (never ``playwright install``). Every wait
-here is on a page or process condition, never a fixed delay.
+``serve(workspace)`` runs ``streamlit run app.py`` on a free port over ``workspace`` (with the
+admin account :data:`USER` created in it first, unless ``account=False``) and yields its URL;
+``browser(pw)`` launches /usr/bin/chromium (never ``playwright install``); ``sign_in`` signs
+in through the app's form, after which the browser's session cookie keeps the context signed
+in. Every wait here is on a page or process condition, never a fixed delay.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ BROWSER_MARKS = [
     ),
 ]
 TILE_ID = "code.lbl-tile-id"  # the Label page shows the current tile's id here
+USER = "e2e-painter"  # the admin account serve() creates (tests/_accounts.PASSWORD)
 _URL_LINE = re.compile(rb"URL:\s*(\S+)\s*\n")
 
 
@@ -74,9 +77,13 @@ def wait_for_url(proc: subprocess.Popen, deadline: float) -> str:
 
 
 @contextmanager
-def serve(workspace: Path, root: Path = ROOT) -> Iterator[str]:
+def serve(workspace: Path, root: Path = ROOT, account: bool = True) -> Iterator[str]:
     """SmearLab (the checkout at ``root``) over ``workspace`` on a free local port; yields its
-    base URL."""
+    base URL. ``account``: create the admin account :data:`USER` first (if missing)."""
+    if account:
+        from tests._accounts import ensure_account
+
+        ensure_account(workspace, USER, "admin")
     port = free_port()
     env = {**os.environ, "SMEARLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
     env.pop("SMEARLAB_ANNOTATOR", None)
@@ -129,16 +136,28 @@ def idle(page) -> None:
     )
 
 
-def open_label_page(page, app_url: str, name: str = "e2e painter"):
-    """The Label page with a name entered; returns the Save button."""
+def sign_in(page, app_url: str, path: str = "", name: str = USER, password: str | None = None):
+    """Open ``app_url/path`` and sign in through the app's form (the page then shows)."""
     from playwright.sync_api import expect
 
+    from tests._accounts import PASSWORD
+
     expect.set_options(timeout=WAIT_MS)
-    page.goto(f"{app_url}/label")
+    page.goto(f"{app_url}/{path}")
+    expect(page.get_by_role("heading", name="Sign in to SmearLab")).to_be_visible()
+    page.get_by_role("textbox", name="Account").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password or PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+    idle(page)
+
+
+def open_label_page(page, app_url: str, name: str = USER):
+    """The Label page, signed in as ``name``; returns the Save button."""
+    from playwright.sync_api import expect
+
+    sign_in(page, app_url, "label", name)
     expect(page.get_by_role("heading", name="Label")).to_be_visible()
-    box = page.get_by_role("textbox", name="Your name")
-    box.fill(name)
-    box.press("Enter")
     save = page.get_by_role("button", name="Save", exact=True)
     expect(save).to_be_enabled()
     idle(page)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import BROWSER_MARKS, WAIT_MS, launch, open_label_page, serve
+from _browser import BROWSER_MARKS, USER, WAIT_MS, launch, open_label_page, serve
 from _browser import idle as _idle
 
 from dataset.demo import load_demo
@@ -125,7 +125,7 @@ def test_painted_stroke_is_saved_as_leukocyte_pixels(
     store = Store.open(workspace)
     rev = store.latest(tile_id)
     assert rev is not None and rev.revision == 1
-    assert (rev.annotator, rev.source, rev.model_id) == ("e2e painter", "manual", None)
+    assert (rev.annotator, rev.source, rev.model_id) == (USER, "manual", None)
     changed = {t for t, r in store.latest_revisions().items() if before.get(t) != r}
     assert changed == {tile_id}, "only the painted tile got a revision"
 
@@ -158,7 +158,7 @@ def test_stroke_over_the_colour_rule_prefill(
     store = Store.open(workspace)
     rev = store.latest(tile_id)
     assert rev is not None and rev.revision == 1
-    assert (rev.annotator, rev.source, rev.model_id) == ("e2e painter", "prefill", "colour-rules")
+    assert (rev.annotator, rev.source, rev.model_id) == (USER, "prefill", "colour-rules")
     changed = {t for t, r in store.latest_revisions().items() if before.get(t) != r}
     assert changed == {tile_id}, "only the painted tile got a revision"
 

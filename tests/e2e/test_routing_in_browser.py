@@ -14,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _browser import BROWSER_MARKS, WAIT_MS, idle, launch, serve
+from _browser import BROWSER_MARKS, USER, WAIT_MS, idle, launch, serve, sign_in
 
 from tests._segfixtures import make_workspace
 
 pytestmark = BROWSER_MARKS
 # app.py's navigation, in its order; the legacy mode would list "app", "analysis", ... instead.
-TITLES = ["Upload", "Label", "Dataset", "Train", "Suggestions", "Analysis", "Diagnosis", "Settings"]
+TITLES = ["Upload", "Label", "Dataset", "Train", "Suggestions", "Analysis", "Diagnosis", "Settings",
+          "Users"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ["label", "train"])
@@ -35,10 +36,10 @@ def test_the_first_visit_after_a_start_to_a_page_url_runs_through_app_py(
         browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(f"{url}/{path}")  # the server's first request
+            sign_in(page, url, path)  # the server's first request: the page's URL
             expect(page.get_by_role("heading", name=path.title(), exact=True)).to_be_visible()
             # app.py's shared sidebar and its navigation, not the legacy file list.
-            expect(page.get_by_role("textbox", name="Your name")).to_be_visible()
+            expect(page.get_by_text(f"Signed in as {USER} (admin)")).to_be_visible()
             expect(page.get_by_text(f"Workspace: {workspace}")).to_be_visible()
             idle(page)
             links = page.locator('[data-testid="stSidebarNav"] a')

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import BROWSER_MARKS, WAIT_MS, idle, launch, serve
+from _browser import BROWSER_MARKS, WAIT_MS, idle, launch, serve, sign_in
 from PIL import Image
 
 from dataset.store import Store
@@ -56,7 +56,7 @@ def test_header_counts_the_smears_an_upload_added(app_url: str, workspace: Path)
         browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(f"{app_url}/upload")
+            sign_in(page, app_url, "upload")
             header = page.get_by_text(re.compile(r"The workspace holds"))
             before = sum(s.n_tiles for s in Store.open(workspace).smears())
             expect(header).to_contain_text(f"1 smears in {before} tiles")

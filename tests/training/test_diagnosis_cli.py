@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_zoo import Zoo
+from tests._accounts import add_account
 from tests.training._diagnosis_data import FAST, pima_csv, visits_csv, write_mapping
 from training.diagnosis import cli
 from training.diagnosis.registry import Registry
@@ -268,6 +269,14 @@ def test_patient_visit_confirm_show_forecast(
     code, _, err = run(capsys, "add-visit", "P-100", "--fpg", "95", *ws)
     assert code == 2 and "--glucose-unit" in err
 
+    # Confirming names an enabled account whose role may confirm (issue 12).
+    add_account(tmp_path / "ws", "dr-a", "clinician")
+    add_account(tmp_path / "ws", "dr-b", "admin")
+    add_account(tmp_path / "ws", "tech", "annotator")
+    code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "dr-x", *ws)
+    assert code == 1 and "no account 'dr-x'" in err
+    code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "tech", *ws)
+    assert code == 1 and "may not confirm diagnosis" in err
     confirmed = run_json(capsys, "confirm", "P-100", ids[-1], "prediabetes", "--by", "dr-a", *ws)
     assert (confirmed["diagnosis"], confirmed["revision"]) == ("prediabetes", 1)
     corrected = run_json(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "dr-b", *ws)

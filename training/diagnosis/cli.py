@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("csv", type=Path, help="CSV file of visits")
     p.add_argument("--mapping", type=Path, required=True, help="mapping JSON")
     p.add_argument("--preview", action="store_true", help="parse and check, store nothing")
-    p.add_argument("--by", default="", help="who enters the visits")
+    p.add_argument("--by", default="", help="the account entering the visits")
     p.set_defaults(func=cmd_import_visits)
 
     p = sub.add_parser("train", parents=[common], help="train the classifier")
@@ -121,14 +121,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--c-peptide", type=float, help="C-peptide, nmol/L")
     p.add_argument("--gad", choices=("positive", "negative"), help="GAD antibodies")
     p.add_argument("--smear", action="append", default=[], help="linked smear id (repeat)")
-    p.add_argument("--by", default="", help="who enters the visit")
+    p.add_argument("--by", default="", help="the account entering the visit")
     p.set_defaults(func=cmd_add_visit)
 
     p = sub.add_parser("confirm", parents=[common], help="confirm or correct a diagnosis")
     p.add_argument("patient", help="patient pseudonym")
     p.add_argument("visit_id", help="visit id (see `show`)")
     p.add_argument("diagnosis", help="normal, prediabetes, type 1, type 2, gestational or other")
-    p.add_argument("--by", required=True, help="the confirming clinician")
+    p.add_argument("--by", required=True, help="the confirming clinician's account")
     p.add_argument("--note", default="")
     p.set_defaults(func=cmd_confirm)
 
@@ -245,7 +245,7 @@ def _handled(func: Handler) -> Handler:
 
         try:
             return func(args)
-        except (DiagnosisError, StoreError, MeasurementError, ZooError) as err:
+        except (DiagnosisError, StoreError, MeasurementError, ZooError, _Refused) as err:
             return report_error(err, EXIT_REFUSED, json_flag(args))
         except AuditError as err:
             return report_error(err, EXIT_REFUSED, json_flag(args))
@@ -269,6 +269,26 @@ def _workspace(args: argparse.Namespace) -> Path:
     from dataset.settings import get_settings
 
     return Path(get_settings().workspace)
+
+
+def _person(args: argparse.Namespace, action: str) -> str:
+    """``--by``: an existing, enabled account whose role may take ``action`` ("" when left
+    out and optional)."""
+    from dataset.accounts import AccountError, actor_for
+    from dataset.roles import PermissionDenied
+
+    name = (args.by or "").strip()
+    if not name:
+        return ""
+    try:
+        actor_for(_workspace(args), name).require(action)
+    except (AccountError, PermissionDenied) as exc:
+        raise _Refused(f"--by {name}: {exc}") from None
+    return name
+
+
+class _Refused(Exception):
+    """A refusal already worded for the user (exit 1)."""
 
 
 def _print_json(value: Any) -> None:
@@ -357,7 +377,7 @@ def cmd_import_visits(args: argparse.Namespace) -> int:
             f"{len(preview.refused_rows)} refused; nothing stored (preview)."
         )
     else:
-        report = registry.import_visits(args.csv, mapping, entered_by=_person(args))
+        report = registry.import_visits(args.csv, mapping, entered_by=_person(args, "patients"))
         out = {"preview": False, **report.to_json()}
         errors = report.errors
         summary = (
@@ -616,7 +636,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
         smear_ids=tuple(args.smear),
     )
     registry = Registry.open(_workspace(args))
-    stored = registry.add_visit(args.patient, visit, entered_by=_person(args))
+    stored = registry.add_visit(args.patient, visit, entered_by=_person(args, "patients"))
     summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
     if json_flag(args):
         _print_json({"patient": stored.patient_id, **summary})
@@ -639,6 +659,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     """Record a clinician's confirmed diagnosis (a correction is a new confirmation)."""
     from training.diagnosis.registry import Registry
 
+    by = _person(args, "confirm_diagnosis")
     registry = Registry.open(_workspace(args))
     visit = registry.visit(args.visit_id)
     if visit.patient_id != args.patient:
@@ -650,7 +671,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     from training.diagnosis.service import confirm_visit
 
-    c = confirm_visit(registry, args.visit_id, args.diagnosis, by=args.by, note=args.note)
+    c = confirm_visit(registry, args.visit_id, args.diagnosis, by=by, note=args.note)
     if json_flag(args):
         _print_json(
             {
