@@ -24,6 +24,7 @@ HERE = Path(__file__).parent
 PAGES = (
     ("upload", "Upload", ":material/upload:", "upload"),
     ("label", "Label", ":material/brush:", "label"),
+    ("review", "Review", ":material/rate_review:", "review"),
     ("dataset", "Dataset", ":material/dataset:", "view_dataset"),
     ("train", "Train", ":material/model_training:", "train"),
     ("suggestions", "Suggestions", ":material/lightbulb:", "suggest"),
@@ -31,6 +32,7 @@ PAGES = (
     ("diagnosis", "Diagnosis", ":material/stethoscope:", "patients"),
     ("settings", "Settings", ":material/settings:", "settings"),
     ("users", "Users", ":material/group:", "users"),
+    ("audit", "Audit trail", ":material/history:", "audit"),
 )
 
 present = [row for row in PAGES if (HERE / "pages" / f"{row[0]}.py").is_file()]

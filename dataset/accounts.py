@@ -42,6 +42,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from dataset import audit
 from dataset.roles import ROLES, SYSTEM, Actor
 
 __all__ = [
@@ -488,11 +489,12 @@ def _record_event(
     detail: str = "",
     now: dt.datetime | None = None,
 ) -> None:
-    """Durably record one sign-in, sign-out, failure or user change.
+    """Durably record one sign-in, sign-out, failure or user change, and its audit row.
 
-    The sign-in limits read these rows back (:func:`verify_sign_in`).
+    The sign-in limits read these rows back (:func:`verify_sign_in`); the audit trail holds
+    the same event for people (who acted: the account signing in or out, or the admin who
+    changed an account).
     """
-    # audit: wired in at merge
     tables = _tables(root)
     tables.append(
         EVENTS_TABLE,
@@ -507,6 +509,30 @@ def _record_event(
             }
         ],
     )
+    action = _AUDIT_ACTIONS.get(event, "user_change" if event.startswith("user_") else None)
+    if action is None:
+        raise ValueError(f"No audit action for the account event {event!r}.")
+    audit.record(
+        root,
+        actor=(by if action.startswith("user_") else account) or account,
+        action=action,
+        object_id=account,
+        detail={
+            "event": event,
+            **({"address": address} if address else {}),
+            **({"detail": detail} if detail else {}),
+        },
+    )
+
+
+# Account events as the audit trail names them (every other ``user_*`` is a user_change).
+_AUDIT_ACTIONS = {
+    "sign_in": "sign_in",
+    "sign_in_failed": "sign_in_failed",
+    "sign_in_locked": "sign_in_failed",
+    "sign_out": "sign_out",
+    "user_added": "user_add",
+}
 
 
 def _recent_events(root: Path, since: dt.datetime) -> list[dict]:

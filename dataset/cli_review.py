@@ -28,9 +28,18 @@ __all__ = ["add_review_command", "reviewer_actor"]
 
 
 def reviewer_actor(store: Store, name: str) -> Actor:
-    """The account acting as reviewer on the command line."""
-    # accounts: actor_for at merge
-    return Actor(name, "reviewer")
+    """The account acting as reviewer on the command line: an existing, enabled account (its
+    role is checked by the verdict itself, as on the page).
+
+    Raises:
+        PermissionDenied: no such account, or a disabled one.
+    """
+    from dataset.accounts import AccountError, actor_for
+
+    try:
+        return actor_for(store, name)
+    except AccountError as exc:
+        raise PermissionDenied(f"--reviewer {name}: {exc}") from None
 
 
 def _status_doc(s: ReviewStatus) -> dict:

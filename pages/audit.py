@@ -24,7 +24,7 @@ EARLIEST = dt.date(2000, 1, 1)  # Streamlit's default would hide rows over 10 ye
 
 
 def main() -> None:
-    store = _common.setup("Audit trail")
+    store = _common.setup("Audit trail", need="audit")
     st.title("Audit trail")
     st.caption(
         "One row per action that changed the workspace or showed patient data, written by the "

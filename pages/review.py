@@ -33,13 +33,6 @@ COMMENT_KEY = "rv_comment"
 SHOW_PX = 512  # the tile is drawn at up to this many screen pixels a side, pixels kept crisp
 
 
-def _reviewer() -> Actor | None:
-    """Who is reviewing, or None before anyone is named."""
-    # auth: _common.actor() at merge
-    name = _common.annotator()
-    return Actor(name, "reviewer") if name else None
-
-
 def _flash(kind: str, text: str) -> None:
     st.session_state[FLASH_KEY] = (kind, text)
 
@@ -99,19 +92,13 @@ def _about(store: Store, status: ReviewStatus) -> None:
 
 
 def main() -> None:
-    store = _common.setup("Review")
+    store = _common.setup("Review", need="review")
     st.title("Review")
     schema = _common.schema_or_none(store)
     if schema is None:
         st.info("Nothing to review yet: add smears on the **Upload** page and label them.")
         return
-    actor = _reviewer()
-    if actor is None:
-        st.warning("Enter your name in the sidebar to review.")
-        return
-    if not actor.may("review"):
-        st.error(f"{actor.name} ({actor.role}) may not review: that needs the reviewer role.")
-        return
+    actor = _common.actor()
     _counts(store)
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:

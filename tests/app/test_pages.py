@@ -23,14 +23,7 @@ from dataset.store import Store
 from tests._accounts import open_page
 
 ROOT = Path(__file__).resolve().parents[2]
-# review.py joins app.py's navigation when issue 12's branches merge; until then
-# tests/app/test_review_page.py routes it (empty and demo workspaces included).
-UNROUTED = {"review.py"}
-PAGES = sorted(
-    p.name
-    for p in (ROOT / "pages").glob("*.py")
-    if not p.name.startswith("_") and p.name not in UNROUTED
-)
+PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 OWN_PAGES = ("upload.py", "label.py", "dataset.py")  # these also must show no error box
 TIMEOUT = 60
 

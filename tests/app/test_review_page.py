@@ -12,9 +12,10 @@ from streamlit.testing.v1 import AppTest
 from dataset.images import encode_png_lossless, smear_id_for
 from dataset.roles import Actor
 from dataset.store import APPROVED, CHANGES_REQUESTED, UNREVIEWED, NewSmear, Store
+from tests._accounts import open_page
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 60
+TIMEOUT = 180
 
 
 @pytest.fixture
@@ -33,31 +34,18 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_smear) -> tuple[Pat
     return root, ids
 
 
-@pytest.fixture
-def router(tmp_path: Path) -> Path:
-    """``app.py`` with the Review page in its navigation, beside a link to ``pages/``.
+# Who is who in these tests: reviewers review, annotators label.
+ROLES = {"rita": "reviewer", "rob": "reviewer", "ana": "annotator", "bob": "annotator"}
 
-    The lead registers the page in ``app.py`` itself when the branches merge; until then the
-    tests route through this copy, which differs from ``app.py`` by that one entry.
-    """
-    text = (ROOT / "app.py").read_text(encoding="utf-8")
-    last = '    ("settings", "Settings", ":material/settings:"),\n'
-    assert last in text
-    here = tmp_path / "router"
-    here.mkdir()
-    (here / "pages").symlink_to(ROOT / "pages", target_is_directory=True)
-    app = here / "app.py"
-    app.write_text(
-        text.replace(last, last + '    ("review", "Review", ":material/rate_review:"),\n')
-    )
-    return app
+
+@pytest.fixture
+def router() -> Path:
+    return ROOT / "app.py"
 
 
 def _open(router: Path, page: str, name: str) -> AppTest:
-    at = AppTest.from_file(str(router), default_timeout=TIMEOUT)
-    at.session_state["annotator"] = name
-    at.run()
-    at.switch_page(f"pages/{page}").run()
+    """``page`` through ``app.py``, signed in as ``name`` with the role ``ROLES`` gives it."""
+    at = open_page(f"pages/{page}", name, ROLES[name], timeout=TIMEOUT)
     assert not at.exception, at.exception
     return at
 

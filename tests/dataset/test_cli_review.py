@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset import cli_review
 from dataset.cli import main
 from dataset.images import encode_png_lossless, smear_id_for
-from dataset.roles import Actor
 from dataset.store import NewSmear, Store
+from tests._accounts import add_account
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +29,8 @@ def ws(store: Store, make_smear, monkeypatch) -> tuple[Path, list[str]]:
     ids = [t.tile_id for t in store.tiles(sid)]
     for tid, who in zip(ids, ("ana", "ana", "rita"), strict=True):
         store.save_mask(tid, np.ones((64, 64), np.uint8), annotator=who)
+    for name, role in (("ana", "annotator"), ("rita", "reviewer"), ("rob", "reviewer")):
+        add_account(store.root, name, role)
     return store.root, ids
 
 
@@ -91,12 +92,15 @@ def test_refusals_own_labelling_a_stale_revision_and_a_role_without_review(
         *("--reviewer", "rita", "--revision", "1"),
     )
     assert code == 3 and "changed while you reviewed it" in err
-    # The one place the CLI learns who acts: an annotator account may not review.
-    monkeypatch.setattr(cli_review, "reviewer_actor", lambda store, name: Actor(name, "annotator"))
+    # An annotator's account may not review; a name without an account may not either.
     code, _, err = run(
         capsys, "--workspace", root, "review", "approve", ids[1], "--reviewer", "ana"
     )
     assert code == 1 and "needs the admin or reviewer role" in err
+    code, _, err = run(
+        capsys, "--workspace", root, "review", "approve", ids[1], "--reviewer", "mallory"
+    )
+    assert code == 1 and "--reviewer mallory" in err
     assert Store.open(root).reviews(ids[1]) == []
 
 
