@@ -517,7 +517,7 @@ def estimate(snap: Snapshot, args, arms: list[Arm], load_s: float) -> dict:
     steps += 0 if args.no_reference else args.reference_steps
     model_arms = [a for a in arms if a.strategy != "random"]
     passes = n_seeds * ((1 if model_arms else 0) + (rounds - 1) * len(model_arms))
-    pool_left = len(snap.pool) - args.sizes[-2]
+    pool_left = max(0, len(snap.pool) - args.sizes[-2])
     scored = passes * min(args.pool_sample or len(snap.pool), pool_left)
     evals = n_seeds * (1 + len(arms) * rounds) + (0 if args.no_reference else 1)
     n_held = len(snap.heldout)
