@@ -10,6 +10,9 @@ What it promises the person labelling:
 - Without a usable model only the random strategy is offered, and the page says why.
 - When the scores do not separate the tiles (the top 20 within 1 % of each other), the page
   says so and shows a random order spread over smears instead (:func:`training.service.suggest`).
+- The strategy and the spreading start at the default the shipped active-learning measurement
+  earned (:func:`training.service.measured.measured_default`: random spread over smears unless
+  a strategy beat random beyond the seed spread); the page shows that curve and says why.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ from training.service import (
     suggest,
     unlabelled_tile_ids,
 )
+from training.service.measured import MeasuredDefault, measured_default
 from training.strategies import STRATEGIES, uncertainty_map
 
 JOB_KEY = "score_job_id"
 LABEL_STRATEGY_KEY = "label_strategy"
 POLL_S = 1.0
 GRID_COLUMNS = 3
-DEFAULT_STRATEGY = "entropy"
 
 
 # ------------------------------------------------------------------------------ cached work
@@ -93,6 +96,30 @@ def _grid(store: Store, workspace: str, suggestions, strategy: str, model_id: st
                 _open_label_page(item.tile_id, suggestions.order, ranked)
 
 
+def _why_default(measured: MeasuredDefault) -> None:
+    """The measured curve behind the default strategy, and one sentence on why."""
+    with st.expander(
+        f"Why the default is {measured.strategy}"
+        + (" spread over smears" if measured.diversity else ""),
+        expanded=False,
+    ):
+        st.markdown(measured.verdict)
+        if not measured.rows:
+            return
+        import altair as alt  # lazy: only this chart needs it
+
+        frame = alt.Data(values=measured.rows)
+        x = alt.X("tiles:Q", title="labelled tiles", scale=alt.Scale(type="log", base=2))
+        y = alt.Y("miou:Q", title="held-out mIoU", scale=alt.Scale(zero=False))
+        lines = alt.Chart(frame).mark_line(point=True).encode(x=x, y=y, color="arm:N")
+        band = (
+            alt.Chart(frame)
+            .mark_area(opacity=0.12)
+            .encode(x=x, y="low:Q", y2="high:Q", color="arm:N")
+        )
+        st.altair_chart(band + lines, width="stretch")
+
+
 # ------------------------------------------------------------------------------ page
 def main() -> None:
     store = _common.setup("Suggestions", need="suggest")
@@ -108,6 +135,7 @@ def main() -> None:
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")
         return
 
+    measured = measured_default()
     card = _common.current_card()
     if card is None:
         st.info(
@@ -124,7 +152,7 @@ def main() -> None:
         )
         card, names = None, ["random"]
     else:
-        names = sorted(STRATEGIES, key=lambda n: (n != DEFAULT_STRATEGY, n))
+        names = sorted(STRATEGIES, key=lambda n: (n != measured.strategy, n))
 
     top = st.columns([2, 1, 1], vertical_alignment="bottom")
     strategy = top[0].selectbox(
@@ -132,17 +160,20 @@ def main() -> None:
         names,
         format_func=lambda n: f"{n}: {STRATEGIES[n].description}",
         key="sugg_strategy",
-        help="How tiles are ranked. Each strategy keeps its own scores per model.",
+        help="How tiles are ranked. Each strategy keeps its own scores per model. "
+        f"The default, {measured.strategy}, is what the shipped measurement supports: "
+        + measured.verdict,
     )
     if strategy not in names:  # the choice outlived its model
         strategy = names[0]
     top_n = top[1].selectbox("Show", [3, 6, 9, 12, 18, 24], index=1, key="sugg_top")
     spread = top[2].toggle(
         "Spread over smears",
-        value=True,
+        value=measured.diversity == "per_smear",
         key="sugg_spread",
         help="At most two tiles of one smear near the top of the list.",
     )
+    _why_default(measured)
 
     model_id = card.model_id if card is not None else None
     score_id = model_id if strategy != "random" else "none"

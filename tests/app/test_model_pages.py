@@ -359,6 +359,8 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
 ) -> None:
     ws = trained_ws
     at = page(ws, "pages/suggestions.py", monkeypatch)
+    # The default follows the shipped measurement (tests/app/test_suggestions_default.py).
+    at.selectbox(key="sugg_strategy").set_value("entropy").run()
     assert at.selectbox(key="sugg_strategy").value == "entropy"
     assert "press **Score unlabelled tiles**" in texts(at)
     before = {j.job_id for j in JobRunner(ws).list()}
@@ -410,6 +412,7 @@ def test_suggestions_say_when_scores_do_not_separate_tiles(trained_ws: Path, mon
     ws = trained_ws
     _write_scores(Store.open(ws), Zoo(ws).current("segmentation").model_id, spread=False)
     at = page(ws, "pages/suggestions.py", monkeypatch)
+    at.selectbox(key="sugg_strategy").set_value("entropy").run()
     assert not at.exception, at.exception
     assert any("do not separate the tiles" in w.value for w in at.warning)
     assert any("random order" in m.value for m in at.markdown)

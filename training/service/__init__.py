@@ -13,6 +13,7 @@ Modules:
     ``prefilling``: the starting mask of a tile (the model's, or the colour rules').
     ``scoring``: scoring unlabelled tiles, cached per checkpoint; the scoring job.
     ``suggestions``: the next tiles to label.
+    ``measured``: the shipped active-learning measurement and the default strategy it earns.
     ``smear_analysis``: counts and shares of a smear, and how far the model can be trusted.
     ``evaluation``: a model's scores on image/mask pairs from outside the workspace.
     ``tables``: the ``scores`` and ``analyses`` tables.
@@ -33,6 +34,19 @@ from training.service.finetuning import (
     start_note,
     submit_update,
     update_settings,
+)
+from training.service.measured import (
+    FALLBACK_DIVERSITY,
+    FALLBACK_STRATEGY,
+    MEASUREMENT_PATH,
+    ArmResult,
+    MeasuredDefault,
+    Measurement,
+    beats_random,
+    choose_default,
+    load_measurement,
+    measured_default,
+    write_measurement,
 )
 from training.service.models import LoadedModel, check_classes, load_model
 from training.service.prefilling import Prefill, prefill
@@ -96,8 +110,11 @@ __all__ = [
     "ANALYSES",
     "CURRENT_MODEL",
     "DEFAULT_STRATEGY",
+    "FALLBACK_DIVERSITY",
+    "FALLBACK_STRATEGY",
     "FLAT_TOLERANCE",
     "FLAT_TOP",
+    "MEASUREMENT_PATH",
     "POOR_IOU",
     "RULES",
     "SCORES",
@@ -105,8 +122,11 @@ __all__ = [
     "SEGMENT_TARGET",
     "TRAIN_KIND",
     "UPDATE_BUDGET_MIN",
+    "ArmResult",
     "AutoUpdate",
     "LoadedModel",
+    "MeasuredDefault",
+    "Measurement",
     "ModelQuality",
     "PointerChange",
     "Prefill",
@@ -119,16 +139,20 @@ __all__ = [
     "active_training",
     "analyze_smear",
     "auto_update",
+    "beats_random",
     "cached_scores",
     "check_classes",
     "choose",
+    "choose_default",
     "conflict_message",
     "evaluate_pairs",
     "expected_saving",
     "flat_note",
     "latest_smear_features",
+    "load_measurement",
     "load_model",
     "load_samples",
+    "measured_default",
     "model_quality",
     "native_bf16",
     "new_labelled_tiles",
@@ -154,4 +178,5 @@ __all__ = [
     "update_settings",
     "validation_metrics",
     "workspace_classes",
+    "write_measurement",
 ]
