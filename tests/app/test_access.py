@@ -57,7 +57,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("access") / "workspace"
     store = Store.open(root)
     store.init(list(DEFAULT_CLASSES))
-    load_demo(store)
+    load_demo(store, actor="tester")
     for role in ROLES:
         ensure_account(root, role, role)  # one account per role, named after it
     return root

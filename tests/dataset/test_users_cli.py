@@ -119,7 +119,9 @@ def test_serve_check_refuses_a_workspace_without_accounts(tmp_path: Path) -> Non
 def tile(store, make_smear, encode_image, tmp_path):
     """A workspace with one smear and a mask file for its first tile; returns (root, tile id,
     mask path)."""
-    [res] = ingest_files(store, [("s.png", encode_image(make_smear(96, 80, seed=3).rgb))])
+    [res] = ingest_files(
+        store, [("s.png", encode_image(make_smear(96, 80, seed=3).rgb))], actor="tester"
+    )
     tile = store.tiles(res.smear_id)[0]
     path = tmp_path / "m.png"
     Image.fromarray(np.ones((tile.h, tile.w), np.uint8)).save(path)
