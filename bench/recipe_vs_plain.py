@@ -43,12 +43,12 @@ from training.service import load_model, submit_training  # noqa: E402
 
 def run_smearlab(workspace: Path, minutes: float, seed: int) -> tuple[torch.nn.Module, dict]:
     started = time.monotonic()
-    job_id = submit_training(workspace, {"time_budget_min": minutes, "seed": seed})
+    job_id = submit_training(workspace, {"time_budget_min": minutes, "seed": seed}, actor="bench")
     runner = JobRunner(workspace)
     status = runner.wait(job_id, poll_s=2.0)
     wall = time.monotonic() - started
     for live in runner.list(states=[JobState.QUEUED, JobState.RUNNING]):
-        runner.cancel(live.job_id)
+        runner.cancel(live.job_id, actor="bench")
         runner.wait(live.job_id, poll_s=1.0)
     if status.state != JobState.DONE:
         raise SystemExit(f"SmearLab run {job_id} ended {status.state}: {status.error}")

@@ -54,6 +54,7 @@ from dataset.cliutil import (
 )
 from dataset.ingest import IngestResult, MetaError, SmearMeta
 from dataset.masks import DEFAULT_LEVEL_TOLERANCE
+from dataset.roles import PermissionDenied
 from dataset.schema import SchemaError
 from dataset.store import RevisionConflict, Store, StoreError
 from dataset.wand import DEFAULT_TOLERANCE
@@ -824,6 +825,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(exc, EXIT_REFUSED, as_json)
     except RevisionConflict as exc:
         return report_error(exc, EXIT_CONFLICT, as_json)
+    except PermissionDenied as exc:  # a role refusal, before the OSError it subclasses
+        return report_error(exc, EXIT_REFUSED, as_json)
     except (StoreError, SchemaError, ValueError) as exc:
         # Library refusals (pairs CSV, schema, unknown tile, release errors) already name
         # the input and what to do.

@@ -42,6 +42,7 @@ PAGES = _app_pages()
 EXPECTED = {
     "Upload": {"annotator", "reviewer", "admin"},
     "Label": {"annotator", "reviewer", "admin"},
+    "Review": {"reviewer", "admin"},
     "Dataset": {"annotator", "reviewer", "admin"},
     "Train": {"admin"},
     "Suggestions": {"annotator", "reviewer", "admin"},
@@ -49,6 +50,7 @@ EXPECTED = {
     "Diagnosis": {"clinician", "admin"},
     "Settings": {"admin"},
     "Users": {"admin"},
+    "Audit trail": {"admin"},
 }
 
 

@@ -205,7 +205,9 @@ def test_the_page_audits_what_it_does_as_the_signed_in_name(workspace: Path) -> 
     at.text_input(key="dx_new_id").input("P-6")
     at.button(key="dx_add_patient").click().run()
     assert not at.exception, at.exception
+    signing_in = {"user_add", "sign_in", "sign_in_failed", "sign_out"}
     got = [(r.actor, r.action, r.object_id) for r in audit.read(workspace)]
+    got = [row for row in got if row[1] not in signing_in]
     assert got == [
         ("tester", "patient_add", "P-5"),
         ("dr-page", "patient_open", "P-5"),

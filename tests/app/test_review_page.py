@@ -43,9 +43,10 @@ def router() -> Path:
     return ROOT / "app.py"
 
 
-def _open(router: Path, page: str, name: str) -> AppTest:
-    """``page`` through ``app.py``, signed in as ``name`` with the role ``ROLES`` gives it."""
-    at = open_page(f"pages/{page}", name, ROLES[name], timeout=TIMEOUT)
+def _open(router: Path, page: str, name: str, role: str | None = None) -> AppTest:
+    """``page`` through ``app.py``, signed in as ``name`` with ``role`` (else the one
+    ``ROLES`` gives it)."""
+    at = open_page(f"pages/{page}", name, role or ROLES[name], timeout=TIMEOUT)
     assert not at.exception, at.exception
     return at
 
@@ -95,7 +96,7 @@ def test_a_verdict_that_comes_second_is_not_recorded_and_says_who_came_first(ws,
 
 
 def test_own_labelling_is_left_to_another_reviewer(ws, router) -> None:
-    at = _open(router, "review.py", "ana")
+    at = _open(router, "review.py", "ana", role="reviewer")  # ana labelled every tile
     assert "rv_tile" not in [s.key for s in at.selectbox]
     assert any("Nothing waits for your review" in i for i in _texts(at.info))
 
@@ -133,7 +134,7 @@ def test_the_page_runs_on_an_empty_and_on_the_demo_workspace(
     at = _open(router, "review.py", "rita")
     assert [t.value for t in at.title] == ["Review"] and not at.error
     demo = tmp_path / "demo"
-    load_demo(Store.open(demo))
+    load_demo(Store.open(demo), actor="tester")
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(demo))
     at = _open(router, "review.py", "rita")
     assert not at.error, _texts(at.error)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests._accounts import open_page
 from tests._segfixtures import make_workspace, train_tiny
 from training.jobs import JobRunner
 from training.service import measured
@@ -75,9 +76,7 @@ def nothing_shipped(tmp_path: Path, monkeypatch) -> None:
 
 def page(workspace: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(workspace))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page("pages/suggestions.py")
-    return at.run()
+    return open_page("pages/suggestions.py", "tester", "annotator", timeout=180)
 
 
 def markdown(at: AppTest) -> str:

@@ -27,6 +27,7 @@ from dataset.imports import MaskPair, import_masks
 from dataset.ingest import ingest_files
 from dataset.release import create_release, export_release
 from dataset.store import Store
+from tests._accounts import add_account
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("_audit_child.py")
@@ -315,17 +316,18 @@ def test_cli_save_skip_and_release_record_their_person_or_cli(
 
     mask_path.write_bytes(encode_mask(np.zeros((tile.h, tile.w), np.uint8)))
     ws = str(store.root)
+    add_account(store.root, "cleo", "annotator")
     assert (
         main(["annotate", tile_id, str(mask_path), "--annotator", "cleo", "--workspace", ws]) == 0
     )
     other = next(t.tile_id for t in store.tiles() if t.tile_id != tile_id)
-    assert main(["skip", other, "--workspace", ws]) == 0
+    assert main(["skip", other, "--annotator", "cleo", "--workspace", ws]) == 0
     assert main(["release", "1.0.0", "-m", "first", "--workspace", ws]) == 0
     capsys.readouterr()
     rows = audit.read(ws)
     assert [key(r) for r in rows[-3:]] == [
         ("cleo", "save", tile_id, "1", "2"),
-        ("cli", "skip", other, None, None),
+        ("cleo", "skip", other, None, None),
         ("cli", "release", "1.0.0", None, rows[-1].after),
     ]
     assert {r.os_user for r in rows} == {getpass.getuser()}

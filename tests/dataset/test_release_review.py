@@ -48,7 +48,7 @@ def test_an_approved_only_release_holds_the_approved_tiles_and_says_so(
     reviewed: tuple[Store, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, ids = reviewed
-    info = create_release(store, "1.0.0", "approved", approved_only=True)
+    info = create_release(store, "1.0.0", "approved", approved_only=True, actor="tester")
     rows = _rows(info.path)
     assert sorted(r["tile_id"] for r in rows) == sorted(ids[:2])
     manifest = json.loads((info.path / "manifest.json").read_text())
@@ -78,7 +78,7 @@ def test_the_card_counts_every_review_state_and_people_by_role_without_names(
     reviewed: tuple[Store, list[str]],
 ) -> None:
     store, _ = reviewed
-    info = create_release(store, "1.0.0", "all")
+    info = create_release(store, "1.0.0", "all", actor="tester")
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["approved_only"] is False
     assert manifest["review_counts"] == {"unreviewed": 1, "approved": 2, "changes_requested": 1}
@@ -97,8 +97,14 @@ def test_the_annotator_key_is_stable_across_releases_and_needs_the_workspace_sec
     reviewed: tuple[Store, list[str]], tmp_path: Path
 ) -> None:
     store, ids = reviewed
-    first = {r["tile_id"]: r["annotator"] for r in _rows(create_release(store, "1.0.0", "a").path)}
-    second = {r["tile_id"]: r["annotator"] for r in _rows(create_release(store, "1.1.0", "b").path)}
+    first = {
+        r["tile_id"]: r["annotator"]
+        for r in _rows(create_release(store, "1.0.0", "a", actor="tester").path)
+    }
+    second = {
+        r["tile_id"]: r["annotator"]
+        for r in _rows(create_release(store, "1.1.0", "b", actor="tester").path)
+    }
     assert first == second  # stable across releases of the workspace
     assert first[ids[0]] == first[ids[2]] != first[ids[1]]  # one key per account
     secret = pseudonym_secret(store.root)
@@ -113,7 +119,7 @@ def test_a_lab_that_opts_in_names_annotators_and_reviewers(
     reviewed: tuple[Store, list[str]],
 ) -> None:
     store, ids = reviewed
-    info = create_release(store, "1.0.0", "named", name_people=True)
+    info = create_release(store, "1.0.0", "named", name_people=True, actor="tester")
     rows = {r["tile_id"]: r["annotator"] for r in _rows(info.path)}
     assert rows[ids[0]] == "ana" and rows[ids[1]] == "bob"
     manifest = json.loads((info.path / "manifest.json").read_text())
@@ -132,5 +138,5 @@ def test_approved_only_with_nothing_approved_is_refused(store: Store, make_smear
     tid = store.tiles(sid)[0].tile_id
     store.save_mask(tid, np.ones((64, 64), np.uint8), annotator="ana")
     with pytest.raises(ReleaseError, match="none of the 1 labelled tiles is approved"):
-        create_release(store, "1.0.0", "x", approved_only=True)
+        create_release(store, "1.0.0", "x", approved_only=True, actor="tester")
     assert not (store.root / "releases" / "1.0.0").exists()

@@ -106,7 +106,7 @@ def test_the_queue_holds_unreviewed_labelled_tiles_oldest_save_first(
     assert [s.tile_id for s in store.review_queue()] == [b, a]
     store.approve(b, 1, RITA)
     assert [s.tile_id for s in store.review_queue()] == [a]
-    store.skip(a)
+    store.skip(a, annotator="ana")
     assert store.review_queue() == []
 
 
