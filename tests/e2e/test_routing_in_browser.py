@@ -20,8 +20,8 @@ from tests._segfixtures import make_workspace
 
 pytestmark = BROWSER_MARKS
 # app.py's navigation, in its order; the legacy mode would list "app", "analysis", ... instead.
-TITLES = ["Upload", "Label", "Dataset", "Train", "Suggestions", "Analysis", "Diagnosis", "Settings",
-          "Users"]  # fmt: skip
+TITLES = ["Upload", "Label", "Review", "Dataset", "Train", "Suggestions", "Analysis", "Diagnosis",
+          "Settings", "Users", "Audit trail"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ["label", "train"])
