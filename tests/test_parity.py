@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,11 +169,18 @@ def page(ws: Path, path: str, monkeypatch) -> AppTest:
 
 
 def cli(main: Callable[[list[str]], int], ws: Path, *argv: str, monkeypatch) -> None:
-    """A CLI command on ``ws`` run as its ``main``, its account taken from SMEARLAB_ANNOTATOR."""
+    """A CLI command on ``ws`` run as its ``main``, its account taken from SMEARLAB_ANNOTATOR.
+
+    The workspace a page opened before is set back afterwards: a page's next run reads it
+    (and its signed session is valid in that workspace only).
+    """
+    before = os.environ.get("SMEARLAB_WORKSPACE")
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
     monkeypatch.setenv("SMEARLAB_ANNOTATOR", NAME)
     _account(ws)
     assert main([*argv, "--workspace", str(ws)]) == 0, argv
+    if before is not None:
+        monkeypatch.setenv("SMEARLAB_WORKSPACE", before)
 
 
 @pytest.fixture

@@ -258,11 +258,6 @@ def _handled(func: Handler) -> Handler:
 _CLI = "cli"
 
 
-def _person(args: argparse.Namespace) -> str:
-    """Who enters: ``--by``, else ``cli`` (the audit row's os_user then says who ran it)."""
-    return (args.by or "").strip() or _CLI
-
-
 def _workspace(args: argparse.Namespace) -> Path:
     if getattr(args, "workspace", None):
         return Path(args.workspace)
@@ -377,7 +372,9 @@ def cmd_import_visits(args: argparse.Namespace) -> int:
             f"{len(preview.refused_rows)} refused; nothing stored (preview)."
         )
     else:
-        report = registry.import_visits(args.csv, mapping, entered_by=_person(args, "patients"))
+        report = registry.import_visits(
+            args.csv, mapping, entered_by=_person(args, "patients") or _CLI
+        )
         out = {"preview": False, **report.to_json()}
         errors = report.errors
         summary = (
@@ -636,7 +633,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
         smear_ids=tuple(args.smear),
     )
     registry = Registry.open(_workspace(args))
-    stored = registry.add_visit(args.patient, visit, entered_by=_person(args, "patients"))
+    stored = registry.add_visit(args.patient, visit, entered_by=_person(args, "patients") or _CLI)
     summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
     if json_flag(args):
         _print_json({"patient": stored.patient_id, **summary})

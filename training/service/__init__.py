@@ -81,11 +81,13 @@ from training.service.scoring import (
     unlabelled_tile_ids,
 )
 from training.service.selection import (
+    EFFORT_MIN_REGION_PX,
     RULES,
     PrefillEffort,
     Selection,
     choose,
     expected_saving,
+    prefill_effort,
     select_model,
     validation_metrics,
 )
@@ -110,6 +112,7 @@ __all__ = [
     "ANALYSES",
     "CURRENT_MODEL",
     "DEFAULT_STRATEGY",
+    "EFFORT_MIN_REGION_PX",
     "FALLBACK_DIVERSITY",
     "FALLBACK_STRATEGY",
     "FLAT_TOLERANCE",
@@ -157,6 +160,7 @@ __all__ = [
     "native_bf16",
     "new_labelled_tiles",
     "prefill",
+    "prefill_effort",
     "promote_model",
     "queue_rescoring",
     "register_tables",
