@@ -281,11 +281,16 @@ def _sign_in_page() -> None:
         except accounts.SignInRefused as exc:
             st.error(str(exc))
             return
-        _start_session(who.name)
-        # The browser gets the cookie now, not only after the re-run: a reload or another
-        # page opened at once stays signed in.
-        _write_cookie(st)
-        st.rerun()
+        _signed_in(who.name)
+
+
+def _signed_in(name: str) -> None:
+    """Start ``name``'s session after a sign-in form succeeded, and draw the app for it."""
+    _start_session(name)
+    # The browser gets the cookie now, not only after the re-run: a reload or another page
+    # opened at once stays signed in.
+    _write_cookie(st)
+    st.rerun()
 
 
 def _first_admin_form(ws: Path) -> None:
@@ -324,11 +329,7 @@ def _first_admin_form(ws: Path) -> None:
         except accounts.AccountError as exc:
             st.error(str(exc))
             return
-        _start_session(who.name)
-        # The browser gets the cookie now, not only after the re-run: a reload or another
-        # page opened at once stays signed in.
-        _write_cookie(st)
-        st.rerun()
+        _signed_in(who.name)
 
 
 def _cookies() -> dict[str, str]:
