@@ -345,8 +345,9 @@ def _write(root: Path, account: Account, change: str, by: str, now: dt.datetime)
 
 
 def _by(by: str) -> str:
-    """Who made a change: the account given, else the OS user running the command."""
-    return by or f"os:{os.environ.get('USER') or os.environ.get('USERNAME') or '?'}"
+    """Who made a change: the account given, else ``cli`` as everywhere in the audit trail
+    (whose ``os_user`` column names the OS user who ran the command)."""
+    return by or audit.CLI
 
 
 def add_account(
