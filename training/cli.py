@@ -150,13 +150,15 @@ def _loaded(args: argparse.Namespace, ws: Path):
 
 def _suggest(args: argparse.Namespace) -> int:
     from dataset.store import Store
-    from training.service import suggest
+    from training.service import measured_default, suggest
 
     ws = _workspace(args)
-    loaded = None if args.strategy == "random" else _loaded(args, ws)
-    found = suggest(
-        Store.open(ws), args.strategy, args.top, loaded=loaded, diversity=args.diversity or None
-    )
+    # Unset options follow the shipped measurement, as the Suggestions page does.
+    measured = measured_default()
+    strategy = args.strategy or measured.strategy
+    diversity = measured.diversity if args.diversity is None else args.diversity or None
+    loaded = None if strategy == "random" else _loaded(args, ws)
+    found = suggest(Store.open(ws), strategy, args.top, loaded=loaded, diversity=diversity)
     text = "\n".join(f"{r.score:8.4f}  {r.tile_id}" for r in found) or "no unlabelled tiles"
     if found.note:
         text = f"note: {found.note}\n{text}"
@@ -278,9 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cancel)
 
     p = sub.add_parser("suggest", parents=[common], help="next tiles to label")
-    p.add_argument("--strategy", default="entropy", help="random, entropy, margin, tta")
+    p.add_argument(
+        "--strategy",
+        help="random, entropy, margin, tta (default: the measured default, as on the page)",
+    )
     p.add_argument("--top", type=int, default=10)
-    p.add_argument("--diversity", default="per_smear", help="per_smear, feature_spread or ''")
+    p.add_argument(
+        "--diversity",
+        help="per_smear, feature_spread or '' for none (default: the measured default)",
+    )
     p.add_argument("--model", help="model id (default: the current model)")
     p.set_defaults(func=_suggest)
 

@@ -427,13 +427,32 @@ def test_suggest_command_reports_flat_scores(workspace: Path, capsys, monkeypatc
 
     if Zoo(workspace).current("segmentation") is None:
         train_tiny(workspace)
-    argv = ["suggest", "--workspace", str(workspace), "--top", "3"]
+    argv = ["suggest", "--workspace", str(workspace), "--top", "3", "--strategy", "entropy"]
     monkeypatch.setattr(suggestions, "flat_note", lambda strategy, scores: "all alike")
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["order"], out["note"]) == ("random", "all alike") and len(out["tiles"]) == 3
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith("note: all alike")
+
+
+def test_suggest_command_defaults_to_the_measured_strategy(workspace: Path, capsys, monkeypatch):
+    """Without --strategy the command ranks as the Suggestions page does, not by a fixed rule."""
+    import json
+
+    from training import service
+    from training.cli import main
+    from training.service.measured import MeasuredDefault
+
+    if Zoo(workspace).current("segmentation") is None:
+        train_tiny(workspace)
+    argv = ["suggest", "--workspace", str(workspace), "--top", "3", "--json"]
+    for strategy, diversity in (("margin", None), ("random", "per_smear")):
+        chosen = MeasuredDefault(strategy, diversity, verdict="measured", shipped=True)
+        monkeypatch.setattr(service, "measured_default", lambda chosen=chosen: chosen)
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["strategy"] == strategy and len(out["tiles"]) == 3
 
 
 # ------------------------------------------------------------------------------ model quality
