@@ -184,11 +184,16 @@ def _visit_form(registry: Registry, store_smears: list[str], patient_id: str) ->
             "(600 mg/dL)",
             key="dx_v_confirm",
         )
-        c = st.columns(4)
+        c = st.columns(5)
         symptoms = c[0].checkbox("Classic symptoms", key="dx_v_sym")
-        pregnant = c[1].checkbox("Pregnant", key="dx_v_preg")
-        week = c[2].number_input("Pregnancy week", 1, 45, value=None, key="dx_v_week")
-        treatment = c[3].text_input("Glucose-lowering treatment", key="dx_v_treat")
+        anaemia = c[1].checkbox(
+            "Anaemia or Hb disorder",
+            key="dx_v_anaemia",
+            help="HbA1c is then left out of every verdict (ADA 2025, WHO 2011): use glucose",
+        )
+        pregnant = c[2].checkbox("Pregnant", key="dx_v_preg")
+        week = c[3].number_input("Pregnancy week", 1, 45, value=None, key="dx_v_week")
+        treatment = c[4].text_input("Glucose-lowering treatment", key="dx_v_treat")
         c = st.columns(6)
         bmi = c[0].number_input("BMI", value=None, min_value=0.0, key="dx_v_bmi")
         sys_bp = c[1].number_input("Systolic", value=None, min_value=0.0, key="dx_v_sys")
@@ -215,6 +220,7 @@ def _visit_form(registry: Registry, store_smears: list[str], patient_id: str) ->
             glucose_unit=glucose_unit,
             unit_confirmed=confirm_unit,
             symptoms=symptoms,
+            anaemia_or_hb_disorder=anaemia,
             pregnant=pregnant or week is not None,
             pregnancy_week=None if week is None else int(week),
             treated=bool(treatment.strip()),

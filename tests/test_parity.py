@@ -363,10 +363,12 @@ def test_diagnosis_page_and_cli_store_the_same_patient_visit_and_confirmation(
     at.number_input(key="dx_v_a1c").set_value(50.0)
     at.number_input(key="dx_v_fpg").set_value(130.0)
     at.checkbox(key="dx_v_sym").check()
+    at.checkbox(key="dx_v_anaemia").check()
     at.number_input(key="dx_v_bmi").set_value(31.5)
     at.button(key="dx_add_visit").click().run()
     assert not at.exception, at.exception
     (visit,) = Registry.open(a).visits("P-0042")
+    assert visit.anaemia_or_hb_disorder
     at.selectbox(key="dx_c_diag").set_value("type 2")
     at.text_input(key="dx_c_note").input("second sample agreed")
     at.button(key="dx_confirm").click().run()
@@ -377,7 +379,7 @@ def test_diagnosis_page_and_cli_store_the_same_patient_visit_and_confirmation(
         "1970", monkeypatch=env)  # fmt: skip
     cli(run, b, "diagnosis", "add-visit", "P-0042", "--date", "2026-03-02", "--hba1c", "50",
         "--hba1c-unit", "mmol/mol", "--fpg", "130", "--glucose-unit", "mg/dL", "--symptoms",
-        "--bmi", "31.5", "--by", NAME, monkeypatch=env)  # fmt: skip
+        "--anaemia", "--bmi", "31.5", "--by", NAME, monkeypatch=env)  # fmt: skip
     cli(run, b, "diagnosis", "confirm", "P-0042", visit.visit_id, "type 2", "--by", NAME,
         "--note", "second sample agreed", monkeypatch=env)  # fmt: skip
     assert_same(a, b)

@@ -313,6 +313,27 @@ def test_patient_visit_confirm_show_forecast(
     assert code == 1 and "No patient" in err
 
 
+def test_anaemia_entered_with_a_visit_is_stored_and_keeps_hba1c_out(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--anaemia on add-visit is kept with the visit, so every later verdict leaves HbA1c out."""
+    ws = ["--workspace", str(tmp_path / "ws")]
+    run_json(capsys, "add-patient", "P-200", "--sex", "female", "--birth-year", "1970", *ws)
+    a1c = ["--hba1c", "7.0", "--hba1c-unit", "percent", "--fpg", "5.0", "--glucose-unit", "mmol/L"]
+    plain = run_json(capsys, "add-visit", "P-200", "--date", "2024-03-01", *a1c, *ws)
+    flagged = run_json(capsys, "add-visit", "P-200", "--date", "2024-06-01", *a1c, "--anaemia", *ws)
+    assert plain["anaemia_or_hb_disorder"] is False
+    assert flagged["anaemia_or_hb_disorder"] is True
+    # HbA1c 7.0 % alone is in the diabetes range; with anaemia only the normal FPG counts.
+    assert plain["guidelines"]["ADA"]["verdict"] == "diabetes"
+    assert flagged["guidelines"]["ADA"]["verdict"] == "normal"
+    assert any("HbA1c left out" in n for n in flagged["guidelines"]["ADA"]["notes"])
+    shown = {v["date"]: v for v in run_json(capsys, "show", "P-200", *ws)["visits"]}
+    assert shown["2024-06-01"]["anaemia_or_hb_disorder"] is True
+    assert shown["2024-06-01"]["guidelines"]["ADA"]["verdict"] == "normal"
+    assert shown["2024-03-01"]["guidelines"]["ADA"]["verdict"] == "diabetes"
+
+
 def test_diagnosis_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run(capsys)

@@ -91,6 +91,18 @@ def test_visit_csv_with_semicolons_reads_decimal_commas() -> None:
     assert got["P-2"][0] == 5.4 and got["P-2"][1] is None
 
 
+def test_visit_csv_reads_an_anaemia_column() -> None:
+    text = "PatientID,Date,A1c,BMI,Anaemia\nP-1,2022-01-02,7.1,30,yes\nP-2,2022-01-02,7.1,30,no\n"
+    mapping = dict(VISITS_MAPPING)
+    mapping["columns"] = VISITS_MAPPING["columns"] | {"anaemia": "Anaemia"}
+    preview = parse_visits_csv(text.encode(), VisitMapping.model_validate(mapping))
+    assert preview.errors == ()
+    assert {r.patient_id: r.visit.anaemia_or_hb_disorder for r in preview.rows} == {
+        "P-1": True,
+        "P-2": False,
+    }
+
+
 def test_visit_csv_refuses_junk_and_commas_by_row_and_column() -> None:
     text = "PatientID,Date,A1c,BMI\nP-1,2022-01-02,high,30\nP-2,2022-01-02,6.0,inf\n"
     preview = parse_visits_csv(text.encode(), VisitMapping.model_validate(VISITS_MAPPING))

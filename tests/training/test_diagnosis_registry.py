@@ -330,6 +330,7 @@ def test_rows_stored_before_units_were_kept_read_as_unknown_and_keep_their_ids(
     assert visit.visit_id == "V0123456789ab"
     assert visit.entered == (Reading("fpg", 126 / 18.016, "unknown"),)
     assert "entered unit unknown" in str(visit.reading("fpg"))
+    assert visit.anaemia_or_hb_disorder is False  # a column added later reads as not recorded
     # A new visit appends under the new schema; the old row still reads the same.
     registry.add_visit(
         "P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)), entered_by="tester"

@@ -620,6 +620,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
         glucose_unit=args.glucose_unit,
         unit_confirmed=args.confirm_unit,
         symptoms=args.symptoms,
+        anaemia_or_hb_disorder=args.anaemia,
         pregnant=args.pregnant or args.pregnancy_week is not None,
         pregnancy_week=args.pregnancy_week,
         treated=args.treated or bool(args.treatment),

@@ -56,6 +56,7 @@ MAPPING_FIELDS: dict[str, str] = {
     "ogtt100_2h": "2-hour glucose of the 100 g OGTT (units: glucose)",
     "ogtt100_3h": "3-hour glucose of the 100 g OGTT (units: glucose)",
     "symptoms": "yes / no: classic symptoms of hyperglycaemia",
+    "anaemia": "yes / no: anaemia or a haemoglobin disorder (HbA1c is then not used)",
     "bmi": "body-mass index, kg/m²",
     "systolic_bp": "systolic blood pressure, mmHg",
     "diastolic_bp": "diastolic blood pressure, mmHg",
@@ -556,6 +557,7 @@ def _parse_row(
     if treated is None and treatment is not None:
         treated = treatment.lower() not in _FALSE
     symptoms = flag("symptoms")
+    anaemia = flag("anaemia")
     gad_positive = flag("gad_antibodies")
     smears = tuple(s.strip() for s in (cell("smears") or "").split(";") if s.strip())
     diagnosis = None
@@ -574,6 +576,7 @@ def _parse_row(
         treated=bool(treated),
         treatment=treatment,
         symptoms=bool(symptoms),
+        anaemia_or_hb_disorder=bool(anaemia),
         gad_positive=gad_positive,
         smear_ids=smears,
         entered=tuple(entered),

@@ -81,6 +81,8 @@ TABLES: dict[str, pa.Schema] = {
             ),
             ("unit_confirmed", pa.bool_()),
             ("symptoms", pa.bool_()),
+            # Added after the first releases: older rows lack it and read as False.
+            ("anaemia_or_hb_disorder", pa.bool_()),
             ("bmi", pa.float64()),
             ("systolic_bp", pa.float64()),
             ("diastolic_bp", pa.float64()),
@@ -178,8 +180,9 @@ class NewVisit:
     from canonical fields only was entered in those units (the field names them).
     ``unit_confirmed``: the person entering confirmed the unit of a glucose below 1.0 or above
     33.3 mmol/L. ``treated`` means glucose-lowering treatment (``treatment`` says which);
-    ``symptoms`` means classic symptoms of hyperglycaemia; ``gad_positive`` is the GAD
-    antibody result (None: not tested).
+    ``symptoms`` means classic symptoms of hyperglycaemia; ``anaemia_or_hb_disorder`` means
+    anaemia or a haemoglobin disorder, which leaves HbA1c out of every verdict (ADA 2025,
+    WHO 2011); ``gad_positive`` is the GAD antibody result (None: not tested).
     """
 
     date: dt.date
@@ -200,6 +203,7 @@ class NewVisit:
     entered: tuple[Reading, ...] = ()
     unit_confirmed: bool = False
     symptoms: bool = False
+    anaemia_or_hb_disorder: bool = False
     bmi: float | None = None
     systolic_bp: float | None = None
     diastolic_bp: float | None = None

@@ -527,6 +527,6 @@ def _visit_from_row(row: dict[str, Any]) -> Visit:
     known = {f.name for f in fields(Visit)} - {"entered"}
     values = {k: v for k, v in row.items() if k in known}
     values["smear_ids"] = tuple(row.get("smear_ids") or ())
-    for name in ("pregnant", "treated", "symptoms", "unit_confirmed"):
+    for name in ("pregnant", "treated", "symptoms", "anaemia_or_hb_disorder", "unit_confirmed"):
         values[name] = bool(values.get(name))
     return Visit(**values, entered=tuple(entered))

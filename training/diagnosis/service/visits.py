@@ -41,7 +41,8 @@ def visit_measurements(visit: NewVisit, *, anaemia_or_hb_disorder: bool = False)
     """The guideline engine's input for a visit: each measurement in the unit it was entered in.
 
     A value stored before units were kept has the unit ``unknown`` (compared as stored, in %
-    or mmol/L, with a note on every verdict).
+    or mmol/L, with a note on every verdict). HbA1c is left out when the visit records anaemia
+    or a haemoglobin disorder, or when ``anaemia_or_hb_disorder`` says so for this reading.
     """
     values = {r.measurement: r.value for r in visit.entered}
     units = tuple((r.measurement, r.unit) for r in visit.entered)
@@ -51,7 +52,7 @@ def visit_measurements(visit: NewVisit, *, anaemia_or_hb_disorder: bool = False)
         symptoms=visit.symptoms,
         pregnant=visit.pregnant,
         treated=visit.treated,
-        anaemia_or_hb_disorder=anaemia_or_hb_disorder,
+        anaemia_or_hb_disorder=anaemia_or_hb_disorder or visit.anaemia_or_hb_disorder,
         unit_confirmed=visit.unit_confirmed,
     )
 
@@ -186,6 +187,7 @@ def visit_summary(
         "treated": visit.treated,
         "treatment": visit.treatment,
         "symptoms": visit.symptoms,
+        "anaemia_or_hb_disorder": visit.anaemia_or_hb_disorder,
         "unit_confirmed": visit.unit_confirmed,
         "measurements": [
             {**r.to_json(), "shown": str(r), "label": LABELS[r.measurement]} for r in visit.entered
