@@ -41,7 +41,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataset.schema import UNLABELLED
-from training.augment import AugmentConfig, augment, sample_crop
+from training.augment import AugmentConfig, LabelledPixels, augment, sample_crop
 from training.inference import InferenceConfig, iter_proba
 from training.losses import SegLoss, class_weights
 from training.metrics import SegMetrics, confusion_matrix, metrics_from_confusion
@@ -496,6 +496,9 @@ def _train(
     )
     # Each tile counts once per epoch: a smear region of 12 labelled tiles is drawn 12 times.
     pool = [i for i, s in enumerate(train) for _ in s.tiles]
+    # Where each sample's labelled pixels lie, found the first time it is drawn.
+    where: dict[int, LabelledPixels] = {}
+    centre_rng = np.random.default_rng([config.seed, 1])
     steps = config.steps_per_epoch or max(
         MIN_STEPS_PER_EPOCH, math.ceil(len(pool) / config.batch_size)
     )
@@ -579,7 +582,12 @@ def _train(
             batch.append(train[order.pop()])
         images, masks = [], []
         for sample in batch:
-            image, mask = sample_crop(sample.image, sample.mask, crop, rng, config.balanced_crops)
+            key = id(sample)
+            if key not in where:
+                where[key] = LabelledPixels.of(sample.mask, centre_rng)
+            image, mask = sample_crop(
+                sample.image, sample.mask, crop, rng, config.balanced_crops, where[key]
+            )
             image, mask = augment(image, mask, rng, config.augment)
             images.append(image)
             masks.append(mask)

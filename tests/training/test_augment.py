@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dataset.schema import UNLABELLED
-from training.augment import AugmentConfig, augment, pad_to_size, sample_crop
+from training.augment import (
+    CENTRE_SAMPLE,
+    AugmentConfig,
+    LabelledPixels,
+    augment,
+    pad_to_size,
+    sample_crop,
+)
 
 NO_COLOUR = AugmentConfig(brightness=0, contrast=0, saturation=0, hue_deg=0)
 
@@ -43,14 +51,17 @@ def test_small_tiles_are_padded_with_unlabelled_mask():
     assert crop.shape == (64, 64, 3) and (crop_mask == UNLABELLED).sum() == 64 * 64 - 20 * 30
 
 
-def test_balanced_crops_find_a_rare_class():
+@pytest.mark.parametrize("found_once", [False, True], ids=["found per crop", "LabelledPixels"])
+def test_balanced_crops_find_a_rare_class(found_once: bool):
     mask = np.zeros((256, 256), np.uint8)
     mask[200:204, 10:14] = 3
     image = np.zeros((256, 256, 3), np.uint8)
+    pixels = LabelledPixels.of(mask, np.random.default_rng(9)) if found_once else None
 
     def hits(balanced: float) -> int:
         rng = np.random.default_rng(0)
-        return sum((sample_crop(image, mask, 32, rng, balanced)[1] == 3).any() for _ in range(100))
+        crops = (sample_crop(image, mask, 32, rng, balanced, pixels)[1] for _ in range(100))
+        return sum((c == 3).any() for c in crops)
 
     # Classes are drawn uniformly among those present (here 0 and 3): about half the crops.
     assert hits(1.0) > 35 and hits(0.0) < 10
@@ -67,19 +78,36 @@ def test_same_seed_same_crops():
     assert (run(5) == run(5)).all() and not (run(5) == run(6)).all()
 
 
-def test_crops_of_a_region_always_hold_labelled_pixels():
+@pytest.mark.parametrize("found_once", [False, True], ids=["found per crop", "LabelledPixels"])
+def test_crops_of_a_region_always_hold_labelled_pixels(found_once: bool):
     """A smear region is mostly unlabelled context: no crop may miss the labelled tile."""
     mask = np.full((512, 512), 255, np.uint8)
     mask[300:364, 100:164] = 0
     mask[320:330, 120:130] = 1
     image = np.zeros((512, 512, 3), np.uint8)
+    pixels = LabelledPixels.of(mask, np.random.default_rng(9)) if found_once else None
     rng = np.random.default_rng(0)
     for balanced in (0.0, 1.0):
-        crops = [sample_crop(image, mask, 96, rng, balanced)[1] for _ in range(200)]
+        crops = [sample_crop(image, mask, 96, rng, balanced, pixels)[1] for _ in range(200)]
         assert all((c != 255).any() for c in crops)
     # Uncentred crops still vary in where the labelled square falls.
     rng = np.random.default_rng(1)
     corners = {
-        tuple(np.argwhere(sample_crop(image, mask, 96, rng)[1] != 255)[0]) for _ in range(50)
+        tuple(np.argwhere(sample_crop(image, mask, 96, rng, 0.0, pixels)[1] != 255)[0])
+        for _ in range(50)
     }
     assert len(corners) > 20
+
+
+def test_labelled_pixels_sample_each_class_and_cap_the_count():
+    mask = np.full((300, 300), 255, np.uint8)
+    mask[:100] = 0  # 30,000 pixels: sampled down
+    mask[150:160, 150:160] = 2  # 100 pixels: all kept
+    pixels = LabelledPixels.of(mask, np.random.default_rng(0))
+    assert sorted(pixels.by_class) == [0, 2]
+    assert len(pixels.by_class[0]) == CENTRE_SAMPLE == len(pixels.labelled)
+    assert len(pixels.by_class[2]) == 100
+    for cls, rows in pixels.by_class.items():
+        assert (mask[rows[:, 0], rows[:, 1]] == cls).all()
+        assert len({tuple(r) for r in rows}) == len(rows)  # drawn without replacement
+    assert (mask[pixels.labelled[:, 0], pixels.labelled[:, 1]] != 255).all()
