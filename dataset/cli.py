@@ -208,8 +208,11 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
     from dataset.imports import import_masks, read_pairs_csv
 
     store = _open_store(args)
+    # Masks made elsewhere are authored by "import"; a person named as their author must be
+    # an enabled account that may label, as for annotate.
+    named = bool((args.annotator or args.settings.annotator or "").strip())
+    annotator = _annotator(args) if named else "import"
     pairs = read_pairs_csv(args.pairs)
-    annotator = args.annotator or args.settings.annotator or "import"
     results = import_masks(
         store,
         pairs,
@@ -218,7 +221,7 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
         on_progress=_progress(args),
         tolerance=args.level_tolerance,
         lenient=args.levels_lenient,
-        actor=(args.annotator or args.settings.annotator or "").strip() or audit.CLI,
+        actor=annotator if named else audit.CLI,
     )
     mode = "lenient: other greys imported as unlabelled" if args.levels_lenient else "strict"
     header = f"Levels {args.levels!r}, each ±{args.level_tolerance} grey levels ({mode})."
@@ -667,7 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--levels", required=True, help='grey level map, e.g. "0=unlabelled,155=leukocyte"'
     )
-    p.add_argument("--annotator", help="recorded as the author (default: import)")
+    p.add_argument(
+        "--annotator",
+        help="the account recorded as the masks' author (default: import, an outside source)",
+    )
     p.add_argument(
         "--level-tolerance",
         type=_grey_band,

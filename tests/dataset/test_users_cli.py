@@ -145,6 +145,22 @@ def test_annotate_names_an_account_whose_role_may_label(tile, who, says) -> None
     assert done.stderr.startswith("error: --annotator") and done.stderr.count("\n") == 1
 
 
+def test_import_masks_names_an_account_as_author(tile, make_smear, tmp_path) -> None:
+    from dataset.store import Store
+
+    ws, _, _ = tile
+    image = make_smear(96, 80, seed=3).rgb  # the smear of the fixture
+    Image.fromarray(image).save(tmp_path / "p.png")
+    Image.fromarray(np.zeros(image.shape[:2], np.uint8)).save(tmp_path / "g.png")
+    (tmp_path / "pairs.csv").write_text("image,mask\np.png,g.png\n")
+    argv = ["import-masks", "--pairs", str(tmp_path / "pairs.csv"), "--levels", "0=background"]
+    done = cli(ws, *argv, "--annotator", "ghost")
+    assert done.returncode == 1 and "no account 'ghost'" in done.stderr
+    assert Store.open(ws).latest_revisions() == {}
+    assert cli(ws, *argv, "--annotator", "ana").returncode == 0
+    assert {r.annotator for r in Store.open(ws).latest_revisions().values()} == {"ana"}
+
+
 def test_annotate_and_skip_record_the_named_account(tile) -> None:
     from dataset.store import Store
 
