@@ -208,9 +208,9 @@ def cmd_import_masks(args: argparse.Namespace) -> int:
     from dataset.imports import import_masks, read_pairs_csv
 
     store = _open_store(args)
-    # Masks made elsewhere are authored by "import"; a person named as their author must be
-    # an enabled account that may label, as for annotate.
-    named = bool((args.annotator or args.settings.annotator or "").strip())
+    # Masks made elsewhere are authored by "import", whoever runs the command; a person named
+    # with --annotator as their author must be an enabled account that may label.
+    named = bool((args.annotator or "").strip())
     annotator = _annotator(args) if named else "import"
     pairs = read_pairs_csv(args.pairs)
     results = import_masks(
