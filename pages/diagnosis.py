@@ -547,13 +547,19 @@ def _training(workspace: str, registry: Registry) -> None:
             st.caption(f"{cv['folds']}-fold cross-validation, {cv['repeats']} repeat(s).")
         else:
             st.caption("This model was not cross-validated.")
-        if card.notes:
-            st.caption(card.notes)
+        warnings: list[str] = []
         try:
-            for warning in model_warnings(_model(workspace, card.model_id)[1]):
-                st.warning(warning)
+            warnings = model_warnings(_model(workspace, card.model_id)[1])
         except (DiagnosisError, OSError, ValueError) as exc:
             st.error(f"The current model cannot be loaded: {exc}")
+        # The card's notes carry the same caveat for readers of the card: say it once here.
+        notes = card.notes
+        for warning in warnings:
+            notes = notes.replace(warning, "").strip()
+        if notes:
+            st.caption(notes)
+        for warning in warnings:
+            st.warning(warning)
 
     busy = active_job(workspace, TRAIN_JOB_KIND) is not None
     n_confirmed = len(registry.confirmed())

@@ -110,7 +110,9 @@ def test_probabilities_and_type_caveat_with_a_model(workspace: Path) -> None:
         torch.set_num_threads(threads)
     at = _open()
     assert not at.exception, at.exception
-    assert any("cannot tell type 1 from type 2" in w.value for w in at.warning)
+    # Once beside the prediction and once on the model panel, not again in the card's notes.
+    assert sum("cannot tell type 1 from type 2" in w.value for w in at.warning) == 2
+    assert not any("cannot tell type 1 from type 2" in c.value for c in at.caption)
     assert any("most probable" in c.value for c in at.caption)
 
 
