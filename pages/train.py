@@ -31,6 +31,7 @@ from dataset.store import Store
 from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
 from pages._jobs_panel import job_panel
+from training.augment import STAIN_JITTER
 from training.job_report import duration_text
 from training.jobs import JobError, JobStatus
 from training.metrics import absent_note
@@ -110,6 +111,13 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         seed = cols[3].number_input(
             "Seed", min_value=0, value=defaults.seed, help="Same seed and data, same model."
         )
+        jitter = st.checkbox(
+            "Colour jitter",
+            key="train_jitter",
+            help="Vary brightness, contrast, saturation and hue while training, for smears of "
+            "several stains or microscopes. Off by default: on one lab's smears it scored lower "
+            "in the same time (BCCD white cells: 0.849 against 0.861 mIoU).",
+        )
         if missing:
             st.warning(_missing_note(missing))
         elif busy is not None:
@@ -125,6 +133,8 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         "time_budget_min": float(minutes) if minutes else None,
         "seed": int(seed),
     }
+    if jitter:
+        settings["augment"] = STAIN_JITTER.model_dump()
     try:
         st.session_state[JOB_KEY] = submit_training(workspace, settings, actor=_common.annotator())
     except (ValidationError, ValueError, JobError, RunConflictError, OSError) as exc:

@@ -335,13 +335,15 @@ def test_start_training_and_segment_queue_the_same_run(twins, labelled: Path, en
     env.setenv("SMEARLAB_DEVICE", "cuda")
     at = page(a, "pages/train.py", env)
     at.number_input[0].set_value(2)  # epochs
+    at.checkbox(key="train_jitter").check()
     next(x for x in at.button if x.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
     cli(training_cli.main, b, "segment", "--epochs", "2", "--time-budget-min", "30",
-        monkeypatch=env)  # fmt: skip
+        "--stain-jitter", monkeypatch=env)  # fmt: skip
     assert_same(a, b)
     assert '"device": "cuda"' in stored(b)["jobs"][0][3]
+    assert '"hue_deg": 10.0' in stored(b)["jobs"][0][3]
 
 
 # ------------------------------------------------------------------------------ diagnosis

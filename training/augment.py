@@ -5,8 +5,9 @@ passed in, so a seed fixes the whole sequence of crops and jitters; geometric ch
 applied identically to image and mask; colour changes touch the image only; and padding
 never invents labels (padded mask pixels are unlabelled, 255).
 
-Colour jitter (brightness, contrast, saturation, hue) is there so a model trained on one
-lab's stain survives another's: Giemsa and Wright smears vary mostly in hue and intensity.
+Colour jitter (brightness, contrast, saturation, hue) helps a model trained on one lab's
+stain survive another's (Giemsa and Wright smears vary mostly in hue and intensity). It costs
+quality in a short run on one lab's smears, so it is off unless asked for (:data:`STAIN_JITTER`).
 
 Class-balanced crops are drawn here from in-memory masks rather than with petroscope's
 balancer, which reads images from disk and keeps a pickled cache (SmearLab loads no pickle).

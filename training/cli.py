@@ -60,6 +60,10 @@ def _segment(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
+    if args.stain_jitter:
+        from training.augment import STAIN_JITTER
+
+        settings["augment"] = STAIN_JITTER.model_dump()
     ws = _workspace(args)
     if args.init_from is None:
         job_id = submit_training(ws, settings, actor=CLI)
@@ -242,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--device", help="torch device, e.g. cuda (default: SMEARLAB_DEVICE, cpu)")
+    p.add_argument(
+        "--stain-jitter",
+        action="store_true",
+        help="colour jitter while training, for smears of several stains or microscopes "
+        "(off by default: it scored lower on one lab's smears in the same time)",
+    )
     p.add_argument(
         "--from",
         dest="init_from",
