@@ -380,6 +380,11 @@ BUDGET_CHECKPOINTS = (0.7, 1.0)
 # and then follows a cosine down to this share of ``lr`` at the end of the run.
 WARMUP_STEPS = 10
 FINAL_LR_SHARE = 0.05
+# The last validation comes after the cosine has annealed the weights; an earlier checkpoint is
+# kept instead only when it scored more than this much higher (val mIoU), i.e. when the run
+# went wrong late. Closer scores are noise: on the BCCD white cells the 70 % checkpoint of an
+# 8-minute run won by 0.0027 on the 32 validation smears.
+END_TOLERANCE = 0.01
 
 
 class _Plan:
@@ -540,7 +545,11 @@ def _train(
                 seconds=time.monotonic() - round_start,
             )
             history.append(record)
-            improved = best is None or (metrics.miou or 0.0) > (best[0].miou or 0.0)
+            score, best_score = metrics.miou or 0.0, 0.0 if best is None else best[0].miou or 0.0
+            last = timed_out or plan.finished(step, fraction)
+            improved = best is None or score > best_score
+            if last and not improved:
+                improved = score >= best_score - END_TOLERANCE
             if improved:
                 state = {
                     k: v.detach().to("cpu", copy=True).contiguous()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -280,6 +281,27 @@ def test_a_time_budget_sets_the_schedule_and_validates_late(monkeypatch):
     after_peak = lrs[lrs.index(top) :]
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(after_peak))
     assert lrs[-1] < 0.1 * 3e-3  # the cosine reached its floor by the end of the budget
+
+
+@pytest.mark.parametrize(("drop", "kept"), [(0.004, 2), (0.03, 1)])
+def test_the_annealed_end_is_kept_unless_clearly_worse(monkeypatch, drop, kept):
+    """Validation scores a few thousandths apart are noise: the end of the cosine wins them.
+    A clearly worse end (a run gone wrong late) gives way to the earlier checkpoint."""
+    import training.segment as segment
+
+    scores = iter([0.80, 0.80 - drop])
+    real = segment.evaluate
+
+    def scripted(model, val, classes, config):
+        metrics, loss = real(model, val, classes, config)
+        return dataclasses.replace(metrics, miou=next(scores)), loss
+
+    monkeypatch.setattr(segment, "evaluate", scripted)
+    result = train_segmentation(
+        _discs(2, 0, "a"), _discs(1, 1, "b"), CLASSES, _config(epochs=2, steps_per_epoch=2)
+    )
+    assert result.epochs_run == 2 and result.best_epoch == kept
+    assert result.metrics.miou == pytest.approx(0.80 if kept == 1 else 0.80 - drop)
 
 
 def test_without_a_budget_the_learning_rate_falls_over_the_epochs():
