@@ -66,6 +66,8 @@ ACTIONS: dict[str, str] = {
     "save": "a mask was saved (object: the tile; base revision -> new revision)",
     "skip": "a tile was marked not worth labelling (object: the tile)",
     "review": "a reviewer judged a tile's revision (object: the tile; state -> state)",
+    "pick_mask": "a reviewer picked which of a tile's two labels goes into releases "
+    "(object: the tile; after: first or second)",
     "release": "a release was written (object: the version; after: its manifest checksum)",
     "export": "a release was exported for download (object: the version)",
     "train_start": "a training run was queued (object: the job id)",
