@@ -316,9 +316,6 @@ class SecondLabelsPart(StoreBase):
                 f"{pick.reviewer} already picked the {pick.lane} label of tile {tile_id_} for "
                 "releases, so its second label is closed; edit the tile's mask as usual."
             )
-        second = self.second_label(tile_id_)
-        if second is not None and second.annotator != annotator:
-            raise StoreError(self._third_label(tile_id_, self.first_label(tile_id_), second))
         history = self.history(tile_id_)
         if not history:
             raise StoreError(
@@ -332,6 +329,9 @@ class SecondLabelsPart(StoreBase):
                 "give its independent second label: one person is never both annotators of "
                 "a tile. Another annotator gives the second label."
             )
+        second = self.second_label(tile_id_)
+        if second is not None and second.annotator != annotator:
+            raise StoreError(self._third_label(tile_id_, self.first_label(tile_id_), second))
 
     def save_second_mask(
         self,
