@@ -195,6 +195,22 @@ class SecondLabelsPart(StoreBase):
     def mask_pick(self, tile_id_: str) -> MaskPick | None:
         return self.mask_picks().get(tile_id_)
 
+    def awaiting_pick(self, reviewer: str | None = None) -> list[str]:
+        """Tiles with both labels and no pick yet, the oldest second label first; given a
+        reviewer, less the tiles they labelled (they may not pick there)."""
+        picks = self.mask_picks()
+        out = []
+        for tile_id, second in sorted(
+            self.second_labels().items(), key=lambda kv: kv[1].created_at
+        ):
+            if tile_id in picks:
+                continue
+            first = self.first_label(tile_id)
+            if first is None or reviewer in (first.annotator, second.annotator):
+                continue
+            out.append(tile_id)
+        return out
+
     # ------------------------------------------------------------------------ who labels what
     def label_lane(self, tile_id_: str, annotator: str) -> str:
         """Which label ``annotator`` works on for this tile: ``"second"`` or ``"first"``
