@@ -72,6 +72,8 @@ ACTIONS: dict[str, str] = {
     "export": "a release was exported for download (object: the version)",
     "train_start": "a training run was queued (object: the job id)",
     "train_cancel": "a cancel of a training run was asked for (object: the job id)",
+    "score_start": "the unlabelled tiles' re-scoring was queued because another model became "
+    "current (object: the job id; always automatic, actor system)",
     "job_cancel": "a cancel of another background job was asked for (object: the job id)",
     "promote": "a model became current (object: the model; previous -> new current)",
     "rollback": "the current model went back (object: the model now current; previous -> it)",
