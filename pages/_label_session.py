@@ -213,7 +213,7 @@ class Editing:
 
     @property
     def canvas_key(self) -> str:
-        return f"lbl_canvas_{self.tile_id}_{self.lane}_{self.base_number}_{self.nonce}"
+        return f"lbl_canvas_{self.tile_id}_{self.base_number}_{self.nonce}"
 
     @property
     def origin(self) -> np.ndarray:
