@@ -167,6 +167,9 @@ def test_the_card_reports_the_agreement_of_the_released_double_labelled_tiles(
     assert "carl" not in text and "ana /" not in text
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["agreement"]["n_tiles"] == 2
+    # Until a reviewer picks, the release holds the first label: ana's, not carl's.
+    released = {r["tile_id"]: r["annotator"] for r in _rows(info.path)}
+    assert released[ids[3]] == account_key(secret, "ana")
     named = create_release(
         store, "1.1.0", "approved", approved_only=True, name_people=True, actor="tester"
     )
