@@ -103,6 +103,33 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("created_at", TS),
         ]
     ),
+    # The independent second label of a double-labelled tile (dataset/store/second_labels.py):
+    # its own revisions, numbered per tile from 1, never read by training or releases.
+    "second_masks": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("revision", pa.int32()),
+            ("annotator", pa.string()),
+            ("created_at", TS),
+            ("source", pa.string()),
+            ("base_revision", pa.int32()),
+            ("seconds", pa.float64()),
+            ("model_id", pa.string()),
+            ("n_labelled_px", pa.int64()),
+            ("mask_png", pa.binary()),
+            ("class_px", pa.list_(pa.int64())),
+        ]
+    ),
+    # A reviewer's choice of which of the two labels goes into releases (one per tile).
+    "mask_picks": pa.schema(
+        [
+            ("tile_id", pa.string()),
+            ("lane", pa.string()),
+            ("reviewer", pa.string()),
+            ("revision", pa.int32()),
+            ("created_at", TS),
+        ]
+    ),
     "splits": pa.schema(
         [
             ("group_key", pa.string()),

@@ -66,10 +66,14 @@ ACTIONS: dict[str, str] = {
     "save": "a mask was saved (object: the tile; base revision -> new revision)",
     "skip": "a tile was marked not worth labelling (object: the tile)",
     "review": "a reviewer judged a tile's revision (object: the tile; state -> state)",
+    "pick_mask": "a reviewer picked which of a tile's two labels goes into releases "
+    "(object: the tile; after: first or second)",
     "release": "a release was written (object: the version; after: its manifest checksum)",
     "export": "a release was exported for download (object: the version)",
     "train_start": "a training run was queued (object: the job id)",
     "train_cancel": "a cancel of a training run was asked for (object: the job id)",
+    "score_start": "the unlabelled tiles' re-scoring was queued because another model became "
+    "current (object: the job id; always automatic, actor system)",
     "job_cancel": "a cancel of another background job was asked for (object: the job id)",
     "promote": "a model became current (object: the model; previous -> new current)",
     "rollback": "the current model went back (object: the model now current; previous -> it)",

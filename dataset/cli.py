@@ -9,8 +9,10 @@ Usage::
                                    [--level-tolerance 40] [--levels-lenient]
     python -m dataset annotate TILE_ID MASK.png [--annotator NAME]
                                                 [--base-revision N [--force]] [--seconds S]
+                                                [--lane first|second]
     python -m dataset skip TILE_ID [--annotator NAME]
     python -m dataset stats
+    python -m dataset agreement          # Dice and IoU of the double-labelled tiles
     python -m dataset demo
     python -m dataset release VERSION -m MESSAGE [--seed N] [--approved-only] [--name-annotators]
     python -m dataset verify VERSION
@@ -18,7 +20,8 @@ Usage::
     python -m dataset settings get [KEY] | set KEY VALUE | unset KEY
     python -m dataset audit [--since DATE] [--until DATE] [--actor NAME] [--action A]
     python -m dataset review queue|approve TILE|request-changes TILE --comment TEXT|state TILE
-                             |sent-back ANNOTATOR  [--reviewer ACCOUNT] (see dataset.cli_review)
+                             |sent-back ANNOTATOR|pick-mask TILE first|second
+                             [--reviewer ACCOUNT] (see dataset.cli_review)
     python -m dataset users add NAME --role ROLE [--password-stdin] | list
                             | set-role NAME ROLE | reset-password NAME [--password-stdin]
                             | disable NAME | enable NAME
@@ -256,10 +259,14 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     mask = _read_index_png(Path(args.mask))
     tile = store.tile(args.tile_id)
     try:
-        rev = store.save_mask(
+        # The label this person works on, as the Label page opens it for them: a
+        # double-labelled tile that someone else labelled takes their independent second
+        # label (dataset.store.second_labels).
+        lane, rev = store.save_label(
             tile.tile_id,
             mask,
             annotator=annotator,
+            lane=args.lane,
             source="manual",
             base_revision=args.base_revision,
             seconds=args.seconds,
@@ -272,11 +279,36 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         raise CliError(
             f"{exc} (To save yours on top anyway, add --force.)", EXIT_CONFLICT
         ) from None
+    what = "revision" if lane == "first" else "second-label revision"
     _emit(
         args,
-        {"tile_id": rev.tile_id, "revision": rev.revision, "n_labelled_px": rev.n_labelled_px},
-        f"Saved revision {rev.revision} of {rev.tile_id} ({rev.n_labelled_px} labelled pixels).",
+        {
+            "tile_id": rev.tile_id,
+            "revision": rev.revision,
+            "lane": lane,
+            "n_labelled_px": rev.n_labelled_px,
+        },
+        f"Saved {what} {rev.revision} of {rev.tile_id} ({rev.n_labelled_px} labelled pixels).",
     )
+    return EXIT_OK
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    """Agreement between the two labels of the double-labelled tiles, per pair and class."""
+    from dataset.agreement import agreement
+
+    store = _open_store(args)
+    report = agreement(store)
+    share = store.double_label_share()
+    lines = [
+        f"{report.n_tiles} double-labelled tile(s) with both labels (double_label_share {share:g})."
+    ]
+    lines += [
+        f"{r.annotator_a} / {r.annotator_b}  {r.class_name}: Dice {r.dice:.3f}, "
+        f"IoU {r.iou:.3f} ({r.n_tiles} tile{'' if r.n_tiles == 1 else 's'})"
+        for r in report.rows
+    ]
+    _emit(args, report.model_dump(mode="json") | {"double_label_share": share}, "\n".join(lines))
     return EXIT_OK
 
 
@@ -695,6 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-revision", type=int, help="the revision you started from")
     p.add_argument("--force", action="store_true", help="save even if someone saved since")
     p.add_argument("--seconds", type=_non_negative, help="time spent on the tile")
+    p.add_argument(
+        "--lane",
+        choices=("first", "second"),
+        help="the label to save: the tile's ordinary revisions (first) or its independent "
+        "second label (second); default: the one the Label page would open for you",
+    )
 
     p = command(
         "wand",
@@ -727,6 +765,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotator", help="the account that skips (default: SMEARLAB_ANNOTATOR)")
 
     command("stats", cmd_stats, "counts of smears, tiles, labels and revisions")
+    command(
+        "agreement",
+        cmd_agreement,
+        "inter-annotator agreement of the double-labelled tiles: Dice and IoU per annotator "
+        "pair and class (pixels unlabelled in either mask left out), with the tiles behind each",
+    )
     command("demo", cmd_demo, "load the BCCD demo smears and white-cell masks")
 
     p = command("release", cmd_release, "write an immutable release of the labelled tiles")

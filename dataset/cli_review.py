@@ -7,12 +7,18 @@ Usage::
     python -m dataset review request-changes TILE_ID --comment TEXT --reviewer NAME [--revision N]
     python -m dataset review state TILE_ID
     python -m dataset review sent-back ANNOTATOR
+    python -m dataset review pick-mask TILE_ID first|second --reviewer NAME
+    python -m dataset review double-labelled
 
 ``--revision`` names the revision you looked at: a verdict on it is refused (exit 3) when the
 tile was saved again since; without it the verdict is on the tile's latest revision. Exit
 status as every SmearLab command: 1 refused (an annotator may not review, a reviewer may not
 approve their own labelling, a request without a comment), 3 a conflict (someone reviewed or
-saved the tile first). This module only parses, calls the store and formats.
+saved the tile first). ``pick-mask`` chooses which of a double-labelled tile's two
+independent labels goes into releases and training (the first until then); a tile's pick is
+made once, by a reviewer who is neither annotator. ``double-labelled`` lists the tiles that
+have both labels and whether they were picked. This module only parses, calls the store and
+formats.
 """
 
 from __future__ import annotations
@@ -107,12 +113,52 @@ def _sent_back(args: argparse.Namespace, store: Store) -> tuple[object, str]:
     return [_status_doc(s) for s in sent], "\n".join(lines + [_status_line(s) for s in sent])
 
 
+def _pick(args: argparse.Namespace, store: Store) -> tuple[object, str]:
+    actor = reviewer_actor(store, args.reviewer)
+    pick = store.pick_mask(args.tile_id, args.lane, actor)
+    doc = {
+        "tile_id": pick.tile_id,
+        "lane": pick.lane,
+        "reviewer": pick.reviewer,
+        "revision": pick.revision,
+    }
+    return doc, (
+        f"Picked the {pick.lane} label of {pick.tile_id}: revision {pick.revision} goes into "
+        "releases and training."
+    )
+
+
+def _double_labelled(args: argparse.Namespace, store: Store) -> tuple[object, str]:
+    picks = store.mask_picks()
+    rows = []
+    for tile_id, second in sorted(store.second_labels().items()):
+        first = store.first_label(tile_id)
+        pick = picks.get(tile_id)
+        rows.append(
+            {
+                "tile_id": tile_id,
+                "first": first.annotator if first else None,
+                "second": second.annotator,
+                "picked": pick.lane if pick else None,
+                "picked_by": pick.reviewer if pick else None,
+            }
+        )
+    lines = [f"{len(rows)} tile(s) with two independent labels:"] + [
+        f"{r['tile_id']}  first {r['first']}, second {r['second']}: "
+        + (f"{r['picked']} picked by {r['picked_by']}" if r["picked"] else "not picked yet")
+        for r in rows
+    ]
+    return rows, "\n".join(lines)
+
+
 _ACTIONS: dict[str, Callable[[argparse.Namespace, Store], tuple[object, str]]] = {
     "queue": _queue,
     "approve": _verdict,
     "request-changes": _verdict,
     "state": _state,
     "sent-back": _sent_back,
+    "pick-mask": _pick,
+    "double-labelled": _double_labelled,
 }
 
 
@@ -140,7 +186,10 @@ def add_review_command(
         emit(args, doc, text)
         return EXIT_OK
 
-    text = "review masks: the queue, approve, request changes, a tile's state"
+    text = (
+        "review masks: the queue, approve, request changes, a tile's state, and the pick "
+        "between the two labels of a double-labelled tile"
+    )
     p = sub.add_parser("review", parents=[common], help=text, description=text)
     p.set_defaults(handler=handler)
     actions = p.add_subparsers(dest="review_action", required=True, metavar="ACTION")
@@ -178,6 +227,14 @@ def add_review_command(
     q.add_argument("tile_id")
     q = action("sent-back", "tiles sent back to an annotator, with the comments")
     q.add_argument("annotator")
+    q = action(
+        "pick-mask",
+        "pick which of a double-labelled tile's two labels goes into releases and training",
+    )
+    q.add_argument("tile_id")
+    q.add_argument("lane", choices=("first", "second"), help="the label to keep")
+    who(q, required=True)
+    action("double-labelled", "tiles with two independent labels, and whether one was picked")
 
 
 def _revision(text: str) -> int:

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Update the current model after every this many new labelled tiles (none: off)",
     )
+    double_label_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of tiles (0..1, chosen by a hash of the tile id) labelled "
+        "independently by a second annotator to measure agreement",
+    )
     gdm_screen_cutoff_mgdl: Literal[130, 135, 140] = Field(
         default=140,
         description="ADA two-step 50 g screen cut-off, mg/dL (130, 135 or 140; 7.2/7.5/7.8 mmol/L)",

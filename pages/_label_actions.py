@@ -193,14 +193,17 @@ def finish(store: Store, action: PendingAction) -> None:
 
 def _store_save(
     store: Store, editing: Editing, mask: np.ndarray, name: str, seconds: float, force: bool
-) -> Revision | RevisionConflict | StoreError:
-    """Save ``mask`` as a new revision; touches the store only, never the session."""
+) -> tuple[str, Revision] | RevisionConflict | StoreError:
+    """Save ``mask`` as a new revision of the label being edited; touches the store only,
+    never the session. A blank start leaves the label to the store: a tile of the
+    double-labelled share that someone else saved meanwhile takes this as its second label."""
     record = editing.record()
     try:
-        return store.save_mask(
+        return store.save_label(
             editing.tile_id,
             mask,
             annotator=name,
+            lane=editing.lane if editing.base is not None or editing.second else None,
             source=record.source,
             model_id=record.model_id,
             base_revision=record.base_revision,
@@ -211,12 +214,22 @@ def _store_save(
         return exc
 
 
-def _landed(store: Store, editing: Editing, mask: np.ndarray, name: str) -> Revision | None:
-    """The revision an interrupted save already wrote (same person, same mask), if any."""
-    latest = store.latest(editing.tile_id)
-    if latest is None or latest.revision == editing.base_number or latest.annotator != name:
-        return None
-    return latest if np.array_equal(store.mask(editing.tile_id, latest.revision), mask) else None
+def _landed(
+    store: Store, editing: Editing, mask: np.ndarray, name: str
+) -> tuple[str, Revision] | None:
+    """The label and revision an interrupted save already wrote (same person, same mask)."""
+    tile_id = editing.tile_id
+    for lane, latest in (("first", store.latest(tile_id)), ("second", store.second_label(tile_id))):
+        if latest is None or latest.annotator != name:
+            continue
+        if lane == editing.lane and latest.revision == editing.base_number:
+            continue
+        if editing.lane == "second" and lane == "first":
+            continue  # a second label never lands among the ordinary revisions
+        read = store.second_mask if lane == "second" else store.mask
+        if np.array_equal(read(tile_id, latest.revision), mask):
+            return lane, latest
+    return None
 
 
 def _save(
@@ -232,20 +245,25 @@ def _save(
     """Save ``mask`` as a new revision; None when it was refused (the page says why)."""
     if seconds is None:
         seconds = round(time.monotonic() - editing.opened, 1)
-    rev = _landed(store, editing, mask, name)
-    if rev is None:
-        rev = _store_save(store, editing, mask, name, seconds, force)
-    if isinstance(rev, RevisionConflict):
-        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, rev.latest)
+    done = _landed(store, editing, mask, name)
+    if done is None:
+        done = _store_save(store, editing, mask, name, seconds, force)
+    if isinstance(done, RevisionConflict):
+        st.session_state[CONFLICT_KEY] = PendingConflict(editing, mask, seconds, done.latest)
         return None
-    if isinstance(rev, StoreError):
-        set_flash("error", f"Not saved: {rev}")
+    if isinstance(done, StoreError):
+        set_flash("error", f"Not saved: {done}")
         return None
+    lane, rev = done
     # Only now, with the commit durable, does the page say "Saved".
     st.session_state.pop(CONFLICT_KEY, None)
     st.session_state.pop(LEAVE_KEY, None)
-    st.session_state[EDITING_KEY] = editing.after_save(rev, mask, next_nonce(), time.monotonic())
+    st.session_state[EDITING_KEY] = editing.after_save(
+        rev, mask, next_nonce(), time.monotonic(), lane
+    )
     saved = note.format(revision=rev.revision, pixels=rev.n_labelled_px)
+    if lane == "second":
+        saved = "Independent second label: " + saved[0].lower() + saved[1:]
     set_flash("success", saved + _auto_update(store))
     return rev
 
@@ -279,7 +297,10 @@ def conflict_box(store: Store, conflict: PendingConflict, name: str) -> None:
         if left.button("Load their version", key="lbl_conflict_reload"):
             st.session_state.pop(CONFLICT_KEY, None)
             st.session_state[EDITING_KEY] = open_tile(
-                store, store.tile(conflict.editing.tile_id), view=conflict.editing.view
+                store,
+                store.tile(conflict.editing.tile_id),
+                view=conflict.editing.view,
+                annotator=name,
             )
             set_flash("info", f"Loaded revision {theirs.revision}; your paint was dropped.")
             st.rerun()

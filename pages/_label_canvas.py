@@ -90,7 +90,8 @@ def painted(
     wand = None
     if any(session.is_wand_click(o) for o in objects):
         prediction = None
-        if starter is not None and starter.earned:
+        # A second label takes no model's cells: a model trained on the first mask carries it.
+        if starter is not None and starter.earned and not editing.second:
             prediction = starter.prefill(store, editing.tile_id).mask
         background = schema.index("background") if "background" in schema.names else None
         lab = _tile_lab(store, str(_common.workspace()), editing.tile_id)

@@ -1,9 +1,12 @@
 """How a tile opens on the Label page: from its newest revision, or from a pre-fill.
 
 Promises:
-- :func:`open_tile` starts editing a tile from its newest saved revision. A tile without one
-  opens from its :class:`Starter`'s pre-fill, or blank without a starter; the clock starts
-  once the pre-fill is on screen, not while it runs.
+- :func:`open_tile` starts editing a tile where :meth:`dataset.store.Store.label_base` says
+  the person starts: its newest saved revision, or, on a double-labelled tile's independent
+  second label, that label's own newest revision, never the first mask. A tile without a
+  saved mask opens from its :class:`Starter`'s pre-fill, or blank without a starter; a second
+  label always opens blank (a model trained on the first mask would carry it). The clock
+  starts once the pre-fill is on screen, not while it runs.
 - :func:`current_starter` is the current segmentation model when it loads and predicts this
   workspace's classes, else the colour rules with a note saying why. A pre-fill is computed
   once per (workspace, model, class list, tile) per process.
@@ -17,11 +20,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-import numpy as np
 import streamlit as st
 
-from dataset.schema import UNLABELLED, ClassSchema
-from dataset.store import Store, TileInfo
+from dataset.schema import ClassSchema
+from dataset.store import SECOND, Store, TileInfo
 from model_zoo import ZooError
 from pages import _common
 from pages import _label_session as session
@@ -31,23 +33,36 @@ from training.service import LoadedModel, Prefill, prefill
 
 
 def open_tile(
-    store: Store, tile: TileInfo, starter: Starter | None = None, view: session.View | None = None
+    store: Store,
+    tile: TileInfo,
+    starter: Starter | None = None,
+    view: session.View | None = None,
+    annotator: str = "",
 ) -> Editing:
-    """Start editing ``tile`` from its newest revision, or, without one, from a pre-fill.
+    """Start editing ``tile`` where ``annotator`` starts (:meth:`Store.label_base`): the newest
+    revision of the label they work on, or, without one, a pre-fill (never on a second label).
 
     Args:
         starter: Where a tile without a saved mask gets its pre-fill; None: it opens blank.
         view: The zoom and pan to open at (the page's current one).
+        annotator: The signed-in account (decides which label of a double-labelled tile).
     """
-    base = store.latest(tile.tile_id)
-    if base is not None:
-        saved = store.mask(tile.tile_id, base.revision)
-    else:
-        saved = np.full((tile.h, tile.w), UNLABELLED, dtype=np.uint8)
-    start = starter.prefill(store, tile.tile_id) if base is None and starter else None
+    begin = store.label_base(tile.tile_id, annotator)
+    base, saved = begin.revision, begin.mask
+    second = begin.lane == SECOND
+    start = (
+        starter.prefill(store, tile.tile_id) if base is None and starter and not second else None
+    )
     # The clock starts once the pre-fill is on screen: its inference is no labelling time.
     return session.opened(
-        tile.tile_id, base, saved, next_nonce(), time.monotonic(), start=start, view=view
+        tile.tile_id,
+        base,
+        saved,
+        next_nonce(),
+        time.monotonic(),
+        start=start,
+        view=view,
+        lane=begin.lane,
     )
 
 
@@ -57,7 +72,7 @@ def restart(store: Store, editing: Editing, starter: Starter | None) -> Editing:
     The canvas (and any strokes on it) and the clock stay: only what lies under them changes,
     when the toggle is flipped or another model became current.
     """
-    if starter is None:
+    if starter is None or editing.second:  # a second label never starts from a prediction
         blank = editing.saved.copy()
         return replace(editing, mask=blank, source="manual", model_id=None, start=None)
     start = starter.prefill(store, editing.tile_id)

@@ -184,6 +184,9 @@ class Editing:
         start: The pre-fill the edit started from; None when it started from ``saved``.
         view: The zoom and pan the current canvas is drawn at.
         erased: Pixels the eraser cleared since the tile was opened (baked strokes only).
+        lane: The label being edited: ``first`` (the tile's ordinary revisions) or
+            ``second`` (its independent second label; ``base`` is then a revision of that
+            label, :mod:`dataset.store.second_labels`).
     """
 
     tile_id: str
@@ -197,6 +200,12 @@ class Editing:
     start: Prefill | None = None
     view: View = field(default_factory=View)
     erased: np.ndarray | None = None
+    lane: str = "first"
+
+    @property
+    def second(self) -> bool:
+        """Whether this is the tile's independent second label."""
+        return self.lane == "second"
 
     @property
     def base_number(self) -> int:
@@ -256,10 +265,21 @@ class Editing:
             view=self.view if view is None else view,
         )
 
-    def after_save(self, rev: Revision, mask: np.ndarray, nonce: int, now: float) -> Editing:
-        """Editing on from the revision just saved (edits on top are the annotator's own)."""
+    def after_save(
+        self, rev: Revision, mask: np.ndarray, nonce: int, now: float, lane: str | None = None
+    ) -> Editing:
+        """Editing on from the revision just saved (edits on top are the annotator's own), on
+        the label it was saved to (``lane``; default this edit's)."""
         return Editing(
-            self.tile_id, rev, mask, mask.copy(), now, nonce, view=self.view, erased=None
+            self.tile_id,
+            rev,
+            mask,
+            mask.copy(),
+            now,
+            nonce,
+            view=self.view,
+            erased=None,
+            lane=lane or self.lane,
         )
 
 
@@ -271,13 +291,14 @@ def opened(
     now: float,
     start: Prefill | None = None,
     view: View | None = None,
+    lane: str = "first",
 ) -> Editing:
     """An edit of a tile just opened: from its revision ``base``, else from ``start``.
 
     ``start`` (a pre-fill) is used only for a tile without a saved mask.
     """
     view = view or View()
-    editing = Editing(tile_id, base, saved, saved.copy(), now, nonce, view=view)
+    editing = Editing(tile_id, base, saved, saved.copy(), now, nonce, view=view, lane=lane)
     if base is None and start is not None:
         return replace(editing.with_prefill(start, nonce), start=start)
     return editing

@@ -3,7 +3,10 @@
 What it promises: counts, pixels per class and labelling time per tile by how the tile was
 started (hand-painted or a corrected pre-fill, with the caveat that this is observational) read
 from the store as it is now; each smear with its split (train, validation or test) and its
-labelled tiles; recent tiles shown with their masks; releases listed, created
+labelled tiles; the agreement between the two independent labels of the double-labelled
+tiles (Dice and IoU per annotator pair and class, with the tiles behind each figure,
+:func:`dataset.agreement.agreement`, also ``python -m dataset agreement``); recent tiles shown
+with their masks; releases listed, created
 (version + message; approved tiles only, and people named or counted by role, as chosen)
 and downloadable as a zip or as PNG masks with a class legend.
 """
@@ -19,6 +22,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dataset.agreement import agreement
 from dataset.leadtime import GROUPS, LeadTimeReport, lead_times
 from dataset.masks import overlay
 from dataset.overview import smear_overview
@@ -197,6 +201,41 @@ def _smears(store: Store) -> None:
     )
 
 
+def _agreement(store: Store) -> None:
+    st.subheader("Agreement between annotators")
+    share = store.double_label_share()
+    report = agreement(store)
+    st.caption(
+        f"A share of tiles ({share:.0%}, setting double_label_share, chosen by a hash of the "
+        "tile id) is labelled twice, independently: the second annotator never sees the first "
+        "mask. Dice and IoU compare the two masks per class over the pixels both labelled; "
+        "tiles counts the double-labelled tiles where the class appears. Training and releases "
+        "use the first label until a reviewer picks one on the Review page."
+    )
+    if not report.rows:
+        st.info(
+            "No double-labelled tile has both labels yet: a second annotator opening a tile of "
+            "the share that someone else labelled gives its second label."
+        )
+        return
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Annotators": [f"{r.annotator_a} / {r.annotator_b}" for r in report.rows],
+                "Class": [r.class_name for r in report.rows],
+                "Dice": [round(r.dice, 3) for r in report.rows],
+                "IoU": [round(r.iou, 3) for r in report.rows],
+                "Tiles": [r.n_tiles for r in report.rows],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="ds_agreement",
+    )
+    pairs = ", ".join(f"{pair} {n}" for pair, n in report.pairs.items())
+    st.caption(f"{report.n_tiles} double-labelled tiles compared ({pairs}).")
+
+
 def _recent_tiles(store: Store, schema: ClassSchema) -> None:
     latest = sorted(store.latest_revisions().values(), key=lambda r: r.created_at, reverse=True)
     st.subheader("Recently saved tiles")
@@ -370,6 +409,7 @@ def main() -> None:
         _lead_time_section(store)
         _expected_saving()
     _smears(store)
+    _agreement(store)
     _recent_tiles(store, schema)
     _releases(store, stats)
 

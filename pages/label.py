@@ -28,6 +28,10 @@ What it promises the person labelling:
   session, across visits to other pages.
 - Tiles a reviewer sent back to the person labelling come first in every order, the oldest
   request first, with the reviewer's comment above the canvas.
+- On a tile of the double-labelled share that someone else labelled, a second annotator gives
+  its independent second label: the page says so, and shows neither the first mask nor a
+  pre-fill (:mod:`dataset.store.second_labels`). A blank tile saved meanwhile by someone else
+  takes the save as its second label instead of a conflict.
 
 This file is the page's layout and flow. Its parts, one idea each, sit beside it: the
 session logic without Streamlit (:mod:`pages._label_session`), the session state and kept
@@ -111,6 +115,13 @@ _PAGE_CSS = """<style>
 def _describe(editing: Editing) -> str:
     """Which revision is being edited, who saved it and how it was made."""
     rev = editing.base
+    if editing.second:
+        if rev is None:
+            return "No second label saved yet: you start from an unlabelled tile."
+        return (
+            f"Editing your second label, revision {rev.revision}, saved "
+            f"{rev.created_at:%Y-%m-%d %H:%M} UTC."
+        )
     if rev is None:
         if editing.source == "prefill":
             return (
@@ -315,9 +326,10 @@ def main() -> None:
 
     editing = st.session_state.get(EDITING_KEY)
     if editing is None or editing.tile_id != tile_id:
-        editing = open_tile(store, tile, starter, view)
+        editing = open_tile(store, tile, starter, view, annotator=name)
     elif (
         editing.base is None
+        and not editing.second
         and editing.start_id != (starter.model_id if starter else None)
         and np.array_equal(editing.mask, editing.origin)
     ):
@@ -400,8 +412,16 @@ def _about(
     unsaved: bool,
     tile_id: str,
 ) -> None:
+    if editing.second:
+        st.info(
+            "**Independent second label.** This tile is one of the double-labelled share: "
+            "someone else labelled it, and you label it again without seeing their mask, so "
+            "the two can be compared. Training and releases keep the first label until a "
+            "reviewer picks one.",
+            icon=":material/group:",
+        )
     st.markdown(_describe(editing))
-    latest = store.latest(tile_id)
+    latest = store.second_label(tile_id) if editing.second else store.latest(tile_id)
     if latest is not None and latest.revision != editing.base_number:
         st.warning(
             f"{latest.annotator or 'Someone'} saved revision {latest.revision} of this tile "
@@ -454,6 +474,7 @@ def _edits(
         "Replace with prediction",
         key="lbl_replace",
         width="stretch",
+        disabled=editing.second,
         help="The working mask becomes the current model's prediction of this tile (the "
         "colour rules' pre-fill without a model), for you to correct; unsaved paint is dropped.",
     ):
@@ -507,7 +528,8 @@ def _notes(
             f"This tile has unsaved paint. Save it, or press {leaving[1]} again to leave "
             "without saving."
         )
-    _sent_back_note(store, tile_id)
+    if not editing.second:  # a request on the first label says nothing to the second
+        _sent_back_note(store, tile_id)
     show_flash(tile_id, painting=bool(objects))
     conflict: PendingConflict | None = st.session_state.get(CONFLICT_KEY)
     if conflict is not None and conflict.editing.tile_id == tile_id:

@@ -14,6 +14,10 @@ What it promises the reviewer:
 - **Edit, then approve** opens the tile on the Label page. Saving there makes a new revision
   in the reviewer's name on top of the annotator's; it comes back here at the top of the
   queue, as the reviewer's correction, to approve. Both revisions stay in the history.
+- Double-labelled tiles with both independent labels and no pick yet are listed apart: the
+  two masks side by side, and **Use the first** / **Use the second** picks the one that goes
+  into releases and training (:meth:`dataset.store.Store.pick_mask`, also ``python -m dataset
+  review pick-mask``). A reviewer who labelled the tile is not offered it.
 - The role is checked by the store on every verdict, whatever the page shows.
 """
 
@@ -30,6 +34,7 @@ from pages import _common
 FLASH_KEY = "rv_flash"
 TILE_KEY = "rv_tile"
 COMMENT_KEY = "rv_comment"
+PICK_KEY = "rv_pick_tile"
 SHOW_PX = 512  # the tile is drawn at up to this many screen pixels a side, pixels kept crisp
 
 
@@ -53,6 +58,55 @@ def _verdict(store: Store, tile_id: str, revision: int, actor: Actor, approve: b
     except (PermissionDenied, StoreError) as exc:
         _flash("error", f"Nothing was recorded: {exc}")
     st.session_state.pop(TILE_KEY, None)  # on to the oldest tile still waiting
+
+
+def _pick(store: Store, tile_id: str, lane: str, actor: Actor) -> None:
+    """Button callback: keep one of a double-labelled tile's two labels."""
+    try:
+        pick = store.pick_mask(tile_id, lane, actor)
+        _flash(
+            "success",
+            f"Picked the {lane} label of {tile_id}: revision {pick.revision} goes into "
+            "releases and training.",
+        )
+    except ReviewConflict as exc:
+        _flash("warning", f"Nothing was recorded: {exc}")
+    except (PermissionDenied, StoreError) as exc:
+        _flash("error", f"Nothing was recorded: {exc}")
+    st.session_state.pop(PICK_KEY, None)
+
+
+def _picks(store: Store, actor: Actor, schema) -> None:
+    """The double-labelled tiles waiting for a reviewer to pick one of their two labels."""
+    waiting = store.awaiting_pick(actor.name)
+    if not waiting:
+        return
+    with st.expander(f"Double-labelled tiles to pick a label for ({len(waiting)})", expanded=True):
+        st.caption(
+            "Two annotators labelled each of these tiles independently. Until you pick, "
+            "training and releases use the first label."
+        )
+        tile_id = st.selectbox("Double-labelled tile", waiting, key=PICK_KEY)
+        first, second = store.first_label(tile_id), store.second_label(tile_id)
+        rgb = np.asarray(store.tile_image(tile_id))
+        cols = st.columns(2)
+        for col, lane, rev, mask in (
+            (cols[0], "first", first, store.mask(tile_id, first.revision)),
+            (cols[1], "second", second, store.second_mask(tile_id, second.revision)),
+        ):
+            shown = overlay(rgb, mask, schema.palette(), 0.55)
+            col.image(
+                _crisp(shown),
+                caption=f"{lane.capitalize()} label, by {rev.annotator}",
+                width="stretch",
+            )
+            col.button(
+                f"Use the {lane}",
+                key=f"rv_pick_{lane}",
+                width="stretch",
+                on_click=_pick,
+                args=(store, tile_id, lane, actor),
+            )
 
 
 def _crisp(image: np.ndarray) -> np.ndarray:
@@ -103,6 +157,7 @@ def main() -> None:
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
         {"success": st.success, "warning": st.warning, "error": st.error}[flash[0]](flash[1])
+    _picks(store, actor, schema)
     queue = {s.tile_id: s for s in store.review_queue(actor.name)}
     if not queue:
         st.info(

@@ -317,6 +317,53 @@ def test_an_approved_only_release_by_page_and_by_command_write_the_same(
     assert_same(a, b)
 
 
+def _double_labelled(ws: Path) -> str:
+    """Every tile of ``ws`` in the double-labelled share; returns a tile labelled by "t"."""
+    from dataset.settings import set_workspace_setting
+
+    set_workspace_setting(ws, "double_label_share", 1.0)
+    return sorted(Store.open(ws).labelled_tile_ids())[0]
+
+
+def test_a_second_label_on_the_label_page_and_by_annotate_record_the_same(
+    twins, labelled: Path, tmp_path: Path, env
+) -> None:
+    a, b = twins(labelled)
+    tile_id = _double_labelled(a)
+    assert _double_labelled(b) == tile_id
+    at = page(a, "pages/label.py", env)
+    at.session_state["label_tile_id"] = tile_id
+    at.run()
+    assert at.session_state["lbl_editing"].lane == "second"
+    at = _draw_by_hand(at, Store.open(a))
+    at.button(key="lbl_save").click().run()
+    assert not at.exception, at.exception
+    second = Store.open(a).second_label(tile_id)
+    assert second is not None and second.annotator == NAME
+    mask = tmp_path / "second.png"
+    Image.fromarray(Store.open(a).second_mask(tile_id)).save(mask)
+    cli(dataset_cli.main, b, "annotate", tile_id, str(mask), monkeypatch=env)
+    assert_same(a, b)
+
+
+def test_a_review_page_pick_and_review_pick_mask_record_the_same(
+    twins, labelled: Path, env
+) -> None:
+    a, b = twins(labelled)
+    for ws in (a, b):
+        tile_id = _double_labelled(ws)
+        store = Store.open(ws)
+        store.save_label(tile_id, np.zeros_like(store.mask(tile_id)), annotator="bob")
+    at = page(a, "pages/review.py", env)
+    assert at.selectbox(key="rv_pick_tile").value == tile_id
+    at.button(key="rv_pick_second").click().run()
+    assert not at.exception, at.exception
+    assert Store.open(a).mask_pick(tile_id).lane == "second"
+    cli(dataset_cli.main, b, "review", "pick-mask", tile_id, "second", "--reviewer", NAME,
+        monkeypatch=env)  # fmt: skip
+    assert_same(a, b)
+
+
 def test_a_settings_page_save_and_settings_set_record_the_same(twins, labelled: Path, env) -> None:
     a, b = twins(labelled)
     at = page(a, "pages/settings.py", env)

@@ -116,6 +116,36 @@ def _review_and_people(m: ReleaseManifest) -> list[str]:
     return out
 
 
+def _agreement(m: ReleaseManifest) -> list[str]:
+    """The card's inter-annotator agreement of the released double-labelled tiles."""
+    report = m.agreement
+    if report is None:  # a release made before agreement was measured
+        return []
+    out = ["", "## Agreement between annotators", ""]
+    if not report.n_tiles:
+        out.append(
+            "No released tile was labelled twice, so this release carries no measure of "
+            "agreement between annotators."
+        )
+        return out
+    who = "account names" if m.named_people is not None else "pseudonymous account keys"
+    out += [
+        f"{report.n_tiles} released tiles were labelled twice, independently (the second "
+        "annotator did not see the first mask). Per annotator pair (as "
+        f"{who}) and class: Dice and IoU between the two masks over the pixels both "
+        "labelled, pooled over the pair's tiles; tiles counts those where the class appears.",
+        "",
+        "| annotators | class | Dice | IoU | tiles |",
+        "|---|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r.annotator_a} / {r.annotator_b} | {r.class_name} | {r.dice:.3f} | {r.iou:.3f} "
+        f"| {r.n_tiles} |"
+        for r in report.rows
+    ]
+    return out
+
+
 def render_card(
     manifest: ReleaseManifest, fields: Sequence[ReleaseField], data_files: Sequence[str]
 ) -> str:
@@ -168,6 +198,7 @@ def render_card(
         f"| {_pct(unlabelled / total_px if total_px else 0.0)} of all |"
     )
     out += _review_and_people(m)
+    out += _agreement(m)
     out += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
     out += [f"| `{f.name}` | {_dtype(f.feature)} | {f.doc} |" for f in fields]
     split_list = ", ".join(s for s, n in m.rows.items() if n)

@@ -25,6 +25,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from dataset.agreement import AgreementReport
 from dataset.schema import UNLABELLED
 from dataset.store import Store, StoreError
 
@@ -232,6 +233,11 @@ class ReleaseManifest(BaseModel):
     named_people: dict[str, dict[str, int]] | None = Field(
         default=None,
         description="only when the lab chose to name people: per role, account → tiles",
+    )
+    agreement: AgreementReport | None = Field(
+        default=None,
+        description="inter-annotator agreement of the released double-labelled tiles, the "
+        "annotators shown as in the annotator column (None: a release made before it existed)",
     )
     files: dict[str, str] = Field(default_factory=dict, description="path → sha256")
 

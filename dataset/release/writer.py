@@ -26,6 +26,9 @@ Promises:
   reviewed them; the ``annotator`` column carries a pseudonymous account key
   (:mod:`~dataset.release.pseudonyms`) unless the lab opts in to naming people
   (``name_people``), which also lists the names with their tile counts in the card.
+* The card and the manifest report the agreement between the two independent labels of the
+  released double-labelled tiles (:mod:`dataset.agreement`), the annotators shown as the
+  ``annotator`` column shows them.
 * No pixel is decoded or encoded: tile PNGs are copied as the store keeps them (encoded once,
   at ingest) and mask PNGs as they were saved. The card's class pixel counts are the ones
   stored with each revision; only masks saved before the store kept counts are decoded.
@@ -51,6 +54,7 @@ import numpy as np
 
 from dataset import audit
 from dataset._delta import local_dataset
+from dataset.agreement import agreement
 from dataset.durable import fsync_dir
 from dataset.png import PngError, mask_histogram, read_header
 from dataset.release._parquet import _arrow_schema, _MaskSpill, _SplitWriter, _write_bytes
@@ -381,6 +385,7 @@ def _write_release(
         },
         table_versions=table_versions,
         **people.manifest_fields(statuses),
+        agreement=agreement(store, ids, shown_as=people.shown_as(store)),
     )
     files["README.md"] = _write_bytes(
         tmp / "README.md", render_card(manifest, FIELDS, sorted(files)).encode()
@@ -402,10 +407,15 @@ class _People:
     def names(self, store: Store, statuses: dict) -> dict[str, str]:
         """Account name -> what the ``annotator`` column shows for it."""
         accounts = {s.revision.annotator for s in statuses.values()}
+        show = self.shown_as(store)
+        return {a: show(a) for a in accounts}
+
+    def shown_as(self, store: Store) -> Callable[[str], str]:
+        """How the release shows an account: its name, or its pseudonymous key."""
         if self.name_people:
-            return {a: a for a in accounts}
+            return lambda account: account
         secret = pseudonym_secret(store.root)
-        return {a: account_key(secret, a) for a in accounts}
+        return lambda account: account_key(secret, account)
 
     def manifest_fields(self, statuses: dict) -> dict:
         """The manifest's review counts and people, from the released tiles' states."""

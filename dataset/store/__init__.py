@@ -16,6 +16,9 @@ Promises:
 - A group (patient, else smear) is assigned to train / validation / test once and for ever.
 - A tile's latest revision is ``unreviewed``, ``approved`` or ``changes_requested``; verdicts
   are append-only and one per revision (:mod:`dataset.store.reviews`).
+- A share of tiles (``double_label_share``) gets an independent second label, kept in its own
+  table and never trained on or released until a reviewer picks it
+  (:mod:`dataset.store.second_labels`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ from dataset.store.reviews import (
     ReviewConflict,
     ReviewStatus,
 )
+from dataset.store.second_labels import (
+    FIRST,
+    LANES,
+    SECOND,
+    LabelBase,
+    MaskPick,
+    in_double_share,
+)
 from dataset.store.smears import TILE_COMMIT_BYTES, WHOLE_PNG_MAX_PIXELS
 from dataset.store.splits import SPLIT_SHARES, SPLITS, group_key, split_for_group
 from dataset.store.workspace import Store
@@ -47,14 +58,19 @@ from dataset.store.workspace import Store
 __all__ = [
     "APPROVED",
     "CHANGES_REQUESTED",
+    "FIRST",
+    "LANES",
     "REVIEW_STATES",
     "RULES_MODEL_ID",
+    "SECOND",
     "SOURCES",
     "SPLITS",
     "SPLIT_SHARES",
     "TILE_COMMIT_BYTES",
     "UNREVIEWED",
     "WHOLE_PNG_MAX_PIXELS",
+    "LabelBase",
+    "MaskPick",
     "NewSmear",
     "Review",
     "ReviewConflict",
@@ -67,5 +83,6 @@ __all__ = [
     "StoreError",
     "TileInfo",
     "group_key",
+    "in_double_share",
     "split_for_group",
 ]

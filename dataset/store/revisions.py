@@ -91,6 +91,33 @@ class RevisionsPart(StoreBase):
             raise StoreError(f"Tile {tile_id_} has no revision {revision}.")
         return decode_mask(t.column("mask_png")[0].as_py())
 
+    def _checked_mask(self, tile_id_: str, mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """``mask`` checked against the tile and the schema, and its pixels per class.
+
+        Raises:
+            StoreError: the mask does not fit the tile or uses values outside the schema.
+        """
+        tile = self.tile(tile_id_)
+        mask = np.asarray(mask)
+        if mask.dtype != np.uint8 or mask.shape != (tile.h, tile.w):
+            raise StoreError(
+                f"The mask for {tile_id_} must be a {tile.w}x{tile.h} single-channel image of "
+                f"class indices (uint8); got shape {mask.shape}, dtype {mask.dtype}."
+            )
+        n_classes = len(self.schema().names)
+        # One pass counts every value: the class pixels stored with the revision, and the
+        # values that are no class.
+        values = np.bincount(mask.ravel(), minlength=256)
+        values[UNLABELLED] = 0
+        bad = np.flatnonzero(values[n_classes:]) + n_classes
+        if bad.size:
+            raise StoreError(
+                f"The mask for {tile_id_} has values {bad.tolist()}"
+                f" that are no class: use 0..{n_classes - 1}, or 255 for unlabelled."
+            )
+        class_px = values[:n_classes].tolist()
+        return mask, class_px
+
     def save_mask(
         self,
         tile_id_: str,
@@ -129,25 +156,7 @@ class RevisionsPart(StoreBase):
             raise StoreError(
                 f"A mask for {tile_id_} needs the name of whoever drew it; give an annotator."
             )
-        tile = self.tile(tile_id_)
-        mask = np.asarray(mask)
-        if mask.dtype != np.uint8 or mask.shape != (tile.h, tile.w):
-            raise StoreError(
-                f"The mask for {tile_id_} must be a {tile.w}x{tile.h} single-channel image of "
-                f"class indices (uint8); got shape {mask.shape}, dtype {mask.dtype}."
-            )
-        n_classes = len(self.schema().names)
-        # One pass counts every value: the class pixels stored with the revision, and the
-        # values that are no class.
-        values = np.bincount(mask.ravel(), minlength=256)
-        values[UNLABELLED] = 0
-        bad = np.flatnonzero(values[n_classes:]) + n_classes
-        if bad.size:
-            raise StoreError(
-                f"The mask for {tile_id_} has values {bad.tolist()}"
-                f" that are no class: use 0..{n_classes - 1}, or 255 for unlabelled."
-            )
-        class_px = values[:n_classes].tolist()
+        mask, class_px = self._checked_mask(tile_id_, mask)
         if source not in SOURCES:
             raise StoreError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
         png = encode_mask(mask)

@@ -5,7 +5,7 @@ Promises:
 - Each concept lives in its own module (:mod:`~dataset.store.config`,
   :mod:`~dataset.store.smears`, :mod:`~dataset.store.tiles`, :mod:`~dataset.store.revisions`,
   :mod:`~dataset.store.skips`, :mod:`~dataset.store.splits`, :mod:`~dataset.store.stats`,
-  :mod:`~dataset.store.reviews`);
+  :mod:`~dataset.store.reviews`, :mod:`~dataset.store.second_labels`);
   ``Store`` adds only the opening. A part calls another's methods through ``self`` (the
   ``Store``), and all share the tables and caches of :class:`~dataset.store._base.StoreBase`.
 """
@@ -18,6 +18,7 @@ from dataset.store.config import ConfigPart
 from dataset.store.records import StoreError
 from dataset.store.reviews import ReviewsPart
 from dataset.store.revisions import RevisionsPart
+from dataset.store.second_labels import SecondLabelsPart
 from dataset.store.skips import SkipsPart
 from dataset.store.smears import SmearsPart
 from dataset.store.splits import SplitsPart
@@ -34,6 +35,7 @@ class Store(
     SplitsPart,
     StatsPart,
     ReviewsPart,
+    SecondLabelsPart,
 ):
     """A SmearLab workspace (see :mod:`dataset.store` for its promises)."""
 

@@ -140,3 +140,39 @@ def test_approved_only_with_nothing_approved_is_refused(store: Store, make_smear
     with pytest.raises(ReleaseError, match="none of the 1 labelled tiles is approved"):
         create_release(store, "1.0.0", "x", approved_only=True, actor="tester")
     assert not (store.root / "releases" / "1.0.0").exists()
+
+
+def test_the_card_reports_the_agreement_of_the_released_double_labelled_tiles(
+    reviewed: tuple[Store, list[str]],
+) -> None:
+    from dataset.settings import set_workspace_setting
+
+    store, ids = reviewed
+    card = create_release(store, "0.9.0", "none twice", actor="tester").path / "README.md"
+    assert "No released tile was labelled twice" in card.read_text()
+    set_workspace_setting(store.root, "double_label_share", 1.0)
+    # carl labels two tiles again: ids[0] (ana's, all erythrocyte) the same, ids[3] (ana's) as
+    # background. Erythrocyte: both 4096 on ids[0], ana 4096 and carl 0 on ids[3]:
+    # Dice 2*4096/(8192+4096) = 0.667, IoU 4096/8192 = 0.5, 2 tiles. Background: carl 4096 on
+    # ids[3] only: Dice 0, IoU 0, 1 tile. ids[3] is unreviewed, left out of approved-only.
+    store.save_label(ids[0], np.ones((64, 64), np.uint8), annotator="carl")
+    store.save_label(ids[3], np.zeros((64, 64), np.uint8), annotator="carl")
+    info = create_release(store, "1.0.0", "agreement", actor="tester")
+    text = (info.path / "README.md").read_text()
+    secret = pseudonym_secret(store.root)
+    ana, carl = sorted([account_key(secret, "ana"), account_key(secret, "carl")])
+    assert "## Agreement between annotators" in text and "pseudonymous account keys" in text
+    assert f"| {ana} / {carl} | erythrocyte | 0.667 | 0.500 | 2 |" in text
+    assert f"| {ana} / {carl} | background | 0.000 | 0.000 | 1 |" in text
+    assert "carl" not in text and "ana /" not in text
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert manifest["agreement"]["n_tiles"] == 2
+    # Until a reviewer picks, the release holds the first label: ana's, not carl's.
+    released = {r["tile_id"]: r["annotator"] for r in _rows(info.path)}
+    assert released[ids[3]] == account_key(secret, "ana")
+    named = create_release(
+        store, "1.1.0", "approved", approved_only=True, name_people=True, actor="tester"
+    )
+    text = (named.path / "README.md").read_text()
+    assert "| ana / carl | erythrocyte | 1.000 | 1.000 | 1 |" in text
+    assert "background" not in text.split("## Agreement between annotators")[1].split("##")[0]

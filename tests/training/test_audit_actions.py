@@ -88,6 +88,20 @@ def test_an_automatic_update_starts_as_system(tmp_path: Path, monkeypatch) -> No
     assert asked == [audit.SYSTEM]
 
 
+def test_an_automatic_update_is_audited_as_a_training_start_by_system(
+    tmp_path: Path, monkeypatch, no_worker
+) -> None:
+    from training.service import finetuning
+
+    monkeypatch.setenv("SMEARLAB_AUTO_UPDATE_EVERY", "2")
+    monkeypatch.setattr(finetuning, "new_labelled_tiles", lambda workspace: 3)
+    # What the current model's update would ask for; the queueing and its row are real.
+    monkeypatch.setattr(finetuning, "update_settings", lambda workspace, parent: {"epochs": 1})
+    update = finetuning.auto_update(tmp_path)
+    assert update.job_id is not None, update
+    assert rows(tmp_path, "train_start") == [("system", "train_start", update.job_id, None, None)]
+
+
 # ------------------------------------------------------------------------------ models
 def _add(zoo: Zoo, kind: str = "diagnosis") -> ModelCard:
     staging = zoo.staging_dir(kind)
@@ -112,6 +126,24 @@ def test_promote_and_rollback_record_previous_and_new_current(tmp_path: Path, ca
     assert rows(tmp_path, "rollback")[1:] == [
         ("cli", "rollback", a.model_id, b.model_id, a.model_id)
     ]
+
+
+def test_what_a_new_current_model_triggers_is_audited_as_system(
+    tmp_path: Path, no_worker, monkeypatch
+) -> None:
+    # These stand-in checkpoints hold no network: the weights check is tested in test_promote.
+    monkeypatch.setattr("training.model.promotion_check", lambda card: None)
+    zoo = Zoo(tmp_path)
+    _add(zoo, "segmentation")
+    b = _add(zoo, "segmentation")
+    change = promote_model(tmp_path, b.model_id, actor="adam")
+    assert change.rescoring is not None
+    [row] = audit.read(tmp_path, action="score_start")
+    assert key(row) == ("system", "score_start", change.rescoring, None, None)
+    assert json.loads(row.detail) == {"strategy": "entropy", "automatic": True}
+    # A scoring job already waiting: nothing more is queued, and nothing recorded.
+    rollback_model(tmp_path, "segmentation", actor="adam")
+    assert len(audit.read(tmp_path, action="score_start")) == 1
 
 
 def test_a_model_that_becomes_current_as_its_job_ends_is_promoted_by_system(

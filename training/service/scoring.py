@@ -154,16 +154,28 @@ def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | 
     Suggestions page and the Label page's suggested order follow the new model. Tiles the
     model already scored are skipped by the job, so an unneeded run ends at once.
 
+    The re-scoring is an automatic action, whoever made the model current: the audit trail
+    records it as the account ``system`` (a ``score_start`` row).
+
     Returns:
         The new job id, or None when a scoring job was already pending.
     """
+    from dataset import audit
     from training.jobs import JobRunner, JobState
 
     runner = JobRunner(workspace)
     pending = runner.list(states=[JobState.QUEUED, JobState.RUNNING])
     if any(j.kind == SCORE for j in pending):
         return None
-    return submit_scoring(workspace, strategy)
+    job_id = submit_scoring(workspace, strategy)
+    audit.record(
+        workspace,
+        actor=audit.SYSTEM,
+        action="score_start",
+        object_id=job_id,
+        detail={"strategy": strategy, "automatic": True},
+    )
+    return job_id
 
 
 def score_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
