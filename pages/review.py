@@ -14,7 +14,8 @@ What it promises the reviewer:
 - **Edit, then approve** opens the tile on the Label page. Saving there makes a new revision
   in the reviewer's name on top of the annotator's; it comes back here at the top of the
   queue, as the reviewer's correction, to approve. Both revisions stay in the history.
-- The role is checked by the store on every verdict, whatever the page shows.
+- The role is checked by the store on every verdict, whatever the page shows, for the account
+  as it is at the click (re-read then, not kept from when the page was drawn).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import streamlit as st
 
 from dataset.masks import overlay
-from dataset.roles import Actor, PermissionDenied
+from dataset.roles import PermissionDenied
 from dataset.store import ReviewConflict, ReviewStatus, Store, StoreError
 from pages import _common
 
@@ -37,8 +38,17 @@ def _flash(kind: str, text: str) -> None:
     st.session_state[FLASH_KEY] = (kind, text)
 
 
-def _verdict(store: Store, tile_id: str, revision: int, actor: Actor, approve: bool) -> None:
-    """Button callback: record a verdict on the revision the page showed."""
+def _verdict(store: Store, tile_id: str, revision: int, approve: bool) -> None:
+    """Button callback: record a verdict on the revision the page showed.
+
+    Who acts is read again at the click, not when the page was drawn: a role taken away (or
+    a session ended) in between must not let the click through.
+    """
+    why = _common.refusal("review")
+    if why is not None:
+        _flash("error", f"Nothing was recorded: {why}")
+        return
+    actor = _common.actor()
     try:
         if approve:
             store.approve(tile_id, revision, actor)
@@ -133,7 +143,7 @@ def main() -> None:
             type="primary",
             width="stretch",
             on_click=_verdict,
-            args=(store, tile_id, revision, actor, True),
+            args=(store, tile_id, revision, True),
         )
         st.text_area(
             "What should change",
@@ -145,7 +155,7 @@ def main() -> None:
             key="rv_request",
             width="stretch",
             on_click=_verdict,
-            args=(store, tile_id, revision, actor, False),
+            args=(store, tile_id, revision, False),
         )
         if st.button("Edit, then approve", key="rv_edit", width="stretch"):
             _common.goto_tile(tile_id)

@@ -78,3 +78,28 @@ def test_an_annotator_with_forged_admin_keys_is_still_an_annotator(ws: Path) -> 
     assert "Signed in as **ana** (annotator)" in [m.value for m in at.sidebar.markdown]
     # Nothing was reviewed in anyone's name.
     assert Store.open(ws).reviews(Store.open(ws).tiles()[0].tile_id) == []
+
+
+def test_a_reviewer_whose_role_was_taken_away_after_the_page_showed_records_nothing(
+    ws: Path,
+) -> None:
+    """The click is judged by the account as it is then, not as it was when the page drew."""
+    from dataset import accounts
+
+    ensure_account(ws, "rita", "reviewer")
+    at = open_page("pages/review.py", "rita", "reviewer")
+    assert [t.value for t in at.title] == ["Review"]
+    accounts.set_role(ws, "rita", "annotator", by="admin")
+    at.button(key="rv_approve").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(ws)
+    assert store.reviews(store.tiles()[0].tile_id) == []
+    assert [e.value for e in at.error] == [
+        "The Review page is for the admin or reviewer role; you are signed in as rita "
+        "(annotator). Ask an admin if you need it."
+    ]
+    # The click's refusal waits for the page, should rita be a reviewer again.
+    accounts.set_role(ws, "rita", "reviewer", by="admin")
+    at.run()
+    assert "Nothing was recorded: rita (annotator) may not review" in at.error[0].value
+    assert store.reviews(store.tiles()[0].tile_id) == []
