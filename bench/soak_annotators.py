@@ -11,6 +11,8 @@ save changes the mask) and presses Save.
 - A save is **acknowledged** only when the page shows its "Saved revision N (...)" message
   with an N above the last one acknowledged on that tile; the latency is from the click on
   Save to that message (seen by a ``requestAnimationFrame`` poll in the page).
+- The clock runs ``--minutes``; a save started before it ran out is waited for, so the run
+  lasts a little longer (``seconds_run``).
 - A save is **stored** when the store, opened after the run, holds a revision of that
   person; acknowledged and stored saves are compared per (tile, revision).
 - ``--kill-at SECONDS``: that far into the saving, the server gets SIGKILL, is started again
@@ -411,6 +413,7 @@ def main() -> None:
             for p in people
         ],
         "cpus": os.cpu_count(),
+        "load_average_1_5_15_at_end": os.getloadavg(),
         "note": "one Chromium, one context per annotator, server and browsers on this machine",
     }
     lost = figures.get("acknowledged_not_stored")
