@@ -17,6 +17,13 @@ Promises:
   ``"cli"`` for a command that names no person; ``os_user`` always records who ran the process.
 - Many processes may append at once and every row lands: each append is its own Delta commit,
   and Delta commits an append that lost the race for a log version under the next one.
+- Pages only read it. A row is written by the package function that did the action, never by
+  the UI: :func:`record_all` refuses (:class:`dataset.roles.PermissionDenied`) a call made
+  straight from a page script (``pages/*.py`` or ``app.py``), so a page cannot write a row
+  for an action it did not take, nor one in another account's name. A page that calls a
+  package function (``Store.approve``, ``accounts.sign_in``) records through it, as the
+  command line does. ``tests/app/test_pages_read_only_audit.py`` also checks the page
+  sources, so a page that would try is caught before it runs.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +44,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from dataset._delta import TS, DeltaTables, local_dataset
+from dataset.roles import PermissionDenied
 
 __all__ = [
     "ACTIONS",
@@ -194,6 +203,28 @@ def _check(event: Event) -> None:
     require_actor(event.actor, event.action)
 
 
+_HERE = os.path.realpath(__file__)
+_REPO = Path(_HERE).parents[1]
+# The UI's scripts: they read the trail; only package functions write it.
+_UI_DIR, _UI_ENTRY = str(_REPO / "pages") + os.sep, str(_REPO / "app.py")
+
+
+def _refuse_page_writer() -> None:
+    """Raise when the code calling into this module to write is a page script."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.realpath(frame.f_code.co_filename) == _HERE:
+        frame = frame.f_back
+    if frame is None:
+        return
+    caller = os.path.realpath(frame.f_code.co_filename)
+    if caller.startswith(_UI_DIR) or caller == _UI_ENTRY:
+        raise PermissionDenied(
+            f"{Path(caller).name} tried to write the audit trail itself; nothing was recorded. "
+            "A page only reads the audit trail: rows are written by the package function that "
+            "takes the action (call that function from the page instead)."
+        )
+
+
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -206,9 +237,11 @@ def record_all(target: object, events: Sequence[Event]) -> list[AuditRow]:
 
     Raises:
         ValueError: an unknown action or an empty actor (nothing is written then).
+        PermissionDenied: called straight from a page script (nothing is written then).
         AuditError: the rows could not be written; the message names the actions, which
             were done.
     """
+    _refuse_page_writer()
     for event in events:
         _check(event)
     if not events:

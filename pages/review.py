@@ -18,7 +18,8 @@ What it promises the reviewer:
   two masks side by side, and **Use the first** / **Use the second** picks the one that goes
   into releases and training (:meth:`dataset.store.Store.pick_mask`, also ``python -m dataset
   review pick-mask``). A reviewer who labelled the tile is not offered it.
-- The role is checked by the store on every verdict, whatever the page shows.
+- The role is checked by the store on every verdict and pick, whatever the page shows, for the
+  account as it is at the click (re-read then, not kept from when the page was drawn).
 """
 
 from __future__ import annotations
@@ -42,8 +43,17 @@ def _flash(kind: str, text: str) -> None:
     st.session_state[FLASH_KEY] = (kind, text)
 
 
-def _verdict(store: Store, tile_id: str, revision: int, actor: Actor, approve: bool) -> None:
-    """Button callback: record a verdict on the revision the page showed."""
+def _verdict(store: Store, tile_id: str, revision: int, approve: bool) -> None:
+    """Button callback: record a verdict on the revision the page showed.
+
+    Who acts is read again at the click, not when the page was drawn: a role taken away (or
+    a session ended) in between must not let the click through.
+    """
+    why = _common.refusal("review")
+    if why is not None:
+        _flash("error", f"Nothing was recorded: {why}")
+        return
+    actor = _common.actor()
     try:
         if approve:
             store.approve(tile_id, revision, actor)
@@ -60,10 +70,15 @@ def _verdict(store: Store, tile_id: str, revision: int, actor: Actor, approve: b
     st.session_state.pop(TILE_KEY, None)  # on to the oldest tile still waiting
 
 
-def _pick(store: Store, tile_id: str, lane: str, actor: Actor) -> None:
-    """Button callback: keep one of a double-labelled tile's two labels."""
+def _pick(store: Store, tile_id: str, lane: str) -> None:
+    """Button callback: keep one of a double-labelled tile's two labels (who acts is read
+    again at the click, as for a verdict)."""
+    why = _common.refusal("review")
+    if why is not None:
+        _flash("error", f"Nothing was recorded: {why}")
+        return
     try:
-        pick = store.pick_mask(tile_id, lane, actor)
+        pick = store.pick_mask(tile_id, lane, _common.actor())
         _flash(
             "success",
             f"Picked the {lane} label of {tile_id}: revision {pick.revision} goes into "
@@ -105,7 +120,7 @@ def _picks(store: Store, actor: Actor, schema) -> None:
                 key=f"rv_pick_{lane}",
                 width="stretch",
                 on_click=_pick,
-                args=(store, tile_id, lane, actor),
+                args=(store, tile_id, lane),
             )
 
 
@@ -188,7 +203,7 @@ def main() -> None:
             type="primary",
             width="stretch",
             on_click=_verdict,
-            args=(store, tile_id, revision, actor, True),
+            args=(store, tile_id, revision, True),
         )
         st.text_area(
             "What should change",
@@ -200,7 +215,7 @@ def main() -> None:
             key="rv_request",
             width="stretch",
             on_click=_verdict,
-            args=(store, tile_id, revision, actor, False),
+            args=(store, tile_id, revision, False),
         )
         if st.button("Edit, then approve", key="rv_edit", width="stretch"):
             _common.goto_tile(tile_id)
