@@ -28,6 +28,26 @@ from dataset.durable import fsync_dir, fsync_path, locked
 
 TS = pa.timestamp("us", tz="UTC")
 
+# One saved mask of a tile: the ordinary revisions and the second labels alike.
+MASK_REVISIONS = pa.schema(
+    [
+        ("tile_id", pa.string()),
+        ("revision", pa.int32()),
+        ("annotator", pa.string()),
+        ("created_at", TS),
+        ("source", pa.string()),
+        ("base_revision", pa.int32()),
+        ("seconds", pa.float64()),
+        ("model_id", pa.string()),
+        ("n_labelled_px", pa.int64()),
+        ("mask_png", pa.binary()),
+        # Pixels per class (index = class value), counted at save so that releases and
+        # the Dataset page need not decode masks; null in rows written before the column
+        # was. Unlabelled pixels are the tile's area less ``n_labelled_px``.
+        ("class_px", pa.list_(pa.int64())),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "config": pa.schema(
         [
@@ -66,24 +86,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("image_png", pa.binary()),
         ]
     ),
-    "revisions": pa.schema(
-        [
-            ("tile_id", pa.string()),
-            ("revision", pa.int32()),
-            ("annotator", pa.string()),
-            ("created_at", TS),
-            ("source", pa.string()),
-            ("base_revision", pa.int32()),
-            ("seconds", pa.float64()),
-            ("model_id", pa.string()),
-            ("n_labelled_px", pa.int64()),
-            ("mask_png", pa.binary()),
-            # Pixels per class (index = class value), counted at save so that releases and
-            # the Dataset page need not decode masks; null in rows written before the column
-            # was. Unlabelled pixels are the tile's area less ``n_labelled_px``.
-            ("class_px", pa.list_(pa.int64())),
-        ]
-    ),
+    "revisions": MASK_REVISIONS,
     "skips": pa.schema(
         [
             ("tile_id", pa.string()),
@@ -105,21 +108,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
     # The independent second label of a double-labelled tile (dataset/store/second_labels.py):
     # its own revisions, numbered per tile from 1, never read by training or releases.
-    "second_masks": pa.schema(
-        [
-            ("tile_id", pa.string()),
-            ("revision", pa.int32()),
-            ("annotator", pa.string()),
-            ("created_at", TS),
-            ("source", pa.string()),
-            ("base_revision", pa.int32()),
-            ("seconds", pa.float64()),
-            ("model_id", pa.string()),
-            ("n_labelled_px", pa.int64()),
-            ("mask_png", pa.binary()),
-            ("class_px", pa.list_(pa.int64())),
-        ]
-    ),
+    "second_masks": MASK_REVISIONS,
     # A reviewer's choice of which of the two labels goes into releases (one per tile).
     "mask_picks": pa.schema(
         [
