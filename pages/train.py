@@ -106,7 +106,8 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
             min_value=0,
             max_value=24 * 60,
             value=30,
-            help="The run stops after this many minutes and keeps its best epoch. 0: no limit.",
+            help="The run stops after this many minutes, its learning rate falling over them, and "
+            "keeps the end unless an earlier check was clearly better. 0: no limit.",
         )
         seed = cols[3].number_input(
             "Seed", min_value=0, value=defaults.seed, help="Same seed and data, same model."
@@ -322,8 +323,9 @@ def main() -> None:
     workspace = _common.workspace()
     st.title("Train")
     st.caption(
-        "Train a U-Net on the labelled tiles. It learns on the train split, keeps the epoch "
-        "that does best on the validation split, and never looks at the test split."
+        "Train a U-Net on the labelled tiles. It learns on the train split, checks itself on "
+        "the validation split (keeping the end of the run unless an earlier check did clearly "
+        "better), and never looks at the test split."
     )
     counts = split_counts(store)
     cols = st.columns(3)
