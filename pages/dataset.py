@@ -178,7 +178,7 @@ def _smears(store: Store) -> None:
         for split in ("train", "validation", "test")
     }
     st.caption(
-        "Training learns on the **train** split and picks its best epoch on **validation**; "
+        "Training learns on the **train** split and checks itself on **validation**; "
         "**test** is kept aside for releases. A smear (or every smear of one patient) sits in "
         "one split only. Labelled tiles now: "
         + ", ".join(f"{n} {split}" for split, n in per_split.items())

@@ -76,7 +76,7 @@ def _num(value: object, digits: int = 3) -> str:
 def _missing_note(missing: list[str]) -> str:
     return (
         f"No labelled tiles in the {' and the '.join(missing)} split yet. Training learns "
-        "on train and picks its best epoch on validation, so both need labelled tiles: "
+        "on train and checks itself on validation, so both need labelled tiles: "
         "label tiles of more smears (the Dataset page shows each smear's split)."
     )
 
