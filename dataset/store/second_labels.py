@@ -46,7 +46,9 @@ from dataset.png import decode_mask, encode_mask
 from dataset.roles import Actor, PermissionDenied
 from dataset.schema import UNLABELLED
 from dataset.store._base import StoreBase
-from dataset.store.records import Revision, RevisionConflict, StoreError, _now
+
+# The second labels' table has the revisions' schema (dataset._delta.MASK_REVISIONS).
+from dataset.store.records import _REV_COLUMNS, Revision, RevisionConflict, StoreError, _now
 from dataset.store.reviews import ReviewConflict
 
 __all__ = [
@@ -63,17 +65,6 @@ __all__ = [
 FIRST, SECOND = "first", "second"
 LANES = (FIRST, SECOND)
 _SALT = b"smearlab-double-label:"
-_SECOND_COLUMNS = [
-    "tile_id",
-    "revision",
-    "annotator",
-    "created_at",
-    "source",
-    "base_revision",
-    "seconds",
-    "model_id",
-    "n_labelled_px",
-]
 
 
 def share_point(tile_id: str) -> float:
@@ -135,7 +126,7 @@ class SecondLabelsPart(StoreBase):
     def _second_latest(self) -> dict[str, Revision]:
         def build() -> dict[str, Revision]:
             out: dict[str, Revision] = {}
-            for row in self.tables.read("second_masks", _SECOND_COLUMNS).to_pylist():
+            for row in self.tables.read("second_masks", _REV_COLUMNS).to_pylist():
                 cur = out.get(row["tile_id"])
                 if cur is None or row["revision"] > cur.revision:
                     out[row["tile_id"]] = Revision(**row)
