@@ -7,6 +7,7 @@ Usage::
     python -m dataset review request-changes TILE_ID --comment TEXT --reviewer NAME [--revision N]
     python -m dataset review state TILE_ID
     python -m dataset review sent-back ANNOTATOR
+    python -m dataset review awaiting-second ANNOTATOR
     python -m dataset review pick-mask TILE_ID first|second --reviewer NAME
     python -m dataset review double-labelled
 
@@ -16,7 +17,9 @@ status as every SmearLab command: 1 refused (an annotator may not review, a revi
 approve their own labelling, a request without a comment), 3 a conflict (someone reviewed or
 saved the tile first). ``pick-mask`` chooses which of a double-labelled tile's two
 independent labels goes into releases and training (the first until then); a tile's pick is
-made once, by a reviewer who is neither annotator. ``double-labelled`` lists the tiles that
+made once, by a reviewer who is neither annotator. ``awaiting-second`` lists the tiles waiting
+for an annotator's independent second label (the Label page brings them forward).
+``double-labelled`` lists the tiles that
 have both labels and whether they were picked. This module only parses, calls the store and
 formats.
 """
@@ -113,6 +116,15 @@ def _sent_back(args: argparse.Namespace, store: Store) -> tuple[object, str]:
     return [_status_doc(s) for s in sent], "\n".join(lines + [_status_line(s) for s in sent])
 
 
+def _awaiting_second(args: argparse.Namespace, store: Store) -> tuple[object, str]:
+    waiting = store.awaiting_second(args.annotator)
+    head = (
+        f"{len(waiting)} tile(s) wait for {args.annotator}'s independent second label, the "
+        "earliest first label first:"
+    )
+    return [{"tile_id": t} for t in waiting], "\n".join([head, *waiting])
+
+
 def _pick(args: argparse.Namespace, store: Store) -> tuple[object, str]:
     actor = reviewer_actor(store, args.reviewer)
     pick = store.pick_mask(args.tile_id, args.lane, actor)
@@ -157,6 +169,7 @@ _ACTIONS: dict[str, Callable[[argparse.Namespace, Store], tuple[object, str]]] =
     "request-changes": _verdict,
     "state": _state,
     "sent-back": _sent_back,
+    "awaiting-second": _awaiting_second,
     "pick-mask": _pick,
     "double-labelled": _double_labelled,
 }
@@ -226,6 +239,8 @@ def add_review_command(
     q = action("state", "a tile's review state and its verdict history")
     q.add_argument("tile_id")
     q = action("sent-back", "tiles sent back to an annotator, with the comments")
+    q.add_argument("annotator")
+    q = action("awaiting-second", "tiles waiting for an annotator's independent second label")
     q.add_argument("annotator")
     q = action(
         "pick-mask",

@@ -27,7 +27,8 @@ What it promises the person labelling:
 - The order, class, tool, brush, zoom and the other settings chosen here stay for the
   session, across visits to other pages.
 - Tiles a reviewer sent back to the person labelling come first in every order, the oldest
-  request first, with the reviewer's comment above the canvas.
+  request first, with the reviewer's comment above the canvas; then the tiles waiting for
+  their independent second label.
 - On a tile of the double-labelled share that someone else labelled, a second annotator gives
   its independent second label: the page says so, and shows neither the first mask nor a
   pre-fill (:mod:`dataset.store.second_labels`). A blank tile saved meanwhile by someone else
@@ -140,14 +141,16 @@ def _describe(editing: Editing) -> str:
 
 def _order(store: Store, choice: str, n_tiles: int, name: str) -> list[str]:
     """The chosen tile order, computed once per choice so labelling does not reshuffle it,
-    with the tiles a reviewer sent back to ``name`` first (:meth:`Store.sent_back_first`).
+    with the tiles a reviewer sent back to ``name`` first (:meth:`Store.sent_back_first`),
+    then the tiles waiting for ``name``'s second label (:meth:`Store.second_labels_first`).
 
-    A tile sent back since is a reason to compute it again; one re-saved is not (it would
-    jump away under the person walking the order).
+    A tile sent back or waiting for a second label since is a reason to compute it again;
+    one re-saved is not (it would jump away under the person walking the order).
     """
     queue = _common.label_queue()
     key = (choice, n_tiles, hash(tuple(queue[1])) if queue else None, name)
     sent = {s.tile_id for s in store.sent_back(name)} if name else set()
+    sent |= set(store.awaiting_second(name))
     cached = st.session_state.get(ORDER_CACHE_KEY)
     if cached and cached[0] == key and sent <= cached[2]:
         return cached[1]
@@ -155,7 +158,7 @@ def _order(store: Store, choice: str, n_tiles: int, name: str) -> list[str]:
         order = session.suggested_order(store, queue[1])
     else:
         order = TILE_ORDERS[choice](store)
-    order = store.sent_back_first(order, name)
+    order = store.sent_back_first(store.second_labels_first(order, name), name)
     st.session_state[ORDER_CACHE_KEY] = (key, order, sent)
     return order
 

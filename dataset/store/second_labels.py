@@ -20,6 +20,8 @@ Promises:
   the Label page and ``annotate`` start from, hands them their own second mask or a blank
   tile. The Label page offers no pre-fill for a second label: a model trained on the first
   mask would carry it.
+- :meth:`SecondLabelsPart.awaiting_second` lists the tiles waiting for someone's second label,
+  so the Label page brings them forward (after the tiles a reviewer sent back).
 - Refused with a :class:`~dataset.store.records.StoreError` that says what to do: a second
   label on a tile outside the share or with no first label yet, by someone who saved one of
   the tile's ordinary revisions (one person is never both annotators of a tile), a third
@@ -201,6 +203,43 @@ class SecondLabelsPart(StoreBase):
                 continue
             out.append(tile_id)
         return out
+
+    def awaiting_second(self, annotator: str) -> list[str]:
+        """Tiles waiting for a second label that ``annotator`` may give: in the share, labelled
+        first by others only, with no second label and no pick yet; the earliest first label
+        first. (:meth:`label_lane` says ``"second"`` for each of them.)"""
+        share = self.double_label_share()
+        if not annotator or share <= 0:
+            return []
+        seconds, picks = self._second_latest(), self.mask_picks()
+        open_ = [
+            t
+            for t in self.latest_revisions()
+            if t not in seconds and t not in picks and in_double_share(t, share)
+        ]
+        if not open_:
+            return []
+        rows = self.tables.read(
+            "revisions", ["tile_id", "annotator", "created_at"], pc.field("tile_id").isin(open_)
+        ).to_pylist()
+        first_at: dict[str, dt.datetime] = {}
+        theirs: set[str] = set()
+        for row in rows:
+            tile_id = row["tile_id"]
+            if row["annotator"] == annotator:
+                theirs.add(tile_id)
+            at = first_at.get(tile_id)
+            first_at[tile_id] = row["created_at"] if at is None else min(at, row["created_at"])
+        waiting = [t for t in first_at if t not in theirs]
+        return sorted(waiting, key=lambda t: (first_at[t], t))
+
+    def second_labels_first(self, order: list[str], annotator: str) -> list[str]:
+        """``order`` with the tiles of :meth:`awaiting_second` for ``annotator`` moved to the
+        front (the earliest first label first); the other tiles keep their order."""
+        known = set(order)
+        front = [t for t in self.awaiting_second(annotator) if t in known]
+        moved = set(front)
+        return front + [t for t in order if t not in moved]
 
     # ------------------------------------------------------------------------ who labels what
     def label_lane(self, tile_id_: str, annotator: str) -> str:

@@ -88,3 +88,25 @@ def test_the_dataset_page_shows_agreement_and_the_review_page_picks(ws) -> None:
     latest = Store.open(root).latest(tile_id)
     assert (latest.revision, latest.annotator) == (2, "bob")
     assert Store.open(root).mask_pick(tile_id).reviewer == "rita"
+
+
+def test_the_label_page_opens_the_tile_waiting_for_my_second_label_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_smear
+) -> None:
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
+    store = Store.open(root)
+    store.init(tile_size=64)
+    rgb = make_smear(256, 64, seed=3).rgb
+    sid = smear_id_for(rgb)
+    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), 256, 64, label="s.png"))
+    set_workspace_setting(root, "double_label_share", 1.0)
+    ids = [t.tile_id for t in store.tiles(sid)]
+    # ana labelled the last tile only: in the store's order it comes last for everyone else.
+    store.save_mask(ids[-1], np.zeros((64, 64), np.uint8), annotator="ana")
+    bob = open_page("pages/label.py", "bob", "annotator", timeout=TIMEOUT)
+    assert not bob.exception, bob.exception
+    assert bob.session_state["label_tile_id"] == ids[-1]
+    assert bob.session_state["lbl_editing"].lane == "second"
+    ana = open_page("pages/label.py", "ana", "annotator", timeout=TIMEOUT)
+    assert ana.session_state["label_tile_id"] != ids[-1]  # nothing waits for ana

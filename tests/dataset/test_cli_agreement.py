@@ -139,3 +139,13 @@ def test_agreement_as_a_subprocess_twice(ws, capsys) -> None:
         text.returncode == 0
         and "ana / bob  erythrocyte: Dice 1.000, IoU 1.000 (1 tile)" in text.stdout
     )
+
+
+def test_awaiting_second_lists_what_the_label_page_brings_forward(ws, capsys) -> None:
+    root, ids, _ = ws
+    code, out, _ = run(capsys, "settings", "set", "double_label_share", "1", "--workspace", root)
+    assert code == 0
+    code, out, _ = run(capsys, "--workspace", root, "review", "awaiting-second", "bob", "--json")
+    assert code == 0 and json.loads(out) == [{"tile_id": t} for t in ids]
+    code, out, _ = run(capsys, "--workspace", root, "review", "awaiting-second", "ana")
+    assert code == 0 and out.startswith("0 tile(s) wait for ana's independent second label")

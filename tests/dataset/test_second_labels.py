@@ -200,3 +200,30 @@ def test_a_pick_needs_a_reviewer_who_is_neither_annotator_and_two_labels(
     with pytest.raises(StoreError, match="Pick first or second, not 'third'"):
         store.pick_mask(tid, "third", RITA)
     assert store.mask_pick(tid) is None
+
+
+# ------------------------------------------------------------------------------ what comes first
+def test_tiles_waiting_for_my_second_label_come_forward_oldest_first(
+    store: Store, tiles: list[str]
+) -> None:
+    assert len(tiles) >= 3
+    a, b, c = tiles[:3]
+    for tid in (b, a, c):  # first labelled in this order, by ana
+        store.save_label(tid, _mask(store, tid, 1), annotator="ana")
+    order = list(reversed(tiles))
+    assert store.awaiting_second("bob") == [b, a, c]
+    assert store.second_labels_first(order, "bob") == [b, a, c] + [
+        t for t in order if t not in (a, b, c)
+    ]
+    assert store.awaiting_second("ana") == []  # the first annotator never gives the second
+    assert store.second_labels_first(order, "ana") == order
+    for tid in store.awaiting_second("bob"):
+        assert store.label_lane(tid, "bob") == SECOND  # the same rule as the lane
+    # Given (by bob), or another person's edit of the first label: no longer waiting for me.
+    store.save_label(a, _mask(store, a, 2), annotator="bob")
+    assert store.awaiting_second("bob") == [b, c] and store.awaiting_second("cy") == [b, c]
+    store.save_mask(c, _mask(store, c, 3), annotator="cy", base_revision=1)
+    assert store.awaiting_second("cy") == [b]
+    # Outside the share nothing waits.
+    set_workspace_setting(store.root, "double_label_share", 0.0)
+    assert store.awaiting_second("bob") == []
