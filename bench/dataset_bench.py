@@ -51,6 +51,7 @@ from dataset.images import encode_png_lossless, smear_id_for  # noqa: E402
 from dataset.ingest import ingest_files, ingest_paths  # noqa: E402
 from dataset.png import encode_mask  # noqa: E402
 from dataset.release import create_release  # noqa: E402
+from dataset.roles import Actor  # noqa: E402
 from dataset.schema import UNLABELLED  # noqa: E402
 from dataset.store import NewSmear, Store, TileInfo  # noqa: E402
 
@@ -212,7 +213,7 @@ def bench_saves(ws: Path, revisions: int, saves: int) -> dict:
 def bench_release(ws: Path, copy_to: Path) -> dict:
     store = Store.open(ws)
     started = time.perf_counter()
-    info = create_release(store, "1.0.0", "benchmark", actor="bench")
+    info = create_release(store, "1.0.0", "benchmark", actor=Actor("bench", "admin"))
     wall = time.perf_counter() - started
     size = tree_bytes(info.path)
     copy_s = plain_copy(info.path, copy_to)
@@ -320,7 +321,7 @@ def release_child(ws: Path) -> None:
     store.latest_revisions()
     before = peak_rss_mb()
     started = time.perf_counter()
-    info = create_release(store, "1.0.0", "memory benchmark", actor="bench")
+    info = create_release(store, "1.0.0", "memory benchmark", actor=Actor("bench", "admin"))
     wall = time.perf_counter() - started
     print(
         json.dumps(

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _zheng import RESULTS, machine, write_json
 
 from dataset.demo import load_demo
+from dataset.roles import Actor
 from dataset.store import Store
 from model_zoo import Zoo
 from training.jobs import JobRunner, JobState
@@ -43,7 +44,7 @@ def main() -> None:
         f"demo workspace {ws}: classes {', '.join(store.schema().names)}; labelled tiles {counts}"
     )
     settings = {"epochs": args.epochs, "time_budget_min": args.minutes}
-    job_id = submit_training(ws, settings, actor="bench")
+    job_id = submit_training(ws, settings, actor=Actor("bench", "admin"))
     status = JobRunner(ws).wait(job_id, poll_s=2.0)
     if status.state != JobState.DONE:
         raise SystemExit(f"training {status.state}: {status.error}")

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import plain_unet  # noqa: E402
 
+from dataset.roles import Actor  # noqa: E402
 from dataset.store import Store  # noqa: E402
 from training.jobs import JobRunner, JobState  # noqa: E402
 from training.service import load_model, submit_training  # noqa: E402
@@ -43,12 +44,14 @@ from training.service import load_model, submit_training  # noqa: E402
 
 def run_smearlab(workspace: Path, minutes: float, seed: int) -> tuple[torch.nn.Module, dict]:
     started = time.monotonic()
-    job_id = submit_training(workspace, {"time_budget_min": minutes, "seed": seed}, actor="bench")
+    job_id = submit_training(
+        workspace, {"time_budget_min": minutes, "seed": seed}, actor=Actor("bench", "admin")
+    )
     runner = JobRunner(workspace)
     status = runner.wait(job_id, poll_s=2.0)
     wall = time.monotonic() - started
     for live in runner.list(states=[JobState.QUEUED, JobState.RUNNING]):
-        runner.cancel(live.job_id, actor="bench")
+        runner.cancel(live.job_id, actor=Actor("bench", "admin"))
         runner.wait(live.job_id, poll_s=1.0)
     if status.state != JobState.DONE:
         raise SystemExit(f"SmearLab run {job_id} ended {status.state}: {status.error}")
@@ -64,7 +67,8 @@ def run_smearlab(workspace: Path, minutes: float, seed: int) -> tuple[torch.nn.M
         "epochs_run": metrics.get("epochs_run"),
         "stopped": metrics.get("stopped"),
         "val_miou": metrics.get("mean_iou"),
-        "steps": sum(h.get("steps", 0) for h in metrics.get("history", [])) or None,
+        # The run's optimiser steps: the last training report's step count of the whole run.
+        "steps": max((h.get("run_step", 0) for h in status.history), default=0) or None,
     }
 
 

@@ -17,8 +17,9 @@ Promises:
   was issued and when it expires (the idle timeout). :func:`check_session` accepts it only
   while unexpired, issued after the account's last sign-out or password reset, and while the
   account exists and is enabled; the role always comes from the table, never the token.
-- The reserved account ``system`` (:data:`dataset.roles.SYSTEM`) records automatic actions:
-  it cannot be created, signed in to or named by a person.
+- The reserved accounts ``system`` (:data:`dataset.roles.SYSTEM`, automatic actions) and
+  ``cli`` (:data:`dataset.roles.COMMAND_LINE`, a command that names no person) cannot be
+  created, signed in to or named by a person.
 - Reading never creates anything: a workspace without the table has no accounts.
 
 Every time is taken from :func:`clock` unless a ``now`` is given, so tests move time without
@@ -43,7 +44,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from dataset import audit
-from dataset.roles import ROLES, SYSTEM, Actor
+from dataset.roles import COMMAND_LINE, ROLES, SYSTEM, Actor
 
 __all__ = [
     "ACCOUNTS_TABLE",
@@ -275,15 +276,13 @@ def actor_for(store_or_workspace: Any, name: str) -> Actor:
     """The :class:`Actor` of an existing, enabled person's account.
 
     Raises:
-        AccountError: no such account, a disabled one, or the reserved ``system``.
+        AccountError: no such account, a disabled one, or a reserved name (``system``, ``cli``).
     """
     name = (name or "").strip()
     if not name:
         raise AccountError("Name the account acting: an account name is required.")
-    if name == SYSTEM.name:
-        raise AccountError(
-            f"{SYSTEM.name!r} is reserved for automatic actions; name a person's account."
-        )
+    if name in _RESERVED:
+        raise AccountError(f"{name!r} is {_RESERVED[name]}; name a person's account.")
     account = _get(_root(store_or_workspace), name)
     if account.disabled:
         raise AccountError(f"The account {name!r} is disabled; an admin can enable it again.")
@@ -291,9 +290,16 @@ def actor_for(store_or_workspace: Any, name: str) -> Actor:
 
 
 # ---------------------------------------------------------------------------- changing
+# Names the audit trail gives to actions no person's account took.
+_RESERVED = {
+    SYSTEM.name: "reserved for automatic actions",
+    COMMAND_LINE.name: "reserved for commands that name no person",
+}
+
+
 def _check_name(name: str) -> str:
-    if name == SYSTEM.name:
-        raise AccountError(f"{name!r} is reserved for automatic actions; choose another name.")
+    if name in _RESERVED:
+        raise AccountError(f"{name!r} is {_RESERVED[name]}; choose another name.")
     if not _NAME.match(name):
         raise AccountError(
             f"{name!r} is not a valid account name: use 1 to 32 lower-case letters, digits, "
@@ -591,8 +597,8 @@ def verify_sign_in(
     address = (address or "").strip() or "unknown"
     root = _root(store_or_workspace)
     at = _now(now)
-    if name == SYSTEM.name:
-        raise SignInRefused(f"{name!r} is reserved for automatic actions and cannot sign in.")
+    if name in _RESERVED:
+        raise SignInRefused(f"{name!r} is {_RESERVED[name]} and cannot sign in.")
     tables = _tables(root)
     # One lock for check, verify and record: two sessions guessing at once are counted in turn.
     with tables.lock(EVENTS_TABLE):

@@ -44,7 +44,8 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from dataset._delta import TS, DeltaTables, local_dataset
-from dataset.roles import PermissionDenied
+from dataset.roles import COMMAND_LINE, Actor, PermissionDenied
+from dataset.roles import SYSTEM as ROLE_SYSTEM
 
 __all__ = [
     "ACTIONS",
@@ -55,6 +56,7 @@ __all__ = [
     "AuditError",
     "AuditRow",
     "Event",
+    "authorise",
     "parse_when",
     "read",
     "record",
@@ -63,8 +65,8 @@ __all__ = [
 ]
 
 TABLE = "audit"
-SYSTEM = "system"  # the account of automatic actions (retraining, a model becoming current)
-CLI = "cli"  # the actor of a command that names no person; os_user says who ran it
+SYSTEM = ROLE_SYSTEM.name  # automatic actions (retraining, a model becoming current)
+CLI = COMMAND_LINE.name  # a command that names no person; os_user says who ran it
 
 # action -> what a row of it means (object_id; before -> after)
 ACTIONS: dict[str, str] = {
@@ -197,6 +199,27 @@ def require_actor(actor: str, action: str) -> str:
             "name of who made it (sign in, or give your name)."
         )
     return name
+
+
+def authorise(actor: Actor, right: str, action: str) -> str:
+    """``actor``'s name once its role may take ``right`` (a :data:`dataset.roles.ACTIONS`
+    entry); called by a package function before the audited ``action`` changes anything, so
+    the role is checked where the action is taken and not only by the page or command that
+    offers it.
+
+    Raises:
+        TypeError: ``actor`` is not a :class:`dataset.roles.Actor` (a bare name carries no
+            role, so it cannot be checked).
+        PermissionDenied: the role may not take ``right``.
+        ValueError: ``action`` is not an audit action.
+    """
+    if not isinstance(actor, Actor):
+        raise TypeError(
+            f"{action.replace('_', ' ')} needs the acting account as an Actor (name and role), "
+            f"not {type(actor).__name__} {actor!r}."
+        )
+    actor.require(right)
+    return require_actor(actor.name, action)
 
 
 def _check(event: Event) -> None:

@@ -57,7 +57,7 @@ from dataset.cliutil import (
 )
 from dataset.ingest import IngestResult, MetaError, SmearMeta
 from dataset.masks import DEFAULT_LEVEL_TOLERANCE
-from dataset.roles import PermissionDenied
+from dataset.roles import COMMAND_LINE, PermissionDenied
 from dataset.schema import SchemaError
 from dataset.store import RevisionConflict, Store, StoreError
 from dataset.wand import DEFAULT_TOLERANCE
@@ -412,7 +412,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         seed=args.seed,
         approved_only=args.approved_only,
         name_people=args.name_annotators,
-        actor=audit.CLI,
+        actor=COMMAND_LINE,
     )
     doc = _jsonable(info)
     _emit(
@@ -456,7 +456,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dataset.release import export_release
 
     store = _open_store(args)
-    out = export_release(store, args.version, args.format, Path(args.out), actor=audit.CLI)
+    out = export_release(store, args.version, args.format, Path(args.out), actor=COMMAND_LINE)
     _emit(
         args,
         {"version": args.version, "format": args.format, "path": str(out)},

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ACTIONS",
+    "COMMAND_LINE",
     "PERMISSIONS",
     "ROLES",
     "SYSTEM",
@@ -60,6 +61,27 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": _ADMIN,
 }
 ACTIONS = tuple(PERMISSIONS)
+
+# action -> what a refusal says the account may not do
+_DOING: dict[str, str] = {
+    "upload": "upload smears",
+    "label": "label tiles",
+    "skip": "skip tiles",
+    "view_dataset": "view the dataset",
+    "suggest": "use suggestions or stop their scoring",
+    "analyse": "analyse smears",
+    "review": "review masks",
+    "release": "make releases",
+    "patients": "see patient data",
+    "confirm_diagnosis": "confirm diagnoses",
+    "users": "manage accounts",
+    "classes": "change the classes",
+    "settings": "change workspace settings",
+    "train": "train or stop training",
+    "promote": "promote or roll back models",
+    "export": "export releases",
+    "audit": "read the audit trail",
+}
 
 
 class PermissionDenied(PermissionError):
@@ -108,7 +130,7 @@ class Actor:
         if not self.may(action):
             allowed = " or ".join(sorted(PERMISSIONS[action]))
             raise PermissionDenied(
-                f"{self.name} ({self.role}) may not {action.replace('_', ' ')}: that needs the "
+                f"{self.name} ({self.role}) may not {_DOING[action]}: that needs the "
                 f"{allowed} role. Ask an admin to change your role if you need it."
             )
 
@@ -116,3 +138,9 @@ class Actor:
 # Automatic actions (retraining after N labels, a new model becoming current) run as this
 # account, so the audit trail names them.
 SYSTEM = Actor("system", "admin")
+
+# A command that names no person (``python -m training promote``, ``python -m dataset
+# release``) runs as this account. Whoever can run a command on the workspace's machine can
+# already read and write every file in it, so roles cannot guard the shell: they guard what
+# the app serves over the network. The audit row names the OS user who ran the command.
+COMMAND_LINE = Actor("cli", "admin")

@@ -19,9 +19,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dataset.roles import PermissionDenied
 from pages import _common
 from training.job_report import TRAIN_SERIES, Curve, JobReport, job_to_show, report
 from training.jobs import JobError, JobRunner, UnknownJobError
+from training.kinds import cancel_right
 
 __all__ = ["job_panel"]
 
@@ -72,15 +74,16 @@ def _panel(
     shown = report(workspace, status)
     head = st.columns([4, 1], vertical_alignment="center")
     head[0].markdown(f"**{shown.title}** `{job_id}`")
+    may_cancel = _common.actor().may(cancel_right(status.kind))
     if shown.live and head[1].button(
         shown.cancel_label,
         key=f"{key}_cancel",
-        disabled=not shown.can_cancel,
-        help=shown.cancel_help,
+        disabled=not (shown.can_cancel and may_cancel),
+        help=shown.cancel_help if may_cancel else "Your role may not cancel this job.",
     ):
         try:
-            status = runner.cancel(job_id, actor=_common.annotator())
-        except JobError as exc:
+            status = runner.cancel(job_id, actor=_common.actor())
+        except (JobError, PermissionDenied) as exc:
             st.error(f"Could not cancel: {exc}")
         shown = report(workspace, status)
     _message(shown)

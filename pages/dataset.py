@@ -268,7 +268,7 @@ def _tile_card(store: Store, rev: Revision, palette: np.ndarray) -> None:
 
 def _export_bytes(store: Store, version: str, fmt: str) -> Callable[[], bytes]:
     """Deferred export: runs only when the download is clicked."""
-    actor = _common.annotator()  # read now, in the script run; the download runs outside it
+    actor = _common.actor()  # read now, in the script run; the download runs outside it
 
     def build() -> bytes:
         refused = _common.refusal("export")
@@ -382,7 +382,7 @@ def _create(
             on_progress=on_progress,
             approved_only=approved_only,
             name_people=name_people,
-            actor=_common.annotator(),
+            actor=_common.actor(),
         )
     except (ValueError, OSError) as exc:
         bar.empty()

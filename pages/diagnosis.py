@@ -590,7 +590,7 @@ def _training(workspace: str, registry: Registry) -> None:
         try:
             request = TrainRequest(model=model, target=target, folds=int(folds))
             st.session_state[JOB_KEY] = submit_training(
-                Path(workspace), request, actor=_common.annotator()
+                Path(workspace), request, actor=_common.actor()
             ).job_id
         except (JobError, OSError, ValueError) as exc:
             st.error(f"Training could not be queued: {exc}")
@@ -611,7 +611,7 @@ def main() -> None:
             # Opening a record is audited once per patient shown in this session, not on
             # every rerun of the page.
             if st.session_state.get(OPENED_KEY) != patient_id:
-                open_patient(registry, patient_id, actor=_common.annotator())
+                open_patient(registry, patient_id, actor=_common.actor())
                 st.session_state[OPENED_KEY] = patient_id
             visits = registry.visits(patient_id)
             _visit_form(registry, [s.smear_id for s in store.smears()], patient_id)

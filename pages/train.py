@@ -27,6 +27,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
+from dataset.roles import PermissionDenied
 from dataset.store import Store
 from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
@@ -137,7 +138,7 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
     if jitter:
         settings["augment"] = STAIN_JITTER.model_dump()
     try:
-        st.session_state[JOB_KEY] = submit_training(workspace, settings, actor=_common.annotator())
+        st.session_state[JOB_KEY] = submit_training(workspace, settings, actor=_common.actor())
     except (ValidationError, ValueError, JobError, RunConflictError, OSError) as exc:
         st.error(f"The run could not be queued: {exc}")
         return
@@ -173,7 +174,7 @@ def _update_box(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
     if not pressed or not _common.permit("train"):
         return
     try:
-        st.session_state[JOB_KEY] = submit_update(workspace, actor=_common.annotator())
+        st.session_state[JOB_KEY] = submit_update(workspace, actor=_common.actor())
     except (
         StartModelError,
         ValidationError,
@@ -220,8 +221,8 @@ def _promote(workspace: str, model_id: str) -> None:
         _flash("error", refused)
         return
     try:
-        change = promote_model(Path(workspace), model_id, actor=_common.annotator())
-    except (ZooError, ValueError) as exc:
+        change = promote_model(Path(workspace), model_id, actor=_common.actor())
+    except (ZooError, ValueError, PermissionDenied) as exc:
         _flash("error", f"Not promoted: {exc}.")
         return
     note = " Unlabelled tiles are being re-scored with it." if change.rescoring else ""
@@ -241,8 +242,8 @@ def _rollback(workspace: str) -> None:
         _flash("error", refused)
         return
     try:
-        change = rollback_model(Path(workspace), "segmentation", actor=_common.annotator())
-    except (ZooError, ValueError) as exc:
+        change = rollback_model(Path(workspace), "segmentation", actor=_common.actor())
+    except (ZooError, ValueError, PermissionDenied) as exc:
         _flash("warning", f"Nothing rolled back: {exc}.")
         return
     _flash("success", f"Rolled back: model {change.card.model_id} is current again.")

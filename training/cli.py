@@ -40,7 +40,7 @@ def _model_ref(value: str) -> str:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from dataset.audit import CLI
+    from dataset.roles import COMMAND_LINE
     from training.job_report import report
     from training.jobs.runner import JobRunner
     from training.jobs.spec import JobState
@@ -66,9 +66,9 @@ def _segment(args: argparse.Namespace) -> int:
         settings["augment"] = STAIN_JITTER.model_dump()
     ws = _workspace(args)
     if args.init_from is None:
-        job_id = submit_training(ws, settings, actor=CLI)
+        job_id = submit_training(ws, settings, actor=COMMAND_LINE)
     else:  # the Train page's "Update the current model", with the flags given overriding it
-        job_id = submit_update(ws, args.init_from, settings, actor=CLI)
+        job_id = submit_update(ws, args.init_from, settings, actor=COMMAND_LINE)
     queued = f"queued training job {job_id}"
     if args.init_from is not None:  # say which model, and that its architecture is kept
         from training.jobs.folder import read_spec
@@ -111,18 +111,18 @@ def _auto_update(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from dataset.audit import CLI
+    from dataset.roles import COMMAND_LINE
     from training.service import promote_model
 
-    change = promote_model(_workspace(args), args.model_id, actor=CLI)
+    change = promote_model(_workspace(args), args.model_id, actor=COMMAND_LINE)
     return _pointer(args, change, "is now current")
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from dataset.audit import CLI
+    from dataset.roles import COMMAND_LINE
     from training.service import rollback_model
 
-    change = rollback_model(_workspace(args), args.kind, actor=CLI)
+    change = rollback_model(_workspace(args), args.kind, actor=COMMAND_LINE)
     return _pointer(args, change, "is current again (rolled back)")
 
 

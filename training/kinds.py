@@ -4,6 +4,9 @@ the pages and CLIs read (instead of string literals repeated across files).
 Promises:
 - Every kind names a ``module:function`` job target (:mod:`training.jobs`) that exists.
 - An unknown kind is refused with the list of valid ones (:func:`target_of`).
+- Cancelling a job needs the right that starting it needs (:func:`cancel_right`): ``train``
+  for a training run, ``suggest`` for scoring (:mod:`dataset.roles`), and the admin's
+  ``train`` for any other kind the job runner was given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,21 @@ JOB_KINDS: dict[str, str] = {
     TRAIN_DIAGNOSIS: "training.diagnosis.service.runs:train_job",
 }
 
-__all__ = ["JOB_KINDS", "SCORE", "TRAIN_DIAGNOSIS", "TRAIN_SEGMENTATION", "target_of"]
+# kind -> the dataset.roles action whose right cancels it
+_CANCEL_RIGHTS: dict[str, str] = {
+    TRAIN_SEGMENTATION: "train",
+    SCORE: "suggest",
+    TRAIN_DIAGNOSIS: "train",
+}
+
+__all__ = [
+    "JOB_KINDS",
+    "SCORE",
+    "TRAIN_DIAGNOSIS",
+    "TRAIN_SEGMENTATION",
+    "cancel_right",
+    "target_of",
+]
 
 
 def target_of(kind: str) -> str:
@@ -33,3 +50,10 @@ def target_of(kind: str) -> str:
         raise KeyError(
             f"unknown job kind {kind!r}; the kinds are: {', '.join(JOB_KINDS)}"
         ) from None
+
+
+def cancel_right(kind: str) -> str:
+    """The role action (:data:`dataset.roles.ACTIONS`) an account needs to cancel a ``kind``
+    job; ``train`` (an admin's) for a kind outside :data:`JOB_KINDS`, which the job runner
+    accepts (it runs any target it is given)."""
+    return _CANCEL_RIGHTS.get(kind, "train")

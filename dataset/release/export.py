@@ -29,6 +29,7 @@ from dataset.release.manifest import (
     release_dir,
 )
 from dataset.release.verify import verify_release
+from dataset.roles import Actor
 from dataset.schema import UNLABELLED
 from dataset.store import Store
 
@@ -37,7 +38,7 @@ __all__ = ["export_release"]
 
 # ----------------------------------------------------------------------------- export
 def export_release(
-    store: Store, version: str, fmt: Literal["zip", "png-masks"], out: Path, *, actor: str
+    store: Store, version: str, fmt: Literal["zip", "png-masks"], out: Path, *, actor: Actor
 ) -> Path:
     """Package a release for download, after checking it against its manifest.
 
@@ -48,16 +49,18 @@ def export_release(
 
     Args:
         out: A folder to write into (the file is named after the release), or a ``.zip`` path.
-        actor: Who exports, for the audit trail (an ``export`` row once the file is written).
+        actor: Who exports: the role must allow ``export``; the audit trail gets an
+            ``export`` row once the file is written.
 
     Returns:
         The zip file written (atomically: a partial file is never left under its name).
 
     Raises:
+        dataset.roles.PermissionDenied: The actor's role may not export (nothing is written).
         ReleaseError: Unknown format, no such release, the release fails verification, or
             ``out`` lies inside the workspace's releases folder.
     """
-    audit.require_actor(actor, "export")
+    name = audit.authorise(actor, "export", "export")
     if fmt not in ("zip", "png-masks"):
         raise ReleaseError(f"Unknown export format {fmt!r}; use 'zip' or 'png-masks'.")
     report = verify_release(store, version)
@@ -94,7 +97,7 @@ def export_release(
         raise
     audit.record(
         store,
-        actor=actor,
+        actor=name,
         action="export",
         object_id=version,
         detail={"format": fmt, "file": target.name},

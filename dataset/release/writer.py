@@ -74,6 +74,7 @@ from dataset.release.manifest import (
     _releases_root,
 )
 from dataset.release.pseudonyms import account_key, pseudonym_secret
+from dataset.roles import Actor
 from dataset.schema import UNLABELLED, UNLABELLED_NAME
 from dataset.store import APPROVED, REVIEW_STATES, SPLITS, Store, TileInfo
 
@@ -142,7 +143,7 @@ def create_release(
     options: ReleaseOptions | None = None,
     approved_only: bool = False,
     name_people: bool = False,
-    actor: str,
+    actor: Actor,
 ) -> ReleaseInfo:
     """Freeze the latest revision of every labelled tile into ``releases/<version>``.
 
@@ -158,16 +159,18 @@ def create_release(
         name_people: Name the annotators and reviewers (the ``annotator`` column and the
             card); by default the column holds a pseudonymous account key and the card
             counts people per role.
-        actor: Who releases, for the audit trail (a ``release`` row once it is recorded).
+        actor: Who releases: the role must allow ``release``; the audit trail gets a
+            ``release`` row once it is recorded.
 
     Returns:
         The new release.
 
     Raises:
+        dataset.roles.PermissionDenied: The actor's role may not release (nothing is written).
         ReleaseError: Bad or non-increasing version, no message, or nothing labelled (or,
             with ``approved_only``, nothing approved) yet.
     """
-    audit.require_actor(actor, "release")
+    name = audit.authorise(actor, "release", "release")
     target = SemVer.parse(version)
     if not message or not message.strip():
         raise ReleaseError("Give a release message saying what changed, e.g. -m 'More WBCs'.")
@@ -203,7 +206,7 @@ def create_release(
         _record(store, manifest, manifest_sha)
         audit.record(
             store,
-            actor=actor,
+            actor=name,
             action="release",
             object_id=version,
             after=manifest_sha,

@@ -160,7 +160,7 @@ def test_only_an_admin_saves_the_classes(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
     at = open_page("pages/upload.py", "ana", "annotator")
     at.button(key="up_save_classes").click().run()
-    assert any("ana (annotator) may not classes" in e.value for e in at.error)
+    assert any("ana (annotator) may not change the classes" in e.value for e in at.error)
     assert not Store.open(root).is_initialised()
     at = open_page("pages/upload.py", "boss", "admin")
     at.button(key="up_save_classes").click().run()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dataset.roles import Actor
 from tests._accounts import open_page
 from tests.training._diagnosis_data import FAST, fill_registry
 from training.diagnosis.registry import Registry
@@ -104,7 +105,9 @@ def test_probabilities_and_type_caveat_with_a_model(workspace: Path) -> None:
     torch.set_num_threads(1)
     try:
         train(
-            workspace, TrainRequest(target="multiclass", folds=0, classifier=FAST), actor="tester"
+            workspace,
+            TrainRequest(target="multiclass", folds=0, classifier=FAST),
+            actor=Actor("tester", "admin"),
         )
     finally:
         torch.set_num_threads(threads)

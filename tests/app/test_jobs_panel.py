@@ -149,3 +149,18 @@ def test_the_panel_says_nothing_on_pages_without_a_job(
     at.switch_page("pages/suggestions.py").run()
     assert not at.get("progress") and not [x for x in at.expander if x.label == "Log"]
     assert "score_job_id" not in at.session_state
+
+
+def test_a_clinician_sees_the_classifier_run_but_may_not_cancel_it(
+    populated: Path, tmp_path: Path, jobs: Jobs, monkeypatch
+) -> None:
+    # A clinician uses the Diagnosis page; training (and so stopping it) is for an admin.
+    ws = Path(shutil.copytree(populated, tmp_path / "ws"))
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
+    at = open_page("pages/diagnosis.py", "dr-c", "clinician", timeout=120)
+    jobs.set(TRAIN_DIAGNOSIS, JobState.RUNNING, progress=PAGES["pages/diagnosis.py"][2])
+    at.session_state["dx_train_job"] = "job-42"
+    at.run()
+    assert not at.exception, at.exception
+    cancel = at.button(key="dx_train_job_cancel")
+    assert cancel.disabled and "may not cancel" in cancel.help

@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dataset.images import encode_png_lossless, smear_id_for
+from dataset.roles import Actor
 from dataset.store import NewSmear, Store
 from model_zoo import Zoo
 from tests._accounts import open_page
@@ -136,7 +137,9 @@ def test_start_shows_the_refusal_when_another_run_was_queued_meanwhile(
 
     ws = make_workspace(tmp_path / "ws")
     at = page(ws, "pages/train.py", monkeypatch)
-    other = submit_training(ws, {"epochs": 1}, actor="tester")  # e.g. python -m training segment
+    other = submit_training(
+        ws, {"epochs": 1}, actor=Actor("tester", "admin")
+    )  # e.g. python -m training segment
     next(b for b in at.button if b.label == "Train from scratch").click()
     at.run()
     assert not at.exception, at.exception
@@ -185,7 +188,7 @@ def test_update_shows_the_refusal_when_a_run_was_queued_meanwhile(
     from training.service import submit_training
 
     at = page(trained_ws, "pages/train.py", monkeypatch)
-    other = submit_training(trained_ws, {"epochs": 1}, actor="tester")
+    other = submit_training(trained_ws, {"epochs": 1}, actor=Actor("tester", "admin"))
     at.button(key="train_update").click()
     at.run()
     assert not at.exception, at.exception
@@ -369,7 +372,7 @@ def test_score_button_queues_scoring_and_label_this_opens_the_label_page(
     assert not at.exception, at.exception
     new = [j for j in JobRunner(ws).list() if j.job_id not in before]
     assert [(j.kind, j.state) for j in new] == [(SCORE, JobState.QUEUED)]
-    JobRunner(ws).cancel(new[0].job_id, actor="tester")
+    JobRunner(ws).cancel(new[0].job_id, actor=Actor("tester", "admin"))
 
     # Scores written as the job would (spread apart: a one-epoch model's own entropy scores
     # are all alike, which the page answers with a random order), ranked with heat maps.

@@ -26,6 +26,7 @@ from dataset.demo import load_demo
 from dataset.imports import MaskPair, import_masks
 from dataset.ingest import ingest_files
 from dataset.release import create_release, export_release
+from dataset.roles import Actor
 from dataset.store import Store
 from tests._accounts import add_account
 
@@ -136,7 +137,7 @@ def test_the_module_offers_no_way_to_change_or_remove_a_row() -> None:
         and getattr(value, "__module__", "") == audit.__name__
     }
     assert public == {"record", "record_all", "read", "parse_when", "require_actor",
-                      "AuditError", "AuditRow", "Event"}  # fmt: skip
+                      "authorise", "AuditError", "AuditRow", "Event"}  # fmt: skip
     words = ("delete", "update", "remove", "edit", "overwrite", "truncate", "vacuum", "restore")
     assert not [n for n in dir(audit) if any(w in n.lower() for w in words)]
 
@@ -286,11 +287,11 @@ def test_skip_records_who_skipped(labelled) -> None:
 
 def test_release_and_export_record_the_version(labelled, tmp_path: Path) -> None:
     store, _ = labelled
-    info = create_release(store, "1.0.0", "first", actor="rita")
+    info = create_release(store, "1.0.0", "first", actor=Actor("rita", "admin"))
     [row] = rows_of(store, "release")
     assert key(row) == ("rita", "release", "1.0.0", None, info.manifest_sha256)
     assert json.loads(row.detail)["n_tiles"] == info.n_tiles
-    out = export_release(store, "1.0.0", "zip", tmp_path / "out", actor="adam")
+    out = export_release(store, "1.0.0", "zip", tmp_path / "out", actor=Actor("adam", "admin"))
     [row] = rows_of(store, "export")
     assert key(row) == ("adam", "export", "1.0.0", None, None)
     assert json.loads(row.detail) == {"format": "zip", "file": out.name}
@@ -298,9 +299,9 @@ def test_release_and_export_record_the_version(labelled, tmp_path: Path) -> None
 
 def test_a_refused_release_records_nothing(labelled) -> None:
     store, _ = labelled
-    create_release(store, "1.0.0", "first", actor="rita")
+    create_release(store, "1.0.0", "first", actor=Actor("rita", "admin"))
     with pytest.raises(ValueError, match="exists already"):
-        create_release(store, "1.0.0", "again", actor="rita")
+        create_release(store, "1.0.0", "again", actor=Actor("rita", "admin"))
     assert len(rows_of(store, "release")) == 1
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dataset.ingest import ingest_files, ingest_paths
+from dataset.roles import Actor
 from dataset.store import Store
 from tests._accounts import add_account
 
@@ -261,7 +262,7 @@ def released(store, make_smear, encode_image):
     )
     tile = store.tiles(res.smear_id)[0]
     store.save_mask(tile.tile_id, np.ones((tile.h, tile.w), np.uint8), annotator="ann")
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     return store, info
 
 
@@ -272,9 +273,11 @@ def test_export_into_the_releases_folder_is_refused_and_the_release_stays_valid(
     inside = [info.path, store.root / "releases", store.root / "releases" / "x.zip"]
     for out in inside:
         with pytest.raises(ReleaseError, match="inside the workspace's releases folder"):
-            export_release(store, "1.0.0", "zip", out, actor="tester")
+            export_release(store, "1.0.0", "zip", out, actor=Actor("tester", "admin"))
     assert verify_release(store, "1.0.0").ok
-    outside = export_release(store, "1.0.0", "zip", tmp_path / "exports", actor="tester")
+    outside = export_release(
+        store, "1.0.0", "zip", tmp_path / "exports", actor=Actor("tester", "admin")
+    )
     assert outside.is_file() and verify_release(store, "1.0.0").ok
 
 
@@ -299,7 +302,7 @@ def test_a_version_must_match_to_the_end(released, version):
     with pytest.raises(ReleaseError, match="is not a version"):
         SemVer.parse(version)
     with pytest.raises(ReleaseError, match="is not a version"):
-        create_release(store, version, "again", actor="tester")
+        create_release(store, version, "again", actor=Actor("tester", "admin"))
 
 
 # ------------------------------------------------------------------ annotate, annotator

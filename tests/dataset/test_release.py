@@ -35,6 +35,7 @@ from dataset.release import (
 )
 from dataset.release import writer as rel
 from dataset.release.pseudonyms import account_key, pseudonym_secret
+from dataset.roles import Actor
 from dataset.schema import UNLABELLED
 from dataset.store import SPLITS, NewSmear, Store, group_key, split_for_group
 
@@ -118,7 +119,11 @@ def _snapshot(path: Path) -> dict[str, tuple[str, int]]:
 def test_release_holds_latest_labelled_revisions_with_images(store: Store) -> None:
     progress: list[tuple[int, int]] = []
     info = create_release(
-        store, "1.0.0", "first", on_progress=lambda d, n: progress.append((d, n)), actor="tester"
+        store,
+        "1.0.0",
+        "first",
+        on_progress=lambda d, n: progress.append((d, n)),
+        actor=Actor("tester", "admin"),
     )
     expected = _expected_ids(store)
     assert len(expected) == 7 * 2 - 1  # tiles 0 and 1 of each smear, less the skipped one
@@ -154,7 +159,7 @@ def test_release_copies_stored_pngs_without_touching_pixels(
     monkeypatch.setattr(fresh, "_image_cache", no_pixels)
     monkeypatch.setattr("dataset.store.smears.encode_rgb", no_pixels)
     monkeypatch.setattr("dataset.store.tiles.encode_rgb", no_pixels)
-    info = create_release(fresh, "1.0.0", "bytes only", actor="tester")
+    info = create_release(fresh, "1.0.0", "bytes only", actor=Actor("tester", "admin"))
     rows = [r for rs in _split_tables(info.path).values() for r in rs]
     assert len(rows) == len(stored)
     for r in rows:
@@ -169,7 +174,7 @@ def test_a_damaged_mask_is_refused_by_name(store: Store, monkeypatch: pytest.Mon
     small.save(buf, format="PNG")
     monkeypatch.setattr(rel._MaskSpill, "get", lambda self, t: buf.getvalue())
     with pytest.raises(ReleaseError, match="3x3 L but its tile needs 32x32"):
-        create_release(store, "1.0.0", "damaged", actor="tester")
+        create_release(store, "1.0.0", "damaged", actor=Actor("tester", "admin"))
     monkeypatch.setattr(rel._MaskSpill, "get", real)
     assert list((store.root / "releases").iterdir()) == []
 
@@ -198,7 +203,7 @@ def test_a_mask_with_stored_counts_is_checked_from_its_png_header(
 
 
 def test_parquet_schema_carries_features_classes_and_schema_version(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     for f in (info.path / "data").glob("*.parquet"):
         meta = pq.read_schema(f).metadata
         features = json.loads(meta[b"huggingface"])["info"]["features"]
@@ -219,7 +224,7 @@ def test_pandas_duckdb_and_datasets_read_the_release(
     import duckdb
     import pandas as pd
 
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     n = info.n_tiles
     df = pd.read_parquet(info.path / "data")
     assert len(df) == n and set(df["tile_id"]) == _expected_ids(store)
@@ -248,7 +253,9 @@ def test_pandas_duckdb_and_datasets_read_the_release(
 
 def test_files_roll_over_and_row_groups_stay_small(store: Store, tmp_path: Path) -> None:
     opts = ReleaseOptions(rows_per_group=1, max_file_rows=2)
-    info = create_release(store, "1.0.0", "small files", options=opts, actor="tester")
+    info = create_release(
+        store, "1.0.0", "small files", options=opts, actor=Actor("tester", "admin")
+    )
     names = sorted(p.name for p in (info.path / "data").iterdir())
     assert info.counts["train"] >= 3
     for split, count in info.counts.items():
@@ -262,7 +269,9 @@ def test_files_roll_over_and_row_groups_stay_small(store: Store, tmp_path: Path)
 
 
 def test_card_and_manifest_describe_the_release(store: Store) -> None:
-    info = create_release(store, "1.0.0", "WBC pass", license="cc-by-4.0", actor="tester")
+    info = create_release(
+        store, "1.0.0", "WBC pass", license="cc-by-4.0", actor=Actor("tester", "admin")
+    )
     card = (info.path / "README.md").read_text()
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert card.startswith('---\nlicense: "cc-by-4.0"')
@@ -335,7 +344,9 @@ def test_card_counts_come_from_stored_counts_and_equal_decoding_the_released_mas
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(Store.open(store.root), "1.0.0", "no decoding", actor="tester")
+    info = create_release(
+        Store.open(store.root), "1.0.0", "no decoding", actor=Actor("tester", "admin")
+    )
     assert calls == []  # every revision of the fixture was saved with its counts
     manifest = json.loads((info.path / "manifest.json").read_text())
     names = store.schema().names
@@ -355,7 +366,7 @@ def test_masks_saved_without_counts_are_decoded_for_the_card_and_released_as_sto
     legacy = _legacy_rows(store, ids[:5], seed=11)
     store = Store.open(store.root)
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(store, "1.0.0", "mixed", actor="tester")
+    info = create_release(store, "1.0.0", "mixed", actor=Actor("tester", "admin"))
     assert len(calls) == 5  # only the revisions without counts
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
@@ -385,7 +396,7 @@ def test_a_revisions_table_from_before_class_counts_is_released(
     store.save_mask(tiles[3].tile_id, np.full((32, 32), 1, np.uint8), annotator="new")
     assert "class_px" in store.scan("revisions").schema.names
     calls = _counting_mask_decodes(monkeypatch)
-    info = create_release(store, "1.0.0", "old table", actor="tester")
+    info = create_release(store, "1.0.0", "old table", actor=Actor("tester", "admin"))
     assert info.n_tiles == 4 and len(calls) == 3
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["class_pixel_counts"] == _released_mask_counts(info.path, store.schema().names)
@@ -393,7 +404,7 @@ def test_a_revisions_table_from_before_class_counts_is_released(
 
 # ----------------------------------------------------------------------------- splits, privacy
 def test_no_smear_in_two_splits_and_splits_are_the_workspace_ones(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     tables = _split_tables(info.path)
     seen: dict[str, str] = {}
     for split, rows in tables.items():
@@ -409,8 +420,12 @@ def test_no_smear_in_two_splits_and_splits_are_the_workspace_ones(store: Store) 
 
 
 def test_patient_key_is_salted_per_release_and_never_the_pseudonym(store: Store) -> None:
-    first = _split_tables(create_release(store, "1.0.0", "first", actor="tester").path)
-    second = _split_tables(create_release(store, "1.1.0", "second", actor="tester").path)
+    first = _split_tables(
+        create_release(store, "1.0.0", "first", actor=Actor("tester", "admin")).path
+    )
+    second = _split_tables(
+        create_release(store, "1.1.0", "second", actor=Actor("tester", "admin")).path
+    )
     patient_of = {s.smear_id: s.patient for s in store.smears()}
 
     def keys(tables: dict[str, list[dict]]) -> dict[str, str | None]:
@@ -436,10 +451,12 @@ def test_patient_key_is_salted_per_release_and_never_the_pseudonym(store: Store)
 
 
 def test_upload_names_and_pseudonyms_appear_nowhere(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     exports = [
-        export_release(store, "1.0.0", "zip", tmp_path / "out", actor="tester"),
-        export_release(store, "1.0.0", "png-masks", tmp_path / "out", actor="tester"),
+        export_release(store, "1.0.0", "zip", tmp_path / "out", actor=Actor("tester", "admin")),
+        export_release(
+            store, "1.0.0", "png-masks", tmp_path / "out", actor=Actor("tester", "admin")
+        ),
     ]
     secrets_ = [LABEL.encode(), *(p.encode() for p in PATIENTS)]
     blobs = [p.read_bytes() for p in info.path.rglob("*") if p.is_file()]
@@ -467,7 +484,9 @@ def test_save_during_release_is_not_in_it(store: Store) -> None:
             m[m == UNLABELLED] = 0
             saved.append(store.save_mask(target, m, annotator="late", force=True))
 
-    info = create_release(store, "1.0.0", "first", on_progress=meddle, actor="tester")
+    info = create_release(
+        store, "1.0.0", "first", on_progress=meddle, actor=Actor("tester", "admin")
+    )
     row = next(r for rs in _split_tables(info.path).values() for r in rs if r["tile_id"] == target)
     assert saved and saved[0].revision == before.revision + 1
     key = account_key(pseudonym_secret(store.root), before.annotator)
@@ -502,21 +521,21 @@ def test_semver_precedence_follows_semver_org() -> None:
 
 
 def test_versions_must_increase_and_a_release_is_never_rewritten(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     before = _snapshot(info.path)
     with pytest.raises(ReleaseError, match=r"exists already and is never rewritten.*1\.0\.1"):
-        create_release(store, "1.0.0", "again", actor="tester")
+        create_release(store, "1.0.0", "again", actor=Actor("tester", "admin"))
     for lower in ("0.9.0", "1.0.0-rc.1"):
         with pytest.raises(ReleaseError, match=r"lower than the latest release 1\.0\.0"):
-            create_release(store, lower, "older", actor="tester")
+            create_release(store, lower, "older", actor=Actor("tester", "admin"))
     with pytest.raises(ReleaseError, match="same precedence"):
-        create_release(store, "1.0.0+rebuild", "same", actor="tester")
+        create_release(store, "1.0.0+rebuild", "same", actor=Actor("tester", "admin"))
     with pytest.raises(ReleaseError, match="not a version"):
-        create_release(store, "v1.1.0", "prefixed", actor="tester")
+        create_release(store, "v1.1.0", "prefixed", actor=Actor("tester", "admin"))
     assert _snapshot(info.path) == before
     assert [r.version for r in list_releases(store)] == ["1.0.0"]
-    create_release(store, "1.1.0-rc.1", "candidate", actor="tester")
-    create_release(store, "1.1.0", "final", actor="tester")
+    create_release(store, "1.1.0-rc.1", "candidate", actor=Actor("tester", "admin"))
+    create_release(store, "1.1.0", "final", actor=Actor("tester", "admin"))
     assert [r.version for r in list_releases(store)] == ["1.0.0", "1.1.0-rc.1", "1.1.0"]
     assert _snapshot(info.path) == before
     mode = (info.path / "manifest.json").stat().st_mode
@@ -527,15 +546,15 @@ def test_refuses_empty_message_and_empty_workspace(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "empty")
     store.init(tile_size=32)
     with pytest.raises(ReleaseError, match="message"):
-        create_release(store, "1.0.0", "  ", actor="tester")
+        create_release(store, "1.0.0", "  ", actor=Actor("tester", "admin"))
     with pytest.raises(ReleaseError, match="Nothing to release"):
-        create_release(store, "1.0.0", "nothing", actor="tester")
+        create_release(store, "1.0.0", "nothing", actor=Actor("tester", "admin"))
     assert not release_dir(store, "1.0.0").exists()
 
 
 # ----------------------------------------------------------------------------- integrity
 def test_verify_detects_a_flipped_byte(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     assert verify_release(store, "1.0.0").ok
     victim = sorted((info.path / "data").glob("*.parquet"))[0]
     victim.chmod(0o644)
@@ -548,11 +567,11 @@ def test_verify_detects_a_flipped_byte(store: Store, tmp_path: Path) -> None:
         (victim.relative_to(info.path).as_posix(), "changed")
     ]
     with pytest.raises(ReleaseError, match="does not match its manifest"):
-        export_release(store, "1.0.0", "zip", tmp_path, actor="tester")
+        export_release(store, "1.0.0", "zip", tmp_path, actor=Actor("tester", "admin"))
 
 
 def test_verify_detects_an_edited_manifest_and_added_files(store: Store) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     manifest = info.path / "manifest.json"
     manifest.chmod(0o644)
     manifest.write_text(manifest.read_text().replace('"first"', '"edited"'))
@@ -576,13 +595,17 @@ def test_failure_mid_write_leaves_no_release_and_no_row(
     monkeypatch.setattr(rel._SplitWriter, "_flush", failing_flush)
     with pytest.raises(OSError, match="simulated"):
         create_release(
-            store, "1.0.0", "doomed", options=ReleaseOptions(rows_per_group=2), actor="tester"
+            store,
+            "1.0.0",
+            "doomed",
+            options=ReleaseOptions(rows_per_group=2),
+            actor=Actor("tester", "admin"),
         )
     monkeypatch.undo()
     releases = store.root / "releases"
     assert list(releases.iterdir()) == []
     assert list_releases(store) == [] and store.tables.read("releases").num_rows == 0
-    assert create_release(store, "1.0.0", "retry", actor="tester").n_tiles == len(
+    assert create_release(store, "1.0.0", "retry", actor=Actor("tester", "admin")).n_tiles == len(
         _expected_ids(store)
     )
 
@@ -593,7 +616,7 @@ def test_failure_in_card_leaves_nothing(store: Store, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(rel, "render_card", boom)
     with pytest.raises(RuntimeError):
-        create_release(store, "1.0.0", "doomed", actor="tester")
+        create_release(store, "1.0.0", "doomed", actor=Actor("tester", "admin"))
     assert list((store.root / "releases").iterdir()) == []
     assert store.tables.read("releases").num_rows == 0
 
@@ -603,7 +626,7 @@ def test_leftovers_of_a_killed_release_are_invisible_and_cleaned(store: Store) -
     (leftover / "data").mkdir(parents=True)
     (leftover / "data" / "train-00000.parquet").write_bytes(b"half")
     assert list_releases(store) == []
-    create_release(store, "1.0.0", "after the crash", actor="tester")
+    create_release(store, "1.0.0", "after the crash", actor=Actor("tester", "admin"))
     assert not leftover.exists()
     assert [r.version for r in list_releases(store)] == ["1.0.0"]
 
@@ -616,20 +639,20 @@ def test_release_renamed_but_not_recorded_is_adopted(
 
     monkeypatch.setattr(rel, "_record", crash)
     with pytest.raises(KeyboardInterrupt):
-        create_release(store, "1.0.0", "first", actor="tester")
+        create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     monkeypatch.undo()
     assert release_dir(store, "1.0.0").is_dir() and list_releases(store) == []
     with pytest.raises(ReleaseError, match="exists already"):
-        create_release(store, "1.0.0", "again", actor="tester")
-    create_release(store, "1.0.1", "next", actor="tester")
+        create_release(store, "1.0.0", "again", actor=Actor("tester", "admin"))
+    create_release(store, "1.0.1", "next", actor=Actor("tester", "admin"))
     assert [r.version for r in list_releases(store)] == ["1.0.0", "1.0.1"]
     assert verify_release(store, "1.0.0").ok
 
 
 # ----------------------------------------------------------------------------- exports
 def test_zip_export_holds_the_release(store: Store, tmp_path: Path) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
-    z = export_release(store, "1.0.0", "zip", tmp_path / "dl", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
+    z = export_release(store, "1.0.0", "zip", tmp_path / "dl", actor=Actor("tester", "admin"))
     assert z == tmp_path / "dl" / "smearlab-release-1.0.0.zip"
     with zipfile.ZipFile(z) as zf:
         names = set(zf.namelist())
@@ -646,8 +669,10 @@ def test_zip_export_holds_the_release(store: Store, tmp_path: Path) -> None:
 def test_png_mask_export_has_one_index_png_per_tile_and_a_legend(
     store: Store, tmp_path: Path
 ) -> None:
-    info = create_release(store, "1.0.0", "first", actor="tester")
-    z = export_release(store, "1.0.0", "png-masks", tmp_path / "masks.zip", actor="tester")
+    info = create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
+    z = export_release(
+        store, "1.0.0", "png-masks", tmp_path / "masks.zip", actor=Actor("tester", "admin")
+    )
     assert z == tmp_path / "masks.zip"
     top = "smearlab-release-1.0.0-masks/"
     with zipfile.ZipFile(z) as zf:
@@ -675,10 +700,10 @@ def test_png_mask_export_has_one_index_png_per_tile_and_a_legend(
 
 def test_export_refuses_unknown_format_and_release(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="No release"):
-        export_release(store, "9.9.9", "zip", tmp_path, actor="tester")
-    create_release(store, "1.0.0", "first", actor="tester")
+        export_release(store, "9.9.9", "zip", tmp_path, actor=Actor("tester", "admin"))
+    create_release(store, "1.0.0", "first", actor=Actor("tester", "admin"))
     with pytest.raises(ReleaseError, match="'zip' or 'png-masks'"):
-        export_release(store, "1.0.0", "tar", tmp_path, actor="tester")  # type: ignore[arg-type]
+        export_release(store, "1.0.0", "tar", tmp_path, actor=Actor("tester", "admin"))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ module layout

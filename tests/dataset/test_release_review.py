@@ -48,7 +48,9 @@ def test_an_approved_only_release_holds_the_approved_tiles_and_says_so(
     reviewed: tuple[Store, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, ids = reviewed
-    info = create_release(store, "1.0.0", "approved", approved_only=True, actor="tester")
+    info = create_release(
+        store, "1.0.0", "approved", approved_only=True, actor=Actor("tester", "admin")
+    )
     rows = _rows(info.path)
     assert sorted(r["tile_id"] for r in rows) == sorted(ids[:2])
     manifest = json.loads((info.path / "manifest.json").read_text())
@@ -78,7 +80,7 @@ def test_the_card_counts_every_review_state_and_people_by_role_without_names(
     reviewed: tuple[Store, list[str]],
 ) -> None:
     store, _ = reviewed
-    info = create_release(store, "1.0.0", "all", actor="tester")
+    info = create_release(store, "1.0.0", "all", actor=Actor("tester", "admin"))
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["approved_only"] is False
     assert manifest["review_counts"] == {"unreviewed": 1, "approved": 2, "changes_requested": 1}
@@ -99,11 +101,11 @@ def test_the_annotator_key_is_stable_across_releases_and_needs_the_workspace_sec
     store, ids = reviewed
     first = {
         r["tile_id"]: r["annotator"]
-        for r in _rows(create_release(store, "1.0.0", "a", actor="tester").path)
+        for r in _rows(create_release(store, "1.0.0", "a", actor=Actor("tester", "admin")).path)
     }
     second = {
         r["tile_id"]: r["annotator"]
-        for r in _rows(create_release(store, "1.1.0", "b", actor="tester").path)
+        for r in _rows(create_release(store, "1.1.0", "b", actor=Actor("tester", "admin")).path)
     }
     assert first == second  # stable across releases of the workspace
     assert first[ids[0]] == first[ids[2]] != first[ids[1]]  # one key per account
@@ -119,7 +121,7 @@ def test_a_lab_that_opts_in_names_annotators_and_reviewers(
     reviewed: tuple[Store, list[str]],
 ) -> None:
     store, ids = reviewed
-    info = create_release(store, "1.0.0", "named", name_people=True, actor="tester")
+    info = create_release(store, "1.0.0", "named", name_people=True, actor=Actor("tester", "admin"))
     rows = {r["tile_id"]: r["annotator"] for r in _rows(info.path)}
     assert rows[ids[0]] == "ana" and rows[ids[1]] == "bob"
     manifest = json.loads((info.path / "manifest.json").read_text())
@@ -138,7 +140,7 @@ def test_approved_only_with_nothing_approved_is_refused(store: Store, make_smear
     tid = store.tiles(sid)[0].tile_id
     store.save_mask(tid, np.ones((64, 64), np.uint8), annotator="ana")
     with pytest.raises(ReleaseError, match="none of the 1 labelled tiles is approved"):
-        create_release(store, "1.0.0", "x", approved_only=True, actor="tester")
+        create_release(store, "1.0.0", "x", approved_only=True, actor=Actor("tester", "admin"))
     assert not (store.root / "releases" / "1.0.0").exists()
 
 
@@ -148,7 +150,10 @@ def test_the_card_reports_the_agreement_of_the_released_double_labelled_tiles(
     from dataset.settings import set_workspace_setting
 
     store, ids = reviewed
-    card = create_release(store, "0.9.0", "none twice", actor="tester").path / "README.md"
+    card = (
+        create_release(store, "0.9.0", "none twice", actor=Actor("tester", "admin")).path
+        / "README.md"
+    )
     assert "No released tile was labelled twice" in card.read_text()
     set_workspace_setting(store.root, "double_label_share", 1.0)
     # carl labels two tiles again: ids[0] (ana's, all erythrocyte) the same, ids[3] (ana's) as
@@ -157,7 +162,7 @@ def test_the_card_reports_the_agreement_of_the_released_double_labelled_tiles(
     # ids[3] only: Dice 0, IoU 0, 1 tile. ids[3] is unreviewed, left out of approved-only.
     store.save_label(ids[0], np.ones((64, 64), np.uint8), annotator="carl")
     store.save_label(ids[3], np.zeros((64, 64), np.uint8), annotator="carl")
-    info = create_release(store, "1.0.0", "agreement", actor="tester")
+    info = create_release(store, "1.0.0", "agreement", actor=Actor("tester", "admin"))
     text = (info.path / "README.md").read_text()
     secret = pseudonym_secret(store.root)
     ana, carl = sorted([account_key(secret, "ana"), account_key(secret, "carl")])
@@ -171,7 +176,12 @@ def test_the_card_reports_the_agreement_of_the_released_double_labelled_tiles(
     released = {r["tile_id"]: r["annotator"] for r in _rows(info.path)}
     assert released[ids[3]] == account_key(secret, "ana")
     named = create_release(
-        store, "1.1.0", "approved", approved_only=True, name_people=True, actor="tester"
+        store,
+        "1.1.0",
+        "approved",
+        approved_only=True,
+        name_people=True,
+        actor=Actor("tester", "admin"),
     )
     text = (named.path / "README.md").read_text()
     assert "| ana / carl | erythrocyte | 1.000 | 1.000 | 1 |" in text

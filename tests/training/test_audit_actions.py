@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from dataset import audit
+from dataset.roles import COMMAND_LINE, SYSTEM, Actor
 from dataset.store import NewSmear
 from model_zoo import ModelCard, Zoo
 from training import cli
@@ -49,21 +50,22 @@ def no_worker(monkeypatch):
 
 # ------------------------------------------------------------------------------ training
 def test_train_start_and_cancel_record_the_job_and_who(tmp_path: Path, no_worker) -> None:
-    job_id = submit_training(tmp_path, {"epochs": 1}, actor="adam")
+    job_id = submit_training(tmp_path, {"epochs": 1}, actor=Actor("adam", "admin"))
     [row] = audit.read(tmp_path, action="train_start")
     assert key(row) == ("adam", "train_start", job_id, None, None)
     assert json.loads(row.detail)["kind"] == TRAIN_SEGMENTATION
-    with pytest.raises(ValueError, match="Say who"):
-        submit_training(tmp_path, {"epochs": 1}, actor="")
+    with pytest.raises(TypeError, match="as an Actor"):  # a bare name carries no role
+        submit_training(tmp_path, {"epochs": 1}, actor="adam")
     runner = JobRunner(tmp_path)
-    assert runner.cancel(job_id, actor="bea").state == JobState.CANCELLED
+    assert runner.cancel(job_id, actor=Actor("bea", "admin")).state == JobState.CANCELLED
     assert rows(tmp_path, "train_cancel") == [
         ("bea", "train_cancel", job_id, "queued", "cancelled")
     ]
-    runner.cancel(job_id, actor="bea")  # ended already: nothing changes, nothing recorded
+    # Ended already: nothing changes, nothing is recorded.
+    runner.cancel(job_id, actor=Actor("bea", "admin"))
     assert len(rows(tmp_path, "train_cancel")) == 1
     score = submit_scoring(tmp_path, "random")
-    runner.cancel(score, actor="bea")
+    runner.cancel(score, actor=Actor("bea", "admin"))
     assert rows(tmp_path, "job_cancel") == [("bea", "job_cancel", score, "queued", "cancelled")]
 
 
@@ -78,14 +80,14 @@ def test_cli_segment_and_cancel_record_cli(tmp_path: Path, capsys, no_worker) ->
 def test_an_automatic_update_starts_as_system(tmp_path: Path, monkeypatch) -> None:
     from training.service import finetuning
 
-    asked: list[str] = []
+    asked: list[Actor] = []
     monkeypatch.setenv("SMEARLAB_AUTO_UPDATE_EVERY", "2")
     monkeypatch.setattr(finetuning, "new_labelled_tiles", lambda workspace: 3)
     monkeypatch.setattr(
         finetuning, "submit_update", lambda workspace, *, actor: asked.append(actor) or "job-1"
     )
     assert finetuning.auto_update(tmp_path).job_id == "job-1"
-    assert asked == [audit.SYSTEM]
+    assert asked == [SYSTEM] and SYSTEM.name == audit.SYSTEM
 
 
 def test_an_automatic_update_is_audited_as_a_training_start_by_system(
@@ -113,8 +115,8 @@ def _add(zoo: Zoo, kind: str = "diagnosis") -> ModelCard:
 def test_promote_and_rollback_record_previous_and_new_current(tmp_path: Path, capsys) -> None:
     zoo = Zoo(tmp_path)
     a, b = _add(zoo), _add(zoo)  # a became current as the first of its kind
-    promote_model(tmp_path, b.model_id, actor="adam")
-    rollback_model(tmp_path, "diagnosis", actor="adam")
+    promote_model(tmp_path, b.model_id, actor=Actor("adam", "admin"))
+    rollback_model(tmp_path, "diagnosis", actor=Actor("adam", "admin"))
     assert rows(tmp_path, "promote") == [("adam", "promote", b.model_id, a.model_id, b.model_id)]
     assert rows(tmp_path, "rollback") == [("adam", "rollback", a.model_id, b.model_id, a.model_id)]
     # The command line records "cli"; a refused promotion records nothing.
@@ -136,13 +138,13 @@ def test_what_a_new_current_model_triggers_is_audited_as_system(
     zoo = Zoo(tmp_path)
     _add(zoo, "segmentation")
     b = _add(zoo, "segmentation")
-    change = promote_model(tmp_path, b.model_id, actor="adam")
+    change = promote_model(tmp_path, b.model_id, actor=Actor("adam", "admin"))
     assert change.rescoring is not None
     [row] = audit.read(tmp_path, action="score_start")
     assert key(row) == ("system", "score_start", change.rescoring, None, None)
     assert json.loads(row.detail) == {"strategy": "entropy", "automatic": True}
     # A scoring job already waiting: nothing more is queued, and nothing recorded.
-    rollback_model(tmp_path, "segmentation", actor="adam")
+    rollback_model(tmp_path, "segmentation", actor=Actor("adam", "admin"))
     assert len(audit.read(tmp_path, action="score_start")) == 1
 
 
@@ -173,7 +175,7 @@ def test_a_foreground_diagnosis_training_records_start_and_automatic_promotion(
 
     workspace = tmp_path / "ws"
     fill_registry(workspace, 6)
-    card = train(workspace, TrainRequest(folds=0, classifier=FAST), actor="adam")
+    card = train(workspace, TrainRequest(folds=0, classifier=FAST), actor=Actor("adam", "admin"))
     assert [(r.actor, r.action) for r in audit.read(workspace)][-2:] == [
         ("adam", "train_start"),
         ("system", "promote"),
@@ -249,10 +251,10 @@ def test_a_csv_import_records_patients_visits_and_diagnoses(
 def test_opening_a_patient_record_is_recorded(registry: Registry, capsys) -> None:
     registry.add_patient("P-1", actor="clara")
     registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=6.8), entered_by="tom")
-    summary = open_patient(registry, "P-1", actor="dr-a")
+    summary = open_patient(registry, "P-1", actor=Actor("dr-a", "admin"))
     assert summary["patient"] == "P-1" and len(summary["visits"]) == 1
     with pytest.raises(RegistryError, match="No patient"):
-        open_patient(registry, "P-9", actor="dr-a")
+        open_patient(registry, "P-9", actor=Actor("dr-a", "admin"))
     ws = registry.store.root
     assert cli.main(["diagnosis", "show", "P-1", "--workspace", str(ws), "--json"]) == 0
     capsys.readouterr()
@@ -266,4 +268,5 @@ def test_the_cli_actor_names_agree() -> None:
     from training.diagnosis import cli as diagnosis_cli
     from training.jobs import cli as jobs_cli
 
-    assert diagnosis_cli._CLI == jobs_cli._CLI == audit.CLI
+    assert diagnosis_cli._CLI == audit.CLI == COMMAND_LINE.name
+    assert jobs_cli.COMMAND_LINE is COMMAND_LINE

@@ -276,7 +276,7 @@ def test_patient_visit_confirm_show_forecast(
     code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "dr-x", *ws)
     assert code == 1 and "no account 'dr-x'" in err
     code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "tech", *ws)
-    assert code == 1 and "may not confirm diagnosis" in err
+    assert code == 1 and "may not confirm diagnoses" in err
     confirmed = run_json(capsys, "confirm", "P-100", ids[-1], "prediabetes", "--by", "dr-a", *ws)
     assert (confirmed["diagnosis"], confirmed["revision"]) == ("prediabetes", 1)
     corrected = run_json(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "dr-b", *ws)

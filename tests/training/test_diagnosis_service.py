@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset.roles import Actor
 from model_zoo import Zoo
 from tests.training._diagnosis_data import (
     FAST,
@@ -109,7 +110,7 @@ def test_trained_model_lands_in_the_zoo_and_is_current_when_none_is(tmp_path: Pa
     registry = fill_registry(workspace, 8)
     zoo = Zoo(workspace)
     assert zoo.current("diagnosis") is None
-    card = train(workspace, request(), actor="tester")
+    card = train(workspace, request(), actor=Actor("tester", "admin"))
     assert card.kind == "diagnosis" and card.classes == list(BINARY_CLASSES)
     assert zoo.current("diagnosis") == card
     assert zoo.current("segmentation") is None
@@ -124,7 +125,7 @@ def test_trained_model_lands_in_the_zoo_and_is_current_when_none_is(tmp_path: Pa
     model = load_classifier(folder)
     assert model.classes == BINARY_CLASSES
 
-    second = train(workspace, request(model="logreg"), actor="tester")
+    second = train(workspace, request(model="logreg"), actor=Actor("tester", "admin"))
     assert zoo.current("diagnosis") == card
     assert second.settings["classifier"]["model"] == "logreg"
 
@@ -133,7 +134,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
     types = ("type 1", "type 2")
     plain = tmp_path / "plain"
     fill_registry(plain, 6, types)
-    card = train(plain, request(target="multiclass"), actor="tester")
+    card = train(plain, request(target="multiclass"), actor=Actor("tester", "admin"))
     assert card.classes == ["type 1", "type 2"]
     assert TYPE_WARNING in card.notes
 
@@ -147,7 +148,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
 
     rich = tmp_path / "rich"
     fill_registry(rich, 6, types, type_features=True)
-    card = train(rich, request(target="multiclass"), actor="tester")
+    card = train(rich, request(target="multiclass"), actor=Actor("tester", "admin"))
     assert "C-peptide (nmol/L)" in card.settings["features"]
     assert TYPE_WARNING not in card.notes
     registry = Registry.open(rich)
@@ -158,7 +159,7 @@ def test_type_warning_without_c_peptide_gad_or_onset_age(tmp_path: Path) -> None
 def test_pima_training_never_touches_the_registry(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     csv = pima_csv(tmp_path / "pima.csv")
-    card = train(workspace, request(csv=str(csv), format="pima"), actor="tester")
+    card = train(workspace, request(csv=str(csv), format="pima"), actor=Actor("tester", "admin"))
     assert card.classes == ["no diabetes", "diabetes"]
     assert "Pima" in card.notes and card.data["format"] == "pima"
     assert Registry.open(workspace).table_versions() == {
@@ -171,7 +172,7 @@ def test_pima_training_never_touches_the_registry(tmp_path: Path) -> None:
 def test_predict_file_shape_and_metrics(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     csv = pima_csv(tmp_path / "pima.csv")
-    train(workspace, request(csv=str(csv), format="pima", folds=0), actor="tester")
+    train(workspace, request(csv=str(csv), format="pima", folds=0), actor=Actor("tester", "admin"))
     report = predict_file(workspace, csv, "pima").to_json()
     assert set(report) >= {"rows", "metrics"}
     assert len(report["rows"]) == 60
@@ -198,7 +199,7 @@ def test_predict_file_shape_and_metrics(tmp_path: Path) -> None:
 def test_predict_mapped_file_scores_diagnoses_against_a_binary_model(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fill_registry(workspace, 8)
-    train(workspace, request(folds=0), actor="tester")
+    train(workspace, request(folds=0), actor=Actor("tester", "admin"))
     csv = visits_csv(tmp_path / "new.csv", 5, seed=7)
     report = predict_file(workspace, csv, "mapped", mapping=visits_mapping()).to_json()
     assert len(report["rows"]) == 10 and report["errors"] == []
@@ -280,7 +281,7 @@ def test_training_job_runs_in_the_job_runner(tmp_path: Path) -> None:
 
     workspace = tmp_path / "ws"
     fill_registry(workspace, 6)
-    status = submit_training(workspace, request(), actor="tester")
+    status = submit_training(workspace, request(), actor=Actor("tester", "admin"))
     final = JobRunner(workspace).wait(status.job_id, timeout=300)
     assert final.state == JobState.DONE, final.error
     current = Zoo(workspace).current("diagnosis")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dataset.roles import Actor
 from model_zoo import Zoo
 from tests._segfixtures import TINY_CONFIG, JobCtx, make_workspace, train_tiny
 from training import cli as training_cli
@@ -90,7 +91,7 @@ def test_a_start_model_that_does_not_fit_is_refused_with_the_reason(ws: Path, tm
 def test_a_refused_start_model_queues_nothing(ws: Path) -> None:
     other = _other_classes_model(ws)
     with pytest.raises(StartModelError):
-        submit_training(ws, {"init_from": other}, actor="tester")
+        submit_training(ws, {"init_from": other}, actor=Actor("tester", "admin"))
     assert JobRunner(ws).list() == []
 
 
@@ -101,7 +102,7 @@ def test_an_update_is_the_parents_recipe_from_its_weights_for_a_short_budget(ws:
     assert settings["time_budget_min"] == UPDATE_BUDGET_MIN == 3.0
     for key in ("patch_size", "batch_size", "steps_per_epoch", "seed", "encoder_depth"):
         assert settings[key] == TINY_CONFIG[key], key
-    job_id = submit_update(ws, actor="tester")
+    job_id = submit_update(ws, actor=Actor("tester", "admin"))
     spec = json.loads((ws / "jobs" / job_id / "spec.json").read_text())
     assert spec["params"]["config"]["init_from"] == current.model_id
     assert spec["params"]["config"]["time_budget_min"] == UPDATE_BUDGET_MIN

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset.roles import Actor
 from training.job_report import KIND_REPORTS, active_job, job_to_show, report, selection_rows
 from training.jobs import JobRunner, JobState, JobStatus
 from training.kinds import JOB_KINDS, SCORE, TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION
@@ -171,6 +172,6 @@ def test_which_job_a_page_shows(tmp_path: Path) -> None:
     assert job_to_show(tmp_path, SCORE, "gone-job").job_id == first
     assert job_to_show(tmp_path, SCORE, train).job_id == train  # the session's, whatever kind
     assert active_job(tmp_path, SCORE).job_id == first
-    runner.cancel(first, actor="tester")
+    runner.cancel(first, actor=Actor("tester", "admin"))
     assert active_job(tmp_path, SCORE) is None
     assert job_to_show(tmp_path, SCORE, None).state == JobState.CANCELLED

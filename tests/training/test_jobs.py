@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset.roles import Actor
 from model_zoo import ModelCard, Zoo
 from training.cli import main as training_cli
 from training.jobs import JobError, JobRunner, JobState, UnknownJobError
@@ -128,7 +129,7 @@ def test_cancel_running_job_kills_its_process_group(runner: JobRunner, ignore_te
     assert pgid == running.pid == running.pgid
     assert alive(grandchild)
 
-    requested = runner.cancel(job.job_id, actor="tester")
+    requested = runner.cancel(job.job_id, actor=Actor("tester", "admin"))
     assert requested.cancel_requested
     final = runner.wait(job.job_id, timeout=TIMEOUT)
     assert final.state == JobState.CANCELLED
@@ -151,7 +152,7 @@ def test_cancel_kills_a_grandchild_that_left_the_process_group(
     grandchild = running.progress["grandchild"]
     assert running.progress["grandchild_pgid"] != running.pgid  # a killpg would miss it
     assert alive(grandchild)
-    runner.cancel(job.job_id, actor="tester")
+    runner.cancel(job.job_id, actor=Actor("tester", "admin"))
     final = runner.wait(job.job_id, timeout=TIMEOUT)
     assert final.state == JobState.CANCELLED
     assert not alive(grandchild)
@@ -167,7 +168,7 @@ def test_job_that_ends_leaves_no_grandchild_outside_its_group(runner: JobRunner)
 
 def test_cancel_queued_job_never_runs(runner: JobRunner) -> None:
     queued = runner.submit("test", f"{T}:count", start_worker=False)
-    cancelled = runner.cancel(queued.job_id, actor="tester")
+    cancelled = runner.cancel(queued.job_id, actor=Actor("tester", "admin"))
     assert cancelled.state == JobState.CANCELLED
     assert cancelled.finished_at is not None
     later = runner.submit("test", f"{T}:count")
@@ -176,7 +177,7 @@ def test_cancel_queued_job_never_runs(runner: JobRunner) -> None:
     assert final.state == JobState.CANCELLED
     assert final.started_at is None
     # Cancelling a finished job changes nothing.
-    assert runner.cancel(later.job_id, actor="tester").state == JobState.DONE
+    assert runner.cancel(later.job_id, actor=Actor("tester", "admin")).state == JobState.DONE
 
 
 def test_jobs_submitted_together_run_one_at_a_time(tmp_path: Path) -> None:
@@ -229,7 +230,7 @@ def test_failed_or_cancelled_jobs_never_touch_the_zoo(runner: JobRunner) -> None
 
     waiting = runner.submit("t", f"{T}:train_and_register", {"end": "wait"})
     runner.wait(waiting.job_id, until=lambda s: s.progress.get("waiting"), timeout=TIMEOUT)
-    runner.cancel(waiting.job_id, actor="tester")
+    runner.cancel(waiting.job_id, actor=Actor("tester", "admin"))
     assert runner.wait(waiting.job_id, timeout=TIMEOUT).state == JobState.CANCELLED
 
     assert [c.model_id for c in zoo.list()] == [first.model_id]
@@ -249,7 +250,7 @@ def test_target_that_stops_on_ctx_cancelled_ends_cancelled_without_a_model(
 ) -> None:
     job = runner.submit("t", f"{T}:cooperative_stop", cancel_grace_s=30)
     running = runner.wait(job.job_id, until=lambda s: "staged" in s.progress, timeout=TIMEOUT)
-    runner.cancel(job.job_id, actor="tester")
+    runner.cancel(job.job_id, actor=Actor("tester", "admin"))
     final = runner.wait(job.job_id, timeout=TIMEOUT)
     assert final.state == JobState.CANCELLED
     assert final.exit_code == 128 + 15  # returned on its own, long before the SIGKILL
@@ -268,7 +269,7 @@ def test_job_outliving_a_killed_worker_is_adopted_and_can_be_cancelled(
     os.kill(worker_pid, signal.SIGKILL)
     runner.wait(job.job_id, until=lambda s: not alive(worker_pid), timeout=TIMEOUT)
     assert runner.get(job.job_id).state == JobState.RUNNING  # its process still runs
-    runner.cancel(job.job_id, actor="tester")  # starts a worker that adopts the job
+    runner.cancel(job.job_id, actor=Actor("tester", "admin"))  # starts a worker that adopts the job
     final = runner.wait(job.job_id, timeout=TIMEOUT)
     assert final.state == JobState.CANCELLED
     assert any("adopted" in line for line in final.log_tail)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset.roles import Actor
 from training import cli
 from training.jobs import JobRunner, JobSpec
 from training.kinds import JOB_KINDS, SCORE, TRAIN_SEGMENTATION
@@ -41,21 +42,23 @@ def test_cli_segment_trains_on_the_device_setting(tmp_path: Path, capsys, monkey
     assert code == 0
     job_id = json.loads(capsys.readouterr().out)["job_id"]
     assert queued_device(tmp_path, job_id) == "cuda"
-    JobRunner(tmp_path).cancel(job_id, actor="tester")
+    JobRunner(tmp_path).cancel(job_id, actor=Actor("tester", "admin"))
     code = cli.main(["segment", "--device", "cpu", "--workspace", str(tmp_path), "--json"])
     assert code == 0
     assert queued_device(tmp_path, json.loads(capsys.readouterr().out)["job_id"]) == "cpu"
 
 
 def test_a_second_training_run_is_refused_while_one_is_queued(tmp_path: Path, capsys) -> None:
-    first = submit_training(tmp_path, {"epochs": 1}, actor="tester")
+    first = submit_training(tmp_path, {"epochs": 1}, actor=Actor("tester", "admin"))
     with pytest.raises(RunConflictError, match=f"{first} is already queued"):
-        submit_training(tmp_path, {"epochs": 1}, actor="tester")
+        submit_training(tmp_path, {"epochs": 1}, actor=Actor("tester", "admin"))
     assert cli.main(["segment", "--workspace", str(tmp_path)]) == 3
     assert "one training run at a time" in capsys.readouterr().err
     assert [j.job_id for j in JobRunner(tmp_path).list()] == [first]
-    JobRunner(tmp_path).cancel(first, actor="tester")  # a cancelled run frees the slot
-    second = submit_training(tmp_path, {"epochs": 1}, actor="tester")
+    JobRunner(tmp_path).cancel(
+        first, actor=Actor("tester", "admin")
+    )  # a cancelled run frees the slot
+    second = submit_training(tmp_path, {"epochs": 1}, actor=Actor("tester", "admin"))
     assert second != first
 
 
@@ -83,7 +86,9 @@ def test_two_runs_submitted_at_the_same_moment_queue_one(tmp_path: Path, monkeyp
 
     def submit(name: str) -> None:
         try:
-            outcomes[name] = submit_training(tmp_path, {"epochs": 1}, actor="tester")
+            outcomes[name] = submit_training(
+                tmp_path, {"epochs": 1}, actor=Actor("tester", "admin")
+            )
         except RunConflictError as exc:
             outcomes[name] = exc
 
@@ -181,7 +186,7 @@ def test_submitted_jobs_use_the_tables_targets(tmp_path: Path) -> None:
     from training.service import submit_scoring
 
     for job_id in (
-        submit_training(tmp_path, {"epochs": 1}, actor="tester"),
+        submit_training(tmp_path, {"epochs": 1}, actor=Actor("tester", "admin")),
         submit_scoring(tmp_path, "random"),
     ):
         spec = JobSpec.model_validate_json((tmp_path / "jobs" / job_id / "spec.json").read_text())

@@ -30,6 +30,7 @@ from dataset.cliutil import (
     json_flag,
     report_error,
 )
+from dataset.roles import COMMAND_LINE
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import (
     MEASUREMENTS,
@@ -253,9 +254,8 @@ def _handled(func: Handler) -> Handler:
     return run
 
 
-# The audit trail's actor for a command that names no person (dataset.audit.CLI; not imported
-# here, so that building the parser stays light).
-_CLI = "cli"
+# The audit trail's actor for a command that names no person.
+_CLI = COMMAND_LINE.name
 
 
 def _workspace(args: argparse.Namespace) -> Path:
@@ -432,7 +432,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     workspace = _workspace(args)
     if args.background:
-        status = submit_training(workspace, request, actor=_CLI)
+        status = submit_training(workspace, request, actor=COMMAND_LINE)
         if json_flag(args):
             _print_json({"job_id": status.job_id, "state": str(status.state)})
         else:
@@ -443,7 +443,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not json_flag(args):
             print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
 
-    card = train(workspace, request, progress, actor=_CLI)
+    card = train(workspace, request, progress, actor=COMMAND_LINE)
     current = Zoo(workspace).current("diagnosis")
     is_current = current is not None and current.model_id == card.model_id
     metrics = {
@@ -693,7 +693,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from training.diagnosis.registry import Registry
     from training.diagnosis.service import open_patient
 
-    summary = open_patient(Registry.open(_workspace(args)), args.patient, actor=_CLI)
+    summary = open_patient(Registry.open(_workspace(args)), args.patient, actor=COMMAND_LINE)
     if json_flag(args):
         _print_json(summary)
         return EXIT_OK

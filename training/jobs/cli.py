@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset.cliutil import EXIT_OK, EXIT_REFUSED, report_error
+from dataset.roles import COMMAND_LINE
 from training.jobs.runner import JobRunner
 from training.jobs.spec import JobError, JobState, JobStatus
 
@@ -106,7 +107,7 @@ def cli_cancel(
         if before.finished:
             message = f"job {job_id} already {before.state}; nothing to cancel"
             return report_error(message, EXIT_REFUSED, as_json)
-        status = runner.cancel(job_id, actor=_CLI)
+        status = runner.cancel(job_id, actor=COMMAND_LINE)
         if wait_s:
             status = runner.wait(job_id, timeout=wait_s)
     except (JobError, TimeoutError) as exc:
@@ -117,11 +118,6 @@ def cli_cancel(
     else:
         print(f"job {job_id}: {state}")
     return EXIT_OK
-
-
-# The audit trail's actor for a command that names no person (dataset.audit.CLI, not imported
-# here: job processes import this package and need no Delta Lake).
-_CLI = "cli"
 
 
 def _workspace(workspace: Path | str | None) -> Path:

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dataset.durable import atomic_write_text, try_locked
+from dataset.roles import Actor
 from training.jobs.folder import (
     CANCEL_MARKER,
     WORKER_LOCK,
@@ -48,6 +49,7 @@ from training.jobs.spec import (
     now,
 )
 from training.jobs.supervisor import settle_orphan
+from training.kinds import TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION, cancel_right
 
 __all__ = ["JobRunner"]
 
@@ -178,7 +180,7 @@ class JobRunner:
         running = self.list(states=[JobState.RUNNING], limit=1)
         return running[0] if running else None
 
-    def cancel(self, job_id: str, *, actor: str) -> JobStatus:
+    def cancel(self, job_id: str, *, actor: Actor) -> JobStatus:
         """Cancel a job without waiting for it to stop.
 
         A queued job is cancelled at once. A running job is marked, its process group gets
@@ -190,14 +192,25 @@ class JobRunner:
         (``train_cancel`` for a training job, ``job_cancel`` for another kind); a request
         that changes nothing (the job had ended) is not.
 
+        Args:
+            actor: Who cancels; the role must allow what starting the job needs
+                (:func:`training.kinds.cancel_right`).
+
         Returns:
             The job's status after the request (poll :meth:`get` or :meth:`wait` to see it end).
+
+        Raises:
+            UnknownJobError: No such job.
+            dataset.roles.PermissionDenied: The actor's role may not cancel this kind of job
+                (nothing changes).
         """
-        if not str(actor or "").strip():
-            raise JobError(f"Say who cancels job {job_id}: every cancel is audited by name.")
+        from dataset import audit  # lazy: job processes import this module and need no Delta
+
+        kind = self.get(job_id).kind
+        name = audit.authorise(actor, cancel_right(kind), _cancel_action(kind))
         status, before = self._request_cancel(job_id)
         if before is not None:  # the request took effect: its row follows it
-            self._audit_cancel(status, before, actor)
+            self._audit_cancel(status, before, name)
         return status
 
     def _request_cancel(self, job_id: str) -> tuple[JobStatus, JobState | None]:
@@ -238,13 +251,11 @@ class JobRunner:
 
     def _audit_cancel(self, status: JobStatus, before: JobState, actor: str) -> None:
         from dataset import audit  # lazy: job processes import this module and need no Delta
-        from training.kinds import TRAIN_DIAGNOSIS, TRAIN_SEGMENTATION
 
-        training = status.kind in (TRAIN_SEGMENTATION, TRAIN_DIAGNOSIS)
         audit.record(
             self.workspace,
             actor=actor,
-            action="train_cancel" if training else "job_cancel",
+            action=_cancel_action(status.kind),
             object_id=status.job_id,
             before=str(before),
             after="cancelling" if status.state in LIVE else str(status.state),
@@ -348,3 +359,8 @@ class JobRunner:
         if self._worker_alive():
             return status  # the worker is about to record how the job ended
         return settle_orphan(job_dir, status)
+
+
+def _cancel_action(kind: str) -> str:
+    """The audit action of cancelling a ``kind`` job."""
+    return "train_cancel" if kind in (TRAIN_SEGMENTATION, TRAIN_DIAGNOSIS) else "job_cancel"

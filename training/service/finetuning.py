@@ -28,7 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataset.roles import Actor
 
 __all__ = [
     "CURRENT_MODEL",
@@ -174,7 +177,7 @@ def submit_update(
     parent: str = CURRENT_MODEL,
     overrides: dict[str, Any] | None = None,
     *,
-    actor: str,
+    actor: Actor,
 ) -> str:
     """Queue an update of ``parent`` (the current model by default); returns the job id.
 
@@ -182,7 +185,7 @@ def submit_update(
         overrides: Settings that replace the update's (e.g. ``time_budget_min`` from
             ``--time-budget-min``); ``encoder`` or ``encoder_depth`` other than the parent's
             are refused.
-        actor: Who starts it, for the audit trail.
+        actor: Who starts it; the role must allow ``train`` (see :func:`submit_training`).
 
     Raises:
         StartModelError: The parent cannot be fine-tuned here.
@@ -190,6 +193,7 @@ def submit_update(
     """
     from training.service.runs import submit_training
 
+    actor.require("train")  # before the parent is read: a refusal reads nothing
     # submit_training checks the merged settings again (resolve_start), so an override that
     # changes the architecture is refused there.
     settings = {**update_settings(workspace, parent), **(overrides or {})}
@@ -245,7 +249,7 @@ def auto_update(workspace: Path) -> AutoUpdate:
     queued while the setting is off, fewer tiles are new, a training run is queued or running
     (it is asked again after the next save), or the current model cannot be fine-tuned.
     """
-    from dataset.audit import SYSTEM
+    from dataset.roles import SYSTEM
     from dataset.settings import get_settings
     from training.service.runs import RunConflictError
 

@@ -3,6 +3,8 @@
 Promises:
 - A promotion is refused when the model's classes differ from the workspace's or (for
   segmentation) its weights do not load and run (:func:`training.model.promotion_check`).
+- Only a role that may ``promote`` (:mod:`dataset.roles`) promotes or rolls back; the check is
+  made here, whoever calls.
 - A new current segmentation model, by promotion or roll-back, queues re-scoring of the
   unlabelled tiles (:func:`training.service.scoring.queue_rescoring`), so suggestions follow
   it; the Train page and ``python -m training promote|rollback`` both call these functions.
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset import audit
+from dataset.roles import Actor
 from dataset.store import Store, StoreError
 from training.service.scoring import queue_rescoring
 
@@ -53,21 +56,23 @@ def workspace_classes(workspace: Path) -> list[str] | None:
         return None
 
 
-def promote_model(workspace: Path, model_id: str, *, actor: str) -> PointerChange:
+def promote_model(workspace: Path, model_id: str, *, actor: Actor) -> PointerChange:
     """Make ``model_id`` current: refused when its classes differ from the workspace's or (for
     segmentation) its weights do not load and run (:func:`training.model.promotion_check`);
     a new current segmentation model queues re-scoring of the unlabelled tiles.
 
     Args:
-        actor: Who promotes, for the audit trail (a ``promote`` row once it is current).
+        actor: Who promotes: the role must allow ``promote``; the audit trail gets a
+            ``promote`` row once the model is current.
 
     Raises:
+        dataset.roles.PermissionDenied: The actor's role may not promote (nothing changes).
         model_zoo.ZooError: Unknown id, class mismatch, or weights that do not load.
     """
     from model_zoo import Zoo
     from training.model import promotion_check
 
-    audit.require_actor(actor, "promote")
+    name = audit.authorise(actor, "promote", "promote")
     zoo = Zoo(workspace)
     card = zoo.get(model_id)  # unknown ids fail before the workspace is touched
     before = zoo.current(card.kind)
@@ -75,27 +80,29 @@ def promote_model(workspace: Path, model_id: str, *, actor: str) -> PointerChang
         card.model_id, classes=workspace_classes(workspace), verify=promotion_check(card)
     )
     previous = before.model_id if before else None
-    _audit(workspace, actor, "promote", card, previous)
+    _audit(workspace, name, "promote", card, previous)
     return PointerChange(card, previous, _rescore(workspace, card))
 
 
-def rollback_model(workspace: Path, kind: str = "segmentation", *, actor: str) -> PointerChange:
+def rollback_model(workspace: Path, kind: str = "segmentation", *, actor: Actor) -> PointerChange:
     """Return ``kind`` to the model that was current before; segmentation queues re-scoring.
 
     Args:
-        actor: Who rolls back, for the audit trail (a ``rollback`` row once it is done).
+        actor: Who rolls back: the role must allow ``promote``; the audit trail gets a
+            ``rollback`` row once it is done.
 
     Raises:
+        dataset.roles.PermissionDenied: The actor's role may not roll back (nothing changes).
         model_zoo.ZooError: Nothing to roll back to.
     """
     from model_zoo import Zoo
 
-    audit.require_actor(actor, "rollback")
+    name = audit.authorise(actor, "promote", "rollback")
     zoo = Zoo(workspace)
     before = zoo.current(kind)
     card = zoo.rollback(kind)
     previous = before.model_id if before else None
-    _audit(workspace, actor, "rollback", card, previous)
+    _audit(workspace, name, "rollback", card, previous)
     return PointerChange(card, previous, _rescore(workspace, card))
 
 

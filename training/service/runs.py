@@ -4,6 +4,8 @@ This joins the store (labelled tiles, split assignment), the model zoo and the j
 the plain-data trainer of :mod:`training.segment`.
 
 Promises:
+- Only a role that may ``train`` (:mod:`dataset.roles`) starts a run; the check is made here,
+  whoever calls.
 - One training run at a time: :func:`submit_training` refuses a run while another is queued
   or running (:class:`RunConflictError`, CLI exit status 3), for the pages and the CLI alike.
 - A run may start from a trained model (``init_from``, :mod:`training.service.finetuning`):
@@ -30,6 +32,7 @@ import numpy as np
 from dataset import audit
 from dataset.durable import locked
 from dataset.png import decode_mask
+from dataset.roles import Actor
 from dataset.store import Store, StoreError
 from training.kinds import TRAIN_SEGMENTATION, target_of
 from training.service._figures import mean
@@ -182,7 +185,7 @@ def conflict_message(busy) -> str:
     )
 
 
-def submit_training(workspace: Path, settings: dict[str, Any], *, actor: str) -> str:
+def submit_training(workspace: Path, settings: dict[str, Any], *, actor: Actor) -> str:
     """Queue a segmentation training run; returns the job id.
 
     Args:
@@ -192,9 +195,11 @@ def submit_training(workspace: Path, settings: dict[str, Any], *, actor: str) ->
 
             With ``init_from`` ("current" or a model id) the run fine-tunes that model; it is
             checked and made concrete by :func:`training.service.finetuning.resolve_start`.
-        actor: Who starts it (``"system"`` for an automatic update), for the audit trail.
+        actor: Who starts it (:data:`dataset.roles.SYSTEM` for an automatic update): the
+            role must allow ``train``; the audit trail gets a ``train_start`` row.
 
     Raises:
+        dataset.roles.PermissionDenied: The actor's role may not train (nothing is queued).
         RunConflictError: A training run is already queued or running; only one runs at a
             time, so the second is refused rather than queued behind it.
         training.service.finetuning.StartModelError: The start model cannot be fine-tuned.
@@ -202,7 +207,7 @@ def submit_training(workspace: Path, settings: dict[str, Any], *, actor: str) ->
     from training.jobs import JobRunner
     from training.segment import SegTrainConfig
 
-    audit.require_actor(actor, "train_start")
+    name = audit.authorise(actor, "train", "train_start")
     settings = resolve_start(Path(workspace), settings)
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
     jobs = Path(workspace) / "jobs"
@@ -218,7 +223,7 @@ def submit_training(workspace: Path, settings: dict[str, Any], *, actor: str) ->
         )
     audit.record(
         workspace,
-        actor=actor,
+        actor=name,
         action="train_start",
         object_id=status.job_id,
         detail={

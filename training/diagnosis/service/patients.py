@@ -15,6 +15,7 @@ import datetime as dt
 from typing import Any
 
 from dataset import audit
+from dataset.roles import Actor
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import REPEAT_WINDOW_DAYS
 from training.diagnosis.forecast import Forecast, VisitPoint, forecast, forecast_thresholds
@@ -50,17 +51,21 @@ def patient_summary(registry: Registry, patient_id: str) -> dict[str, Any]:
     }
 
 
-def open_patient(registry: Registry, patient_id: str, *, actor: str) -> dict[str, Any]:
-    """A patient's record (:func:`patient_summary`) as shown to ``actor``; the opening is
-    recorded in the audit trail (``patient_open``) once the record has been read.
+def open_patient(registry: Registry, patient_id: str, *, actor: Actor) -> dict[str, Any]:
+    """A patient's record (:func:`patient_summary`) as shown to ``actor``, whose role must
+    allow ``patients``; the opening is recorded in the audit trail (``patient_open``) once
+    the record has been read.
 
     Raises:
+        dataset.roles.PermissionDenied: the actor's role may not see patient data (nothing
+            is read).
         RegistryError: no such patient (nothing is recorded then).
     """
+    name = audit.authorise(actor, "patients", "patient_open")
     summary = patient_summary(registry, patient_id)
     audit.record(
         registry.store,
-        actor=actor,
+        actor=name,
         action="patient_open",
         object_id=summary["patient"],
         detail={"visits": len(summary["visits"])},

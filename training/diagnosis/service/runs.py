@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from dataset import audit
+from dataset.roles import Actor
 from training.diagnosis.registry import Registry
 from training.diagnosis.service.training_data import (
     DataSource,
@@ -181,22 +182,28 @@ def train(
     request: TrainRequest,
     on_progress: Callable[[str, int, int], None] | None = None,
     *,
-    actor: str,
+    actor: Actor,
 ) -> ModelCard:
     """Train and add the classifier to the zoo (current when the kind has no current model).
 
     Args:
-        actor: Who trains, for the audit trail: a ``train_start`` row as it starts, and a
-            ``promote`` row by ``system`` when the new model becomes current by itself.
+        actor: Who trains; the role must allow ``train``. The audit trail gets a
+            ``train_start`` row as it starts, and a ``promote`` row by ``system`` when the
+            new model becomes current by itself.
 
     Returns:
         The stored card, with its model id.
+
+    Raises:
+        dataset.roles.PermissionDenied: The actor's role may not train (nothing is trained).
     """
     from model_zoo.zoo import Zoo
 
+    name = audit.authorise(actor, "train", "train_start")
+
     audit.record(
         workspace,
-        actor=actor,
+        actor=name,
         action="train_start",
         object_id=TRAIN_JOB_KIND,
         detail={"kind": TRAIN_JOB_KIND, "model": request.model, "background": False},
@@ -243,14 +250,18 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def submit_training(workspace: Path | str, request: TrainRequest, *, actor: str) -> JobStatus:
+def submit_training(workspace: Path | str, request: TrainRequest, *, actor: Actor) -> JobStatus:
     """Queue a training job (see :func:`train_job`); returns its status at once.
 
-    ``actor`` (who queues it) is recorded in the audit trail as a ``train_start`` row.
+    ``actor`` (who queues it) must have a role that may ``train``; it is recorded in the audit
+    trail as a ``train_start`` row.
+
+    Raises:
+        dataset.roles.PermissionDenied: The actor's role may not train (nothing is queued).
     """
     from training.jobs import JobRunner
 
-    audit.require_actor(actor, "train_start")
+    name = audit.authorise(actor, "train", "train_start")
     params = request.model_dump(mode="json")
     if request.csv is not None:
         # The job runs from the project root: a relative path would point elsewhere.
@@ -260,7 +271,7 @@ def submit_training(workspace: Path | str, request: TrainRequest, *, actor: str)
     status = JobRunner(workspace).submit(TRAIN_JOB_KIND, TRAIN_JOB_TARGET, params)
     audit.record(
         workspace,
-        actor=actor,
+        actor=name,
         action="train_start",
         object_id=status.job_id,
         detail={"kind": TRAIN_JOB_KIND, "model": request.model, "background": True},
