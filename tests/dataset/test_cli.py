@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dataset.cli import main
+from dataset.roles import COMMAND_LINE
 from dataset.store import Store
 from tests._accounts import add_account
 
@@ -354,10 +355,10 @@ def test_release_verify_export_call_dataset_release(ws, capsys, fake_release, tm
     )
     assert code == 0 and doc["path"] == str(out_path)
     assert fake_release == [
-        ("create", "1.0.0", "first", 7, False, False, "cli"),
+        ("create", "1.0.0", "first", 7, False, False, COMMAND_LINE),
         ("verify", "1.0.0"),
         ("verify", "9.9.9"),
-        ("export", "1.0.0", "zip", out_path, "cli"),
+        ("export", "1.0.0", "zip", out_path, COMMAND_LINE),
     ]
 
 

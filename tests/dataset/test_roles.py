@@ -24,7 +24,7 @@ def test_reviewers_have_annotator_rights_plus_review_and_release():
 
 def test_a_lower_role_is_refused_with_the_role_it_needs():
     with pytest.raises(
-        PermissionDenied, match=r"ann \(annotator\) may not release.*admin or reviewer"
+        PermissionDenied, match=r"ann \(annotator\) may not make releases.*admin or reviewer"
     ):
         Actor("ann", "annotator").require("release")
     Actor("rev", "reviewer").require("release")

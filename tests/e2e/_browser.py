@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from dataset.accounts import SESSION_COOKIE
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [
@@ -150,6 +152,9 @@ def sign_in(page, app_url: str, path: str = "", name: str = USER, password: str 
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
     idle(page)
+    # The page sets the session cookie from a script it renders; a page opened by URL before
+    # that ran would ask to sign in again. Wait for the cookie itself.
+    page.wait_for_function(f"() => document.cookie.includes({SESSION_COOKIE + '='!r})")
 
 
 def open_label_page(page, app_url: str, name: str = USER):

@@ -14,57 +14,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 from _browser import BROWSER_MARKS, WAIT_MS, idle, launch, open_label_page, serve, shown_tile
 from _browser import sign_in as browser_sign_in
+from _lab import paint_and_save, two_tiles
 
 from dataset import audit
-from dataset.images import encode_png_lossless, smear_id_for
-from dataset.schema import DEFAULT_CLASSES
-from dataset.store import APPROVED, CHANGES_REQUESTED, NewSmear, Store
+from dataset.store import APPROVED, CHANGES_REQUESTED, Store
 from tests._accounts import add_account
 
 pytestmark = BROWSER_MARKS
 
 COMMENT = "The cell at the top left is a platelet, not a leukocyte."
-
-
-def _workspace(root: Path) -> tuple[Path, list[str]]:
-    """One 512 x 256 smear cut into two 256 x 256 tiles, nothing labelled; the tile ids."""
-    store = Store.open(root)
-    store.init(list(DEFAULT_CLASSES), tile_size=256)
-    rgb = np.full((256, 512, 3), (230, 200, 210), np.uint8)
-    yy, xx = np.mgrid[:256, :512]
-    for cy, cx in ((60, 80), (180, 200), (90, 340), (170, 450)):
-        rgb[(yy - cy) ** 2 + (xx - cx) ** 2 < 400] = (120, 40, 140)
-    sid = smear_id_for(rgb)
-    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), 512, 256, label="review.png"))
-    return root, [t.tile_id for t in store.tiles(sid)]
-
-
-def _paint_and_save(page, save, revision: int, y: int) -> None:
-    """Paint a leukocyte stroke across the canvas at canvas row ``y`` and save."""
-    from playwright.sync_api import expect
-
-    page.get_by_test_id("stRadio").filter(has_text="Paint with").get_by_text(
-        "3 leukocyte", exact=True
-    ).click()
-    expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
-    idle(page)
-    canvas = page.locator("canvas.upper-canvas")
-    expect(canvas).to_have_count(1)
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + 60, box["y"] + y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 260, box["y"] + y, steps=25)
-    page.mouse.up()
-    expect(page.get_by_text("1 shape not saved yet")).to_be_visible()
-    idle(page)
-    save.click()
-    expect(page.get_by_text(f"Saved revision {revision}")).to_be_visible()
-    idle(page)
 
 
 def _open_review(page, url: str, tile_id: str, revision: int) -> None:
@@ -84,7 +44,7 @@ def test_a_sent_back_mask_is_fixed_and_approved(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)
-    workspace, (first, second) = _workspace(tmp_path / "ws")
+    workspace, (first, second) = two_tiles(tmp_path / "ws")
     add_account(workspace, "ana", "annotator")
     add_account(workspace, "rita", "reviewer")
     with serve(workspace) as url, sync_playwright() as pw:
@@ -99,7 +59,7 @@ def test_a_sent_back_mask_is_fixed_and_approved(tmp_path: Path) -> None:
             # The annotator saves a first mask on the first tile.
             save = open_label_page(ana, url, "ana")
             assert shown_tile(ana) == first
-            _paint_and_save(ana, save, 1, 100)
+            paint_and_save(ana, save, 1, 100)
 
             # The reviewer, in the other context, sees it in the queue and sends it back.
             browser_sign_in(rita, url, "review", "rita")
@@ -128,7 +88,7 @@ def test_a_sent_back_mask_is_fixed_and_approved(tmp_path: Path) -> None:
             note = ana.get_by_text("Sent back by rita")
             expect(note).to_be_visible()
             expect(ana.get_by_text(COMMENT)).to_be_visible()
-            _paint_and_save(ana, save, 2, 200)
+            paint_and_save(ana, save, 2, 200)
             state = Store.open(workspace).review_state(first)
             assert (state.revision.revision, state.state) == (2, "unreviewed")
 
