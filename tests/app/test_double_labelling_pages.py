@@ -16,20 +16,27 @@ from tests._accounts import open_page
 TIMEOUT = 180
 
 
+def _shared_smear(root: Path, monkeypatch, make_smear, width: int, seed: int) -> list[str]:
+    """A workspace at ``root`` (the app's) with one smear ``width`` x 64 in 64-px tiles, every
+    tile in the double-labelled share (share 1); its tile ids."""
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
+    monkeypatch.delenv("SMEARLAB_DOUBLE_LABEL_SHARE", raising=False)
+    store = Store.open(root)
+    store.init(tile_size=64)
+    rgb = make_smear(width, 64, seed=seed).rgb
+    sid = smear_id_for(rgb)
+    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), width, 64, label="s.png"))
+    set_workspace_setting(root, "double_label_share", 1.0)
+    return [t.tile_id for t in store.tiles(sid)]
+
+
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_smear) -> tuple[Path, str]:
     """One 64-px tile in the double-labelled share (share 1), labelled by ana: the left half
     erythrocyte, the right half background."""
     root = tmp_path / "workspace"
-    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
-    monkeypatch.delenv("SMEARLAB_DOUBLE_LABEL_SHARE", raising=False)
+    (tile_id,) = _shared_smear(root, monkeypatch, make_smear, 64, seed=7)
     store = Store.open(root)
-    store.init(tile_size=64)
-    rgb = make_smear(64, 64, seed=7).rgb
-    sid = smear_id_for(rgb)
-    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), 64, 64, label="s.png"))
-    set_workspace_setting(root, "double_label_share", 1.0)
-    (tile_id,) = [t.tile_id for t in store.tiles(sid)]
     mask = np.zeros((64, 64), np.uint8)
     mask[:, :32] = 1
     store.save_mask(tile_id, mask, annotator="ana")
@@ -94,16 +101,9 @@ def test_the_label_page_opens_the_tile_waiting_for_my_second_label_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_smear
 ) -> None:
     root = tmp_path / "workspace"
-    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(root))
-    store = Store.open(root)
-    store.init(tile_size=64)
-    rgb = make_smear(256, 64, seed=3).rgb
-    sid = smear_id_for(rgb)
-    store.add_smear(NewSmear(sid, encode_png_lossless(rgb), 256, 64, label="s.png"))
-    set_workspace_setting(root, "double_label_share", 1.0)
-    ids = [t.tile_id for t in store.tiles(sid)]
+    ids = _shared_smear(root, monkeypatch, make_smear, 256, seed=3)
     # ana labelled the last tile only: in the store's order it comes last for everyone else.
-    store.save_mask(ids[-1], np.zeros((64, 64), np.uint8), annotator="ana")
+    Store.open(root).save_mask(ids[-1], np.zeros((64, 64), np.uint8), annotator="ana")
     bob = open_page("pages/label.py", "bob", "annotator", timeout=TIMEOUT)
     assert not bob.exception, bob.exception
     assert bob.session_state["label_tile_id"] == ids[-1]
