@@ -45,6 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -82,6 +84,7 @@ class Server:
         self.workspace, self.port, self.log = workspace, free_port(), log
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}"
+        self.spent_s = 0.0  # CPU seconds of server processes already gone (killed)
 
     def start(self) -> None:
         env = {**os.environ, "SMEARLAB_WORKSPACE": str(self.workspace), "PYTHONUNBUFFERED": "1"}
@@ -109,8 +112,13 @@ class Server:
             for line in proc.stdout:
                 out.write(line)
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server processes have used since the first start."""
+        return self.spent_s + (_tree_cpu_s(self.proc.pid) if self.proc is not None else 0.0)
+
     def kill9(self) -> None:
         assert self.proc is not None
+        self.spent_s += _tree_cpu_s(self.proc.pid)  # the last reading before it is gone
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
@@ -122,6 +130,36 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children; 0 for one that has gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def _browser_cpu_s() -> float:
+    """CPU seconds of the Chromium processes now running (the browsers' side of the load)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if "chrom" in (proc.info["name"] or "").lower():
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
 
 
 # ---------------------------------------------------------------------------- one annotator
@@ -298,6 +336,7 @@ async def soak(server: Server, people: list[Person], minutes: float, kill_at: fl
                 pages.append(await context.new_page())
                 tiles.append(await _setup(pages[-1], run, person))
             start = time.monotonic()
+            cpu_before = server.cpu_s(), _browser_cpu_s()
             run.deadline = start + minutes * 60
             jobs = [
                 annotate(page, run, person, tile)
@@ -306,7 +345,11 @@ async def soak(server: Server, people: list[Person], minutes: float, kill_at: fl
             if kill_at is not None:
                 jobs.append(_killer(run, start))
             await asyncio.gather(*jobs)
-            return time.monotonic() - start, run.restart_s
+            cpu = {
+                "server_cpu_s": round(server.cpu_s() - cpu_before[0], 1),
+                "browsers_cpu_s": round(_browser_cpu_s() - cpu_before[1], 1),
+            }
+            return time.monotonic() - start, run.restart_s, cpu
         finally:
             await browser.close()
 
@@ -380,7 +423,7 @@ def main() -> None:
         server = Server(workspace, Path(tmp) / "server.log")
         server.start()
         try:
-            seconds, restart_s = asyncio.run(soak(server, people, args.minutes, args.kill_at))
+            seconds, restart_s, cpu = asyncio.run(soak(server, people, args.minutes, args.kill_at))
         finally:
             server.stop()
         try:
@@ -397,6 +440,13 @@ def main() -> None:
         "server_restart_s": None if restart_s is None else round(restart_s, 1),
         **figures,
         "save_clicked_not_acknowledged": sum(p.clicked_unacked for p in people),
+        # Where the 2 cores went while saving: a lab's server does not host the browsers.
+        **cpu,
+        "server_cpu_s_per_acknowledged_save": (
+            round(cpu["server_cpu_s"] / figures["acknowledged"], 2)
+            if figures.get("acknowledged")
+            else None
+        ),
         "latency_s": {
             "p50": _percentile(latencies, 50),
             "p95": _percentile(latencies, 95),
@@ -432,6 +482,12 @@ def main() -> None:
             f"save latency (click to 'Saved'): p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
             f"max {lat['max']:.2f} s over {len(latencies)} saves"
         )
+    print(
+        f"CPU while saving: server {cpu['server_cpu_s']} s "
+        f"({result['server_cpu_s_per_acknowledged_save']} s per acknowledged save), "
+        f"browsers {cpu['browsers_cpu_s']} s, of {os.cpu_count()} cores x "
+        f"{result['seconds_run']} s"
+    )
     print(
         f"audit save rows {figures.get('audit_save_rows')}; store opens cleanly: "
         f"{figures.get('store_opens_cleanly')}; errors: {sum(len(p.errors) for p in people)}"
