@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ PAGE_ONLY = {"patient_open", "sign_in", "sign_in_failed", "sign_out", "user_add"
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "tester"  # the signed-in account on the page, SMEARLAB_ANNOTATOR / --by on the CLI
 # Columns that differ between any two runs, whoever writes them.
+RELEASED_AT = re.compile(r"Released \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
 VOLATILE = {"created_at", "confirmed_at", "set_at", "seconds", "manifest_sha256", "job_id"}
 
 
@@ -90,6 +92,12 @@ def stored(ws: Path) -> dict[str, object]:
         # Patient keys are salted afresh for every release (by design), so the data files'
         # checksums differ between any two releases; their rows are compared instead.
         manifest["files"] = {k: v for k, v in manifest["files"].items() if k.endswith(".md")}
+        # The card says when the release was made, to the minute: compare its text without
+        # that (two releases a few seconds apart may fall in different minutes).
+        for name in list(manifest["files"]):
+            text = (path.parent / name).read_text(encoding="utf-8")
+            assert RELEASED_AT.search(text), f"{name} no longer says when it was released"
+            manifest["files"][name] = RELEASED_AT.sub("Released <when> UTC", text)
         found[f"release {path.relative_to(ws)}"] = manifest
         for data in sorted(path.parent.glob("data/*.parquet")):
             found[f"release {data.relative_to(ws)}"] = _release_rows(data)
