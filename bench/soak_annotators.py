@@ -132,13 +132,8 @@ class Server:
                 self.proc.wait()
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its children; 0 for one that has gone."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
+def _cpu_s(procs) -> float:
+    """CPU seconds (user + system) of ``procs``, leaving out any that have gone."""
     total = 0.0
     for proc in procs:
         try:
@@ -149,17 +144,20 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children; 0 for one that has gone."""
+    try:
+        root = psutil.Process(pid)
+        return _cpu_s([root, *root.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 def _browser_cpu_s() -> float:
     """CPU seconds of the Chromium processes now running (the browsers' side of the load)."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if "chrom" in (proc.info["name"] or "").lower():
-            try:
-                t = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-    return total
+    return _cpu_s(
+        p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "").lower()
+    )
 
 
 # ---------------------------------------------------------------------------- one annotator
