@@ -9,11 +9,21 @@ Promises:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from dataset._delta import DeltaTables
 from dataset.store.records import Revision
+
+
+def front_first(order: Sequence[str], front: Iterable[str]) -> list[str]:
+    """``order`` with the tiles of ``front`` that it holds moved to its start, in ``front``'s
+    order; the other tiles keep their order."""
+    known = set(order)
+    first = [t for t in front if t in known]
+    moved = set(first)
+    return first + [t for t in order if t not in moved]
 
 
 class StoreBase:

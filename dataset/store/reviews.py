@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from dataset import audit
 from dataset.roles import Actor, PermissionDenied
-from dataset.store._base import StoreBase
+from dataset.store._base import StoreBase, front_first
 from dataset.store.records import Revision, RevisionConflict, StoreError, _now
 
 __all__ = [
@@ -279,7 +279,4 @@ class ReviewsPart(StoreBase):
         """``order`` with the tiles sent back to ``annotator`` moved to the front (the oldest
         request first); the other tiles keep their order."""
         front = [s.tile_id for s in self.sent_back(annotator)] if annotator else []
-        known = set(order)
-        front = [t for t in front if t in known]
-        moved = set(front)
-        return front + [t for t in order if t not in moved]
+        return front_first(order, front)

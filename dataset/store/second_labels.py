@@ -47,7 +47,7 @@ from dataset import audit
 from dataset.png import decode_mask, encode_mask
 from dataset.roles import Actor, PermissionDenied
 from dataset.schema import UNLABELLED
-from dataset.store._base import StoreBase
+from dataset.store._base import StoreBase, front_first
 
 # The second labels' table has the revisions' schema (dataset._delta.MASK_REVISIONS).
 from dataset.store.records import _REV_COLUMNS, Revision, RevisionConflict, StoreError, _now
@@ -217,29 +217,31 @@ class SecondLabelsPart(StoreBase):
             for t in self.latest_revisions()
             if t not in seconds and t not in picks and in_double_share(t, share)
         ]
-        if not open_:
-            return []
-        rows = self.tables.read(
-            "revisions", ["tile_id", "annotator", "created_at"], pc.field("tile_id").isin(open_)
-        ).to_pylist()
-        first_at: dict[str, dt.datetime] = {}
-        theirs: set[str] = set()
-        for row in rows:
-            tile_id = row["tile_id"]
-            if row["annotator"] == annotator:
-                theirs.add(tile_id)
-            at = first_at.get(tile_id)
-            first_at[tile_id] = row["created_at"] if at is None else min(at, row["created_at"])
-        waiting = [t for t in first_at if t not in theirs]
-        return sorted(waiting, key=lambda t: (first_at[t], t))
+        labellers = self._labellers()  # read after the latest revisions: it holds their tiles
+        waiting = [t for t in open_ if annotator not in labellers[t][1]]
+        return sorted(waiting, key=lambda t: (labellers[t][0], t))
+
+    def _labellers(self) -> dict[str, tuple[dt.datetime, frozenset[str]]]:
+        """Per tile with ordinary revisions: when its first was saved, and everyone who saved
+        one. Read once per version of the revisions table, not on every page run."""
+
+        def build() -> dict[str, tuple[dt.datetime, frozenset[str]]]:
+            first_at: dict[str, dt.datetime] = {}
+            who: dict[str, set[str]] = {}
+            for row in self.tables.read(
+                "revisions", ["tile_id", "annotator", "created_at"]
+            ).to_pylist():
+                tile_id, at = row["tile_id"], row["created_at"]
+                first_at[tile_id] = min(first_at.get(tile_id, at), at)
+                who.setdefault(tile_id, set()).add(row["annotator"])
+            return {t: (first_at[t], frozenset(who[t])) for t in first_at}
+
+        return self._memo("labellers", ("revisions",), build)
 
     def second_labels_first(self, order: list[str], annotator: str) -> list[str]:
         """``order`` with the tiles of :meth:`awaiting_second` for ``annotator`` moved to the
         front (the earliest first label first); the other tiles keep their order."""
-        known = set(order)
-        front = [t for t in self.awaiting_second(annotator) if t in known]
-        moved = set(front)
-        return front + [t for t in order if t not in moved]
+        return front_first(order, self.awaiting_second(annotator))
 
     # ------------------------------------------------------------------------ who labels what
     def label_lane(self, tile_id_: str, annotator: str) -> str:
@@ -254,7 +256,7 @@ class SecondLabelsPart(StoreBase):
             return SECOND if second.annotator == annotator else FIRST
         if self.latest(tile_id_) is None:
             return FIRST
-        if any(r.annotator == annotator for r in self.history(tile_id_)):
+        if annotator in self._labellers()[tile_id_][1]:
             return FIRST
         return SECOND
 
