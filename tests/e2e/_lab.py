@@ -25,8 +25,9 @@ def two_tiles(root: Path) -> tuple[Path, list[str]]:
     return root, [t.tile_id for t in store.tiles(sid)]
 
 
-def paint_and_save(page, save, revision: int, y: int) -> None:
-    """Paint a leukocyte stroke across the canvas at canvas row ``y`` and save."""
+def paint_leukocyte_stroke(page, y: int) -> dict:
+    """Paint leukocyte across the canvas from x 60 to 260 at canvas row ``y``, and wait until
+    the page counts it unsaved; returns the canvas's bounding box."""
     from playwright.sync_api import expect
 
     page.get_by_test_id("stRadio").filter(has_text="Paint with").get_by_text(
@@ -35,7 +36,7 @@ def paint_and_save(page, save, revision: int, y: int) -> None:
     expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
     idle(page)
     canvas = page.locator("canvas.upper-canvas")
-    expect(canvas).to_have_count(1)
+    expect(canvas).to_have_count(1)  # a re-run may show the old canvas for a moment
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None
@@ -45,6 +46,14 @@ def paint_and_save(page, save, revision: int, y: int) -> None:
     page.mouse.up()
     expect(page.get_by_text("1 shape not saved yet")).to_be_visible()
     idle(page)
+    return box
+
+
+def paint_and_save(page, save, revision: int, y: int) -> None:
+    """Paint a leukocyte stroke across the canvas at canvas row ``y`` and save."""
+    from playwright.sync_api import expect
+
+    paint_leukocyte_stroke(page, y)
     save.click()
     expect(page.get_by_text(f"Saved revision {revision}")).to_be_visible()
     idle(page)

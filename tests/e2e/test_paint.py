@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _browser import BROWSER_MARKS, USER, WAIT_MS, launch, open_label_page, serve
-from _browser import idle as _idle
+from _lab import paint_leukocyte_stroke
 
 from dataset.demo import load_demo
 from dataset.schema import DEFAULT_CLASSES, UNLABELLED
@@ -71,24 +71,9 @@ def _paint_and_save(page, save, tmp_path: Path) -> None:
     """Paint leukocyte from tile (30, 50) to (130, 50) and save."""
     from playwright.sync_api import expect
 
-    page.get_by_test_id("stRadio").filter(has_text="Paint with").get_by_text(
-        "3 leukocyte", exact=True
-    ).click()
-    expect(page.get_by_text("Painting with leukocyte")).to_be_visible()
-    _idle(page)
-
-    canvas = page.locator("canvas.upper-canvas")
-    expect(canvas).to_have_count(1)  # a re-run may show the old canvas for a moment
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None and round(box["width"]) == 512
     # Canvas (60, 100) -> (260, 100) is tile (30, 50) -> (130, 50) at 2x.
-    page.mouse.move(box["x"] + 60, box["y"] + 100)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 260, box["y"] + 100, steps=25)
-    page.mouse.up()
-    expect(page.get_by_text("1 shape not saved yet")).to_be_visible()
-    _idle(page)
+    box = paint_leukocyte_stroke(page, 100)
+    assert round(box["width"]) == 512
 
     save.click()
     try:
