@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dataset.roles import PermissionDenied
 from dataset.settings import SettingsError, get_settings
 from model_zoo import Zoo, ZooError
 from pages import _common
@@ -109,9 +110,9 @@ def _find_or_create(registry: Registry) -> str | None:
                     pseudonym.strip() or None,
                     sex=sex or None,
                     birth_year=None if year is None else int(year),
-                    actor=_common.annotator(),
+                    actor=_common.actor(),
                 )
-            except RegistryError as exc:
+            except (PermissionDenied, RegistryError) as exc:
                 st.error(str(exc))
             else:
                 st.session_state[PATIENT_KEY] = patient.patient_id
@@ -233,8 +234,8 @@ def _visit_form(registry: Registry, store_smears: list[str], patient_id: str) ->
             gad_positive=None if gad == "not tested" else gad == "positive",
             smear_ids=tuple(smears),
         )
-        registry.add_visit(patient_id, visit, entered_by=_common.annotator())
-    except (MeasurementError, RegistryError) as exc:
+        registry.add_visit(patient_id, visit, actor=_common.actor())
+    except (MeasurementError, PermissionDenied, RegistryError) as exc:
         st.error(f"The visit was not stored: {exc}")
         return
     st.rerun()
@@ -335,8 +336,8 @@ def _confirm(registry: Registry, visit: Visit) -> None:
             format_func=lambda d: f"{d}: {DIAGNOSIS_LABELS[d]}",
             key="dx_c_diag",
         )
-        by = _common.annotator()
-        st.caption(f"Confirmed by {by} (the signed-in account).")
+        clinician = _common.actor()
+        st.caption(f"Confirmed by {clinician.name} (the signed-in account).")
         note = st.text_input("Note", key="dx_c_note")
         label = "Correct" if latest else "Confirm"
         if st.form_submit_button(label, key="dx_confirm") and _common.permit("confirm_diagnosis"):
@@ -344,8 +345,8 @@ def _confirm(registry: Registry, visit: Visit) -> None:
                 st.error("Choose the diagnosis to confirm.")
                 return
             try:
-                confirm_visit(registry, visit.visit_id, diagnosis, by=by, note=note)
-            except RegistryError as exc:
+                confirm_visit(registry, visit.visit_id, diagnosis, actor=clinician, note=note)
+            except (PermissionDenied, RegistryError) as exc:
                 st.error(str(exc))
             else:
                 st.rerun()
@@ -509,9 +510,11 @@ def _import(registry: Registry) -> None:
     if preview.errors:
         st.dataframe(pd.DataFrame([e.to_json() for e in preview.errors]), hide_index=True)
     if st.button("Import the good rows", disabled=new == 0, key="dx_imp_go"):
-        report = registry.import_visits(
-            raw, mapping, entered_by=_common.annotator(), name=upload.name
-        )
+        try:
+            report = registry.import_visits(raw, mapping, actor=_common.actor(), name=upload.name)
+        except PermissionDenied as exc:
+            st.error(str(exc))
+            return
         st.success(
             f"{len(report.added)} visits and {len(report.patients_added)} patients added, "
             f"{report.diagnoses_added} diagnoses confirmed."

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
+TESTER = Actor("tester", "clinician")
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "ws"
@@ -49,7 +52,7 @@ def test_a_name_is_refused_and_a_pseudonym_is_kept(workspace: Path) -> None:
 
 
 def test_visit_shows_guidelines_and_the_diagnosis_can_be_confirmed(workspace: Path) -> None:
-    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor="tester")
+    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor=TESTER)
     at = _open()
     assert at.selectbox(key="dx_v_gu").value is None  # no unit is assumed
     at.number_input(key="dx_v_a1c").set_value(48.0)
@@ -135,7 +138,7 @@ def test_disclaimer_once_and_train_disabled_without_confirmations(workspace: Pat
 def test_lab_units_come_from_the_workspace_settings(workspace: Path) -> None:
     from dataset.settings import set_workspace_setting
 
-    Registry.open(workspace).add_patient("P-6", actor="tester")
+    Registry.open(workspace).add_patient("P-6", actor=TESTER)
     set_workspace_setting(workspace, "glucose_unit", "mg/dL")
     at = _open()
     assert at.selectbox(key="dx_v_gu").value == "mg/dL"
@@ -198,7 +201,7 @@ def test_the_page_audits_what_it_does_as_the_signed_in_name(workspace: Path) -> 
     user."""
     from dataset import audit
 
-    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor="tester")
+    Registry.open(workspace).add_patient("P-5", sex="male", birth_year=1960, actor=TESTER)
     at = _open()
     at.selectbox(key="dx_v_au").set_value("mmol/mol")
     at.number_input(key="dx_v_a1c").set_value(48.0)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset.roles import Actor
 from training.diagnosis.registry import Registry, VisitMapping
 
 # Fast classifier settings: a few dozen full-batch epochs on a few dozen rows.
@@ -33,6 +34,9 @@ VISIT_COLUMNS = {
     "bmi": "BMI",
     "diagnosis": "Dx",
 }
+
+
+TESTER = Actor("tester", "clinician")
 
 
 def visits_csv(
@@ -110,7 +114,7 @@ def fill_registry(
     report = registry.import_visits(
         csv,
         VisitMapping.model_validate(visits_mapping(type_features=type_features)),
-        entered_by="tester",
+        actor=TESTER,
     )
     assert not report.errors, report.errors
     return registry

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset.roles import Actor
 from tests.training._boundaries import POINTS, Point, point_id, visits
 from training.diagnosis import cli
 from training.diagnosis.criteria import MEASUREMENTS
@@ -21,6 +22,9 @@ from training.diagnosis.service import patient_summary
 
 FLAGS = cli.FLAGS
 VISITS_PER_WORKSPACE = 8
+
+
+TESTER = Actor("tester", "clinician")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -140,9 +144,7 @@ def test_boundary_through_csv_import(tmp_path: Path) -> None:
         }
     )
     registry = Registry.open(tmp_path / "ws")
-    report = registry.import_visits(
-        ("\n".join(lines) + "\n").encode(), mapping, entered_by="tester"
-    )
+    report = registry.import_visits(("\n".join(lines) + "\n").encode(), mapping, actor=TESTER)
     assert not report.errors, report.errors[:3]
     assert len(report.added) == len(groups)
     _check(_expected(groups), _verdicts(patient_summary(registry, "P-1")), groups)

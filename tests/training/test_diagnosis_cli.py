@@ -277,6 +277,8 @@ def test_patient_visit_confirm_show_forecast(
     assert code == 1 and "no account 'dr-x'" in err
     code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "tech", *ws)
     assert code == 1 and "may not confirm diagnoses" in err
+    code, _, err = run(capsys, "confirm", "P-100", ids[-1], "normal", "--by", " ", *ws)
+    assert code == 1 and "--by: name the account of the clinician" in err
     confirmed = run_json(capsys, "confirm", "P-100", ids[-1], "prediabetes", "--by", "dr-a", *ws)
     assert (confirmed["diagnosis"], confirmed["revision"]) == ("prediabetes", 1)
     corrected = run_json(capsys, "confirm", "P-100", ids[-1], "normal", "--by", "dr-b", *ws)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataset.roles import Actor, PermissionDenied
 from dataset.store import NewSmear
 from training.diagnosis.registry import (
     DIAGNOSES,
@@ -47,6 +48,12 @@ CSV = (
 )
 
 
+DR_A = Actor("dr-a", "clinician")
+DR_B = Actor("dr-b", "clinician")
+TECH = Actor("tech", "clinician")
+TESTER = Actor("tester", "clinician")
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     return Registry.open(tmp_path / "ws")
@@ -59,23 +66,23 @@ def mapping(**changes: object) -> VisitMapping:
 def test_patients_are_pseudonyms_only(registry: Registry) -> None:
     for name in ("Jane Doe", "JaneDoe", "", "P 1", "x"):
         with pytest.raises(RegistryError, match="pseudonym"):
-            registry.add_patient(name, actor="tester")
-    fresh = registry.add_patient(sex="F", birth_year=1980, actor="tester")
+            registry.add_patient(name, actor=TESTER)
+    fresh = registry.add_patient(sex="F", birth_year=1980, actor=TESTER)
     assert any(c.isdigit() for c in fresh.patient_id)
     assert (fresh.sex, fresh.birth_year) == ("female", 1980)
-    registry.add_patient("P-0042", actor="tester")
+    registry.add_patient("P-0042", actor=TESTER)
     with pytest.raises(RegistryError, match="exists already"):
-        registry.add_patient("P-0042", actor="tester")
+        registry.add_patient("P-0042", actor=TESTER)
     assert [p.patient_id for p in registry.find_patients("0042")] == ["P-0042"]
     with pytest.raises(RegistryError, match="No patient"):
         registry.patient("P-9999")
 
 
 def test_visit_is_stored_once_and_refuses_impossible_values(registry: Registry) -> None:
-    registry.add_patient("P-1", sex="male", birth_year=1960, actor="tester")
+    registry.add_patient("P-1", sex="male", birth_year=1960, actor=TESTER)
     visit = NewVisit(date=DAY, hba1c_percent=6.1, fpg_mmol=6.3, bmi=31.0)
-    first = registry.add_visit("P-1", visit, entered_by="tester")
-    again = registry.add_visit("P-1", visit, entered_by="tester")
+    first = registry.add_visit("P-1", visit, actor=TESTER)
+    again = registry.add_visit("P-1", visit, actor=TESTER)
     assert first.visit_id == again.visit_id
     assert [v.visit_id for v in registry.visits("P-1")] == [first.visit_id]
     assert registry.visit(first.visit_id).hba1c_percent == 6.1
@@ -91,18 +98,18 @@ def test_visit_is_stored_once_and_refuses_impossible_values(registry: Registry) 
     }
     for field, bad in cases.items():
         with pytest.raises(RegistryError, match=field):
-            registry.add_visit("P-1", bad, entered_by="tester")
+            registry.add_visit("P-1", bad, actor=TESTER)
     assert len(registry.visits()) == 1
     with pytest.raises(RegistryError, match="No patient"):
-        registry.add_visit("P-2", visit, entered_by="tester")
+        registry.add_visit("P-2", visit, actor=TESTER)
 
 
 def test_confirmations_are_append_only_and_the_latest_wins(registry: Registry) -> None:
-    registry.add_patient("P-1", actor="tester")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=7.1), entered_by="tester")
+    registry.add_patient("P-1", actor=TESTER)
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=7.1), actor=TESTER)
     assert registry.diagnosis(visit.visit_id) is None
-    registry.confirm(visit.visit_id, "T2DM", by="dr-a")
-    registry.confirm(visit.visit_id, "type 1", by="dr-b", note="GAD came back positive")
+    registry.confirm(visit.visit_id, "T2DM", actor=DR_A)
+    registry.confirm(visit.visit_id, "type 1", actor=DR_B, note="GAD came back positive")
     latest = registry.diagnosis(visit.visit_id)
     assert latest is not None
     assert (latest.diagnosis, latest.confirmed_by, latest.revision) == ("type 1", "dr-b", 2)
@@ -122,22 +129,22 @@ def test_confirmations_are_append_only_and_the_latest_wins(registry: Registry) -
 
 
 def test_confirm_refuses_what_cannot_be_a_confirmation(registry: Registry) -> None:
-    registry.add_patient("P-1", sex="female", actor="tester")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, fpg_mmol=7.4), entered_by="tester")
-    with pytest.raises(RegistryError, match="who confirms"):
-        registry.confirm(visit.visit_id, "type 2", by=" ")
+    registry.add_patient("P-1", sex="female", actor=TESTER)
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, fpg_mmol=7.4), actor=TESTER)
+    with pytest.raises(PermissionDenied, match="may not confirm diagnoses"):
+        registry.confirm(visit.visit_id, "type 2", actor=Actor("ann", "annotator"))
     with pytest.raises(RegistryError, match=", ".join(DIAGNOSES)):
-        registry.confirm(visit.visit_id, "diabetes-ish", by="dr-a")
+        registry.confirm(visit.visit_id, "diabetes-ish", actor=DR_A)
     with pytest.raises(RegistryError, match="pregnan"):
-        registry.confirm(visit.visit_id, "gestational", by="dr-a")
+        registry.confirm(visit.visit_id, "gestational", actor=DR_A)
     pregnant = registry.add_visit(
         "P-1",
         NewVisit(date=DAY, pregnant=True, pregnancy_week=26, ogtt_2h_mmol=9.0),
-        entered_by="tester",
+        actor=TESTER,
     )
-    assert registry.confirm(pregnant.visit_id, "GDM", by="dr-a").diagnosis == "gestational"
+    assert registry.confirm(pregnant.visit_id, "GDM", actor=DR_A).diagnosis == "gestational"
     with pytest.raises(RegistryError, match="No visit"):
-        registry.confirm("Vnothing", "normal", by="dr-a")
+        registry.confirm("Vnothing", "normal", actor=DR_A)
     assert len(registry.confirmed()) == 1
 
 
@@ -154,7 +161,7 @@ def test_import_refuses_impossible_rows_and_stores_the_good_ones(
 ) -> None:
     path = tmp_path / "visits.csv"
     path.write_text(CSV, encoding="utf-8")
-    report = registry.import_visits(path, mapping(), entered_by="tester")
+    report = registry.import_visits(path, mapping(), actor=TESTER)
     errors = {(e.row, e.column) for e in report.errors}
     assert errors == {(3, "A1c"), (4, "VisitDate"), (5, "FPG"), (7, "PatientID")}
     assert "cannot be real" in next(e.message for e in report.errors if e.row == 3)
@@ -173,7 +180,7 @@ def test_import_refuses_impossible_rows_and_stores_the_good_ones(
     assert registry.patient("P-01").sex == "female"
     assert [p.patient_id for p in registry.patients()] == ["P-01"]
 
-    again = registry.import_visits(path, mapping(), entered_by="tester")
+    again = registry.import_visits(path, mapping(), actor=TESTER)
     assert again.added == () and len(again.duplicates) == 2
     assert len(registry.visits()) == 2
 
@@ -187,7 +194,7 @@ def test_preview_stores_nothing_and_marks_stored_rows(registry: Registry, tmp_pa
     assert [r.row for r in preview.rows] == [2, 6]
     assert preview.refused_rows == [3, 4, 5, 7]
     assert {r.status for r in preview.rows} == {"new"}
-    registry.import_visits(path, mapping(), entered_by="tester")
+    registry.import_visits(path, mapping(), actor=TESTER)
     assert {r.status for r in registry.preview_import(path, mapping()).rows} == {"duplicate"}
     # The same parse from bytes (an upload) without a registry at all.
     parsed = parse_visits_csv(CSV.encode(), mapping())
@@ -195,8 +202,8 @@ def test_preview_stores_nothing_and_marks_stored_rows(registry: Registry, tmp_pa
 
 
 def test_import_checks_patients_against_the_registry(registry: Registry) -> None:
-    registry.add_patient("P-01", sex="male", birth_year=1970, actor="tester")
-    report = registry.import_visits(CSV.encode(), mapping(), entered_by="tester")
+    registry.add_patient("P-01", sex="male", birth_year=1970, actor=TESTER)
+    report = registry.import_visits(CSV.encode(), mapping(), actor=TESTER)
     assert (2, "Sex") in {(e.row, e.column) for e in report.errors}
     assert registry.visits("P-01") == []
 
@@ -205,17 +212,15 @@ def test_diagnosis_column_needs_the_confirming_clinician(registry: Registry) -> 
     text = "PatientID,VisitDate,FPG,Dx\nP-1,01.02.2022,140,T2DM\nP-2,01.02.2022,90,normal\n"
     columns = {"patient": "PatientID", "date": "VisitDate", "fpg": "FPG", "diagnosis": "Dx"}
     unconfirmed = mapping(columns=columns)
-    report = registry.import_visits(text.encode(), unconfirmed, entered_by="tester")
+    report = registry.import_visits(text.encode(), unconfirmed, actor=TESTER)
     assert {e.column for e in report.errors} == {"Dx"} and not report.added
     confirmed = mapping(columns=columns, confirmed_by="dr-a")
-    report = registry.import_visits(text.encode(), confirmed, entered_by="tester")
+    report = registry.import_visits(text.encode(), confirmed, actor=TESTER)
     assert report.diagnoses_added == 2
     labels = {c.patient_id: (c.diagnosis, c.confirmed_by) for c in registry.confirmed().values()}
     assert labels == {"P-1": ("type 2", "dr-a"), "P-2": ("normal", "dr-a")}
     # Importing the same file again adds no confirmation rows.
-    assert (
-        registry.import_visits(text.encode(), confirmed, entered_by="tester").diagnoses_added == 0
-    )
+    assert registry.import_visits(text.encode(), confirmed, actor=TESTER).diagnoses_added == 0
 
 
 def test_mapping_errors_name_what_to_fix(tmp_path: Path) -> None:
@@ -237,23 +242,23 @@ def test_linking_smears_adds_a_revision_and_keeps_the_id(registry: Registry) -> 
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
     registry.store.add_smear(NewSmear("smear-1", buf.getvalue(), 8, 8))
-    registry.add_patient("P-1", actor="tester")
-    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=6.0), entered_by="tester")
+    registry.add_patient("P-1", actor=TESTER)
+    visit = registry.add_visit("P-1", NewVisit(date=DAY, hba1c_percent=6.0), actor=TESTER)
     with pytest.raises(RegistryError, match="ingest"):
-        registry.link_smears(visit.visit_id, ["smear-unknown"], entered_by="tester")
-    linked = registry.link_smears(visit.visit_id, ["smear-1"], entered_by="tech")
+        registry.link_smears(visit.visit_id, ["smear-unknown"], actor=TESTER)
+    linked = registry.link_smears(visit.visit_id, ["smear-1"], actor=TECH)
     assert (linked.visit_id, linked.revision, linked.smear_ids) == (visit.visit_id, 2, ("smear-1",))
     assert registry.visits("P-1") == [linked]
-    assert registry.link_smears(visit.visit_id, ["smear-1"], entered_by="tester").revision == 2
+    assert registry.link_smears(visit.visit_id, ["smear-1"], actor=TESTER).revision == 2
 
 
 def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
-    registry.add_patient("P-1", actor="tester")
+    registry.add_patient("P-1", actor=TESTER)
     visit = NewVisit(
         date=DAY,
         entered=(Reading("fpg", 126.0, "mg/dL"), Reading("hba1c", 48.0, "mmol/mol")),
     )
-    stored = registry.visit(registry.add_visit("P-1", visit, entered_by="tester").visit_id)
+    stored = registry.visit(registry.add_visit("P-1", visit, actor=TESTER).visit_id)
     assert stored.entered == (Reading("hba1c", 48.0, "mmol/mol"), Reading("fpg", 126.0, "mg/dL"))
     assert str(stored.reading("hba1c")) == "48 mmol/mol"
     assert stored.fpg_mmol == pytest.approx(126 / 18.016)
@@ -263,12 +268,12 @@ def test_a_visit_keeps_each_value_as_entered(registry: Registry) -> None:
 
 
 def test_rare_glucose_needs_the_unit_confirmed(registry: Registry) -> None:
-    registry.add_patient("P-1", actor="tester")
+    registry.add_patient("P-1", actor=TESTER)
     low = NewVisit(date=DAY, entered=(Reading("fpg", 0.8, "mmol/L"),))
     with pytest.raises(RegistryError, match=r"fpg: 0\.8 mmol/L is below 1\.0 mmol/L"):
-        registry.add_visit("P-1", low, entered_by="tester")
+        registry.add_visit("P-1", low, actor=TESTER)
     kept = registry.add_visit(
-        "P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True), entered_by="tester"
+        "P-1", NewVisit(date=DAY, entered=low.entered, unit_confirmed=True), actor=TESTER
     )
     assert registry.visit(kept.visit_id).unit_confirmed is True
 
@@ -325,7 +330,7 @@ def test_rows_stored_before_units_were_kept_read_as_unknown_and_keep_their_ids(
     }
     write_deltalake(str(root / "tables" / "registry_visits"), pa.Table.from_pylist([row], old))
     registry = Registry.open(root)
-    registry.add_patient("P-1", actor="tester")
+    registry.add_patient("P-1", actor=TESTER)
     [visit] = registry.visits("P-1")
     assert visit.visit_id == "V0123456789ab"
     assert visit.entered == (Reading("fpg", 126 / 18.016, "unknown"),)
@@ -333,7 +338,7 @@ def test_rows_stored_before_units_were_kept_read_as_unknown_and_keep_their_ids(
     assert visit.anaemia_or_hb_disorder is False  # a column added later reads as not recorded
     # A new visit appends under the new schema; the old row still reads the same.
     registry.add_visit(
-        "P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)), entered_by="tester"
+        "P-1", NewVisit(date=DAY, entered=(Reading("fpg", 5.0, "mmol/L"),)), actor=TESTER
     )
     units = {v.visit_id: v.entered[0].unit for v in registry.visits("P-1")}
     assert units["V0123456789ab"] == "unknown"
@@ -362,7 +367,7 @@ def test_unit_columns_give_each_rows_unit(registry: Registry) -> None:
     m = VisitMapping.model_validate(
         {"columns": {"patient": "P", "date": "D", "fpg": "FPG"}, "unit_columns": {"glucose": "GU"}}
     )
-    report = registry.import_visits(text.encode(), m, entered_by="tester")
+    report = registry.import_visits(text.encode(), m, actor=TESTER)
     assert {(e.row, e.column) for e in report.errors} == {(4, "GU"), (5, "GU")}
     assert "No unit is assumed" in report.errors[0].message
     stored = {v.patient_id: v.entered for v in registry.visits()}

@@ -40,6 +40,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TYPE_WARNING = "cannot tell type 1 from type 2"
 
 
+DR_A = Actor("dr-a", "clinician")
+DR_B = Actor("dr-b", "clinician")
+TESTER = Actor("tester", "clinician")
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny full-batch fits run fastest on one thread, above all on a busy machine."""
@@ -57,27 +62,27 @@ def request(**changes: object) -> TrainRequest:
 
 def test_confirmations_are_the_labels_and_the_latest_wins(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-1", sex="female", birth_year=1970, actor="tester")
-    registry.add_patient("P-2", sex="male", birth_year=1950, actor="tester")
-    registry.add_patient("P-3", actor="tester")
+    registry.add_patient("P-1", sex="female", birth_year=1970, actor=TESTER)
+    registry.add_patient("P-2", sex="male", birth_year=1950, actor=TESTER)
+    registry.add_patient("P-3", actor=TESTER)
     # P-1's values are in the diabetic range, but the clinician judged otherwise: the label
     # is the judgement, not the thresholds.
     early = registry.add_visit(
-        "P-1", NewVisit(date=dt.date(2020, 1, 1), hba1c_percent=5.4), entered_by="tester"
+        "P-1", NewVisit(date=dt.date(2020, 1, 1), hba1c_percent=5.4), actor=TESTER
     )
     late = registry.add_visit(
-        "P-1", NewVisit(date=dt.date(2021, 1, 1), hba1c_percent=6.8), entered_by="tester"
+        "P-1", NewVisit(date=dt.date(2021, 1, 1), hba1c_percent=6.8), actor=TESTER
     )
     other = registry.add_visit(
-        "P-2", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=7.9), entered_by="tester"
+        "P-2", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=7.9), actor=TESTER
     )
     registry.add_visit(
-        "P-3", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=9.9), entered_by="tester"
+        "P-3", NewVisit(date=dt.date(2021, 1, 1), fpg_mmol=9.9), actor=TESTER
     )  # unconfirmed
-    registry.confirm(early.visit_id, "normal", by="dr-a")
-    registry.confirm(late.visit_id, "type 2", by="dr-a")
-    registry.confirm(late.visit_id, "prediabetes", by="dr-b")  # the correction wins
-    registry.confirm(other.visit_id, "type 2", by="dr-a")
+    registry.confirm(early.visit_id, "normal", actor=DR_A)
+    registry.confirm(late.visit_id, "type 2", actor=DR_A)
+    registry.confirm(late.visit_id, "prediabetes", actor=DR_B)  # the correction wins
+    registry.confirm(other.visit_id, "type 2", actor=DR_A)
 
     rows = registry_training_set(registry, "binary")
     assert rows.row_ids == (late.visit_id, other.visit_id)  # latest visit per patient
@@ -93,7 +98,7 @@ def test_confirmations_are_the_labels_and_the_latest_wins(tmp_path: Path) -> Non
     assert set(every.row_ids) == {early.visit_id, late.visit_id, other.visit_id}
     assert every.data.classes == ("normal", "prediabetes", "type 2")
 
-    registry.confirm(other.visit_id, "normal", by="dr-b")
+    registry.confirm(other.visit_id, "normal", actor=DR_B)
     with pytest.raises(DiagnosisError, match="both kinds"):
         registry_training_set(registry, "binary")
 
@@ -227,15 +232,15 @@ def test_evaluate_cross_validates_both_models_on_a_csv(tmp_path: Path) -> None:
 
 def test_forecast_and_rules_of_a_registry_patient(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-7", sex="female", birth_year=1980, actor="tester")
+    registry.add_patient("P-7", sex="female", birth_year=1980, actor=TESTER)
     for year, a1c in ((2019, 5.4), (2020, 5.6), (2021, 5.8), (2022, 6.0)):
         registry.add_visit(
-            "P-7", NewVisit(date=dt.date(year, 6, 1), hba1c_percent=a1c), entered_by="tester"
+            "P-7", NewVisit(date=dt.date(year, 6, 1), hba1c_percent=a1c), actor=TESTER
         )
     registry.add_visit(
         "P-7",
         NewVisit(date=dt.date(2021, 12, 1), hba1c_percent=5.0, pregnant=True),
-        entered_by="tester",
+        actor=TESTER,
     )
     result = patient_forecast(registry, "P-7", today=dt.date(2022, 6, 1))
     assert len(result.hba1c.points) == 4 and len(result.hba1c.left_out) == 1
@@ -315,7 +320,7 @@ def test_a_stored_value_todays_checks_refuse_is_shown_not_fatal(tmp_path: Path) 
     from training.diagnosis.service import patient_summary
 
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-1", actor="tester")
+    registry.add_patient("P-1", actor=TESTER)
     old = NewVisit(date=dt.date(2020, 1, 1), entered=(Reading("hba1c", 2.5, "unknown"),))
     registry._store_visits([("P-1", old)], "", "manual")  # as an old registry holds it
     [visit] = patient_summary(registry, "P-1")["visits"]

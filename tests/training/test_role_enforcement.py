@@ -5,6 +5,7 @@ cancel training, or open a patient record. A refusal changes nothing and records
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from dataset.release import create_release, export_release, list_releases
 from dataset.roles import COMMAND_LINE, ROLES, Actor, PermissionDenied, may
 from dataset.store import Store
 from model_zoo import ModelCard, Zoo
-from training.diagnosis.registry import Registry
-from training.diagnosis.service import TrainRequest, open_patient
+from training.diagnosis.registry import NewVisit, Registry, VisitMapping
+from training.diagnosis.service import TrainRequest, confirm_visit, open_patient
 from training.diagnosis.service import submit_training as submit_diagnosis
 from training.jobs import JobRunner, JobState
 from training.service import (
@@ -31,6 +32,9 @@ from training.service import (
 )
 
 ACTORS = {role: Actor(f"{role}-1", role) for role in ROLES}
+
+
+CLARA = Actor("clara", "clinician")
 
 
 def refused(action: str) -> list[Actor]:
@@ -141,12 +145,61 @@ def test_cancelling_needs_the_right_that_starting_needs(tmp_path: Path, no_worke
 # ------------------------------------------------------------------------------ patients
 def test_opening_a_patient_record_needs_the_patients_right(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "ws")
-    registry.add_patient("P-1", actor="clara")
+    registry.add_patient("P-1", actor=CLARA)
     for who in refused("patients"):
         with pytest.raises(PermissionDenied, match="may not see patient data"):
             open_patient(registry, "P-1", actor=who)
     assert audit.read(registry.store, action="patient_open") == []
     assert open_patient(registry, "P-1", actor=ACTORS["clinician"])["patient"] == "P-1"
+
+
+def test_registry_writes_need_the_role_and_store_nothing_when_refused(tmp_path: Path) -> None:
+    registry = Registry.open(tmp_path / "ws")
+    registry.add_patient("P-1", sex="female", actor=CLARA)
+    visit = registry.add_visit("P-1", NewVisit(date=dt.date(2026, 3, 1), fpg_mmol=7.4), actor=CLARA)
+    before = (registry.table_versions(), len(audit.read(registry.store)))
+    csv = b"PatientID,VisitDate,A1c,Diagnosis\nP-9,2026-03-02,6.8,type 2\n"
+    mapping = VisitMapping.model_validate(
+        {
+            "columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c",
+                        "diagnosis": "Diagnosis"},
+            "units": {"hba1c": "percent"},
+            "confirmed_by": "dr-a",
+        }
+    )  # fmt: skip
+    writes = {
+        "patients": [
+            lambda who: registry.add_patient("P-2", actor=who),
+            lambda who: registry.add_visit(
+                "P-1", NewVisit(date=dt.date(2026, 4, 1), fpg_mmol=5.0), actor=who
+            ),
+            lambda who: registry.link_smears(visit.visit_id, [], actor=who),
+            lambda who: registry.import_visits(csv, mapping, actor=who),
+        ],
+        "confirm_diagnosis": [
+            lambda who: registry.confirm(visit.visit_id, "type 2", actor=who),
+            lambda who: confirm_visit(registry, visit.visit_id, "type 2", actor=who),
+        ],
+    }
+    for right, calls in writes.items():
+        for who in refused(right):
+            for call in calls:
+                with pytest.raises(PermissionDenied, match=f"{who.name} \\({who.role}\\) may not"):
+                    call(who)
+        for call in calls:
+            with pytest.raises(TypeError, match="as an Actor"):
+                call("clara")  # a bare name carries no role to check
+    assert (registry.table_versions(), len(audit.read(registry.store))) == before
+
+    # The roles that hold the right write, under their own names.
+    clinician = ACTORS["clinician"]
+    assert registry.import_visits(csv, mapping, actor=clinician).diagnoses_added == 1
+    confirmed = confirm_visit(registry, visit.visit_id, "type 2", actor=ACTORS["admin"])
+    assert confirmed.confirmed_by == "admin-1"
+    rows = {(r.actor, r.action) for r in audit.read(registry.store)}
+    assert {("clinician-1", "visit_add"), ("admin-1", "diagnosis_confirm")} <= rows
+    # A CSV's diagnoses need the confirming right as well as the patients right.
+    assert all(a.may("confirm_diagnosis") for a in ACTORS.values() if a.may("patients"))
 
 
 # ------------------------------------------------------------------------------ command line

@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 
 from dataset.images import encode_png_lossless, smear_id_for
+from dataset.roles import Actor
 from dataset.store import NewSmear, Store, StoreError
 from model_zoo import Zoo
 from tests._segfixtures import JobCtx, disc_smear, make_workspace, patient_in, train_tiny
 
 pytestmark = pytest.mark.slow
+
+
+TESTER = Actor("tester", "clinician")
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +141,8 @@ def test_stored_smear_analysis_becomes_classifier_features(tmp_path: Path) -> No
         store.save_mask(t.tile_id, mask[t.y : t.y + t.h, t.x : t.x + t.w], annotator="t")
     analysis, _, _ = analyze_smear(store, sid)  # no model: the saved labels are analysed
     registry = Registry(store)
-    registry.add_patient("P-1", sex="female", birth_year=1970, actor="tester")
-    registry.add_visit("P-1", visit, entered_by="tester")
+    registry.add_patient("P-1", sex="female", birth_year=1970, actor=TESTER)
+    registry.add_visit("P-1", visit, actor=TESTER)
     feats = visit_features(visit, store=store)
     share = analysis.row("leukocyte").pixel_share
     assert feats["smear: leukocyte pixel share"] == pytest.approx(share)

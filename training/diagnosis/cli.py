@@ -30,7 +30,7 @@ from dataset.cliutil import (
     json_flag,
     report_error,
 )
-from dataset.roles import COMMAND_LINE
+from dataset.roles import COMMAND_LINE, Actor
 from training.diagnosis import DISCLAIMER
 from training.diagnosis.criteria import (
     MEASUREMENTS,
@@ -254,10 +254,6 @@ def _handled(func: Handler) -> Handler:
     return run
 
 
-# The audit trail's actor for a command that names no person.
-_CLI = COMMAND_LINE.name
-
-
 def _workspace(args: argparse.Namespace) -> Path:
     if getattr(args, "workspace", None):
         return Path(args.workspace)
@@ -266,20 +262,24 @@ def _workspace(args: argparse.Namespace) -> Path:
     return Path(get_settings().workspace)
 
 
-def _person(args: argparse.Namespace, action: str) -> str:
-    """``--by``: an existing, enabled account whose role may take ``action`` ("" when left
-    out and optional)."""
+def _person(args: argparse.Namespace, action: str, *, required: bool = False) -> Actor:
+    """``--by``: an existing, enabled account whose role may take ``action``; the command
+    line's own account (:data:`~dataset.roles.COMMAND_LINE`) when ``--by`` is left out and
+    not ``required``."""
     from dataset.accounts import AccountError, actor_for
     from dataset.roles import PermissionDenied
 
     name = (args.by or "").strip()
+    if not name and required:
+        raise _Refused("--by: name the account of the clinician who confirms the diagnosis.")
     if not name:
-        return ""
+        return COMMAND_LINE
     try:
-        actor_for(_workspace(args), name).require(action)
+        actor = actor_for(_workspace(args), name)
+        actor.require(action)
     except (AccountError, PermissionDenied) as exc:
         raise _Refused(f"--by {name}: {exc}") from None
-    return name
+    return actor
 
 
 class _Refused(Exception):
@@ -372,9 +372,7 @@ def cmd_import_visits(args: argparse.Namespace) -> int:
             f"{len(preview.refused_rows)} refused; nothing stored (preview)."
         )
     else:
-        report = registry.import_visits(
-            args.csv, mapping, entered_by=_person(args, "patients") or _CLI
-        )
+        report = registry.import_visits(args.csv, mapping, actor=_person(args, "patients"))
         out = {"preview": False, **report.to_json()}
         errors = report.errors
         summary = (
@@ -593,7 +591,7 @@ def cmd_add_patient(args: argparse.Namespace) -> int:
 
     registry = Registry.open(_workspace(args))
     patient = registry.add_patient(
-        args.patient, sex=args.sex, birth_year=args.birth_year, actor=_CLI
+        args.patient, sex=args.sex, birth_year=args.birth_year, actor=COMMAND_LINE
     )
     if json_flag(args):
         _print_json(
@@ -634,7 +632,7 @@ def cmd_add_visit(args: argparse.Namespace) -> int:
         smear_ids=tuple(args.smear),
     )
     registry = Registry.open(_workspace(args))
-    stored = registry.add_visit(args.patient, visit, entered_by=_person(args, "patients") or _CLI)
+    stored = registry.add_visit(args.patient, visit, actor=_person(args, "patients"))
     summary = visit_summary(registry, stored, registry.diagnosis(stored.visit_id))
     if json_flag(args):
         _print_json({"patient": stored.patient_id, **summary})
@@ -657,7 +655,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     """Record a clinician's confirmed diagnosis (a correction is a new confirmation)."""
     from training.diagnosis.registry import Registry
 
-    by = _person(args, "confirm_diagnosis")
+    clinician = _person(args, "confirm_diagnosis", required=True)
     registry = Registry.open(_workspace(args))
     visit = registry.visit(args.visit_id)
     if visit.patient_id != args.patient:
@@ -669,7 +667,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     from training.diagnosis.service import confirm_visit
 
-    c = confirm_visit(registry, args.visit_id, args.diagnosis, by=by, note=args.note)
+    c = confirm_visit(registry, args.visit_id, args.diagnosis, actor=clinician, note=args.note)
     if json_flag(args):
         _print_json(
             {

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from dataset import audit
+from dataset.roles import Actor
 from dataset.store import Store
 from training.diagnosis.measurements import UNKNOWN_UNIT
 from training.diagnosis.registry.csv_import import (
@@ -68,17 +69,20 @@ class Registry:
         *,
         sex: str | None = None,
         birth_year: int | None = None,
-        actor: str,
+        actor: Actor,
     ) -> Patient:
         """Store a new patient under a pseudonym (a fresh one such as ``P-482913`` when None).
 
-        ``actor`` (who adds the patient) is recorded in the audit trail (``patient_add``).
+        ``actor`` (who adds the patient) must have the ``patients`` right; it is recorded in
+        the audit trail (``patient_add``).
 
         Raises:
+            dataset.roles.PermissionDenied: the actor's role may not see patient data
+                (nothing is stored).
             RegistryError: the pseudonym is not one (see :data:`PSEUDONYM_RULE`), is taken,
                 or sex / birth year are invalid.
         """
-        _check_person(actor, "adds the patient")
+        who = audit.authorise(actor, "patients", "patient_add")
         sex = _check_sex(sex)
         birth_year = _check_birth_year(birth_year)
         with self.tables.lock("registry_patients"):
@@ -92,7 +96,7 @@ class Registry:
                 )
             patient = Patient(patient_id, sex, birth_year, _now())
             self.tables.append("registry_patients", [asdict(patient)])
-        audit.record(self.store, actor=actor, action="patient_add", object_id=patient_id)
+        audit.record(self.store, actor=who, action="patient_add", object_id=patient_id)
         return patient
 
     def patient(self, patient_id: str) -> Patient:
@@ -127,18 +131,20 @@ class Registry:
 
     # ------------------------------------------------------------------ visits
     def add_visit(
-        self, patient_id: str, visit: NewVisit, *, entered_by: str, source: str = "manual"
+        self, patient_id: str, visit: NewVisit, *, actor: Actor, source: str = "manual"
     ) -> Visit:
         """Store a visit of a known patient; the same visit stored before is returned as is.
 
-        ``entered_by`` is who enters it, recorded with the visit and in the audit trail
-        (``visit_add``, only when the visit is new).
+        ``actor`` enters it and must have the ``patients`` right; its name is recorded with
+        the visit (``entered_by``) and in the audit trail (``visit_add``, only when the visit
+        is new).
 
         Raises:
-            RegistryError: unknown patient, unknown smear, values that cannot be real
-                (every problem named by field), or nobody named in ``entered_by``.
+            dataset.roles.PermissionDenied: the actor's role may not see patient data.
+            RegistryError: unknown patient, unknown smear, or values that cannot be real
+                (every problem named by field).
         """
-        _check_person(entered_by, "enters the visit")
+        entered_by = audit.authorise(actor, "patients", "visit_add")
         patient = self.patient(patient_id)
         problems = check_visit(visit, sex=patient.sex, birth_year=patient.birth_year)
         if problems:
@@ -174,15 +180,17 @@ class Registry:
         visits = [_visit_from_row(r) for r in latest.values()]
         return sorted(visits, key=lambda v: (v.patient_id, v.date, v.created_at, v.visit_id))
 
-    def link_smears(self, visit_id: str, smear_ids: Iterable[str], *, entered_by: str) -> Visit:
+    def link_smears(self, visit_id: str, smear_ids: Iterable[str], *, actor: Actor) -> Visit:
         """Link stored smears to a visit (a new revision of the visit; the id stays).
 
-        A change is recorded in the audit trail as ``entered_by``'s ``visit_change``.
+        ``actor`` must have the ``patients`` right; a change is recorded with the revision
+        (``entered_by``) and in the audit trail as the actor's ``visit_change``.
 
         Raises:
-            RegistryError: unknown visit or smear, or nobody named in ``entered_by``.
+            dataset.roles.PermissionDenied: the actor's role may not see patient data.
+            RegistryError: unknown visit or smear.
         """
-        _check_person(entered_by, "links the smears")
+        entered_by = audit.authorise(actor, "patients", "visit_change")
         wanted = tuple(dict.fromkeys(s.strip() for s in smear_ids if s.strip()))
         self._check_smears(wanted)
         with self.tables.lock("registry_visits"):
@@ -255,21 +263,23 @@ class Registry:
         visit_id: str,
         diagnosis: str,
         *,
-        by: str,
+        actor: Actor,
         note: str = "",
         guidelines: dict[str, dict[str, str]] | None = None,
     ) -> Confirmation:
-        """Record a clinician's confirmed diagnosis of a visit (a correction is a new call).
+        """Record ``actor``'s confirmed diagnosis of a visit (a correction is a new call);
+        the actor's role must allow ``confirm_diagnosis``, and its name is the confirming
+        clinician.
 
         ``guidelines`` is what each guideline said at that moment (``{"ADA": {"verdict",
         "repeat_test"}, ...}``), kept in the history beside the clinician's judgement.
 
         Raises:
-            RegistryError: unknown visit or diagnosis, no clinician named, or gestational
-                diabetes at a visit not in pregnancy.
+            dataset.roles.PermissionDenied: the actor's role may not confirm diagnoses.
+            RegistryError: unknown visit or diagnosis, or gestational diabetes at a visit
+                not in pregnancy.
         """
-        if not (by or "").strip():
-            raise RegistryError("Say who confirms the diagnosis (the clinician's name or id).")
+        by = audit.authorise(actor, "confirm_diagnosis", "diagnosis_confirm")
         diagnosis = parse_diagnosis(diagnosis)
         visit = self.visit(visit_id)
         _check_gestational(diagnosis, visit)
@@ -279,7 +289,7 @@ class Registry:
                 visit_id=visit_id,
                 patient_id=visit.patient_id,
                 diagnosis=diagnosis,
-                confirmed_by=by.strip(),
+                confirmed_by=by,
                 confirmed_at=_now(),
                 revision=len(history) + 1,
                 note=note,
@@ -376,7 +386,7 @@ class Registry:
         source: Path | str | bytes,
         mapping: VisitMapping,
         *,
-        entered_by: str,
+        actor: Actor,
         name: str | None = None,
     ) -> ImportReport:
         """Store every good row of a CSV of visits; refused rows are reported, not stored.
@@ -385,14 +395,19 @@ class Registry:
         as duplicates. A mapped diagnosis column is stored as confirmations by
         ``mapping.confirmed_by`` (a visit already confirmed the same way gets no new row).
 
-        What is stored is audited as ``entered_by``'s (``patient_add``, ``visit_add``; the
-        confirmations as ``diagnosis_confirm`` rows by ``entered_by``, naming the clinician).
+        ``actor`` must have the ``patients`` right, and ``confirm_diagnosis`` too when the
+        CSV carries diagnoses. What is stored is audited as the actor's (``patient_add``,
+        ``visit_add``; the confirmations as ``diagnosis_confirm`` rows by the actor, naming the
+        clinician of ``mapping.confirmed_by``).
 
         Raises:
-            RegistryError: nobody named in ``entered_by``.
+            dataset.roles.PermissionDenied: the actor's role may not take one of those rights
+                (nothing is stored).
         """
-        _check_person(entered_by, "imports the visits")
+        entered_by = audit.authorise(actor, "patients", "visit_add")
         preview = self.preview_import(source, mapping, name)
+        if any(r.diagnosis is not None for r in preview.rows):
+            audit.authorise(actor, "confirm_diagnosis", "diagnosis_confirm")
         with self.tables.lock("registry_patients"):
             known = self._patients()
             new_patients: dict[str, Patient] = {}
@@ -460,11 +475,6 @@ class Registry:
             diagnoses_added=n_confirmed,
             errors=preview.errors,
         )
-
-
-def _check_person(name: str, what: str) -> None:
-    if not str(name or "").strip():
-        raise RegistryError(f"Say who {what} (entered_by: the account's name).")
 
 
 def _visit_events(entered_by: str, visits: Iterable[Visit]) -> list[audit.Event]:

@@ -8,6 +8,8 @@ Promises:
 
 from __future__ import annotations
 
+from dataset import audit
+from dataset.roles import Actor
 from training.diagnosis.registry import Confirmation, Registry
 from training.diagnosis.service.visits import visit_rules
 
@@ -15,16 +17,18 @@ __all__ = ["confirm_visit"]
 
 
 def confirm_visit(
-    registry: Registry, visit_id: str, diagnosis: str, *, by: str, note: str = ""
+    registry: Registry, visit_id: str, diagnosis: str, *, actor: Actor, note: str = ""
 ) -> Confirmation:
-    """Record a clinician's diagnosis with what each guideline said (verdict, repeat test).
+    """Record ``actor``'s diagnosis with what each guideline said (verdict, repeat test).
 
     Raises:
-        RegistryError: unknown visit or diagnosis, or no clinician named.
+        dataset.roles.PermissionDenied: the actor's role may not confirm diagnoses.
+        RegistryError: unknown visit or diagnosis.
     """
+    audit.authorise(actor, "confirm_diagnosis", "diagnosis_confirm")  # before reading anything
     visit = registry.visit(visit_id)
     said = {
         name: {"verdict": r.verdict, "repeat_test": r.repeat_test}
         for name, r in visit_rules(visit, registry).items()
     }
-    return registry.confirm(visit_id, diagnosis, by=by, note=note, guidelines=said)
+    return registry.confirm(visit_id, diagnosis, actor=actor, note=note, guidelines=said)
