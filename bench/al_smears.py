@@ -792,15 +792,24 @@ def main() -> None:
                     pick(snap, arm, candidates, scores, k, seed),
                     time.monotonic() - t0,
                 )
+            # Training is seeded by (seed, round), so two arms that hold the same model and
+            # picked the same tiles (an arm and its per_smear twin often do) train one model.
+            trained: dict[tuple[int, tuple[str, ...]], tuple[str, object, float, dict]] = {}
             for arm in arms:
                 labelled, m = state[arm.name]
                 added, score_s = picks[arm.name]
                 labelled = labelled + added
-                new_model, train_s = train_round(
-                    snap, labelled, args.warm_steps, 1000 * seed + round_, args, start=m
-                )
+                key = (id(m), tuple(labelled))
+                if key in trained:
+                    same_as, new_model, train_s, score = trained[key]
+                else:
+                    same_as = None
+                    new_model, train_s = train_round(
+                        snap, labelled, args.warm_steps, 1000 * seed + round_, args, start=m
+                    )
+                    score = heldout_score(new_model, snap.heldout, snap.classes, args.bf16)
+                    trained[key] = (arm.name, new_model, train_s, score)
                 state[arm.name] = (labelled, new_model)
-                score = heldout_score(new_model, snap.heldout, snap.classes, args.bf16)
                 white = [snap.white[t] for t in added]
                 report["runs"].append(
                     {
@@ -816,13 +825,15 @@ def main() -> None:
                         "added": added,
                         "added_white": white,
                         "smears_added": len({snap.smear_of(t) for t in added}),
+                        "same_model_as": same_as,
                     }
                 )
                 print(
                     f"seed {seed} {arm.name:>19} round {round_}: {len(labelled):4d} tiles  "
                     f"held-out mIoU {100 * score['miou']:.2f} %  white-cell picks "
                     f"{sum(white)}/{len(white)}  train {train_s:.0f}s score {score_s:.0f}s "
-                    f"eval {score['eval_s']:.0f}s [{time.monotonic() - started:.0f}s]",
+                    f"eval {score['eval_s']:.0f}s [{time.monotonic() - started:.0f}s]"
+                    + (f"  (same model as {same_as})" if same_as else ""),
                     flush=True,
                 )
             save()
