@@ -18,6 +18,7 @@ from training.segment import (
     Sample,
     SegTrainConfig,
     TrainingCancelled,
+    WeightAverage,
     train_segmentation,
 )
 
@@ -369,3 +370,64 @@ def test_a_region_sample_counts_its_tiles():
     region = Sample(a.image, a.mask, "a:3-tiles", "a-0", tile_ids=("t1", "t2", "t3"))
     result = train_segmentation([region], _discs(1, 1, "b"), CLASSES, _config())
     assert result.n_train == 3 and result.n_val == 1
+
+
+def test_the_weight_average_ramps_its_decay_and_copies_counts():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1))
+    average = WeightAverage(model, decay=0.99)
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_mean.fill_(2.0)
+        model[1].num_batches_tracked.fill_(5)
+    average.update(model)
+    d = 2 / 11  # (1 + n) / (10 + n) after the first update, far below 0.99
+    for mine, old, new in zip(average.model.parameters(), start, model.parameters(), strict=True):
+        assert torch.allclose(mine, d * old + (1 - d) * new)
+    assert torch.allclose(average.model[1].running_mean, torch.tensor([(1 - d) * 2.0]))
+    assert int(average.model[1].num_batches_tracked) == 5
+    average.updates = 10_000
+    assert average.current_decay() == 0.99
+    assert not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_with_ema_the_run_validates_and_keeps_the_average(monkeypatch):
+    """The kept weights are the moving average of the start weights and the weights after
+    every step, computed here by hand from snapshots; the raw weights at the end are those of
+    the same seed's run without ema_decay."""
+    snapshots: list[dict[str, torch.Tensor]] = []
+    init, update = WeightAverage.__init__, WeightAverage.update
+
+    def copy_of(model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def spy_init(self, model, decay):
+        snapshots.append(copy_of(model))
+        init(self, model, decay)
+
+    def spy_update(self, model):
+        snapshots.append(copy_of(model))
+        update(self, model)
+
+    monkeypatch.setattr(WeightAverage, "__init__", spy_init)
+    monkeypatch.setattr(WeightAverage, "update", spy_update)
+    train, val = _discs(2, 0, "a"), _discs(1, 1, "b")
+    config = _config(encoder_depth=3, steps_per_epoch=3)
+    plain = train_segmentation(train, val, CLASSES, config)
+    assert not snapshots
+    averaged = train_segmentation(train, val, CLASSES, config.model_copy(update={"ema_decay": 0.5}))
+    assert len(snapshots) == 4 and averaged.config.ema_decay == 0.5
+    start, *steps = snapshots
+    for key, value in averaged.state_dict.items():
+        if not value.is_floating_point():
+            assert torch.equal(value, steps[-1][key])  # counts are copied
+            continue
+        assert torch.allclose(steps[-1][key], plain.state_dict[key], atol=1e-6)
+        expected = start[key]
+        for n, snap in enumerate(steps, 1):
+            d = min(0.5, (1 + n) / (10 + n))
+            expected = d * expected + (1 - d) * snap[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    conv = next(k for k, v in plain.state_dict.items() if v.ndim == 4)
+    assert not torch.allclose(averaged.state_dict[conv], plain.state_dict[conv])
