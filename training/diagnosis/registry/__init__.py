@@ -20,6 +20,10 @@ Promises:
 - A CSV import parses every row first (:meth:`Registry.preview_import` stores nothing), refuses
   the rows with an impossible or unreadable value (row number and CSV column in each error),
   and stores every good row even when others are bad.
+- Every write takes the acting account (:class:`dataset.roles.Actor`) and checks its role
+  before it stores anything: patients, visits, smear links and imports need ``patients``,
+  confirming needs ``confirm_diagnosis``. The account's name is recorded with the row
+  (``entered_by``, ``confirmed_by``) and in the audit trail.
 
 The tables live in the workspace's Delta store (``registry_patients``, ``registry_visits``,
 ``registry_diagnoses``) and are append-only, like every other table of the store.
