@@ -274,5 +274,5 @@ def test_the_cli_actor_names_agree() -> None:
     from training.diagnosis import cli as diagnosis_cli
     from training.jobs import cli as jobs_cli
 
-    assert audit.CLI == COMMAND_LINE.name
+    assert COMMAND_LINE.name == audit.CLI
     assert diagnosis_cli.COMMAND_LINE is jobs_cli.COMMAND_LINE is COMMAND_LINE
