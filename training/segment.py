@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dataset.schema import UNLABELLED
 from training.augment import AugmentConfig, LabelledPixels, augment, sample_crop
@@ -46,6 +46,7 @@ from training.inference import InferenceConfig, iter_proba
 from training.losses import SegLoss, class_weights
 from training.metrics import SegMetrics, confusion_matrix, metrics_from_confusion
 from training.model import (
+    DECODER_CHANNELS,
     SegModel,
     build_model,
     input_multiple,
@@ -131,6 +132,12 @@ class SegTrainConfig(BaseModel):
         None, description="None (random start), a local .safetensors file, or an smp name"
     )
     encoder_depth: int = Field(5, ge=3, le=5)
+    decoder_channels: tuple[int, ...] = Field(
+        DECODER_CHANNELS,
+        min_length=3,
+        max_length=5,
+        description="U-Net decoder widths, widest first; the first encoder_depth are used",
+    )
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1)
     patch_size: int = Field(256, ge=32, description="training crop side, a multiple of 32")
@@ -190,6 +197,15 @@ class SegTrainConfig(BaseModel):
             raise ValueError(f"patch_size must be a multiple of 32, e.g. {max(32, v // 32 * 32)}")
         return v
 
+    @model_validator(mode="after")
+    def _a_decoder_stage_per_encoder_stage(self) -> SegTrainConfig:
+        if len(self.decoder_channels) < self.encoder_depth or min(self.decoder_channels) < 1:
+            raise ValueError(
+                f"decoder_channels {list(self.decoder_channels)} must give at least "
+                f"{self.encoder_depth} positive widths, one per encoder stage (encoder_depth)"
+            )
+        return self
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -225,7 +241,8 @@ class TrainResult:
 
     def build_model(self) -> SegModel:
         """A fresh model carrying the best weights, in eval mode."""
-        model = build_model(len(self.classes), self.config.encoder, None, self.config.encoder_depth)
+        c = self.config
+        model = build_model(len(self.classes), c.encoder, None, c.encoder_depth, c.decoder_channels)
         model.load_state_dict(self.state_dict)
         return model.eval()
 
@@ -313,9 +330,10 @@ def _load_start(
         example = (missing or extra or wrong)[0]
         raise ValueError(
             f"Cannot fine-tune from model {name}: its weights do not fit a U-Net with the "
-            f"{config.encoder} encoder at depth {config.encoder_depth} ({len(missing)} missing, "
+            f"{config.encoder} encoder at depth {config.encoder_depth} and decoder "
+            f"{list(config.decoder_channels[: config.encoder_depth])} ({len(missing)} missing, "
             f"{len(extra)} extra, {len(wrong)} of another shape, e.g. {example}); fine-tune "
-            "with the parent's encoder and depth, or train from scratch."
+            "with the parent's encoder, depth and decoder, or train from scratch."
         )
     model.load_state_dict({k: v.detach().to("cpu") for k, v in theirs.items()}, strict=True)
 
@@ -517,7 +535,9 @@ def _train(
     device = torch.device(config.device)
     # Fine-tuning fetches no encoder weights: every weight comes from the start model.
     weights_name = None if start is not None else config.encoder_weights
-    model = build_model(len(classes), config.encoder, weights_name, config.encoder_depth)
+    model = build_model(
+        len(classes), config.encoder, weights_name, config.encoder_depth, config.decoder_channels
+    )
     if start is not None:
         _load_start(model, start, classes, config)
     model = model.to(device)

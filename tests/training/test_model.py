@@ -8,12 +8,15 @@ from safetensors.torch import save_file
 
 from model_zoo import ModelCard, Zoo, ZooError
 from training.model import (
+    LIGHT_DECODER,
     build_model,
+    checkpoint_architecture,
     input_multiple,
     load_model,
     load_segmentation_model,
     model_classes_count,
 )
+from training.segment import SegTrainConfig
 
 
 def test_unknown_encoder_lists_the_tested_ones():
@@ -24,6 +27,34 @@ def test_unknown_encoder_lists_the_tested_ones():
 def test_shape_and_stride():
     model = build_model(4, encoder_depth=4)
     assert model_classes_count(model) == 4 and input_multiple(model) == 16
+
+
+def test_the_decoder_width_is_chosen_and_read_back_from_a_checkpoint(tmp_path):
+    light = build_model(3, decoder_channels=LIGHT_DECODER)
+    standard = build_model(3)
+    widths = [b.conv2[0].out_channels for b in light.decoder.blocks]
+    assert widths == list(LIGHT_DECODER)
+    count = lambda m: sum(p.numel() for p in m.decoder.parameters())  # noqa: E731
+    assert count(light) < count(standard) / 2
+    light.save_pretrained(str(tmp_path / "light"))
+    arch = checkpoint_architecture(tmp_path / "light")
+    assert arch == {
+        "encoder": "mobilenet_v2",
+        "encoder_depth": 5,
+        "decoder_channels": LIGHT_DECODER,
+        "classes": 3,
+    }
+    shallow = build_model(2, encoder_depth=3, decoder_channels=LIGHT_DECODER)
+    assert [b.conv2[0].out_channels for b in shallow.decoder.blocks] == [128, 64, 32]
+    with pytest.raises(ValueError, match="at least 4 positive widths"):
+        build_model(2, encoder_depth=4, decoder_channels=(64, 32, 16))
+    with pytest.raises(ValueError, match="at least 5 positive widths"):
+        SegTrainConfig(decoder_channels=(64, 32, 16))
+    assert SegTrainConfig(encoder_depth=3, decoder_channels=(64, 32, 16)).decoder_channels == (
+        64,
+        32,
+        16,
+    )
 
 
 def test_local_encoder_weights_are_loaded(tmp_path):

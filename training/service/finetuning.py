@@ -8,8 +8,8 @@ Promises:
   classes, names and order; a mismatch is refused (:class:`StartModelError`) naming the model
   and the reason.
 - The architecture is the parent's: a fine-tune cannot change it, since the weights only fit
-  the network they were trained in. Where the settings leave ``encoder`` or
-  ``encoder_depth`` out, the parent's are taken (and :func:`start_note` says so); where they
+  the network they were trained in. Where the settings leave ``encoder``, ``encoder_depth``
+  or ``decoder_channels`` out, the parent's are taken (and :func:`start_note` says so); where they
   name another one, the run is refused rather than silently trained as something the person
   did not ask for.
 - "Update the current model" (the Train page's button, ``python -m training segment --from
@@ -115,8 +115,14 @@ def resolve_start(workspace: Path, settings: dict[str, Any]) -> dict[str, Any]:
         arch = checkpoint_architecture(zoo.path(name))
     except ValueError as exc:
         raise _refuse(name, str(exc)) from None
-    for key, flag in (("encoder", "--encoder"), ("encoder_depth", "encoder depth")):
+    for key, flag in (
+        ("encoder", "--encoder"),
+        ("encoder_depth", "encoder depth"),
+        ("decoder_channels", "decoder channels"),
+    ):
         asked = settings.get(key)
+        if key == "decoder_channels" and asked is not None:
+            asked = tuple(asked)[: arch["encoder_depth"]]
         if asked is not None and asked != arch[key]:
             raise _refuse(
                 name,
@@ -134,6 +140,7 @@ def resolve_start(workspace: Path, settings: dict[str, Any]) -> dict[str, Any]:
         "init_from": name,
         "encoder": arch["encoder"],
         "encoder_depth": arch["encoder_depth"],
+        "decoder_channels": arch["decoder_channels"],
         "encoder_weights": None,
     }
 
@@ -144,7 +151,8 @@ def start_note(config) -> str | None:
         return None
     return (
         f"Fine-tuning model {config.init_from}, with its architecture ({config.encoder} "
-        f"encoder, depth {config.encoder_depth})."
+        f"encoder, depth {config.encoder_depth}, decoder "
+        f"{list(config.decoder_channels[: config.encoder_depth])})."
     )
 
 
@@ -183,8 +191,8 @@ def submit_update(
 
     Args:
         overrides: Settings that replace the update's (e.g. ``time_budget_min`` from
-            ``--time-budget-min``); ``encoder`` or ``encoder_depth`` other than the parent's
-            are refused.
+            ``--time-budget-min``); an ``encoder``, ``encoder_depth`` or ``decoder_channels``
+            other than the parent's is refused.
         actor: Who starts it; the role must allow ``train`` (see :func:`submit_training`).
 
     Raises:
