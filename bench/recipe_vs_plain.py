@@ -12,10 +12,13 @@ The workspace must hold the 292 BCCD white-cell masks (``python -m dataset impor
 see the note in the README). A rescoring job that a new current model queues is cancelled
 before the next run, so no run shares the CPU with another.
 
+``--settings JSON`` adds settings to SmearLab's defaults, to try a candidate default the way
+the button would run it once it is one.
+
 Prints the figures and writes bench/results/recipe_vs_plain[_<tag>].json.
 
 Run: .venv/bin/python bench/recipe_vs_plain.py --workspace WS [--minutes 8] [--seeds 0 1 2]
-     [--only smearlab|plain] [--tag NAME]
+     [--only smearlab|plain] [--settings JSON] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -42,10 +45,14 @@ from training.jobs import JobRunner, JobState  # noqa: E402
 from training.service import load_model, submit_training  # noqa: E402
 
 
-def run_smearlab(workspace: Path, minutes: float, seed: int) -> tuple[torch.nn.Module, dict]:
+def run_smearlab(
+    workspace: Path, minutes: float, seed: int, settings: dict | None = None
+) -> tuple[torch.nn.Module, dict]:
     started = time.monotonic()
     job_id = submit_training(
-        workspace, {"time_budget_min": minutes, "seed": seed}, actor=Actor("bench", "admin")
+        workspace,
+        {**(settings or {}), "time_budget_min": minutes, "seed": seed},
+        actor=Actor("bench", "admin"),
     )
     runner = JobRunner(workspace)
     status = runner.wait(job_id, poll_s=2.0)
@@ -79,6 +86,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=("smearlab", "plain"), default=None)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help="SmearLab settings on top of the defaults, as JSON (a candidate default), e.g. "
+        "'{\"ema_decay\": 0.99}'",
+    )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -100,7 +114,7 @@ def main() -> None:
                 continue
             load_before = os.getloadavg()[0]
             if recipe == "smearlab":
-                model, info = run_smearlab(args.workspace, args.minutes, seed)
+                model, info = run_smearlab(args.workspace, args.minutes, seed, args.settings)
             else:
                 t0 = time.monotonic()
                 model, steps = plain_unet.train(trainset, args.minutes, seed, bf16)
@@ -132,6 +146,7 @@ def main() -> None:
     result = {
         "minutes": args.minutes,
         "seeds": args.seeds,
+        "smearlab_settings": args.settings or "defaults",
         "test_photos": len(heldout),
         "train_photos": len(trainset),
         "bf16": bf16,
