@@ -35,7 +35,6 @@ from dataset.png import decode_mask  # noqa: E402
 from dataset.store import Store  # noqa: E402
 from training.effort import correction_effort, total_effort  # noqa: E402
 from training.inference import predict_mask  # noqa: E402
-from training.model import build_model  # noqa: E402
 from training.prefill import prefill_mask  # noqa: E402
 from training.segment import SegTrainConfig, train_segmentation  # noqa: E402
 from training.service import load_samples  # noqa: E402
@@ -105,9 +104,7 @@ def main() -> None:
         config = SegTrainConfig(time_budget_min=args.minutes, seed=args.seed, epochs=1000)
         started = time.monotonic()
         result = train_segmentation(subset, val, classes, config)
-        model = build_model(len(classes), config.encoder, None, config.encoder_depth)
-        model.load_state_dict(result.state_dict)
-        model.eval()
+        model = result.build_model()
         masks = [predict_mask(model, img) for img, _ in tiles]
         name = f"model after {size} tiles"
         starts[name] = summary(efforts(masks), empty)
