@@ -62,7 +62,7 @@ def test_current_becomes_the_current_models_id_and_its_architecture(ws: Path) ->
     resolved = resolve_start(ws, {"init_from": "current", "lr": 1e-4})
     assert resolved["init_from"] == current.model_id
     assert (resolved["encoder"], resolved["encoder_depth"]) == ("mobilenet_v2", 3)
-    assert resolved["decoder_channels"] == (256, 128, 64)  # the tiny model's, from its config
+    assert resolved["decoder_channels"] == (128, 64, 32)  # the tiny model's, from its config
     assert resolved["lr"] == 1e-4
     assert resolve_start(ws, {"lr": 1e-4}) == {"lr": 1e-4}
 
@@ -82,10 +82,10 @@ def test_a_start_model_that_does_not_fit_is_refused_with_the_reason(ws: Path, tm
         resolve_start(ws, {"init_from": "current", "encoder": "resnet18"})
     with pytest.raises(StartModelError, match="encoder_depth 3, not 5"):
         resolve_start(ws, {"init_from": current, "encoder_depth": 5})
-    with pytest.raises(StartModelError, match=r"decoder_channels \(256, 128, 64\), not \(128"):
-        resolve_start(ws, {"init_from": current, "decoder_channels": [128, 64, 32, 16, 8]})
-    same = resolve_start(ws, {"init_from": current, "decoder_channels": [256, 128, 64, 32, 16]})
-    assert same["decoder_channels"] == (256, 128, 64)  # the stages past the depth are unused
+    with pytest.raises(StartModelError, match=r"decoder_channels \(128, 64, 32\), not \(256"):
+        resolve_start(ws, {"init_from": current, "decoder_channels": [256, 128, 64, 32, 16]})
+    same = resolve_start(ws, {"init_from": current, "decoder_channels": [128, 64, 32, 16, 8]})
+    assert same["decoder_channels"] == (128, 64, 32)  # the stages past the depth are unused
     empty = make_workspace(tmp_path / "empty", splits=("train", "validation"))
     with pytest.raises(
         StartModelError, match="the current model: there is no current segmentation"
@@ -159,7 +159,7 @@ def test_segment_from_queues_the_update_and_refuses_with_the_reason(ws: Path, ca
     out = capsys.readouterr().out
     assert (
         f"Fine-tuning model {current}, with its architecture (mobilenet_v2 encoder, depth 3, "
-        "decoder [256, 128, 64])" in out
+        "decoder [128, 64, 32])" in out
     )
     (job,) = JobRunner(ws).list()
     config = json.loads((ws / "jobs" / job.job_id / "spec.json").read_text())["params"]["config"]

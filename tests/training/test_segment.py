@@ -220,7 +220,8 @@ def _parent(n_classes: int = 2, encoder_depth: int = 3, seed: int = 7):
     from training.model import build_model
 
     torch.manual_seed(seed)
-    return build_model(n_classes, "mobilenet_v2", None, encoder_depth).eval()
+    decoder = SegTrainConfig().decoder_channels  # the configs' default
+    return build_model(n_classes, "mobilenet_v2", None, encoder_depth, decoder).eval()
 
 
 def test_a_run_starts_from_the_start_models_weights():
@@ -246,6 +247,9 @@ def test_a_start_model_with_other_classes_or_architecture_is_refused():
         train_segmentation(train, val, CLASSES, config, start=_parent(n_classes=3))
     with pytest.raises(ValueError, match="model seg-parent: its weights do not fit a U-Net"):
         train_segmentation(train, val, CLASSES, config, start=_parent(encoder_depth=4))
+    standard = config.model_copy(update={"decoder_channels": (256, 128, 64)})
+    with pytest.raises(ValueError, match=r"and decoder \[256, 128, 64\] \(0 missing"):
+        train_segmentation(train, val, CLASSES, standard, start=_parent())
     with pytest.raises(ValueError, match="no start model was given"):
         train_segmentation(train, val, CLASSES, config)
 
