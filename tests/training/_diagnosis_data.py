@@ -91,6 +91,19 @@ def visits_mapping(*, type_features: bool = False, confirmed_by: str | None = "d
     }
 
 
+def a1c_diagnosis_mapping() -> VisitMapping:
+    """The mapping of a CSV with PatientID, VisitDate, A1c (%) and Diagnosis columns, the
+    diagnoses confirmed by dr-a."""
+    return VisitMapping.model_validate(
+        {
+            "columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c",
+                        "diagnosis": "Diagnosis"},
+            "units": {"hba1c": "percent"},
+            "confirmed_by": "dr-a",
+        }
+    )  # fmt: skip
+
+
 def write_mapping(path: Path, **kwargs: object) -> Path:
     path.write_text(json.dumps(visits_mapping(**kwargs)), encoding="utf-8")  # type: ignore[arg-type]
     return path

@@ -18,8 +18,9 @@ from dataset import audit
 from dataset.roles import COMMAND_LINE, SYSTEM, Actor
 from dataset.store import NewSmear
 from model_zoo import ModelCard, Zoo
+from tests.training._diagnosis_data import a1c_diagnosis_mapping
 from training import cli
-from training.diagnosis.registry import NewVisit, Registry, RegistryError, VisitMapping
+from training.diagnosis.registry import NewVisit, Registry, RegistryError
 from training.diagnosis.service import open_patient
 from training.jobs import JobRunner, JobState
 from training.kinds import TRAIN_SEGMENTATION
@@ -232,14 +233,7 @@ def test_a_csv_import_records_patients_visits_and_diagnoses(
         "P-01,2022-05-03,6.8,type 2\n"
         "P-02,2022-05-03,5.0,normal\n"
     )
-    mapping = VisitMapping.model_validate(
-        {
-            "columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c",
-                        "diagnosis": "Diagnosis"},
-            "units": {"hba1c": "percent"},
-            "confirmed_by": "dr-a",
-        }
-    )  # fmt: skip
+    mapping = a1c_diagnosis_mapping()
     with pytest.raises(TypeError, match="as an Actor"):
         registry.import_visits(csv, mapping, actor="tom")  # type: ignore[arg-type]
     report = registry.import_visits(csv, mapping, actor=TOM)

@@ -19,7 +19,8 @@ from dataset.release import create_release, export_release, list_releases
 from dataset.roles import COMMAND_LINE, ROLES, Actor, PermissionDenied, may
 from dataset.store import Store
 from model_zoo import ModelCard, Zoo
-from training.diagnosis.registry import NewVisit, Registry, VisitMapping
+from tests.training._diagnosis_data import a1c_diagnosis_mapping
+from training.diagnosis.registry import NewVisit, Registry
 from training.diagnosis.service import TrainRequest, confirm_visit, open_patient
 from training.diagnosis.service import submit_training as submit_diagnosis
 from training.jobs import JobRunner, JobState
@@ -159,14 +160,7 @@ def test_registry_writes_need_the_role_and_store_nothing_when_refused(tmp_path: 
     visit = registry.add_visit("P-1", NewVisit(date=dt.date(2026, 3, 1), fpg_mmol=7.4), actor=CLARA)
     before = (registry.table_versions(), len(audit.read(registry.store)))
     csv = b"PatientID,VisitDate,A1c,Diagnosis\nP-9,2026-03-02,6.8,type 2\n"
-    mapping = VisitMapping.model_validate(
-        {
-            "columns": {"patient": "PatientID", "date": "VisitDate", "hba1c": "A1c",
-                        "diagnosis": "Diagnosis"},
-            "units": {"hba1c": "percent"},
-            "confirmed_by": "dr-a",
-        }
-    )  # fmt: skip
+    mapping = a1c_diagnosis_mapping()
     writes = {
         "patients": [
             lambda who: registry.add_patient("P-2", actor=who),
