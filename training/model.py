@@ -24,6 +24,7 @@ __all__ = [
     "build_model",
     "check_checkpoint",
     "checkpoint_architecture",
+    "decoder_stages",
     "input_multiple",
     "load_model",
     "model_classes_count",
@@ -83,12 +84,7 @@ def build_model(
         )
     if not 3 <= encoder_depth <= 5:
         raise ValueError(f"encoder_depth must be 3, 4 or 5, got {encoder_depth}.")
-    decoder = tuple(int(c) for c in decoder_channels)[:encoder_depth]
-    if len(decoder) < encoder_depth or min(decoder) < 1:
-        raise ValueError(
-            f"decoder_channels {list(decoder_channels)} must give at least {encoder_depth} "
-            "positive widths, one per encoder stage, e.g. (256, 128, 64, 32, 16)."
-        )
+    decoder = decoder_stages(decoder_channels, encoder_depth)
     local = encoder_weights is not None and Path(str(encoder_weights)).suffix == ".safetensors"
     smp_weights = None if encoder_weights is None or local else str(encoder_weights)
     try:
@@ -109,6 +105,21 @@ def build_model(
     if local:
         _load_encoder_weights(model, Path(str(encoder_weights)))
     return model
+
+
+def decoder_stages(decoder_channels: Sequence[int], encoder_depth: int) -> tuple[int, ...]:
+    """The decoder widths a U-Net of ``encoder_depth`` stages uses: the first ``encoder_depth``.
+
+    Raises:
+        ValueError: Fewer widths than stages, or a width below 1.
+    """
+    decoder = tuple(int(c) for c in decoder_channels)[:encoder_depth]
+    if len(decoder) < encoder_depth or min(decoder) < 1:
+        raise ValueError(
+            f"decoder_channels {list(decoder_channels)} must give at least {encoder_depth} "
+            "positive widths, one per encoder stage, e.g. (256, 128, 64, 32, 16)."
+        )
+    return decoder
 
 
 def _load_encoder_weights(model: SegModel, path: Path) -> None:

@@ -50,6 +50,7 @@ from training.model import (
     LIGHT_DECODER,
     SegModel,
     build_model,
+    decoder_stages,
     input_multiple,
     model_classes_count,
     seed_everything,
@@ -204,11 +205,7 @@ class SegTrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _a_decoder_stage_per_encoder_stage(self) -> SegTrainConfig:
-        if len(self.decoder_channels) < self.encoder_depth or min(self.decoder_channels) < 1:
-            raise ValueError(
-                f"decoder_channels {list(self.decoder_channels)} must give at least "
-                f"{self.encoder_depth} positive widths, one per encoder stage (encoder_depth)"
-            )
+        decoder_stages(self.decoder_channels, self.encoder_depth)  # refused before a run queues
         return self
 
 
