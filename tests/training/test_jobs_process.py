@@ -87,3 +87,32 @@ def test_kill_group_alone_misses_what_left_the_group() -> None:
         leader.stdout.close()
         if pid_alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_kill_group_takes_what_left_the_group_but_not_the_session() -> None:
+    # Ray's processes put themselves in process groups of their own, inside the job's session.
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'],"
+            " process_group=0)\n"
+            "print(g.pid, flush=True)\n"
+            "time.sleep(300)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    grandchild = int(leader.stdout.readline())
+    try:
+        assert os.getpgid(grandchild) != leader.pid
+        assert os.getsid(grandchild) == leader.pid
+        kill_group(leader.pid, wait_s=10)
+        assert leader.wait(timeout=10) == -signal.SIGKILL
+        assert not pid_alive(grandchild)
+    finally:
+        leader.stdout.close()
+        if pid_alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)

@@ -4,9 +4,10 @@ Promises:
 
 * :func:`pid_alive` counts a zombie as dead: an exited process whose parent has not reaped it
   yet runs nothing.
-* A job process leads its own process group. :class:`JobProcess` also remembers every
-  descendant it has seen, so a grandchild that left the group (``setsid``, a daemonising
-  tool) is signalled and killed with it.
+* A job process leads its own process group and session. Its kill takes the group, every
+  process of the session (Ray puts its processes in groups of their own), and every
+  descendant :class:`JobProcess` has seen, so a grandchild that left the session
+  (``setsid``, a daemonising tool) is killed with it too.
 * A signal goes to a group only while the job process still leads it, so a reused pid never
   makes us signal a stranger (psutil checks the same for each remembered process).
 * :meth:`JobProcess.kill` returns once no live process of the job is left, or after its wait.
@@ -30,6 +31,7 @@ __all__ = [
     "kill_descendants",
     "kill_group",
     "pid_alive",
+    "session_members",
     "signal_group",
 ]
 
@@ -68,10 +70,19 @@ def pid_alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> list[psutil.Process]:
     """Live (non-zombie) processes in process group ``pgid``."""
+    return _members(os.getpgid, pgid)
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes in session ``sid``, whatever their process group."""
+    return _members(os.getsid, sid)
+
+
+def _members(id_of, wanted: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter():
         with contextlib.suppress(OSError, psutil.Error):
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+            if id_of(proc.pid) == wanted and proc.status() != psutil.STATUS_ZOMBIE:
                 members.append(proc)
     return members
 
@@ -86,7 +97,12 @@ def signal_group(pid: int, pgid: int | None, signum: int) -> None:
 
 
 def kill_group(pgid: int, others: Iterable[psutil.Process] = (), wait_s: float = 5.0) -> None:
-    """SIGKILL every process in ``pgid`` and in ``others``; wait until none is left alive.
+    """SIGKILL every process in ``pgid``, in the session it leads, and in ``others``; wait
+    until none is left alive.
+
+    The session too: a job process is started in a session of its own (its pid is its group
+    and session id), and Ray's processes put themselves in process groups of their own inside
+    it, beyond a kill of the group.
 
     Not :func:`psutil.wait_procs`: it waits for a zombie to be reaped, and a grandchild
     re-parented to an init that does not reap would hold it for its whole timeout.
@@ -96,7 +112,7 @@ def kill_group(pgid: int, others: Iterable[psutil.Process] = (), wait_s: float =
     while True:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        left = [proc for proc in others if _running(proc)]
+        left = [proc for proc in others if _running(proc)] + session_members(pgid)
         for proc in left:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
