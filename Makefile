@@ -19,7 +19,7 @@ endif
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements-dev.txt requirements-ray.txt $(VENV)/.runtime
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 

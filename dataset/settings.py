@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "get_settings",
+    "ray_address_problem",
     "set_workspace_setting",
     "setting_values",
     "workspace_keys",
@@ -85,6 +87,13 @@ class Settings(BaseSettings):
         description="Share of tiles (0..1, chosen by a hash of the tile id) labelled "
         "independently by a second annotator to measure agreement",
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="Where training and scoring jobs hand their work to Ray: local (a Ray "
+        "started on this machine), auto or host:port (the head of a cluster whose nodes see "
+        "the workspace on a shared filesystem); none: they run here",
+        json_schema_extra={"requires": "ray", "install": "pip install -r requirements-ray.txt"},
+    )
     gdm_screen_cutoff_mgdl: Literal[130, 135, 140] = Field(
         default=140,
         description="ADA two-step 50 g screen cut-off, mg/dL (130, 135 or 140; 7.2/7.5/7.8 mmol/L)",
@@ -109,6 +118,39 @@ class Settings(BaseSettings):
         description="Largest accepted ratio of an image's longer side to its shorter side",
     )
     # --- end of input limits -----------------------------------------------------------------
+
+    @field_validator("ray_address", mode="before")
+    @classmethod
+    def _ray_address(cls, value: object) -> object:
+        if value is None:
+            return None
+        text = str(value).strip()
+        if text.lower() in ("", "none", "null"):
+            return None
+        problem = ray_address_problem(text)
+        if problem:
+            raise ValueError(problem)
+        return text
+
+
+def ray_address_problem(text: str) -> str:
+    """What is wrong with a Ray address ("" when nothing): ``local``, ``auto`` or ``host:port``.
+
+    ``ray://`` client addresses are refused: Ray documents that Ray Client may not work as
+    expected with Ray Train.
+    """
+    if text in ("local", "auto"):
+        return ""
+    if text.startswith("ray://"):
+        return (
+            f"{text!r} is a Ray Client address, which SmearLab does not use (Ray Client may "
+            "not work as expected with Ray Train); give the head's host:port (its GCS port, "
+            "6379 by default)"
+        )
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or "/" in text or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{text!r} is not local, auto or host:port (e.g. 10.0.0.5:6379)"
+    return ""
 
 
 class SettingsError(ValueError):
@@ -267,6 +309,19 @@ def setting_values(**overrides: object) -> list[SettingValue]:
     return out
 
 
+def _check_requirement(key: str) -> None:
+    """Refuse a value for a setting whose module (``requires`` in the field) is not installed."""
+    extra = Settings.model_fields[key].json_schema_extra
+    if not isinstance(extra, dict) or "requires" not in extra:
+        return
+    module = str(extra["requires"])
+    if importlib.util.find_spec(module) is None:
+        raise SettingsError(
+            f"{key} needs {module}, which is not installed here; install it with "
+            f"`{extra['install']}`, then set {key} again."
+        )
+
+
 def set_workspace_setting(
     workspace: Path | str, key: str, value: object, *, set_by: str = ""
 ) -> Any:
@@ -314,6 +369,8 @@ def set_workspace_setting(
                 f"{value!r} is not a valid {key}: {first.errors()[0]['msg']} ({info.description})."
             )
         parsed = getattr(checked, key)
+        if parsed is not None:
+            _check_requirement(key)
         stored = json.dumps(parsed.as_posix() if isinstance(parsed, Path) else parsed)
     from dataset._delta import DeltaTables
 

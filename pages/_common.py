@@ -431,6 +431,16 @@ def legend(schema: ClassSchema) -> None:
     st.markdown(chips, unsafe_allow_html=True)
 
 
+def engine_caption(workspace: Path) -> None:
+    """Where this workspace's jobs run (``ray_address``), read-only, with any problem."""
+    from training.cluster import engine_note
+
+    note = engine_note(workspace)
+    st.caption(note.text, help="The ray_address setting (SMEARLAB_RAY_ADDRESS).")
+    if note.problem:
+        st.warning(note.problem)
+
+
 def goto_tile(tile_id: str) -> None:
     """Open the Label page on ``tile_id`` (call from a button handler)."""
     st.session_state[LABEL_TILE_KEY] = tile_id

@@ -130,6 +130,7 @@ def main() -> None:
         "about, spread over smears. Scoring runs in the background; tiles of the test split "
         "are never suggested."
     )
+    _common.engine_caption(Path(workspace))
     schema = _common.schema_or_none(store)
     if schema is None or not store.tiles():
         st.info("There are no smears in this workspace yet. Add some on the **Upload** page.")

@@ -328,6 +328,7 @@ def main() -> None:
         "the validation split (keeping the end of the run unless an earlier check did clearly "
         "better), and never looks at the test split."
     )
+    _common.engine_caption(workspace)
     counts = split_counts(store)
     cols = st.columns(3)
     cols[0].metric("Train tiles", counts["train"], help="Labelled tiles the model learns from")

@@ -15,12 +15,17 @@ part's tests can use them without slowing the suite.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pytest
+
+# Ray's own opt-out of its token authentication, so a test's Ray writes no token to the home
+# folder (job processes inherit it).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 TEST_TILE_SIZE = 64
 

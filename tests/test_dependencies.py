@@ -74,3 +74,11 @@ def test_only_pages_and_the_app_import_streamlit() -> None:
     assert {"dataset", "training", "model_zoo"} <= set(tops)
     found = [o for top in tops for o in offenders(top, ("streamlit", "streamlit_drawable_canvas"))]
     assert found == []
+
+
+def test_only_the_cluster_engine_imports_ray() -> None:
+    """Ray is optional (requirements-ray.txt): a machine without it runs everything else."""
+    tops = ("dataset", "model_zoo", "pages", "app.py")
+    found = [o for top in tops for o in offenders(top, ("ray",))]
+    training = [o for o in offenders("training", ("ray",)) if not o.startswith("training/cluster/")]
+    assert found + training == []

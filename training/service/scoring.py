@@ -8,6 +8,10 @@ Promises:
   queued or running.
 - Ranking may run in bfloat16 where the CPU computes it natively (:func:`scoring_inference`);
   pre-fill and smear analysis stay in fp32.
+- Where ``ray_address`` is set, a scoring job hands the model's work to a Ray Data actor pool
+  (:mod:`training.cluster.scoring`) and writes what comes back through the same cache, with
+  the same keys; the scores match the local ones. A run that gets fewer scores than tiles
+  keeps what came and fails with the count.
 """
 
 from __future__ import annotations
@@ -78,8 +82,16 @@ def score_unlabelled(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     batch: int = 64,
+    ray_address: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Score every unlabelled tile not yet scored by this checkpoint and strategy.
+
+    Args:
+        ray_address: Hand the model's work to Ray there (``local``, ``auto``, ``host:port``;
+            see :mod:`training.cluster`); None scores in this process. Random needs no model
+            and always runs here.
+        should_stop: Polled while waiting on Ray; True stops the run (``JobCancelled``).
 
     Returns:
         The number of tiles newly scored (cached tiles are skipped).
@@ -93,10 +105,14 @@ def score_unlabelled(
         check_classes(store, loaded)
     done = cached_scores(store, model_id, strategy)
     todo = [t for t in unlabelled_tile_ids(store) if t not in done]
-    model = loaded.model if loaded else None
-    inference = scoring_inference(loaded) if loaded else None
+    if ray_address is not None and loaded is not None and todo:
+        scores = _scores_on_ray(store, strategy, loaded, todo, ray_address, should_stop)
+    else:
+        model = loaded.model if loaded else None
+        inference = scoring_inference(loaded) if loaded else None
+        scores = iter_scores(_candidates(store, todo), strategy, model, inference)
     rows: list[dict] = []
-    for n, s in enumerate(iter_scores(_candidates(store, todo), strategy, model, inference), 1):
+    for n, s in enumerate(scores, 1):
         rows.append(
             {
                 "model_id": model_id,
@@ -113,7 +129,48 @@ def score_unlabelled(
             rows = []
         if on_progress:
             on_progress(n, len(todo))
+    if rows:  # fewer tiles came than asked for (an incomplete Ray run raises just after)
+        store.tables.append("scores", rows)
     return len(todo)
+
+
+def _scores_on_ray(
+    store: Store,
+    strategy: str,
+    loaded: LoadedModel,
+    todo: list[str],
+    address: str,
+    should_stop: Callable[[], bool],
+) -> Iterator:
+    """Scores of ``todo`` from a Ray actor pool; tiles without stored pixels, scored here."""
+    from training.cluster import ray_session
+    from training.cluster.scoring import actor_count, score_on_ray, tile_files
+    from training.strategies import iter_scores
+
+    paths, here = tile_files(store, todo)
+    on_ray = set(todo) - here
+    came = 0
+    with ray_session(address) as session:
+        for score in score_on_ray(
+            store,
+            strategy,
+            loaded.model_id,
+            paths,
+            on_ray,
+            actors=actor_count(session.cpus),
+            should_stop=should_stop,
+        ):
+            came += 1
+            yield score
+    if came != len(on_ray):
+        raise RuntimeError(
+            f"Ray returned scores for {came} of {len(on_ray)} tiles; the scores that came are "
+            "kept, and scoring again scores only the rest."
+        )
+    if here:
+        inference = scoring_inference(loaded)
+        order = [t for t in todo if t in here]
+        yield from iter_scores(_candidates(store, order), strategy, loaded.model, inference)
 
 
 def submit_scoring(workspace: Path, strategy: str) -> str:
@@ -179,14 +236,33 @@ def queue_rescoring(workspace: Path, strategy: str = DEFAULT_STRATEGY) -> str | 
 
 
 def score_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """Job target: score unlabelled tiles with the current model (cached per checkpoint)."""
+    """Job target: score unlabelled tiles with the current model (cached per checkpoint).
+
+    Where ``ray_address`` is set, the model's work goes to Ray (:mod:`training.cluster`);
+    progress, the log and the result come back here as for a local run.
+    """
+    from training.cluster import engine_address
+
     store = Store.open(ctx.workspace)
     strategy = params.get("strategy", DEFAULT_STRATEGY)
     loaded = load_model(ctx.workspace) if strategy != "random" else None
+    address = engine_address(ctx.workspace) if loaded is not None else None
+    if address is not None:
+        ctx.log(f"Scoring on Ray at {address}")
     started = time.monotonic()
     n = score_unlabelled(
-        store, strategy, loaded, on_progress=lambda i, total: ctx.progress(step=i, total=total)
+        store,
+        strategy,
+        loaded,
+        on_progress=lambda i, total: ctx.progress(step=i, total=total),
+        ray_address=address,
+        should_stop=lambda: ctx.cancelled,
     )
     seconds = time.monotonic() - started
     ctx.log(f"Scored {n} tiles with {strategy} in {seconds:.1f} s")
-    return {"scored": n, "seconds": seconds, "model_id": loaded.model_id if loaded else None}
+    return {
+        "scored": n,
+        "seconds": seconds,
+        "model_id": loaded.model_id if loaded else None,
+        "engine": "local" if address is None else f"ray ({address})",
+    }

@@ -1,0 +1,279 @@
+"""Ray as a second engine (training/cluster): the address setting and its probe, and scoring
+as a Ray Data job that agrees with the local scores.
+
+One Ray instance serves the module (``ray.init(num_cpus=2)``, about 3 s to start); a job
+process started by the job runner starts a Ray of its own, as it would for a lab.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataset.images import encode_png_lossless, smear_id_for
+from dataset.roles import Actor
+from dataset.settings import SettingsError, get_settings, set_workspace_setting
+from dataset.store import NewSmear, Store
+from tests._segfixtures import disc_smear, make_workspace, patient_in, train_tiny
+from training.jobs import JobRunner, JobState
+from training.jobs.process import pid_alive, session_members
+from training.jobs.spec import JobCancelled
+from training.service.models import load_model
+from training.service.scoring import SCORE_TARGET, cached_scores, score_unlabelled
+
+ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+
+from training.cluster import (  # noqa: E402  (after the skip: these need Ray at run time)
+    PROBE_TIMEOUT_S,
+    ClusterUnreachable,
+    RayUnavailable,
+    probe,
+    ray_session,
+    stream_with_cancel,
+)
+from training.cluster.scoring import score_on_ray, tile_files  # noqa: E402
+
+EXTRA_SMEARS = 8  # unlabelled smears of 4 tiles each, besides the fixture's
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scored_workspace(tmp_path_factory) -> Path:
+    """The tiny labelled workspace, a trained tiny model, and 32 more unlabelled tiles."""
+    ws = make_workspace(tmp_path_factory.mktemp("cluster") / "ws")
+    store = Store.open(ws)
+    for i in range(EXTRA_SMEARS):
+        img, _ = disc_smear(100 + i)
+        store.add_smear(
+            NewSmear(
+                smear_id_for(img),
+                encode_png_lossless(img),
+                128,
+                128,
+                label=f"extra {i}",
+                patient=patient_in("train"),
+            )
+        )
+    train_tiny(ws)
+    return ws
+
+
+def _copy(ws: Path, tmp_path: Path, name: str) -> Path:
+    return Path(shutil.copytree(ws, tmp_path / name))
+
+
+# --- the setting --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["local", "auto", "10.0.0.5:6379", "head.lab:6379"])
+def test_ray_address_takes_local_auto_and_host_port(value: str, tmp_path: Path) -> None:
+    assert set_workspace_setting(tmp_path, "ray_address", value) == value
+    assert get_settings(workspace=tmp_path).ray_address == value
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ray://head:10001", "Ray Client"),
+        ("head", "not local, auto or host:port"),
+        ("head:port", "not local, auto or host:port"),
+        ("head:70000", "not local, auto or host:port"),
+    ],
+)
+def test_ray_address_refuses_the_rest_with_the_reason(
+    value: str, reason: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SettingsError, match=reason):
+        set_workspace_setting(tmp_path, "ray_address", value)
+    assert get_settings(workspace=tmp_path).ray_address is None
+
+
+def test_without_ray_the_setting_is_refused_with_the_install_command(
+    tmp_path: Path, monkeypatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    with pytest.raises(SettingsError, match=r"pip install -r requirements-ray\.txt"):
+        set_workspace_setting(tmp_path, "ray_address", "local")
+    # Unsetting needs nothing installed.
+    assert set_workspace_setting(tmp_path, "ray_address", None) is None
+    # Set in the environment instead, the job refuses before it starts anything.
+    with (
+        pytest.raises(RayUnavailable, match=r"pip install -r requirements-ray\.txt"),
+        ray_session("local"),
+    ):
+        pass
+
+
+# --- the probe ----------------------------------------------------------------------------
+
+
+def test_probe_fails_at_once_on_a_port_nobody_listens_on() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
+        started = time.monotonic()
+        with pytest.raises(ClusterUnreachable, match=re.escape(f"{address} does not answer")):
+            probe(address)
+    assert time.monotonic() - started < 5
+
+
+def test_probe_gives_up_after_five_seconds_on_an_address_that_never_answers() -> None:
+    with socket.socket() as head, socket.socket() as first:
+        head.bind(("127.0.0.1", 0))
+        head.listen(0)  # one connection waits in the backlog; the next SYN is dropped
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        first.connect(head.getsockname())
+        started = time.monotonic()
+        with pytest.raises(ClusterUnreachable, match=re.escape(f"{address} does not answer")):
+            probe(address)
+        assert PROBE_TIMEOUT_S == 5
+        assert 4.5 <= time.monotonic() - started < 10
+
+
+def test_probe_passes_a_running_head_and_auto_finds_it(cluster) -> None:
+    gcs = ray.get_runtime_context().gcs_address
+    assert probe(gcs) == gcs
+    assert probe("local") == "local"
+    port = probe("auto").rpartition(":")[2]
+    assert int(port) == int(gcs.rpartition(":")[2])
+
+
+def test_a_scoring_job_with_an_unreachable_address_fails_with_the_reason(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        set_workspace_setting(ws, "ray_address", address)
+        runner = JobRunner(ws)
+        job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+        final = runner.wait(job.job_id, timeout=120)
+    assert final.state == JobState.FAILED
+    assert f"{address} does not answer" in final.error
+    assert cached_scores(Store.open(ws), load_model(ws).model_id, "entropy") == {}
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "margin"])
+def test_ray_scores_equal_the_local_ones_and_rank_the_same(
+    cluster, scored_workspace: Path, tmp_path: Path, strategy: str
+) -> None:
+    here, there = (
+        _copy(scored_workspace, tmp_path, "here"),
+        _copy(scored_workspace, tmp_path, "ray"),
+    )
+    n_here = score_unlabelled(Store.open(here), strategy, load_model(here))
+    n_ray = score_unlabelled(Store.open(there), strategy, load_model(there), ray_address="local")
+    assert n_here == n_ray >= 4 * EXTRA_SMEARS
+    model_id = load_model(here).model_id
+    local = cached_scores(Store.open(here), model_id, strategy)
+    remote = cached_scores(Store.open(there), model_id, strategy)
+    assert local.keys() == remote.keys()
+    for tile_id, (smear, score, features) in local.items():
+        assert remote[tile_id][0] == smear
+        assert abs(remote[tile_id][1] - score) <= 1e-5
+        np.testing.assert_allclose(remote[tile_id][2], features, atol=1e-5)
+
+    def order(scores: dict) -> list[str]:
+        return sorted(scores, key=lambda t: (-round(scores[t][1], 5), t))
+
+    assert order(remote) == order(local)
+    # Scored once: a second run finds every tile in the cache and asks Ray for nothing.
+    assert (
+        score_unlabelled(Store.open(there), strategy, load_model(there), ray_address="local") == 0
+    )
+
+
+def test_a_two_actor_pool_scores_every_tile_within_two_minutes(
+    cluster, scored_workspace: Path
+) -> None:
+    store = Store.open(scored_workspace)
+    loaded = load_model(scored_workspace)
+    wanted = [t.tile_id for t in store.tiles()]
+    paths, without_pixels = tile_files(store, wanted)
+    assert not without_pixels
+    deadline = time.monotonic() + 120
+    scores = list(
+        score_on_ray(
+            store,
+            "entropy",
+            loaded.model_id,
+            paths,
+            wanted,
+            actors=2,
+            should_stop=lambda: time.monotonic() > deadline,  # a deadlock ends as a failure
+        )
+    )
+    assert sorted(s.tile_id for s in scores) == sorted(wanted)
+    assert all(0.0 <= s.score <= 1.0 for s in scores)
+
+
+def test_a_cancel_marker_stops_the_wait_on_ray_within_one_poll() -> None:
+    def never_ends():
+        while True:
+            time.sleep(0.05)
+            yield from ()
+
+    asked = time.monotonic() + 0.3
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        list(stream_with_cancel(never_ends(), lambda: time.monotonic() > asked, poll_s=0.1))
+    assert time.monotonic() - started < 2
+
+
+def test_a_scoring_job_on_ray_reports_and_writes_like_a_local_one(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    set_workspace_setting(ws, "ray_address", "local")
+    runner = JobRunner(ws)
+    job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+    final = runner.wait(job.job_id, timeout=180)
+    assert final.state == JobState.DONE, final.log_tail
+    assert final.result["engine"] == "ray (local)"
+    assert final.progress["step"] == final.progress["total"] == final.result["scored"]
+    scored = cached_scores(Store.open(ws), load_model(ws).model_id, "entropy")
+    assert len(scored) == final.result["scored"] >= 4 * EXTRA_SMEARS
+    assert not session_members(final.pgid)  # Ray's processes ended with the job
+
+
+def test_cancelling_a_scoring_job_on_ray_leaves_no_process_behind(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    set_workspace_setting(ws, "ray_address", "local")
+    runner = JobRunner(ws)
+    job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+    running = runner.wait(
+        job.job_id, until=lambda s: "Scoring on Ray" in "".join(s.log_tail or []), timeout=120
+    )
+    assert running.state == JobState.RUNNING
+    deadline = time.monotonic() + 60
+    while len(session_members(running.pgid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # Ray has started its first process beside the job's own
+    seen = session_members(running.pgid)
+    assert len(seen) >= 2, "Ray did not start its processes"
+    runner.cancel(job.job_id, actor=Actor("tester", "admin"))
+    final = runner.wait(job.job_id, timeout=120)
+    assert final.state == JobState.CANCELLED
+    assert not session_members(final.pgid)
+    assert not any(pid_alive(p.pid) for p in seen)
