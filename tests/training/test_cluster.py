@@ -277,3 +277,43 @@ def test_cancelling_a_scoring_job_on_ray_leaves_no_process_behind(
     assert final.state == JobState.CANCELLED
     assert not session_members(final.pgid)
     assert not any(pid_alive(p.pid) for p in seen)
+
+
+def test_a_scoring_actor_that_dies_mid_run_is_replaced_and_the_scores_are_complete(
+    cluster, scored_workspace: Path, tmp_path: Path
+) -> None:
+    from tests.training._ray_faults import DiesOnce
+
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    store = Store.open(ws)
+    loaded = load_model(ws)
+    wanted = [t.tile_id for t in store.tiles()]
+    paths, _ = tile_files(store, wanted)
+    deadline = time.monotonic() + 120
+    scores = list(
+        score_on_ray(
+            store,
+            "entropy",
+            loaded.model_id,
+            paths,
+            wanted,
+            actors=2,
+            batch_size=2,
+            should_stop=lambda: time.monotonic() > deadline,
+            scorer=DiesOnce,
+        )
+    )
+    died = int((ws / "scorer-died").read_text())
+    assert not pid_alive(died)
+    assert sorted(s.tile_id for s in scores) == sorted(wanted)
+    # Correct as well as complete: the same scores as the local path's.
+    from training.service.scoring import _candidates, scoring_inference
+    from training.strategies import iter_scores
+
+    local = {
+        s.tile_id: s.score
+        for s in iter_scores(
+            _candidates(store, wanted), "entropy", loaded.model, scoring_inference(loaded)
+        )
+    }
+    assert all(abs(s.score - local[s.tile_id]) <= 1e-5 for s in scores)

@@ -131,6 +131,7 @@ def score_on_ray(
     actors: int,
     should_stop: Callable[[], bool],
     batch_size: int = 16,
+    scorer: type = _TileScorer,
 ) -> Iterator[RayScore]:
     """Score ``tile_ids`` (found in ``paths``, see :func:`tile_files`) on the connected Ray.
 
@@ -141,6 +142,8 @@ def score_on_ray(
         actors: Size of the actor pool.
         should_stop: Polled while waiting on Ray; True ends the run with ``JobCancelled``.
         batch_size: Tiles per ``map_batches`` call.
+        scorer: The actor class (constructed with ``workspace, model_id, strategy``, called
+            with a batch of tiles); another one only to test what happens when one dies.
     """
     import ray.data
 
@@ -152,7 +155,7 @@ def score_on_ray(
         _read_tiles, fn_kwargs={"wanted": wanted}, batch_size=1, batch_format="pyarrow"
     )
     scored = tiles.map_batches(
-        _TileScorer,
+        scorer,
         fn_constructor_kwargs={
             "workspace": str(Path(store.root).resolve()),
             "model_id": model_id,
