@@ -57,6 +57,7 @@ def _segment(args: argparse.Namespace) -> int:
             "patch_size": args.patch_size,
             "lr": args.lr,
             "device": args.device,
+            "workers": args.workers,
         }.items()
         if v is not None
     }
@@ -246,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--device", help="torch device, e.g. cuda (default: SMEARLAB_DEVICE, cpu)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="data-parallel workers on Ray (default 1; more than 1 needs the ray_address "
+        "setting, see README 'Past one machine: Ray')",
+    )
     p.add_argument(
         "--stain-jitter",
         action="store_true",

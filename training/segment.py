@@ -29,6 +29,7 @@ Without a time budget, the same seed, data, thread count and machine give the sa
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -189,6 +190,13 @@ class SegTrainConfig(BaseModel):
         description="keep an exponential moving average of the weights with this decay "
         "(e.g. 0.99) and validate and keep the average; None: the weights as trained",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="data-parallel training processes (DistributedDataParallel); more than "
+        "one needs Ray (the ray_address setting)",
+    )
     init_from: str | None = Field(
         None,
         min_length=1,
@@ -240,6 +248,8 @@ class TrainResult:
     n_val: int
     class_weights: tuple[float, ...] | None
     checkpoint_dir: Path | None
+    # Data-parallel runs: each rank's final parameter digest (parameter_digest), rank order.
+    replicas: tuple[str, ...] = ()
 
     def build_model(self) -> SegModel:
         """A fresh model carrying the best weights, in eval mode."""
@@ -340,6 +350,48 @@ def _load_start(
     model.load_state_dict({k: v.detach().to("cpu") for k, v in theirs.items()}, strict=True)
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel run (``torch.distributed`` is initialised).
+
+    Rank 0 takes every decision that depends on a clock or a file (cancel, time budget), and
+    every decision after a validation (which only rank 0 runs); :meth:`agree` gives all ranks
+    its values before each step, so no rank stops on its own clock and leaves the others
+    waiting in an all-reduce.
+    """
+
+    rank: int
+    world: int
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, values: Sequence[float]) -> list[float]:
+        """Rank 0's ``values``, on every rank."""
+        import torch.distributed as dist
+
+        tensor = torch.tensor(list(values), dtype=torch.float64)
+        dist.broadcast(tensor, src=0)
+        return tensor.tolist()
+
+    def gather(self, value: object) -> list:
+        """Every rank's ``value``, in rank order, on every rank."""
+        import torch.distributed as dist
+
+        out: list = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """A SHA-256 of a model's parameters (not its buffers), to compare replicas."""
+    digest = hashlib.sha256()
+    for p in model.parameters():
+        digest.update(p.detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def train_segmentation(
     train: Sequence[Sample],
     val: Sequence[Sample],
@@ -349,7 +401,8 @@ def train_segmentation(
     should_stop: Callable[[], bool] | None = None,
     out_dir: Path | None = None,
     start: SegModel | None = None,
-) -> TrainResult:
+    ranks: Ranks | None = None,
+) -> TrainResult | None:
     """Train a U-Net and keep the epoch with the best validation mean IoU.
 
     Args:
@@ -364,6 +417,10 @@ def train_segmentation(
             (``config.json`` + ``model.safetensors``).
         start: The model to fine-tune (``config.init_from`` names it): its weights replace the
             random ones. Required when ``config.init_from`` is set.
+        ranks: In a data-parallel run (:mod:`training.cluster.train`), this process's rank:
+            it trains on every ``world``-th train sample from its rank, DDP averages the
+            gradients, and only rank 0 validates, reports, keeps the best weights and returns
+            a result (the others return None). ``should_stop`` is asked on rank 0 only.
 
     Raises:
         ValueError: Empty or inconsistent inputs, a smear in both splits, or a ``start``
@@ -382,6 +439,11 @@ def train_segmentation(
             f"Smear(s) {', '.join(sorted(shared)[:5])} have tiles in both train and validation; "
             "a smear must sit in one split only, or validation scores are inflated."
         )
+    if ranks is not None and len(train) < ranks.world:
+        raise ValueError(
+            f"{ranks.world} workers need at least {ranks.world} train samples (one per "
+            f"worker); there are {len(train)}. Use fewer workers or label more smears."
+        )
     if config.init_from is not None and start is None:
         raise ValueError(
             f"The config starts from model {config.init_from!r} but no start model was given; "
@@ -392,7 +454,7 @@ def train_segmentation(
         torch.set_num_threads(config.num_threads)
     try:
         return _train(
-            train, val, classes, config, on_progress, should_stop, out_dir, started, start
+            train, val, classes, config, on_progress, should_stop, out_dir, started, start, ranks
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -440,6 +502,8 @@ BUDGET_CHECKPOINTS = (0.7, 1.0)
 # and then follows a cosine down to this share of ``lr`` at the end of the run.
 WARMUP_STEPS = 10
 FINAL_LR_SHARE = 0.05
+# What ends a run after a validation, as rank 0 tells the other ranks ("" = go on).
+_OUTCOMES = ("", "time_budget", "epochs", "early_stop")
 # The last validation comes after the cosine has annealed the weights; an earlier checkpoint is
 # kept instead only when it scored more than this much higher (val mIoU), i.e. when the run
 # went wrong late. Closer scores are noise: on the BCCD white cells the 70 % checkpoint of an
@@ -531,9 +595,12 @@ def _train(
     out_dir: Path | None,
     started: float,
     start: SegModel | None = None,
-) -> TrainResult:
-    seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed)
+    ranks: Ranks | None = None,
+) -> TrainResult | None:
+    leader = ranks is None or ranks.leader
+    seed_everything(config.seed)  # the same first weights on every rank
+    # Rank 0 draws as a single process does, so one worker trains exactly as here.
+    rng = np.random.default_rng(config.seed if leader else [config.seed, ranks.rank])
     device = torch.device(config.device)
     # Fine-tuning fetches no encoder weights: every weight comes from the start model.
     weights_name = None if start is not None else config.encoder_weights
@@ -545,6 +612,15 @@ def _train(
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # DDP averages the gradients of every rank's batch in backward; ``model`` stays the module
+    # that is validated, averaged and saved.
+    # static_graph: the same parameters take part in every step, and a shallow encoder leaves
+    # some of its stages out of the graph, which DDP otherwise refuses.
+    net = (
+        model
+        if ranks is None
+        else torch.nn.parallel.DistributedDataParallel(model, static_graph=True)
+    )
     multiple = input_multiple(model)
     largest = max(max(s.image.shape[:2]) for s in train)
     # Tiles smaller than the patch (e.g. 120 px crops) are padded only up to the next multiple.
@@ -562,12 +638,17 @@ def _train(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     # Each tile counts once per epoch: a smear region of 12 labelled tiles is drawn 12 times.
-    pool = [i for i, s in enumerate(train) for _ in s.tiles]
+    # A rank draws from its shard: every ``world``-th sample from its rank.
+    mine = range(len(train)) if ranks is None else range(ranks.rank, len(train), ranks.world)
+    pool = [i for i in mine for _ in train[i].tiles]
     # Where each sample's labelled pixels lie, found the first time it is drawn.
     where: dict[int, LabelledPixels] = {}
-    centre_rng = np.random.default_rng([config.seed, 1])
+    centre_rng = np.random.default_rng([config.seed, 1] if leader else [config.seed, 1, ranks.rank])
+    # An epoch sees every tile once over all ranks; the same number of steps on each.
+    world = 1 if ranks is None else ranks.world
+    n_tiles = sum(len(s.tiles) for s in train)
     steps = config.steps_per_epoch or max(
-        MIN_STEPS_PER_EPOCH, math.ceil(len(pool) / config.batch_size)
+        MIN_STEPS_PER_EPOCH, math.ceil(n_tiles / (config.batch_size * world))
     )
     plan = _Plan(config, steps, started)
     autocast = config.bf16 and device.type in ("cpu", "cuda")
@@ -576,26 +657,41 @@ def _train(
     kept = model if average is None else average.model
 
     def report(**fields) -> None:
-        if on_progress is not None:
+        if on_progress is not None and leader:
             on_progress({**fields, "elapsed_s": round(time.monotonic() - started, 2)})
 
     history: list[EpochRecord] = []
     best: tuple[SegMetrics, int, dict[str, torch.Tensor]] | None = None
     stopped: str = "epochs"
     since_best = 0
+    validations = 0  # on every rank (only rank 0 keeps a history)
     order: list[int] = []
     step = 0  # steps of the whole run
     losses: list[float] = []  # steps since the last validation
     round_start, round_lr = time.monotonic(), plan.lr(0, 0.0)
     model.train()
     while True:
-        if should_stop is not None and should_stop():
-            stopped = "cancelled"
-            break
+        stop = leader and should_stop is not None and should_stop()
         now = time.monotonic()
         timed_out = plan.timed_out(now)
         fraction = plan.fraction(step, now)
+        if ranks is not None:  # rank 0's clock and cancel decide for all
+            agreed = ranks.agree([stop, timed_out, fraction])
+            stop, timed_out, fraction = bool(agreed[0]), bool(agreed[1]), agreed[2]
+        if stop:
+            stopped = "cancelled"
+            break
         if losses and (timed_out or plan.due(fraction)):
+            validations += 1
+            if not leader:
+                plan.validated(0.0, fraction)
+                outcome = _OUTCOMES[int(ranks.agree([0])[0])]
+                if outcome:
+                    stopped = outcome
+                    break
+                losses = []
+                model.train()
+                continue
             metrics, val_loss = evaluate(kept, val, classes, config.inference)
             plan.validated(time.monotonic() - now, fraction)
             epoch = len(history) + 1
@@ -631,21 +727,24 @@ def _train(
                 val_absent=list(metrics.absent), fraction=round(min(fraction, 1.0), 4),
                 budget_s=plan.budget_s,
             )  # fmt: skip
+            outcome = ""
             if timed_out:
-                stopped = "time_budget"
-                break
-            if plan.finished(step, fraction):
-                stopped = "epochs"
-                break
-            if config.patience is not None and since_best >= config.patience:
-                stopped = "early_stop"
+                outcome = "time_budget"
+            elif plan.finished(step, fraction):
+                outcome = "epochs"
+            elif config.patience is not None and since_best >= config.patience:
+                outcome = "early_stop"
+            if ranks is not None:
+                ranks.agree([_OUTCOMES.index(outcome)])
+            if outcome:
+                stopped = outcome
                 break
             losses = []
             round_start, round_lr = time.monotonic(), plan.lr(step, fraction)
             model.train()
             continue
         # At least one step always runs, so even a tiny budget yields a model.
-        if timed_out and history:
+        if timed_out and validations:
             stopped = "time_budget"
             break
         batch = []
@@ -673,7 +772,7 @@ def _train(
         for group in optimiser.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x)
+            logits = net(x)
         loss = loss_fn(logits.float(), y)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -696,6 +795,19 @@ def _train(
             fraction=round(min(plan.fraction(step, time.monotonic()), 1.0), 4),
             budget_s=plan.budget_s, run_step=step,
         )  # fmt: skip
+    replicas: tuple[str, ...] = ()
+    if ranks is not None:
+        # DDP keeps the replicas equal; a run whose ranks drifted apart has no model to keep.
+        # Parameters only: each rank's BatchNorm statistics take in its own last batch.
+        replicas = tuple(ranks.gather(parameter_digest(model)))
+        if len(set(replicas)) != 1:
+            shown = ", ".join(d[:8] for d in replicas)
+            raise RuntimeError(
+                f"The {ranks.world} workers ended with different weights ({shown}); the run "
+                "is not kept. Train again, and report this if it recurs."
+            )
+    if not leader:
+        return None
     if best is None:
         raise TrainingCancelled("Training was stopped before the first epoch finished.")
 
@@ -719,4 +831,5 @@ def _train(
         n_val=sum(len(s.tiles) for s in val),
         class_weights=None if weights is None else tuple(float(w) for w in weights),
         checkpoint_dir=checkpoint_dir,
+        replicas=replicas,
     )

@@ -42,7 +42,7 @@ def test_the_page_shows_the_workspace_ray_address(tmp_path: Path, monkeypatch, p
     monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
     at = open_page(path, "tester", role, timeout=180)
     assert not at.exception, at.exception
-    assert "ray_address is 10.0.0.5:6379: scoring jobs hand their model work" in captions(at)
+    assert "ray_address is 10.0.0.5:6379: training and scoring jobs hand their work" in captions(at)
     assert not any("requirements-ray" in str(w.value) for w in at.warning)
 
 

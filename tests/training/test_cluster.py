@@ -317,3 +317,155 @@ def test_a_scoring_actor_that_dies_mid_run_is_replaced_and_the_scores_are_comple
         )
     }
     assert all(abs(s.score - local[s.tile_id]) <= 1e-5 for s in scores)
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def _samples(ws: Path):
+    from training.service import load_samples
+
+    store = Store.open(ws)
+    return load_samples(store, "train"), load_samples(store, "validation"), store.schema().names
+
+
+def test_one_ray_worker_trains_exactly_as_this_process(
+    cluster, scored_workspace: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from tests._segfixtures import TINY_CONFIG
+    from training.cluster.train import train_on_ray
+    from training.segment import SegTrainConfig, train_segmentation
+
+    train, val, classes = _samples(scored_workspace)
+    config = SegTrainConfig(**{**TINY_CONFIG, "epochs": 2, "num_threads": 1})
+    here = train_segmentation(train, val, classes, config)
+    rows: list[dict] = []
+    there = train_on_ray(
+        train, val, classes, config, address="local", storage=tmp_path / "ray",
+        on_progress=rows.append, out_dir=tmp_path / "model",
+    )  # fmt: skip
+    assert here.state_dict.keys() == there.result.state_dict.keys()
+    assert all(torch.equal(here.state_dict[k], there.result.state_dict[k]) for k in here.state_dict)
+    assert [r.val_miou for r in here.history] == [r.val_miou for r in there.result.history]
+    # Rank 0's progress came back here, step by step and each validation.
+    assert [r["phase"] for r in rows].count("validate") == len(here.history)
+    assert sum(r["phase"] == "train" for r in rows) == sum(r.steps for r in here.history)
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert there.workers == 1 and len(there.devices) == 1 and "cpu" in there.devices[0]
+
+
+def test_two_ray_workers_end_with_the_same_weights(
+    cluster, scored_workspace: Path, tmp_path: Path
+) -> None:
+    from tests._segfixtures import TINY_CONFIG
+    from training.cluster.train import train_on_ray
+    from training.segment import SegTrainConfig
+
+    train, val, classes = _samples(scored_workspace)
+    assert len(train) >= 2
+    config = SegTrainConfig(**{**TINY_CONFIG, "workers": 2, "num_threads": 1})
+    there = train_on_ray(train, val, classes, config, address="local", storage=tmp_path / "ray")
+    assert there.workers == 2 and len(there.devices) == 2
+    digests = there.result.replicas
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert there.result.n_train == sum(len(s.tiles) for s in train)  # both shards counted
+    assert there.engine() == {
+        "engine": "ray",
+        "ray_address": "local",
+        "workers": 2,
+        "devices": list(there.devices),
+    }
+
+
+LONG_RUN = {"epochs": 100_000, "time_budget_min": 1.5, "patience": None}
+
+
+def _train_job(ws: Path, **config) -> tuple[JobRunner, str]:
+    from tests._segfixtures import TINY_CONFIG
+    from training.service import submit_training
+
+    set_workspace_setting(ws, "ray_address", "local")
+    settings = {**TINY_CONFIG, "num_threads": 1, **config}
+    job_id = submit_training(ws, settings, actor=Actor("tester", "admin"))
+    return JobRunner(ws), job_id
+
+
+def _zoo_ids(ws: Path) -> list[str]:
+    from model_zoo import Zoo
+
+    return [c.model_id for c in Zoo(ws).list("segmentation")]
+
+
+def test_more_than_one_worker_without_ray_address_is_refused_before_queueing(
+    tmp_path: Path,
+) -> None:
+    from training.cluster import WorkersNeedRay
+    from training.service import submit_training
+
+    ws = make_workspace(tmp_path / "ws")
+    with pytest.raises(WorkersNeedRay, match="2 workers train on Ray, and ray_address is not set"):
+        submit_training(ws, {"workers": 2}, actor=Actor("tester", "admin"))
+    assert not (ws / "jobs").exists() or not any((ws / "jobs").iterdir())
+
+
+def test_a_training_job_on_two_ray_workers_adds_a_model_that_names_them(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    before = _zoo_ids(ws)
+    runner, job_id = _train_job(ws, workers=2)
+    final = runner.wait(job_id, timeout=300)
+    assert final.state == JobState.DONE, final.log_tail
+    engine = final.result["engine"]
+    assert engine["engine"] == "ray" and engine["workers"] == 2 and len(engine["devices"]) == 2
+    assert final.progress["phase"] == "validate"  # rank 0's progress reached the job
+    added = [m for m in _zoo_ids(ws) if m not in before]
+    assert len(added) == 1
+    from model_zoo import Zoo
+
+    card = Zoo(ws).get(added[0])
+    assert card.machine.startswith("ray (local), 2 worker(s): ")
+    assert card.settings["workers"] == 2
+    assert not session_members(final.pgid)
+
+
+def test_cancelling_a_training_job_on_ray_keeps_the_zoo_and_leaves_no_process(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    before = _zoo_ids(ws)
+    runner, job_id = _train_job(ws, workers=2, **LONG_RUN)
+    running = runner.wait(job_id, until=lambda s: s.progress.get("run_step", 0) >= 3, timeout=240)
+    assert running.state == JobState.RUNNING, running.log_tail
+    seen = session_members(running.pgid)
+    runner.cancel(job_id, actor=Actor("tester", "admin"))
+    final = runner.wait(job_id, timeout=120)
+    assert final.state == JobState.CANCELLED
+    assert _zoo_ids(ws) == before
+    assert not session_members(final.pgid)
+    assert not any(pid_alive(p.pid) for p in seen)
+
+
+def test_a_training_worker_killed_mid_run_fails_the_job_with_the_reason(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    ws = _copy(scored_workspace, tmp_path, "ws")
+    before = _zoo_ids(ws)
+    runner, job_id = _train_job(ws, workers=2, **LONG_RUN)
+    running = runner.wait(job_id, until=lambda s: s.progress.get("run_step", 0) >= 3, timeout=240)
+    assert running.state == JobState.RUNNING, running.log_tail
+    workers = [
+        p for p in session_members(running.pgid) if "RayTrainWorker" in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 2, [" ".join(p.cmdline())[:80] for p in session_members(running.pgid)]
+    os.kill(workers[1].pid, signal.SIGKILL)
+    final = runner.wait(job_id, timeout=180)
+    assert final.state == JobState.FAILED
+    assert "Training on Ray failed: worker 1 stopped answering" in final.error
+    assert _zoo_ids(ws) == before
+    assert not session_members(final.pgid)

@@ -7,6 +7,8 @@ through its own :class:`training.jobs.JobContext`; everything else is as without
 Promises:
 - :func:`engine_address` is the ``ray_address`` setting in force (``SMEARLAB_RAY_ADDRESS``, then
   the workspace's value): None (run here), ``local``, ``auto`` or ``host:port``.
+- :func:`check_workers` refuses more than one training worker without Ray, before a run is
+  queued and again when it starts.
 - :func:`engine_note` says, for the pages, where each kind of job runs; it never imports Ray.
 - :func:`require_ray` refuses, with the install command, where Ray is not installed.
 - :func:`probe` answers within its timeout (5 s): ``host:port`` must accept a TCP connection,
@@ -42,6 +44,8 @@ __all__ = [
     "EngineNote",
     "RaySession",
     "RayUnavailable",
+    "WorkersNeedRay",
+    "check_workers",
     "engine_address",
     "engine_note",
     "probe",
@@ -91,16 +95,36 @@ def engine_note(workspace: Path) -> EngineNote:
     if address is None:
         return EngineNote(None, "Jobs run on this machine (ray_address is not set).", "")
     text = (
-        f"ray_address is {address}: scoring jobs hand their model work to Ray there; training "
-        "runs on this machine. Change it on the Settings page."
+        f"ray_address is {address}: training and scoring jobs hand their work to Ray there "
+        "(training with the run's workers). Change it on the Settings page."
     )
     problem = ""
     if importlib.util.find_spec("ray") is None:
         problem = (
-            f"Ray is not installed here, so scoring jobs will fail; install it with `{INSTALL}` "
-            "or unset ray_address."
+            f"Ray is not installed here, so training and scoring jobs will fail; install it "
+            f"with `{INSTALL}` or unset ray_address."
         )
     return EngineNote(address, text, problem)
+
+
+class WorkersNeedRay(ValueError):
+    """More than one training worker was asked for where jobs run on this machine."""
+
+
+def check_workers(workspace: Path, workers: int) -> str | None:
+    """The Ray address a training run of ``workers`` workers goes to (None: here).
+
+    Raises:
+        WorkersNeedRay: ``workers`` > 1 and ``ray_address`` is not set.
+    """
+    address = engine_address(workspace)
+    if workers > 1 and address is None:
+        raise WorkersNeedRay(
+            f"{workers} workers train on Ray, and ray_address is not set; set it (Settings "
+            "page, or `python -m dataset settings set ray_address local`), or train with one "
+            "worker."
+        )
+    return address
 
 
 def require_ray() -> None:

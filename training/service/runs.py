@@ -203,13 +203,16 @@ def submit_training(workspace: Path, settings: dict[str, Any], *, actor: Actor) 
         RunConflictError: A training run is already queued or running; only one runs at a
             time, so the second is refused rather than queued behind it.
         training.service.finetuning.StartModelError: The start model cannot be fine-tuned.
+        training.cluster.WorkersNeedRay: More than one worker, and ``ray_address`` is unset.
     """
+    from training.cluster import check_workers
     from training.jobs import JobRunner
     from training.segment import SegTrainConfig
 
     name = audit.authorise(actor, "train", "train_start")
     settings = resolve_start(Path(workspace), settings)
     config = SegTrainConfig(**{**settings, "device": training_device(settings.get("device"))})
+    check_workers(Path(workspace), config.workers)
     jobs = Path(workspace) / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     # The check and the submit under one lock: two presses (two browsers, a page and the
@@ -242,6 +245,7 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
     current if it beats the current model (or the colour rules) on the validation tiles."""
     from model_zoo import ModelCard, Zoo
     from model_zoo.card import new_model_id
+    from training.cluster import check_workers
     from training.model import describe_machine, load_segmentation_model
     from training.segment import SegTrainConfig, train_segmentation
 
@@ -276,16 +280,39 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
     def on_progress(fields: dict) -> None:
         ctx.progress(**fields)
 
-    result = train_segmentation(
-        train,
-        val,
-        schema.names,
-        config,
-        on_progress=on_progress,
-        should_stop=lambda: ctx.cancelled,
-        out_dir=staging,
-        start=start,
-    )
+    address = check_workers(ctx.workspace, config.workers)
+    machine = describe_machine(config.device)
+    engine: dict[str, Any] = {"engine": "local", "workers": 1, "devices": [machine]}
+    if address is None:
+        result = train_segmentation(
+            train,
+            val,
+            schema.names,
+            config,
+            on_progress=on_progress,
+            should_stop=lambda: ctx.cancelled,
+            out_dir=staging,
+            start=start,
+        )
+    else:
+        from training.cluster.train import train_on_ray
+
+        ctx.log(f"Training on Ray at {address} with {config.workers} worker(s)")
+        on_ray = train_on_ray(
+            train,
+            val,
+            schema.names,
+            config,
+            address=address,
+            storage=ctx.job_dir / "ray",
+            on_progress=on_progress,
+            should_stop=lambda: ctx.cancelled,
+            out_dir=staging,
+            start=start,
+        )
+        result = on_ray.result
+        machine = f"ray ({address}), {on_ray.workers} worker(s): " + " | ".join(on_ray.devices)
+        engine = on_ray.engine()
     note = result.metrics.absent_note()
     if note:
         ctx.log(note)
@@ -318,7 +345,7 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         },
         seed=config.seed,
         duration_s=result.duration_s,
-        machine=describe_machine(config.device),
+        machine=machine,
         parent=config.init_from,
     )
     wins = selection.winner == model_id
@@ -338,4 +365,5 @@ def segment_job(ctx, params: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "absent_classes": list(result.metrics.absent),
         "selection": metrics["selection"],
+        "engine": engine,
     }
