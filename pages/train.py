@@ -33,6 +33,7 @@ from model_zoo import ModelCard, Zoo, ZooError, flat_metrics, metric_columns
 from pages import _common
 from pages._jobs_panel import job_panel
 from training.augment import STAIN_JITTER
+from training.cluster import engine_address
 from training.job_report import duration_text
 from training.jobs import JobError, JobStatus
 from training.metrics import absent_note
@@ -113,6 +114,17 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         seed = cols[3].number_input(
             "Seed", min_value=0, value=defaults.seed, help="Same seed and data, same model."
         )
+        workers = 1
+        if engine_address(workspace) is not None:
+            workers = st.number_input(
+                "Workers on Ray",
+                min_value=1,
+                max_value=64,
+                value=1,
+                key="train_workers",
+                help="Data-parallel training processes on the Ray cluster (ray_address), each "
+                "with its share of the labelled tiles. One trains exactly as this machine would.",
+            )
         jitter = st.checkbox(
             "Colour jitter",
             key="train_jitter",
@@ -134,6 +146,7 @@ def _start_form(workspace: Path, missing: list[str], busy: JobStatus | None) -> 
         "epochs": int(epochs),
         "time_budget_min": float(minutes) if minutes else None,
         "seed": int(seed),
+        "workers": int(workers),
     }
     if jitter:
         settings["augment"] = STAIN_JITTER.model_dump()

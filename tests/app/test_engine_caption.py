@@ -13,6 +13,7 @@ from dataset.settings import set_workspace_setting
 from tests._accounts import open_page
 from tests._segfixtures import make_workspace
 from training.jobs import JobRunner
+from training.jobs.folder import read_spec
 
 PAGES = [("pages/train.py", "admin"), ("pages/suggestions.py", "annotator")]
 
@@ -58,3 +59,21 @@ def test_an_address_without_ray_installed_is_a_warning(tmp_path: Path, monkeypat
     assert not at.exception, at.exception
     assert "ray_address is local" in captions(at)
     assert any("pip install -r requirements-ray.txt" in str(w.value) for w in at.warning)
+
+
+def test_the_train_page_asks_for_workers_only_where_jobs_go_to_ray(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    ws = make_workspace(tmp_path / "ws")
+    monkeypatch.setenv("SMEARLAB_WORKSPACE", str(ws))
+    at = open_page("pages/train.py", "tester", "admin", timeout=180)
+    assert not at.exception, at.exception
+    assert not [n for n in at.number_input if n.key == "train_workers"]
+    set_workspace_setting(ws, "ray_address", "local")
+    at = open_page("pages/train.py", "tester", "admin", timeout=180)
+    assert at.number_input(key="train_workers").value == 1
+    at.number_input(key="train_workers").set_value(2)
+    next(b for b in at.button if b.label == "Train from scratch").click()
+    at.run()
+    assert not at.exception and not at.error, at.error
+    (job,) = JobRunner(ws).list()
+    assert read_spec(ws / "jobs" / job.job_id).params["config"]["workers"] == 2
