@@ -12,12 +12,20 @@ tiles three ways, interleaved, so the machine's load falls on all three alike:
   its Ray is up. Each includes starting the pool and loading the model in every actor.
 
 Ray's own start is timed once, apart. The scores of every Ray run are compared with the local
-ones (largest difference). On 2 cores expect no speed-up: the point is the overhead.
-Training on Ray (Ray Train) is not built yet; this bench will measure it when it is.
+ones (largest difference).
+
+Then training, the same config three ways: here (``train_segmentation``), and as a Ray Train
+run (:func:`training.cluster.train.train_on_ray`) with 1 and 2 DDP workers. Every run takes
+the same steps (``--train-epochs`` x ``--train-steps``; 2 workers see twice the crops per
+step), so the figures are seconds per epoch (steps plus one validation) and the validation
+mIoU after equal steps. Here and 1 worker use all ``--cpus`` threads; 2 workers one each.
+
+On 2 cores expect no speed-up: the point is the overhead.
 
 Prints the figures and writes bench/results/ray_scale.json.
 
 Run: .venv/bin/python bench/ray_scale.py --workspace WS [--tiles 300] [--repeats 3] [--cpus 2]
+     [--train-steps 30] [--train-epochs 2] [--no-train]
 """
 
 from __future__ import annotations
@@ -49,6 +57,64 @@ OUT = ROOT / "bench" / "results" / "ray_scale.json"
 STRATEGY = "entropy"
 
 
+def train_three_ways(args, store: Store, cpus: float) -> dict:
+    """Seconds per epoch and validation mIoU after equal steps: here, 1 and 2 Ray workers."""
+    import tempfile
+
+    from training.cluster.train import train_on_ray
+    from training.segment import SegTrainConfig, train_segmentation
+    from training.service import load_samples
+
+    train, val = load_samples(store, "train"), load_samples(store, "validation")
+    classes = store.schema().names
+    base = {
+        "epochs": args.train_epochs,
+        "steps_per_epoch": args.train_steps,
+        "patience": None,
+        "seed": args.seed,
+    }
+    print(
+        f"training: {sum(len(s.tiles) for s in train)} train / "
+        f"{sum(len(s.tiles) for s in val)} validation tiles, "
+        f"{args.train_epochs} x {args.train_steps} steps"
+    )
+    out: dict[str, dict] = {}
+    for name, workers in (("local", 0), ("ray_1", 1), ("ray_2", 2)):
+        threads = int(cpus) if workers <= 1 else max(1, int(cpus) // workers)
+        config = SegTrainConfig(**base, workers=max(1, workers), num_threads=threads)
+        t0 = time.monotonic()
+        if workers == 0:
+            result = train_segmentation(train, val, classes, config)
+        else:
+            with tempfile.TemporaryDirectory() as storage:
+                result = train_on_ray(
+                    train, val, classes, config, address="local", storage=Path(storage)
+                ).result
+        wall = time.monotonic() - t0
+        epochs = [r.seconds for r in result.history]
+        out[name] = {
+            "workers": workers,
+            "threads_per_worker": threads,
+            "crops_per_step": config.batch_size * max(1, workers),
+            "steps": sum(r.steps for r in result.history),
+            "seconds_per_epoch": [round(e, 1) for e in epochs],
+            "median_epoch_s": round(statistics.median(epochs), 1),
+            "wall_s": round(wall, 1),
+            "val_miou_last": result.history[-1].val_miou,
+            "val_miou_best": result.metrics.miou,
+        }
+        print(
+            f"train {name:6s} {out[name]['steps']} steps  "
+            f"epoch {out[name]['median_epoch_s']:6.1f} s  wall {wall:6.1f} s  "
+            f"val mIoU {result.history[-1].val_miou:.4f}"
+        )
+    for name in ("ray_1", "ray_2"):
+        out[name]["epoch_vs_local"] = round(
+            out[name]["median_epoch_s"] / out["local"]["median_epoch_s"], 3
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workspace", type=Path, required=True)
@@ -56,6 +122,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-steps", type=int, default=30, help="steps per epoch")
+    parser.add_argument("--train-epochs", type=int, default=2)
+    parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -109,6 +178,8 @@ def main() -> None:
                     largest_diff[name] = max(largest_diff.get(name, 0.0), diff)
                 print(f"repeat {repeat}: {name:6s} {seconds[name][-1]:6.1f} s")
 
+        training = None if args.no_train else train_three_ways(args, store, session.cpus)
+
     results = {}
     for name, values in seconds.items():
         median = statistics.median(values)
@@ -132,7 +203,7 @@ def main() -> None:
         "precision": "bf16" if inference.bf16 else "fp32",
         "ray_start_s": round(ray_start_s, 2),
         "scoring": results,
-        "training": "not measured: training on Ray (Ray Train) is not built yet",
+        "training": training,
         "machine": {
             "cpu": platform.machine(),
             "cores": os.cpu_count(),
