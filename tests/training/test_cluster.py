@@ -203,26 +203,33 @@ def test_ray_scores_equal_the_local_ones_and_rank_the_same(
     )
 
 
+def _every_tile_on_two_actors(ws: Path, **options) -> list:
+    """Scores of every tile of ``ws`` from a pool of 2 actors; a run past 120 s (a deadlock)
+    ends as a failure."""
+    store = Store.open(ws)
+    wanted = [t.tile_id for t in store.tiles()]
+    deadline = time.monotonic() + 120
+    return list(
+        score_on_ray(
+            store,
+            "entropy",
+            load_model(ws).model_id,
+            tile_files(store, wanted)[0],
+            wanted,
+            actors=2,
+            should_stop=lambda: time.monotonic() > deadline,
+            **options,
+        )
+    )
+
+
 def test_a_two_actor_pool_scores_every_tile_within_two_minutes(
     cluster, scored_workspace: Path
 ) -> None:
     store = Store.open(scored_workspace)
-    loaded = load_model(scored_workspace)
     wanted = [t.tile_id for t in store.tiles()]
-    paths, without_pixels = tile_files(store, wanted)
-    assert not without_pixels
-    deadline = time.monotonic() + 120
-    scores = list(
-        score_on_ray(
-            store,
-            "entropy",
-            loaded.model_id,
-            paths,
-            wanted,
-            actors=2,
-            should_stop=lambda: time.monotonic() > deadline,  # a deadlock ends as a failure
-        )
-    )
+    assert not tile_files(store, wanted)[1]  # every tile has its pixels stored
+    scores = _every_tile_on_two_actors(scored_workspace)
     assert sorted(s.tile_id for s in scores) == sorted(wanted)
     assert all(0.0 <= s.score <= 1.0 for s in scores)
 
@@ -240,13 +247,18 @@ def test_a_cancel_marker_stops_the_wait_on_ray_within_one_poll() -> None:
     assert time.monotonic() - started < 2
 
 
-def test_a_scoring_job_on_ray_reports_and_writes_like_a_local_one(
-    scored_workspace: Path, tmp_path: Path
-) -> None:
+def _scoring_job_on_local_ray(scored_workspace: Path, tmp_path: Path):
+    """A copy of the workspace with ray_address=local, its runner and a queued scoring job."""
     ws = _copy(scored_workspace, tmp_path, "ws")
     set_workspace_setting(ws, "ray_address", "local")
     runner = JobRunner(ws)
-    job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+    return ws, runner, runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+
+
+def test_a_scoring_job_on_ray_reports_and_writes_like_a_local_one(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws, runner, job = _scoring_job_on_local_ray(scored_workspace, tmp_path)
     final = runner.wait(job.job_id, timeout=180)
     assert final.state == JobState.DONE, final.log_tail
     assert final.result["engine"] == "ray (local)"
@@ -259,10 +271,7 @@ def test_a_scoring_job_on_ray_reports_and_writes_like_a_local_one(
 def test_cancelling_a_scoring_job_on_ray_leaves_no_process_behind(
     scored_workspace: Path, tmp_path: Path
 ) -> None:
-    ws = _copy(scored_workspace, tmp_path, "ws")
-    set_workspace_setting(ws, "ray_address", "local")
-    runner = JobRunner(ws)
-    job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+    _, runner, job = _scoring_job_on_local_ray(scored_workspace, tmp_path)
     running = runner.wait(
         job.job_id, until=lambda s: "Scoring on Ray" in "".join(s.log_tail or []), timeout=120
     )
@@ -288,21 +297,7 @@ def test_a_scoring_actor_that_dies_mid_run_is_replaced_and_the_scores_are_comple
     store = Store.open(ws)
     loaded = load_model(ws)
     wanted = [t.tile_id for t in store.tiles()]
-    paths, _ = tile_files(store, wanted)
-    deadline = time.monotonic() + 120
-    scores = list(
-        score_on_ray(
-            store,
-            "entropy",
-            loaded.model_id,
-            paths,
-            wanted,
-            actors=2,
-            batch_size=2,
-            should_stop=lambda: time.monotonic() > deadline,
-            scorer=DiesOnce,
-        )
-    )
+    scores = _every_tile_on_two_actors(ws, batch_size=2, scorer=DiesOnce)
     died = int((ws / "scorer-died").read_text())
     assert not pid_alive(died)
     assert sorted(s.tile_id for s in scores) == sorted(wanted)
@@ -431,14 +426,20 @@ def test_a_training_job_on_two_ray_workers_adds_a_model_that_names_them(
     assert not session_members(final.pgid)
 
 
-def test_cancelling_a_training_job_on_ray_keeps_the_zoo_and_leaves_no_process(
-    scored_workspace: Path, tmp_path: Path
-) -> None:
+def _long_training_under_way(scored_workspace: Path, tmp_path: Path):
+    """A copy of the workspace, its zoo's ids, and a 2-worker Ray training job 3 steps in."""
     ws = _copy(scored_workspace, tmp_path, "ws")
     before = _zoo_ids(ws)
     runner, job_id = _train_job(ws, workers=2, **LONG_RUN)
     running = runner.wait(job_id, until=lambda s: s.progress.get("run_step", 0) >= 3, timeout=240)
     assert running.state == JobState.RUNNING, running.log_tail
+    return ws, before, runner, job_id, running
+
+
+def test_cancelling_a_training_job_on_ray_keeps_the_zoo_and_leaves_no_process(
+    scored_workspace: Path, tmp_path: Path
+) -> None:
+    ws, before, runner, job_id, running = _long_training_under_way(scored_workspace, tmp_path)
     seen = session_members(running.pgid)
     runner.cancel(job_id, actor=Actor("tester", "admin"))
     final = runner.wait(job_id, timeout=120)
@@ -454,11 +455,7 @@ def test_a_training_worker_killed_mid_run_fails_the_job_with_the_reason(
     import os
     import signal
 
-    ws = _copy(scored_workspace, tmp_path, "ws")
-    before = _zoo_ids(ws)
-    runner, job_id = _train_job(ws, workers=2, **LONG_RUN)
-    running = runner.wait(job_id, until=lambda s: s.progress.get("run_step", 0) >= 3, timeout=240)
-    assert running.state == JobState.RUNNING, running.log_tail
+    ws, before, runner, job_id, running = _long_training_under_way(scored_workspace, tmp_path)
     workers = [
         p for p in session_members(running.pgid) if "RayTrainWorker" in " ".join(p.cmdline())
     ]
