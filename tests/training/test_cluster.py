@@ -466,3 +466,17 @@ def test_a_training_worker_killed_mid_run_fails_the_job_with_the_reason(
     assert "Training on Ray failed: worker 1 stopped answering" in final.error
     assert _zoo_ids(ws) == before
     assert not session_members(final.pgid)
+
+
+def test_a_worker_never_asks_for_more_cpus_than_one_node_has() -> None:
+    from training.cluster import RaySession
+    from training.cluster.train import worker_threads
+    from training.segment import SegTrainConfig
+
+    two_nodes = RaySession("head:6379", cpus=32, gpus=0, owned=True, node_cpus=16)
+    assert worker_threads(SegTrainConfig(workers=1), two_nodes) == 16
+    assert worker_threads(SegTrainConfig(workers=4), two_nodes) == 8
+    assert worker_threads(SegTrainConfig(workers=64), two_nodes) == 1
+    assert worker_threads(SegTrainConfig(workers=2, num_threads=12), two_nodes) == 12
+    with pytest.raises(ValueError, match="largest node of the Ray cluster at head:6379 has 16"):
+        worker_threads(SegTrainConfig(num_threads=20), two_nodes)

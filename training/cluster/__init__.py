@@ -191,6 +191,7 @@ class RaySession:
     cpus: float
     gpus: float
     owned: bool  # this session started or connected Ray, and shuts it down
+    node_cpus: float = 0.0  # CPUs of the largest live node: the most one worker can ask for
 
 
 @contextlib.contextmanager
@@ -213,8 +214,13 @@ def ray_session(address: str, *, num_cpus: int | None = None) -> Iterator[RaySes
         if owned:
             _connect(ray, target, num_cpus)
         resources = ray.cluster_resources()
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         yield RaySession(
-            address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), owned
+            address,
+            float(resources.get("CPU", 0)),
+            float(resources.get("GPU", 0)),
+            owned,
+            max((float(n.get("CPU", 0)) for n in nodes), default=0.0),
         )
     finally:
         if owned:

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.cluster import ray_session
+from training.cluster import RaySession, ray_session
 from training.segment import Ranks, Sample, SegTrainConfig, TrainResult, train_segmentation
 
-__all__ = ["RayTraining", "train_on_ray"]
+__all__ = ["RayTraining", "train_on_ray", "worker_threads"]
 
 _POLL_S = 0.5
 _RAISED = re.compile(r"^[\w.]+(Error|Exception|Cancelled)\b")  # "ValueError: ..." in a traceback
@@ -154,7 +154,7 @@ def train_on_ray(
     from ray.train.torch import TorchTrainer
 
     with ray_session(address) as session:
-        threads = config.num_threads or max(1, int(session.cpus // config.workers))
+        threads = worker_threads(config, session)
         config = config.model_copy(update={"num_threads": threads})
         relay = ray.remote(num_cpus=0)(_Relay).remote()
         trainer = TorchTrainer(
@@ -187,6 +187,25 @@ def train_on_ray(
         result.build_model().save_pretrained(Path(out_dir))
         result = dataclasses.replace(result, checkpoint_dir=Path(out_dir))
     return RayTraining(result, config.workers, tuple(value["devices"]), address)
+
+
+def worker_threads(config: SegTrainConfig, session: RaySession) -> int:
+    """CPUs (and torch threads) each worker asks for: ``config.num_threads``, or an equal
+    share of the cluster's CPUs, never more than its largest node has (Ray would wait forever
+    for a worker no node can hold).
+
+    Raises:
+        ValueError: ``config.num_threads`` is more than any node has.
+    """
+    largest = int(session.node_cpus)
+    if config.num_threads is not None:
+        if config.num_threads > largest:
+            raise ValueError(
+                f"Each worker asks for {config.num_threads} CPUs (num_threads), but the largest "
+                f"node of the Ray cluster at {session.address} has {largest}; ask for fewer."
+            )
+        return config.num_threads
+    return max(1, min(largest, int(session.cpus // config.workers)))
 
 
 def _fit(trainer, relay, on_progress, should_stop):
