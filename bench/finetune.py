@@ -1,14 +1,27 @@
-"""Fine-tuning against training from scratch, on the shipped demo, in the same wall-clock time.
+"""Fine-tuning against training from scratch, in the same wall-clock time: on the shipped demo,
+or (``--workspace``) on the BCCD white-cell masks after the lab adds 20 tiles.
 
-A parent model learns from the train tiles of half the demo's labelled train smears (the lab
+Demo: a parent model learns from the train tiles of half the demo's labelled train smears (the lab
 before its newest labels); then, side by side with the same budget and seed, one model is
 fine-tuned from the parent on all labelled train tiles (``train_segmentation(start=...)``, as
 "Update the current model" does) and one is trained from scratch on them. Prints the validation
 mean IoU of the parent and of both, and writes bench/results/finetune.json. One thread each,
 so the default run costs about 3 CPU-minutes.
 
+BCCD (``--workspace WS`` holding the 292 white-cell masks, as for ``recipe_vs_plain.py``): the
+parent is SmearLab's default run for ``--parent-min`` minutes (8 in the note's run) on the
+train split without its newest smears: the fewest (in a seeded order) that hold at least
+``--added`` (20) tiles. Then,
+on all train tiles, side by side with the machine's threads: the update that "Update the
+current model" runs (the parent's recipe from its weights, ``UPDATE_BUDGET_MIN`` = 3 minutes),
+a run from scratch in the same 3 minutes, and the default run from scratch (``--parent-min``).
+``--update-min`` shortens the update and its twin, for a smoke run only.
+Each is scored at full resolution on the test smears, as ``plain_unet.score`` does, and timed.
+Writes bench/results/finetune_bccd.json.
+
 Run: .venv/bin/python bench/finetune.py [--parent-min 1] [--minutes 1] [--seed 0]
      [--patch-size 256] [--batch-size 8]
+     .venv/bin/python bench/finetune.py --workspace WS [--parent-min 8] [--added 20] [--seed 0]
 """
 
 from __future__ import annotations
@@ -35,7 +48,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patch-size", type=int, default=256, help="training crop side")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workspace", type=Path, help="BCCD masks: the 'adding 20 tiles' run")
+    parser.add_argument("--added", type=int, default=20, help="BCCD: tiles the lab adds")
+    parser.add_argument(
+        "--update-min", type=float, default=None, help="BCCD: default UPDATE_BUDGET_MIN (3)"
+    )
     args = parser.parse_args()
+    if args.workspace is not None:
+        bccd(args)
+        return
     ws = Path(tempfile.mkdtemp(prefix="smearlab-ft-")) / "workspace"
     store = Store.open(ws)
     load_demo(store, actor="bench")
@@ -88,6 +109,82 @@ def main() -> None:
     write_json(
         RESULTS / "finetune.json",
         {"args": vars(args), "machine": machine(), "runs": rows},
+    )
+
+
+def bccd(args) -> None:
+    """The BCCD run: a parent without the newest smears, then update against from scratch."""
+    import os
+    import random
+    import time
+
+    import plain_unet
+    import torch
+
+    from training.service.finetuning import UPDATE_BUDGET_MIN
+
+    update_min = args.update_min or UPDATE_BUDGET_MIN
+    torch.set_num_threads(os.cpu_count() or 1)
+    store = Store.open(args.workspace)
+    classes = store.schema().names
+    train, val = load_samples(store, "train"), load_samples(store, "validation")
+    smears = sorted({s.smear_id for s in train})
+    random.Random(args.seed).shuffle(smears)
+    newest: set[str] = set()
+    for smear in smears:
+        if sum(len(s.tiles) for s in train if s.smear_id in newest) >= args.added:
+            break
+        newest.add(smear)
+    before = [s for s in train if s.smear_id not in newest]
+    n_before = sum(len(s.tiles) for s in before)
+    added = sum(len(s.tiles) for s in train) - n_before
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    known = {x.smear_id for x in store.smears()}
+    photos = [p for p in plain_unet.load_bccd(data) if p[0] in known]
+    splits = store.splits_of([p[0] for p in photos])
+    heldout = [p for p in photos if splits[p[0]] == "test"]
+    print(
+        f"BCCD: parent on {n_before} train tiles, then {added} tiles of {len(newest)} smears "
+        f"added; {len(heldout)} test smears; {os.cpu_count()} threads"
+    )
+
+    def timed(name: str, samples, minutes: float, start=None, **extra):
+        config = SegTrainConfig(seed=args.seed, time_budget_min=minutes, **extra)
+        started = time.monotonic()
+        result = train_segmentation(samples, val, classes, config, start=start)
+        seconds = time.monotonic() - started
+        test = plain_unet.score(result.build_model(), heldout, bf16=False)
+        steps = sum(r.steps for r in result.history)
+        print(
+            f"{name:>28} ({minutes:g} min): {steps} steps in {seconds:.0f} s, "
+            f"test mIoU {test['miou']:.4f} {test['iou']}"
+        )
+        return result, {
+            "budget_min": minutes,
+            "steps": steps,
+            "seconds": round(seconds, 1),
+            "val_miou": result.metrics.miou,
+            "test": test,
+        }
+
+    rows = {}
+    parent, rows["parent, before the added tiles"] = timed("parent", before, args.parent_min)
+    _, rows["update (fine-tune)"] = timed(
+        "update", train, update_min, start=parent.build_model(), init_from="parent"
+    )
+    _, rows["from scratch, same minutes"] = timed("from scratch", train, update_min)
+    _, rows["from scratch, default run"] = timed("from scratch", train, args.parent_min)
+    write_json(
+        RESULTS / "finetune_bccd.json",
+        {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "machine": machine(),
+            "parent_tiles": n_before,
+            "added_tiles": added,
+            "added_smears": len(newest),
+            "test_smears": len(heldout),
+            "runs": rows,
+        },
     )
 
 
