@@ -15,7 +15,8 @@ train split without its newest smears: the fewest (in a seeded order) that hold 
 on all train tiles, side by side with the machine's threads: the update that "Update the
 current model" runs (the parent's recipe from its weights, ``UPDATE_BUDGET_MIN`` = 3 minutes),
 a run from scratch in the same 3 minutes, and the default run from scratch (``--parent-min``).
-``--update-min`` shortens the update and its twin, for a smoke run only.
+``--update-min`` shortens the update and its twin, for a smoke run only; ``--skip-default``
+leaves out the default run, which ``recipe_vs_plain.py`` measures on the same smears.
 Each is scored at full resolution on the test smears, as ``plain_unet.score`` does, and timed.
 Writes bench/results/finetune_bccd.json.
 
@@ -52,6 +53,11 @@ def main() -> None:
     parser.add_argument("--added", type=int, default=20, help="BCCD: tiles the lab adds")
     parser.add_argument(
         "--update-min", type=float, default=None, help="BCCD: default UPDATE_BUDGET_MIN (3)"
+    )
+    parser.add_argument(
+        "--skip-default",
+        action="store_true",
+        help="BCCD: leave out the default run from scratch (recipe_vs_plain.py measures it)",
     )
     args = parser.parse_args()
     if args.workspace is not None:
@@ -173,7 +179,8 @@ def bccd(args) -> None:
         "update", train, update_min, start=parent.build_model(), init_from="parent"
     )
     _, rows["from scratch, same minutes"] = timed("from scratch", train, update_min)
-    _, rows["from scratch, default run"] = timed("from scratch", train, args.parent_min)
+    if not args.skip_default:
+        _, rows["from scratch, default run"] = timed("from scratch", train, args.parent_min)
     write_json(
         RESULTS / "finetune_bccd.json",
         {
