@@ -25,6 +25,7 @@ from tests._segfixtures import disc_smear, make_workspace, patient_in, train_tin
 from training.jobs import JobRunner, JobState
 from training.jobs.process import pid_alive, session_members
 from training.jobs.spec import JobCancelled
+from training.kinds import SCORE
 from training.service.models import load_model
 from training.service.scoring import SCORE_TARGET, cached_scores, score_unlabelled
 
@@ -163,7 +164,7 @@ def test_a_scoring_job_with_an_unreachable_address_fails_with_the_reason(
         address = f"127.0.0.1:{s.getsockname()[1]}"
         set_workspace_setting(ws, "ray_address", address)
         runner = JobRunner(ws)
-        job = runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+        job = runner.submit(SCORE, SCORE_TARGET, {"strategy": "entropy"})
         final = runner.wait(job.job_id, timeout=120)
     assert final.state == JobState.FAILED
     assert f"{address} does not answer" in final.error
@@ -252,7 +253,7 @@ def _scoring_job_on_local_ray(scored_workspace: Path, tmp_path: Path):
     ws = _copy(scored_workspace, tmp_path, "ws")
     set_workspace_setting(ws, "ray_address", "local")
     runner = JobRunner(ws)
-    return ws, runner, runner.submit("score", SCORE_TARGET, {"strategy": "entropy"})
+    return ws, runner, runner.submit(SCORE, SCORE_TARGET, {"strategy": "entropy"})
 
 
 def test_a_scoring_job_on_ray_reports_and_writes_like_a_local_one(
