@@ -135,3 +135,13 @@ def test_the_measurement_file_ships_as_package_data() -> None:
     relative = measured.MEASUREMENT_PATH.relative_to(ROOT / "training").as_posix()
     patterns = config["package-data"]["training"]
     assert any(fnmatch.fnmatch(relative, p) for p in patterns), (relative, patterns)
+
+
+def test_the_shipped_measurement_reads_and_earns_its_default() -> None:
+    chosen = measured_default()
+    assert chosen.shipped, chosen.verdict
+    shipped = load_measurement(measured.MEASUREMENT_PATH)
+    assert shipped.seeds >= 4 and shipped.n_labelled == [20, 40, 80, 160]
+    best = {a.arm: a for a in shipped.arms}[f"{chosen.strategy}+{chosen.diversity}"]
+    # The default is one the rule allows: it beat random beyond the seed spread.
+    assert chosen.strategy == "random" or beats_random(best)
