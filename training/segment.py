@@ -827,7 +827,7 @@ def _train(
         stopped=stopped,  # type: ignore[arg-type]
         state_dict=state,
         config=copy.deepcopy(config),
-        n_train=sum(len(s.tiles) for s in train),
+        n_train=n_tiles,
         n_val=sum(len(s.tiles) for s in val),
         class_weights=None if weights is None else tuple(float(w) for w in weights),
         checkpoint_dir=checkpoint_dir,
