@@ -112,25 +112,28 @@ def score_unlabelled(
         inference = scoring_inference(loaded) if loaded else None
         scores = iter_scores(_candidates(store, todo), strategy, model, inference)
     rows: list[dict] = []
-    for n, s in enumerate(scores, 1):
-        rows.append(
-            {
-                "model_id": model_id,
-                "strategy": strategy,
-                "tile_id": s.tile_id,
-                "smear_id": s.smear_id,
-                "score": float(s.score),
-                "features": None if s.features is None else s.features.astype(np.float32),
-                "created_at": dt.datetime.now(dt.UTC),
-            }
-        )
-        if len(rows) >= batch or n == len(todo):
+    try:
+        for n, s in enumerate(scores, 1):
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "strategy": strategy,
+                    "tile_id": s.tile_id,
+                    "smear_id": s.smear_id,
+                    "score": float(s.score),
+                    "features": None if s.features is None else s.features.astype(np.float32),
+                    "created_at": dt.datetime.now(dt.UTC),
+                }
+            )
+            if len(rows) >= batch or n == len(todo):
+                store.tables.append("scores", rows)
+                rows = []
+            if on_progress:
+                on_progress(n, len(todo))
+    finally:
+        # Scores that came before a stop (a cancel, an incomplete Ray run) are right: keep them.
+        if rows:
             store.tables.append("scores", rows)
-            rows = []
-        if on_progress:
-            on_progress(n, len(todo))
-    if rows:  # fewer tiles came than asked for (an incomplete Ray run raises just after)
-        store.tables.append("scores", rows)
     return len(todo)
 
 
